@@ -1,0 +1,25 @@
+"""Typed application keys shared by the app factory and the handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from node.ledger.service import Ledger
+from node.metrics import Metrics
+from node.settings import NodeSettings
+
+
+@dataclass
+class Lifecycle:
+    """Whether the node is serving; /ready reads it."""
+
+    ready: bool = False
+    started_ms: int = 0
+
+
+SETTINGS = web.AppKey("settings", NodeSettings)
+LEDGER = web.AppKey("ledger", Ledger)
+METRICS = web.AppKey("metrics", Metrics)
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)

@@ -1,0 +1,28 @@
+"""``/health`` (the process answers), ``/ready`` (the ledger is open and verified), ``/metrics``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from node.api.context import LIFECYCLE, METRICS
+from node.api.json import json_response
+from node.errors import NotReady
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/health")
+async def health(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+@routes.get("/ready")
+async def ready(request: web.Request) -> web.Response:
+    if not request.app[LIFECYCLE].ready:
+        raise NotReady("the node is not serving (starting or stopping)")
+    return json_response({"status": "ready"})
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[METRICS].render(), content_type="text/plain", charset="utf-8")

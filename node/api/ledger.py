@@ -1,0 +1,114 @@
+"""``/ledger/...``: append, get, query, stats and the latest checkpoint of the node's ledger."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from node.api.context import LEDGER
+from node.api.json import json_response, read_json, validate, validate_query
+from node.errors import InvalidRequest
+from node.ledger.rows import checkpoint_to_wire, receipt, row_to_wire
+from node.ledger.store import Filters
+from protocol.models import (
+    HASH_PATTERN,
+    UUID_PATTERN,
+    EntryDraft,
+    EntryType,
+    Label,
+    LedgerId,
+    Millis,
+    Seq,
+    Stream,
+)
+
+routes = web.RouteTableDef()
+
+
+class QueryParams(BaseModel):
+    """Query string of GET /ledger/entries."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stream: Stream | None = None
+    type: EntryType | None = None
+    issuer_oid: Label | None = None
+    subject_oid: Label | None = None
+    key: Label | None = None
+    since: Millis | None = None
+    until: Millis | None = None
+    order: Literal["asc", "desc"] = "asc"
+    limit: Annotated[int, Field(ge=1)] = 100
+    cursor: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
+
+
+class SeqPath(BaseModel):
+    ledger_id: LedgerId
+    seq: Seq
+
+
+@routes.post("/ledger/entries")
+async def append_entries(request: web.Request) -> web.Response:
+    """One draft object appends one entry (201 with the entry); a list appends a batch atomically."""
+    body = await read_json(request)
+    ledger = request.app[LEDGER]
+    if isinstance(body, dict):
+        rows = await ledger.append([validate(EntryDraft, body)], batch=False)
+        return json_response(row_to_wire(rows[0]), status=201)
+    if isinstance(body, list):
+        if len(body) > ledger.settings.limits.max_batch:  # refuse before validating a huge list
+            raise InvalidRequest(f"entries: batch of {len(body)} exceeds {ledger.settings.limits.max_batch}")
+        drafts = [validate(EntryDraft, item, f"entries[{i}]") for i, item in enumerate(body)]
+        rows = await ledger.append(drafts)
+        return json_response({"count": len(rows), "entries": [receipt(row) for row in rows]}, status=201)
+    raise InvalidRequest("body: expected an entry object or a list of entries")
+
+
+@routes.get("/ledger/entries")
+async def query_entries(request: web.Request) -> web.Response:
+    params = validate_query(QueryParams, request.query)
+    filters = Filters(
+        stream=params.stream, type=params.type, issuer_oid=params.issuer_oid, subject_oid=params.subject_oid,
+        key=params.key, since=params.since, until=params.until,
+    )  # fmt: skip
+    page = await request.app[LEDGER].query(filters, order=params.order, limit=params.limit, cursor=params.cursor)
+    return json_response({"entries": [row_to_wire(row) for row in page.rows], "next_cursor": page.next_cursor})
+
+
+@routes.get("/ledger/entries/{entry_id}")
+async def get_entry(request: web.Request) -> web.Response:
+    entry_id = _match(request.match_info["entry_id"], UUID_PATTERN, "entry_id", "a lowercase UUID")
+    return json_response(row_to_wire(await request.app[LEDGER].get(entry_id)))
+
+
+@routes.get("/ledger/hashes/{hash}")
+async def get_by_hash(request: web.Request) -> web.Response:
+    digest = _match(request.match_info["hash"], HASH_PATTERN, "hash", "64 lowercase hex digits")
+    return json_response(row_to_wire(await request.app[LEDGER].get_by_hash(bytes.fromhex(digest))))
+
+
+@routes.get("/ledger/ledgers/{ledger_id}/entries/{seq}")
+async def get_by_seq(request: web.Request) -> web.Response:
+    path = validate_query(SeqPath, request.match_info)
+    return json_response(row_to_wire(await request.app[LEDGER].get_by_seq(path.ledger_id, path.seq)))
+
+
+@routes.get("/ledger/stats")
+async def stats(request: web.Request) -> web.Response:
+    return json_response(await request.app[LEDGER].stats())
+
+
+@routes.get("/ledger/checkpoint")
+async def checkpoint(request: web.Request) -> web.Response:
+    """The latest signed checkpoint of the node's own ledger (null before the first entry)."""
+    cp = await request.app[LEDGER].checkpoint()
+    return json_response(None if cp is None else checkpoint_to_wire(cp))
+
+
+def _match(value: str, pattern: str, name: str, expected: str) -> str:
+    if re.fullmatch(pattern, value) is None:
+        raise InvalidRequest(f"{name}: expected {expected}")
+    return value

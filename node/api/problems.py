@@ -1,0 +1,88 @@
+"""RFC 9457 problem responses: every error leaves the node as application/problem+json.
+
+The middleware maps our error classes to statuses in one table; a stack trace never reaches a
+client (it goes to the log once, here).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from node.errors import (
+    AppendRejected,
+    DataDirLocked,
+    DuplicateEntry,
+    EntryNotFound,
+    InvalidRequest,
+    KeyFileError,
+    NodeError,
+    NotReady,
+    SchemaTooNew,
+    StorageError,
+    StoreCorrupted,
+    Unauthorized,
+)
+from protocol.errors import LimitExceeded, ProtocolError
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+STATUS: dict[type[Exception], int] = {
+    InvalidRequest: 400,
+    ProtocolError: 422,
+    LimitExceeded: 413,
+    Unauthorized: 401,
+    EntryNotFound: 404,
+    DuplicateEntry: 409,
+    AppendRejected: 422,
+    StoreCorrupted: 500,
+    SchemaTooNew: 500,
+    KeyFileError: 500,
+    DataDirLocked: 503,
+    NotReady: 503,
+    StorageError: 503,
+}
+
+PROBLEM_TYPE_BASE = "urn:ledger:problem:"
+
+
+def problem(status: int, code: str, detail: str, *, headers: dict[str, str] | None = None) -> web.Response:
+    """A problem+json response with a stable ``type``."""
+    body = {"type": PROBLEM_TYPE_BASE + code, "title": code.replace("-", " "), "status": status, "detail": detail}
+    return web.Response(
+        status=status, body=orjson.dumps(body), content_type="application/problem+json", headers=headers
+    )
+
+
+def status_of(exc: Exception) -> int:
+    """The HTTP status for one of our errors (most specific class wins)."""
+    return next((STATUS[c] for c in type(exc).__mro__ if c in STATUS), 500)
+
+
+@web.middleware
+async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except (NodeError, ProtocolError) as exc:
+        status = status_of(exc)
+        if status >= 500:
+            log.error("request failed %s %s: %s", request.method, request.path, exc)
+        headers = {"WWW-Authenticate": 'Bearer realm="admin"'} if isinstance(exc, Unauthorized) else None
+        return problem(status, exc.code, str(exc), headers=headers)
+    except web.HTTPException as exc:  # unknown route, wrong method, body too large
+        if exc.status < 400:
+            raise
+        return problem(exc.status, f"http-{exc.status}", exc.reason, headers=_allow(exc))
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return problem(500, "internal-error", "internal error")
+
+
+def _allow(exc: web.HTTPException) -> dict[str, str] | None:
+    allow = exc.headers.get("Allow")
+    return {"Allow": allow} if allow else None

@@ -1,0 +1,64 @@
+"""The node's aiohttp application: services wired with cleanup_ctx, routes, middlewares."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from node.api import setup_routes
+from node.api.context import LEDGER, LIFECYCLE, METRICS, SETTINGS, Lifecycle
+from node.api.problems import Handler, problems
+from node.keys import load_or_create_key_file
+from node.ledger.clock import wall_ms
+from node.ledger.service import Ledger
+from node.lock import DataDirLock
+from node.metrics import Metrics
+from node.settings import NodeSettings
+
+log = logging.getLogger(__name__)
+
+
+async def ledger_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    with DataDirLock(settings.data_dir):
+        keys = load_or_create_key_file(settings.key_path)
+        async with Ledger.open(settings, keys) as ledger:
+            ledger.hooks.after_append.append(app[METRICS].on_append)
+            app[METRICS].head_seq.set(ledger.head.head_seq)
+            app[LEDGER] = ledger
+            app[LIFECYCLE].ready = True
+            app[LIFECYCLE].started_ms = wall_ms()
+            log.info("serving ledger=%s head=%d", settings.ledger_id, ledger.head.head_seq)
+            yield
+            app[LIFECYCLE].ready = False
+
+
+async def _stop_serving(app: web.Application) -> None:
+    app[LIFECYCLE].ready = False
+
+
+@web.middleware
+async def http_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    response = await handler(request)
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    metrics = request.app[METRICS]
+    metrics.http_requests.labels(request.method, route, str(response.status)).inc()
+    metrics.http_seconds.labels(route).observe(time.perf_counter() - started)
+    return response
+
+
+def build_app(settings: NodeSettings) -> web.Application:
+    """The node application; nothing starts until the runner starts it."""
+    app = web.Application(middlewares=[http_metrics, problems], client_max_size=settings.limits.max_body_bytes)
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app[LIFECYCLE] = Lifecycle()
+    app.cleanup_ctx.append(ledger_ctx)
+    app.on_shutdown.append(_stop_serving)
+    setup_routes(app, settings)
+    return app

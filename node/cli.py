@@ -1,0 +1,374 @@
+"""``ledger-node``: run a node, make keys, and work with a node's ledger from the shell.
+
+Commands that talk to a running node (append, query, get, stats) take ``--url``; commands that
+work on a data directory (verify, export, import) open the database themselves. Every failure is
+one line on stderr and a non-zero exit: 1 for errors, 2 for usage, 3 when verification fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+from aiohttp import web
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from node.app import build_app
+from node.client import ClientError, NodeClient
+from node.errors import NodeError, StoreCorrupted
+from node.keys import create_key_file
+from node.ledger.store import Store, connect_sync, read_ledgers
+from node.ledger.transfer import export_ledger, import_ledger
+from node.ledger.verify import Mode, verify_store
+from node.lock import DataDirLock
+from node.settings import NodeSettings, StoreLocation
+from protocol.errors import ProtocolError
+from protocol.signing import fingerprint
+
+DEFAULT_URL = "http://127.0.0.1:8700"
+EXIT_ERROR, EXIT_CORRUPTED = 1, 3
+stderr = Console(stderr=True)
+
+
+class Failure(Exception):
+    """A one-line failure for the user, with its exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(args, "log_level", "info").upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        args.func(args)
+    except Failure as exc:
+        _fail(str(exc), exc.code)
+    except StoreCorrupted as exc:
+        _fail(f"store corrupted: {exc}", EXIT_CORRUPTED)
+    except (NodeError, ProtocolError, ClientError, OSError) as exc:
+        _fail(str(exc))
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        field = ".".join(str(part) for part in error["loc"]) or "config"
+        _fail(f"invalid configuration: {field}: {error['msg']}")
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> None:
+    print(f"ledger-node: error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+# --- run ---------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    settings = NodeSettings.load(
+        args.config, ledger_id=args.ledger_id, data_dir=args.data_dir, host=args.host, port=args.port,
+        verify_on_start=args.verify, log_level=args.log_level_flag,
+    )  # fmt: skip
+    logging.getLogger().setLevel(settings.log_level.upper())
+    asyncio.run(serve(settings))
+
+
+async def serve(settings: NodeSettings) -> None:
+    """Run the node until SIGINT or SIGTERM, then stop cleanly (the writer drains first)."""
+    runner = web.AppRunner(build_app(settings), handle_signals=False, access_log=None)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await runner.setup()  # opens and verifies the ledger
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        print(f"ledger-node listening on http://{host}:{port} ledger_id={settings.ledger_id}", flush=True)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+# --- keys --------------------------------------------------------------------------------------
+
+
+def cmd_keygen(args: argparse.Namespace) -> None:
+    keys = create_key_file(args.out)
+    print(f"wrote {args.out} (mode 0600)")
+    print(f"public_key  {keys.public_key.hex()}")
+    print(f"fingerprint {fingerprint(keys.public_key)}")
+
+
+# --- client commands ---------------------------------------------------------------------------
+
+
+def _client(args: argparse.Namespace, work: Callable[[NodeClient], Coroutine[Any, Any, None]]) -> None:
+    async def run() -> None:
+        async with NodeClient(args.url) as client:
+            await work(client)
+
+    asyncio.run(run())
+
+
+def cmd_append(args: argparse.Namespace) -> None:
+    if args.file is not None:
+        drafts = _read_drafts(args.file)
+
+        async def many(client: NodeClient) -> None:
+            total = 0
+            for start in range(0, len(drafts), args.batch):
+                answer = await client.post("/ledger/entries", drafts[start : start + args.batch])
+                total += answer["count"]
+                last = answer["entries"][-1]
+            print(f"appended {total} entries; head seq {last['seq']} hash {last['hash']}")
+
+        return _client(args, many)
+    if args.stream is None or args.type is None:
+        raise Failure("append needs --stream and --type (or --file)", 2)
+    draft: dict[str, Any] = {"stream": args.stream, "type": args.type, "payload": _json_arg(args.payload, "--payload")}
+    for name in ("issuer_oid", "subject_oid", "key", "id"):
+        if getattr(args, name) is not None:
+            draft[name] = getattr(args, name)
+    if args.meta is not None:
+        draft["meta"] = _json_arg(args.meta, "--meta")
+
+    async def one(client: NodeClient) -> None:
+        _print_json(await client.post("/ledger/entries", draft))
+
+    _client(args, one)
+
+
+def _json_arg(text: str, flag: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise Failure(f"{flag}: not valid JSON ({exc})", 2) from exc
+
+
+def _read_drafts(path: Path) -> list[Any]:
+    raw = path.read_bytes()
+    try:
+        if raw.lstrip().startswith(b"["):
+            drafts = orjson.loads(raw)
+        else:
+            drafts = [orjson.loads(line) for line in raw.splitlines() if line.strip()]
+    except orjson.JSONDecodeError as exc:
+        raise Failure(f"{path}: not a JSON array or JSON Lines of entries ({exc})") from exc
+    if not drafts:
+        raise Failure(f"{path}: no entries")
+    return list(drafts)
+
+
+def cmd_query(args: argparse.Namespace) -> None:
+    params = {name: getattr(args, name) for name in
+              ("stream", "type", "issuer_oid", "subject_oid", "key", "since", "until", "order", "limit")}  # fmt: skip
+
+    async def work(client: NodeClient) -> None:
+        cursor = None
+        while True:
+            page = await client.get("/ledger/entries", {**params, "cursor": cursor})
+            for entry in page["entries"]:
+                sys.stdout.buffer.write(orjson.dumps(entry) + b"\n")
+            cursor = page["next_cursor"]
+            if cursor is None or not args.all:
+                break
+        sys.stdout.flush()
+
+    _client(args, work)
+
+
+def cmd_get(args: argparse.Namespace) -> None:
+    async def work(client: NodeClient) -> None:
+        _print_json(await client.get(f"/ledger/entries/{args.entry_id}"))
+
+    _client(args, work)
+
+
+def cmd_stats(args: argparse.Namespace) -> None:
+    async def work(client: NodeClient) -> None:
+        _print_json(await client.get("/ledger/stats"))
+
+    _client(args, work)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+    sys.stdout.flush()
+
+
+# --- offline commands --------------------------------------------------------------------------
+
+
+def _location(args: argparse.Namespace) -> StoreLocation:
+    location = StoreLocation.load(args.config, data_dir=args.data_dir)
+    if not location.db_path.is_file():
+        raise Failure(f"{location.db_path}: no ledger database here")
+    return location
+
+
+@contextmanager
+def _progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=stderr, disable=not stderr.is_terminal, transient=False,
+    )  # fmt: skip
+    with bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def cmd_verify(args: argparse.Namespace) -> None:
+    location = _location(args)
+    mode: Mode = "full" if args.full else "fast" if args.fast else "chain"
+    conn = connect_sync(location.db_path, read_only=True)
+    try:
+        total = sum(ledger.head_seq for ledger in read_ledgers(conn))
+        with _progress(f"verify ({mode})", total) as advance:
+            reports = verify_store(conn, mode, progress=advance)
+    finally:
+        conn.close()
+    for r in reports:
+        print(
+            f"ok ledger={r.ledger_id} mode={r.mode} seq={r.from_seq + 1}..{r.through_seq} entries={r.entries}"
+            f" checkpoints={r.checkpoints} signatures={r.signatures} seconds={r.seconds:.2f}"
+        )
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    location = _location(args)
+    conn = connect_sync(location.db_path, read_only=True)
+    try:
+        ledgers = read_ledgers(conn)
+    finally:
+        conn.close()
+    total = next((x.head_seq for x in ledgers if x.ledger_id == args.ledger or (args.ledger is None and x.is_local)), 0)
+    out: IO[bytes]
+    with _progress("export", total) as advance:
+        if args.out is None:
+            count = export_ledger(location.db_path, args.ledger, sys.stdout.buffer, advance)
+        else:
+            with args.out.open("wb") as out:
+                count = export_ledger(location.db_path, args.ledger, out, advance)
+    print(f"exported {count} entries", file=sys.stderr)
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    location = StoreLocation.load(args.config, data_dir=args.data_dir)
+
+    async def work() -> None:
+        with DataDirLock(location.data_dir), args.file.open("rb") as handle:
+            async with Store(location.db_path) as store:
+                with _progress("import", None) as advance:
+                    report = await import_ledger(store, handle, full=args.full, progress=advance)
+        print(f"imported ledger={report.ledger_id} entries={report.imported} "
+              f"already_held={report.skipped} head={report.head_seq}")  # fmt: skip
+
+    asyncio.run(work())
+
+
+# --- parser ------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ledger-node",
+        description="A node of a network of signed, hash-chained ledgers.",
+        epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 verification failed. "
+        "Configuration: flags > LEDGER_* environment > --config TOML > defaults.",
+    )
+    parser.set_defaults(log_level="info")
+    sub = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a node", description="Open, verify and serve the node's ledger.")
+    run.add_argument("--config", type=Path, help="TOML file with node settings")
+    run.add_argument("--ledger-id", help="this node's ledger id (LEDGER_LEDGER_ID)")
+    run.add_argument("--data-dir", type=Path, help="directory for ledger.db and node.key (default ./data)")
+    run.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    run.add_argument("--port", type=int, help="port to listen on; 0 picks a free one (default 8700)")
+    run.add_argument("--verify", choices=["fast", "chain", "full"], help="verification on start (default chain)")
+    run.add_argument("--log-level", dest="log_level_flag", choices=["debug", "info", "warning", "error"])
+    run.set_defaults(func=cmd_run)
+
+    keygen = sub.add_parser("keygen", help="create an Ed25519 key file (mode 0600)")
+    keygen.add_argument("--out", type=Path, default=Path("data/node.key"), help="where (default data/node.key)")
+    keygen.set_defaults(func=cmd_keygen)
+
+    def client(name: str, help_text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("--url", default=DEFAULT_URL, help=f"node URL (default {DEFAULT_URL})")
+        return command
+
+    append = client("append", "append one entry (flags) or many (--file)")
+    append.add_argument("--stream")
+    append.add_argument("--type")
+    append.add_argument("--payload", default="{}", help="payload as a JSON object")
+    append.add_argument("--meta", help="meta as a JSON object")
+    append.add_argument("--issuer-oid")
+    append.add_argument("--subject-oid")
+    append.add_argument("--key", help="logical record key")
+    append.add_argument("--id", help="entry id (UUID); default: assigned by the node")
+    append.add_argument("--file", type=Path, help="JSON array or JSON Lines of entry drafts")
+    append.add_argument("--batch", type=int, default=1000, help="entries per request with --file")
+    append.set_defaults(func=cmd_append)
+
+    query = client("query", "query entries; prints JSON Lines")
+    for name in ("stream", "type", "issuer-oid", "subject-oid", "key"):
+        query.add_argument(f"--{name}")
+    query.add_argument("--since", type=int, help="timestamp >= since (ms)")
+    query.add_argument("--until", type=int, help="timestamp < until (ms)")
+    query.add_argument("--order", choices=["asc", "desc"], default="asc")
+    query.add_argument("--limit", type=int, default=100, help="entries per page (max 1000)")
+    query.add_argument("--all", action="store_true", help="follow cursors to the last page")
+    query.set_defaults(func=cmd_query)
+
+    get = client("get", "get one entry by id")
+    get.add_argument("entry_id")
+    get.set_defaults(func=cmd_get)
+
+    stats = client("stats", "show the ledger's head and counters")
+    stats.set_defaults(func=cmd_stats)
+
+    def offline(name: str, help_text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("--config", type=Path, help="TOML file (for data_dir)")
+        command.add_argument("--data-dir", type=Path, help="data directory (default ./data)")
+        return command
+
+    verify = offline("verify", "verify a data directory's ledgers (read-only)")
+    group = verify.add_mutually_exclusive_group()
+    group.add_argument("--full", action="store_true", help="also check every entry signature")
+    group.add_argument("--fast", action="store_true", help="only from the last verified checkpoint")
+    verify.set_defaults(func=cmd_verify)
+
+    export = offline("export", "export a ledger as JSON Lines")
+    export.add_argument("--ledger", help="ledger id (default: the node's own)")
+    export.add_argument("--out", type=Path, help="output file (default stdout)")
+    export.set_defaults(func=cmd_export)
+
+    imp = offline("import", "verify and import a JSON Lines export (node must be stopped)")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--full", action="store_true", help="also check every entry signature")
+    imp.set_defaults(func=cmd_import)
+    return parser
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Errors of the node, each with a stable ``code`` (the problem ``type`` over HTTP).
+
+NodeError
+├── InvalidRequest       malformed input: bad JSON, bad query parameter, bad cursor
+├── EntryNotFound        no such entry here
+├── DuplicateEntry       an entry id already used in this ledger
+├── AppendRejected       a before_append hook refused the entry
+├── StoreCorrupted       verification found a bad byte; names ledger_id and seq
+├── SchemaTooNew         the database was written by a newer node
+├── StorageError         SQLite failed (disk full, I/O error); nothing was committed
+├── NotReady             the node is starting, verifying or shutting down
+├── DataDirLocked        another process holds the data directory
+├── KeyFileError         the key file is missing, unreadable or malformed
+└── Unauthorized         admin token missing or wrong
+"""
+
+from __future__ import annotations
+
+
+class NodeError(Exception):
+    """Base of every error the node raises on purpose."""
+
+    code = "node-error"
+
+
+class InvalidRequest(NodeError):
+    """The request is malformed; the message names the offending field."""
+
+    code = "invalid-request"
+
+
+class EntryNotFound(NodeError):
+    """No entry with that id, hash or (ledger_id, seq) is held here."""
+
+    code = "entry-not-found"
+
+
+class DuplicateEntry(NodeError):
+    """An entry with this id already exists in the ledger (or twice in one batch)."""
+
+    code = "duplicate-entry"
+
+
+class AppendRejected(NodeError):
+    """A before_append hook refused the batch; the message carries its reason."""
+
+    code = "append-rejected"
+
+
+class StoreCorrupted(NodeError):
+    """Verification failed; ``ledger_id`` and ``seq`` name the first bad position."""
+
+    code = "store-corrupted"
+
+    def __init__(self, ledger_id: str, seq: int, reason: str) -> None:
+        super().__init__(f"ledger {ledger_id} seq {seq}: {reason}")
+        self.ledger_id = ledger_id
+        self.seq = seq
+        self.reason = reason
+
+
+class SchemaTooNew(NodeError):
+    """The database schema is newer than this node understands."""
+
+    code = "schema-too-new"
+
+
+class StorageError(NodeError):
+    """SQLite failed (disk full, I/O error, locked); the operation committed nothing."""
+
+    code = "storage-error"
+
+
+class NotReady(NodeError):
+    """The node is not serving: starting, verifying, refusing a corrupted store, or stopping."""
+
+    code = "not-ready"
+
+
+class DataDirLocked(NodeError):
+    """Another process (a running node, an import) holds the data directory."""
+
+    code = "data-dir-locked"
+
+
+class KeyFileError(NodeError):
+    """The key file is missing, unreadable, has loose permissions or is malformed."""
+
+    code = "key-file-error"
+
+
+class Unauthorized(NodeError):
+    """The admin bearer token is missing or wrong."""
+
+    code = "unauthorized"

@@ -1,0 +1,73 @@
+"""Versioned schema migrations for the node's SQLite database.
+
+Each migration runs once, in its own transaction, and is recorded in ``schema_migrations``. A
+database whose recorded version is newer than the newest migration here is refused.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "ledgers, entries, checkpoints, stats",
+        """
+        CREATE TABLE ledgers (
+            ledger_id       TEXT PRIMARY KEY,
+            public_key      BLOB NOT NULL,
+            is_local        INTEGER NOT NULL DEFAULT 0,
+            head_seq        INTEGER NOT NULL DEFAULT 0,
+            head_hash       BLOB,
+            sig_digest      BLOB NOT NULL,
+            first_timestamp INTEGER,
+            last_timestamp  INTEGER,
+            verified_seq    INTEGER NOT NULL DEFAULT 0,
+            added_at        INTEGER NOT NULL
+        );
+        CREATE TABLE entries (
+            ledger_id   TEXT NOT NULL,
+            seq         INTEGER NOT NULL,
+            id          TEXT NOT NULL,
+            stream      TEXT NOT NULL,
+            type        TEXT NOT NULL,
+            issuer_oid  TEXT,
+            subject_oid TEXT,
+            key         TEXT,
+            timestamp   INTEGER NOT NULL,
+            payload     TEXT NOT NULL,
+            meta        TEXT,
+            prev_hash   BLOB,
+            hash        BLOB NOT NULL,
+            sig         BLOB NOT NULL,
+            PRIMARY KEY (ledger_id, seq)
+        ) WITHOUT ROWID;
+        -- every secondary index ends in timestamp (then the primary key, implicitly), which is the
+        -- query order, so filtered queries read the index in order and never sort or scan
+        CREATE UNIQUE INDEX entries_id ON entries (id, ledger_id);
+        CREATE INDEX entries_hash ON entries (substr(hash, 1, 8));
+        CREATE INDEX entries_stream ON entries (stream, timestamp);
+        CREATE INDEX entries_type ON entries (type, timestamp);
+        CREATE INDEX entries_issuer ON entries (issuer_oid, timestamp) WHERE issuer_oid IS NOT NULL;
+        CREATE INDEX entries_subject ON entries (subject_oid, timestamp) WHERE subject_oid IS NOT NULL;
+        CREATE INDEX entries_key ON entries (key, timestamp) WHERE key IS NOT NULL;
+        CREATE INDEX entries_timestamp ON entries (timestamp);
+        CREATE TABLE checkpoints (
+            ledger_id  TEXT NOT NULL,
+            seq        INTEGER NOT NULL,
+            hash       BLOB NOT NULL,
+            sig_digest BLOB NOT NULL,
+            timestamp  INTEGER NOT NULL,
+            sig        BLOB NOT NULL,
+            PRIMARY KEY (ledger_id, seq)
+        ) WITHOUT ROWID;
+        CREATE TABLE stats (
+            ledger_id TEXT NOT NULL,
+            dimension TEXT NOT NULL,
+            name      TEXT NOT NULL,
+            count     INTEGER NOT NULL,
+            PRIMARY KEY (ledger_id, dimension, name)
+        ) WITHOUT ROWID;
+        """,
+    ),
+]
+
+LATEST = MIGRATIONS[-1][0]

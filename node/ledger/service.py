@@ -1,0 +1,256 @@
+"""The Ledger service: the node's own ledger as the rest of the node sees it.
+
+Opens the store (migrations), pins the node's key, verifies the store, runs the writer, validates
+drafts against the protocol limits and the node's configuration, and answers reads from the store
+with the head kept in memory (moved only by the writer's commits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from node.errors import (
+    AppendRejected,
+    DuplicateEntry,
+    EntryNotFound,
+    InvalidRequest,
+    KeyFileError,
+    NodeError,
+)
+from node.ledger.clock import HybridClock
+from node.ledger.cursor import decode_cursor, encode_cursor
+from node.ledger.hooks import Hooks
+from node.ledger.rows import HASH, Row
+from node.ledger.store import CheckpointRow, Filters, LedgerRow, Store, connect_sync
+from node.ledger.verify import Mode, Progress, VerifyReport, verify_store
+from node.ledger.writer import Draft, Tip, Writer
+from node.settings import NodeSettings
+from protocol.canonical import canonical
+from protocol.entry import GENESIS_DIGEST
+from protocol.errors import LimitExceeded
+from protocol.limits import check_json
+from protocol.models import EntryDraft
+from protocol.signing import KeyPair
+
+log = logging.getLogger(__name__)
+
+Order = Literal["asc", "desc"]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a query: rows in order and the cursor for the next page (None at the end)."""
+
+    rows: list[Row]
+    next_cursor: str | None
+
+
+class Ledger:
+    """The node's own ledger. Build with ``async with Ledger.open(settings, keys) as ledger``."""
+
+    def __init__(self, settings: NodeSettings, keys: KeyPair, store: Store) -> None:
+        self.settings = settings
+        self.ledger_id = settings.ledger_id
+        self.keys = keys
+        self.hooks = Hooks()
+        self._limits = settings.limits.protocol()
+        self._streams = frozenset(settings.streams) if settings.streams is not None else None
+        self._store = store
+        self._head: LedgerRow | None = None
+        self._writer: Writer | None = None
+        self._notices: asyncio.Queue[Sequence[Row]] = asyncio.Queue()
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, settings: NodeSettings, keys: KeyPair, *, verify: Mode | None = None) -> AsyncIterator[Ledger]:
+        """Open, verify (``verify`` or the configured mode) and start writing; stop in reverse."""
+        async with Store(settings.db_path, durability=settings.durability) as store:
+            ledger = cls(settings, keys, store)
+            await ledger._pin_own_key()
+            await ledger.verify(verify or settings.verify_on_start)
+            head = ledger.head
+            clock = HybridClock(head.last_timestamp or 0)
+            tip = Tip(head.head_seq, head.head_hash, head.sig_digest, head.last_timestamp or 0)
+            notifier = asyncio.create_task(ledger._notify(), name=f"after-append:{ledger.ledger_id}")
+            try:
+                async with Writer(
+                    store, ledger.ledger_id, keys, tip,
+                    max_group=settings.max_group_entries, clock=clock, on_commit=ledger._committed,
+                ) as writer:  # fmt: skip
+                    ledger._writer = writer
+                    yield ledger
+            finally:
+                ledger._writer = None
+                await ledger._notices.join()
+                notifier.cancel()
+
+    async def _pin_own_key(self) -> None:
+        ledgers = {row.ledger_id: row for row in await self._store.ledgers()}
+        own = ledgers.get(self.ledger_id)
+        if own is None:
+            if any(row.is_local for row in ledgers.values()):
+                raise KeyFileError(f"{self.settings.db_path}: holds another node's own ledger")
+            await self._store.add_ledger(self.ledger_id, self.keys.public_key, is_local=True, genesis=GENESIS_DIGEST)
+            own = next(row for row in await self._store.ledgers() if row.ledger_id == self.ledger_id)
+        elif own.public_key != self.keys.public_key:
+            raise KeyFileError(f"{self.settings.key_path}: key does not match the key pinned for {self.ledger_id}")
+        elif not own.is_local:  # restored from an export of this node's own ledger
+            await self._store.mark_local(self.ledger_id)
+            own = dataclasses.replace(own, is_local=True)
+        self._head = own
+
+    @property
+    def head(self) -> LedgerRow:
+        assert self._head is not None, "ledger is not open"
+        return self._head
+
+    # --- writes --------------------------------------------------------------------------------
+
+    async def append(self, drafts: Sequence[EntryDraft], *, batch: bool = True) -> list[Row]:
+        """Validate and append ``drafts`` as one atomic batch; returns the committed rows.
+
+        Error messages name fields as ``entries[i].payload`` for a batch, ``payload`` otherwise.
+        """
+        if not drafts:
+            raise InvalidRequest("entries: empty batch")
+        if len(drafts) > self._limits.max_batch:
+            raise LimitExceeded(f"entries: batch of {len(drafts)} exceeds {self._limits.max_batch} entries")
+        prepared = [self._prepare(d, f"entries[{i}]." if batch else "") for i, d in enumerate(drafts)]
+        ids = [d.entry_id for d in prepared if d.entry_id is not None]
+        if len(ids) != len(set(ids)):
+            raise DuplicateEntry("entries: the same id appears twice in the batch")
+        for hook in self.hooks.before_append:
+            reason = await hook(drafts)
+            if reason is not None:
+                raise AppendRejected(reason)
+        if self._writer is None:
+            raise InvalidRequest("ledger is closed")
+        return await self._writer.append(prepared)
+
+    def _prepare(self, draft: EntryDraft, where: str) -> Draft:
+        if self._streams is not None and draft.stream not in self._streams:
+            raise InvalidRequest(f"{where}stream: unknown stream {draft.stream!r}")
+        payload = canonical(draft.payload, fast=check_json(draft.payload, self._limits, f"{where}payload"))
+        meta = None
+        if draft.meta is not None:
+            meta = canonical(draft.meta, fast=check_json(draft.meta, self._limits, f"{where}meta"))
+        size = len(payload) + (len(meta) if meta is not None else 0)
+        if size > self._limits.max_payload_bytes:
+            raise LimitExceeded(
+                f"{where}payload: payload and meta are {size} bytes, over {self._limits.max_payload_bytes}"
+            )
+        return Draft(
+            draft.stream, draft.type, payload.decode(), None if meta is None else meta.decode(),
+            draft.issuer_oid, draft.subject_oid, draft.key, draft.id,
+        )  # fmt: skip
+
+    def _committed(self, rows: list[Row]) -> None:
+        first, last = rows[0], rows[-1]
+        head = self.head
+        self._head = dataclasses.replace(
+            head,
+            head_seq=last[1],
+            head_hash=last[HASH],
+            first_timestamp=head.first_timestamp if head.first_timestamp is not None else first[8],
+            last_timestamp=last[8],
+        )
+        if self.hooks.after_append:
+            self._notices.put_nowait(rows)
+
+    async def _notify(self) -> None:
+        while True:
+            rows = await self._notices.get()
+            try:
+                for hook in self.hooks.after_append:
+                    try:
+                        await hook(rows)
+                    except Exception:
+                        log.exception("after_append hook failed ledger=%s", self.ledger_id)
+            finally:
+                self._notices.task_done()
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    async def get(self, entry_id: str) -> Row:
+        return _found(await self._store.get_by_id(entry_id), f"no entry with id {entry_id}")
+
+    async def get_by_hash(self, digest: bytes) -> Row:
+        return _found(await self._store.get_by_hash(digest), f"no entry with hash {digest.hex()}")
+
+    async def get_by_seq(self, ledger_id: str, seq: int) -> Row:
+        return _found(await self._store.get_by_seq(ledger_id, seq), f"no entry {ledger_id}/{seq}")
+
+    async def query(
+        self, filters: Filters, *, order: Order = "asc", limit: int = 100, cursor: str | None = None
+    ) -> Page:
+        """One page of entries matching ``filters`` in time order (ties by ledger_id, seq)."""
+        if not 1 <= limit <= self._limits.max_query_limit:
+            raise InvalidRequest(f"limit: must be between 1 and {self._limits.max_query_limit}")
+        for before in self.hooks.before_query:
+            await before(filters)
+        described: dict[str, Any] = {**dataclasses.asdict(filters), "order": order}
+        after = decode_cursor(cursor, described) if cursor is not None else None
+        rows = await self._store.query(filters, descending=order == "desc", after=after, limit=limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor((rows[-1][8], rows[-1][0], rows[-1][1]), described) if more else None
+        for after_hook in self.hooks.after_query:
+            await after_hook(filters, rows)
+        return Page(rows, next_cursor)
+
+    async def stats(self) -> dict[str, Any]:
+        """Head, counts per stream and type, first and last timestamps: all from counters."""
+        head = self.head
+        counts = await self._store.stats(self.ledger_id)
+        return {
+            "ledger_id": self.ledger_id,
+            "entries": head.head_seq,
+            "head": {"seq": head.head_seq, "hash": head.head_hash.hex() if head.head_hash else None},
+            "first_timestamp": head.first_timestamp,
+            "last_timestamp": head.last_timestamp,
+            "streams": counts["stream"],
+            "types": counts["type"],
+        }
+
+    async def checkpoint(self) -> CheckpointRow | None:
+        """The latest signed checkpoint of the node's own ledger."""
+        return await self._store.latest_checkpoint(self.ledger_id)
+
+    # --- verification --------------------------------------------------------------------------
+
+    async def verify(self, mode: Mode, progress: Progress | None = None) -> list[VerifyReport]:
+        """Verify the store on a connection of its own in a worker thread; raise StoreCorrupted."""
+        reports = await asyncio.to_thread(_verify_file, self.settings, mode, progress)
+        for report in reports:
+            if report.through_seq > 0:
+                await self._store.set_verified(report.ledger_id, report.through_seq)
+            log.info(
+                "verified ledger=%s mode=%s entries=%d through=%d seconds=%.2f",
+                report.ledger_id, report.mode, report.entries, report.through_seq, report.seconds,
+            )  # fmt: skip
+        return reports
+
+
+def _verify_file(settings: NodeSettings, mode: Mode, progress: Progress | None) -> list[VerifyReport]:
+    conn = connect_sync(settings.db_path, read_only=True)
+    try:
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify") as pool:
+            return verify_store(conn, mode, progress=progress, pool=pool)
+    finally:
+        conn.close()
+
+
+def _found(row: Row | None, message: str) -> Row:
+    if row is None:
+        raise EntryNotFound(message)
+    return row
+
+
+__all__ = ["Filters", "Ledger", "NodeError", "Page"]

@@ -1,0 +1,371 @@
+"""All SQL of the node's ledger database (SQLite in WAL mode through aiosqlite).
+
+One connection writes (used only by the writer task), one reads; verification streams rows on a
+connection of its own in a worker thread (:func:`iter_entries`, :func:`iter_checkpoints`).
+sqlite3 errors are translated to StorageError here, where they enter our code.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, cast
+
+import aiosqlite
+
+from node.errors import SchemaTooNew, StorageError
+from node.ledger.rows import COLUMNS, SELECT_COLUMNS, Row
+from node.ledger.schema import LATEST, MIGRATIONS
+
+_INSERT_ENTRY = f"INSERT INTO entries ({SELECT_COLUMNS}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    """A ledger this node holds (its own or a replica), with its head and pinned key."""
+
+    ledger_id: str
+    public_key: bytes
+    is_local: bool
+    head_seq: int
+    head_hash: bytes | None
+    sig_digest: bytes
+    first_timestamp: int | None
+    last_timestamp: int | None
+    verified_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRow:
+    """A signed head as stored."""
+
+    ledger_id: str
+    seq: int
+    hash: bytes
+    sig_digest: bytes
+    timestamp: int
+    sig: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Query filters; every one is served by an index (see schema.py)."""
+
+    stream: str | None = None
+    type: str | None = None
+    issuer_oid: str | None = None
+    subject_oid: str | None = None
+    key: str | None = None
+    since: int | None = None  # timestamp >= since
+    until: int | None = None  # timestamp < until
+
+
+def connect_sync(path: Path, *, read_only: bool) -> sqlite3.Connection:
+    """A plain sqlite3 connection (for verification and offline tools)."""
+    uri = f"file:{path}?mode={'ro' if read_only else 'rw'}"
+    try:
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StorageError(f"{path}: cannot open database ({exc})") from exc
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
+
+
+def iter_entries(conn: sqlite3.Connection, ledger_id: str, after_seq: int) -> Iterator[Row]:
+    """Stream a ledger's rows in seq order after ``after_seq`` without loading them all."""
+    cursor = conn.execute(
+        f"SELECT {SELECT_COLUMNS} FROM entries WHERE ledger_id = ? AND seq > ? ORDER BY seq",
+        (ledger_id, after_seq),
+    )
+    while rows := cursor.fetchmany(4096):
+        yield from rows
+
+
+def iter_checkpoints(conn: sqlite3.Connection, ledger_id: str, after_seq: int) -> Iterator[CheckpointRow]:
+    """Stream a ledger's checkpoints in seq order after ``after_seq``."""
+    cursor = conn.execute(
+        "SELECT ledger_id, seq, hash, sig_digest, timestamp, sig FROM checkpoints"
+        " WHERE ledger_id = ? AND seq > ? ORDER BY seq",
+        (ledger_id, after_seq),
+    )
+    while rows := cursor.fetchmany(4096):
+        for row in rows:
+            yield CheckpointRow(*row)
+
+
+def checkpoint_at_or_before(conn: sqlite3.Connection, ledger_id: str, seq: int) -> CheckpointRow | None:
+    """The newest checkpoint at or before ``seq``."""
+    row = conn.execute(
+        "SELECT ledger_id, seq, hash, sig_digest, timestamp, sig FROM checkpoints"
+        " WHERE ledger_id = ? AND seq <= ? ORDER BY seq DESC LIMIT 1",
+        (ledger_id, seq),
+    ).fetchone()
+    return None if row is None else CheckpointRow(*row)
+
+
+def read_ledgers(conn: sqlite3.Connection) -> list[LedgerRow]:
+    """Every ledger held, own first."""
+    rows = conn.execute(f"SELECT {_LEDGER_COLUMNS} FROM ledgers ORDER BY is_local DESC, ledger_id").fetchall()
+    return [_ledger_row(row) for row in rows]
+
+
+_LEDGER_COLUMNS = (
+    "ledger_id, public_key, is_local, head_seq, head_hash, sig_digest, first_timestamp, last_timestamp, verified_seq"
+)
+
+
+def _ledger_row(row: Sequence[Any]) -> LedgerRow:
+    return LedgerRow(row[0], row[1], bool(row[2]), *row[3:])
+
+
+class Store:
+    """The ledger database. Open with ``async with Store(path, durability) as store``."""
+
+    def __init__(self, path: Path, *, durability: str = "full") -> None:
+        self.path = path
+        self._synchronous = "FULL" if durability == "full" else "NORMAL"
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+
+    async def __aenter__(self) -> Store:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._writer = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._configure(self._writer)
+            await self._migrate(self._writer)
+            self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._configure(self._reader)
+        except sqlite3.Error as exc:
+            await self.__aexit__(None, None, None)
+            raise StorageError(f"{self.path}: {exc}") from exc
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._reader = self._writer = None
+
+    async def _configure(self, conn: aiosqlite.Connection) -> None:
+        for pragma in (
+            "PRAGMA journal_mode = WAL",
+            f"PRAGMA synchronous = {self._synchronous}",
+            "PRAGMA busy_timeout = 5000",
+            "PRAGMA cache_size = -65536",
+            "PRAGMA temp_store = MEMORY",
+            # group commits touch many index pages; checkpoint the WAL less often than every 1000 pages
+            "PRAGMA wal_autocheckpoint = 10000",
+        ):
+            await conn.execute(pragma)
+
+    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+        )
+        async with conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations") as cursor:
+            (current,) = await cursor.fetchone() or (0,)
+        if current > LATEST:
+            raise SchemaTooNew(
+                f"{self.path}: schema version {current} is newer than this node supports ({LATEST});"
+                " upgrade ledger-node"
+            )
+        for version, description, script in MIGRATIONS:
+            if version <= current:
+                continue
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        await conn.execute(statement)
+                await conn.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (version, description, _now_ms()))
+                await conn.execute("COMMIT")
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+
+    @property
+    def writer(self) -> aiosqlite.Connection:
+        assert self._writer is not None, "store is closed"
+        return self._writer
+
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        assert self._reader is not None, "store is closed"
+        return self._reader
+
+    # --- ledgers -------------------------------------------------------------------------------
+
+    async def ledgers(self) -> list[LedgerRow]:
+        """Every ledger held, own first."""
+        rows = await self._fetchall(
+            self.writer, f"SELECT {_LEDGER_COLUMNS} FROM ledgers ORDER BY is_local DESC, ledger_id", ()
+        )
+        return [_ledger_row(row) for row in rows]
+
+    async def add_ledger(self, ledger_id: str, public_key: bytes, *, is_local: bool, genesis: bytes) -> None:
+        """Pin ``ledger_id`` to ``public_key`` with an empty head."""
+        await self._write(
+            "INSERT INTO ledgers (ledger_id, public_key, is_local, sig_digest, added_at) VALUES (?, ?, ?, ?, ?)",
+            (ledger_id, public_key, int(is_local), genesis, _now_ms()),
+        )
+
+    async def mark_local(self, ledger_id: str) -> None:
+        """Make a held ledger the node's own (after restoring it from an export)."""
+        await self._write("UPDATE ledgers SET is_local = 1 WHERE ledger_id = ?", (ledger_id,))
+
+    async def set_verified(self, ledger_id: str, seq: int) -> None:
+        """Record that verification passed through checkpoint ``seq``."""
+        await self._write("UPDATE ledgers SET verified_seq = ? WHERE ledger_id = ?", (seq, ledger_id))
+
+    # --- writes --------------------------------------------------------------------------------
+
+    async def ids_taken(self, ledger_id: str, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` already name an entry of ``ledger_id`` (read on the writer connection)."""
+        taken: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = await self._fetchall(
+                self.writer,
+                f"SELECT id FROM entries WHERE ledger_id = ? AND id IN ({', '.join('?' * len(chunk))})",
+                (ledger_id, *chunk),
+            )
+            taken.update(row[0] for row in rows)
+        return taken
+
+    async def commit_entries(
+        self,
+        rows: Sequence[Row],
+        checkpoints: Sequence[CheckpointRow],
+        counts: dict[tuple[str, str], int],
+    ) -> None:
+        """Insert a chain segment of one ledger with its checkpoints and move its head, atomically.
+
+        The segment must start right after the stored head and end at the last checkpoint; the
+        head update is guarded by the old head, so a segment built on a stale head commits nothing.
+        """
+        first, last = rows[0], rows[-1]
+        ledger_id = first[0]
+        conn = self.writer
+        try:
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                await conn.executemany(_INSERT_ENTRY, rows)
+                moved = await conn.execute(
+                    "UPDATE ledgers SET head_seq = ?, head_hash = ?, sig_digest = ?,"
+                    " first_timestamp = COALESCE(first_timestamp, ?), last_timestamp = ?"
+                    " WHERE ledger_id = ? AND head_seq = ?",
+                    (last[1], last[12], checkpoints[-1].sig_digest, first[8], last[8], ledger_id, first[1] - 1),
+                )
+                if moved.rowcount != 1:
+                    raise StorageError(f"ledger {ledger_id}: head is not at seq {first[1] - 1}")
+                await conn.executemany(
+                    "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?)",
+                    [(cp.ledger_id, cp.seq, cp.hash, cp.sig_digest, cp.timestamp, cp.sig) for cp in checkpoints],
+                )
+                await conn.executemany(
+                    "INSERT INTO stats VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET count = count + excluded.count",
+                    [(ledger_id, dim, name, n) for (dim, name), n in counts.items()],
+                )
+                await conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    await conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StorageError(f"commit failed, nothing written: {exc}") from exc
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    async def get_by_id(self, entry_id: str) -> Row | None:
+        return await self._fetchone(f"SELECT {SELECT_COLUMNS} FROM entries WHERE id = ? LIMIT 1", (entry_id,))
+
+    async def get_by_hash(self, digest: bytes) -> Row | None:
+        return await self._fetchone(
+            f"SELECT {SELECT_COLUMNS} FROM entries WHERE substr(hash, 1, 8) = ? AND hash = ? LIMIT 1",
+            (digest[:8], digest),
+        )
+
+    async def get_by_seq(self, ledger_id: str, seq: int) -> Row | None:
+        return await self._fetchone(
+            f"SELECT {SELECT_COLUMNS} FROM entries WHERE ledger_id = ? AND seq = ?", (ledger_id, seq)
+        )
+
+    async def query(
+        self, filters: Filters, *, descending: bool, after: tuple[int, str, int] | None, limit: int
+    ) -> list[Row]:
+        """Entries matching ``filters`` in (timestamp, ledger_id, seq) order, after a cursor position."""
+        where: list[str] = []
+        args: list[Any] = []
+        for column in ("stream", "type", "issuer_oid", "subject_oid", "key"):
+            value = getattr(filters, column)
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if filters.since is not None:
+            where.append("timestamp >= ?")
+            args.append(filters.since)
+        if filters.until is not None:
+            where.append("timestamp < ?")
+            args.append(filters.until)
+        if after is not None:
+            where.append(f"(timestamp, ledger_id, seq) {'<' if descending else '>'} (?, ?, ?)")
+            args.extend(after)
+        direction = "DESC" if descending else "ASC"
+        sql = (
+            f"SELECT {SELECT_COLUMNS} FROM entries"
+            f"{' WHERE ' + ' AND '.join(where) if where else ''}"
+            f" ORDER BY timestamp {direction}, ledger_id {direction}, seq {direction} LIMIT ?"
+        )
+        args.append(limit)
+        return await self._fetchall(self.reader, sql, args)
+
+    async def stats(self, ledger_id: str) -> dict[str, dict[str, int]]:
+        """Counts per stream and per type, kept as counters by the writer."""
+        rows = await self._fetchall(
+            self.reader, "SELECT dimension, name, count FROM stats WHERE ledger_id = ? ORDER BY name", (ledger_id,)
+        )
+        result: dict[str, dict[str, int]] = {"stream": {}, "type": {}}
+        for dimension, name, count in rows:
+            result.setdefault(dimension, {})[name] = count
+        return result
+
+    async def latest_checkpoint(self, ledger_id: str) -> CheckpointRow | None:
+        row = await self._fetchone(
+            "SELECT ledger_id, seq, hash, sig_digest, timestamp, sig FROM checkpoints"
+            " WHERE ledger_id = ? ORDER BY seq DESC LIMIT 1",
+            (ledger_id,),
+        )
+        return None if row is None else CheckpointRow(*row)
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    async def _write(self, sql: str, args: Sequence[Any]) -> None:
+        try:
+            await self.writer.execute(sql, args)
+        except sqlite3.Error as exc:
+            raise StorageError(str(exc)) from exc
+
+    async def _fetchone(self, sql: str, args: Sequence[Any]) -> Row | None:
+        rows = await self._fetchall(self.reader, sql, args)
+        return rows[0] if rows else None
+
+    async def _fetchall(self, conn: aiosqlite.Connection, sql: str, args: Sequence[Any]) -> list[Row]:
+        try:
+            async with conn.execute(sql, args) as cursor:
+                return cast(list[Row], await cursor.fetchall())
+        except sqlite3.Error as exc:
+            raise StorageError(str(exc)) from exc
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000

@@ -1,0 +1,217 @@
+"""Export and import of a ledger as JSON Lines.
+
+Format: a header line ``{"format": "ledger-export/1", "ledger_id", "public_key"}``, then one line
+per entry (``{"entry": {...}}``) in seq order, each checkpoint (``{"checkpoint": {...}}``) right
+after the entry it covers. Import verifies as sync does: hashes, links, the running signature
+digest against every signed checkpoint (plus every entry signature with ``full``), and commits
+only segments that end at a verified checkpoint, so an interrupted import leaves a verified prefix
+and can be run again (entries already held are checked against the head and skipped).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+from pydantic import ValidationError
+
+from node.errors import InvalidRequest, KeyFileError
+from node.ledger.rows import Row, checkpoint_to_wire, row_to_wire
+from node.ledger.store import (
+    CheckpointRow,
+    LedgerRow,
+    Store,
+    connect_sync,
+    iter_checkpoints,
+    iter_entries,
+    read_ledgers,
+)
+from protocol.canonical import canonical
+from protocol.entry import (
+    GENESIS_DIGEST,
+    check_hash,
+    check_link,
+    entry_hash,
+    next_sig_digest,
+    verify_checkpoint,
+    verify_hash_signature,
+)
+from protocol.errors import VerificationFailed
+from protocol.models import LEDGER_ID_PATTERN, Checkpoint, Entry
+
+FORMAT = "ledger-export/1"
+_COMMIT_EVERY = 5000
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    ledger_id: str
+    imported: int
+    skipped: int
+    head_seq: int
+
+
+def export_ledger(db_path: Path, ledger_id: str | None, out: IO[bytes], progress: Progress | None = None) -> int:
+    """Write a ledger (the node's own when ``ledger_id`` is None) to ``out``; returns entries written."""
+    conn = connect_sync(db_path, read_only=True)
+    try:
+        conn.execute("BEGIN")
+        ledger = _find(read_ledgers(conn), ledger_id)
+        out.write(orjson.dumps({"format": FORMAT, "ledger_id": ledger.ledger_id,
+                                "public_key": ledger.public_key.hex()}) + b"\n")  # fmt: skip
+        return _write_lines(conn, ledger, out, progress)
+    finally:
+        conn.close()
+
+
+def _find(ledgers: list[LedgerRow], ledger_id: str | None) -> LedgerRow:
+    for ledger in ledgers:
+        if ledger.ledger_id == ledger_id or (ledger_id is None and ledger.is_local):
+            return ledger
+    raise InvalidRequest(f"ledger: {ledger_id or 'own ledger'} is not held in this store")
+
+
+def _write_lines(conn: sqlite3.Connection, ledger: LedgerRow, out: IO[bytes], progress: Progress | None) -> int:
+    checkpoints = iter_checkpoints(conn, ledger.ledger_id, 0)
+    next_cp = next(checkpoints, None)
+    count = 0
+    for row in iter_entries(conn, ledger.ledger_id, 0):
+        out.write(orjson.dumps({"entry": row_to_wire(row)}) + b"\n")
+        while next_cp is not None and next_cp.seq <= row[1]:
+            out.write(orjson.dumps({"checkpoint": checkpoint_to_wire(next_cp)}) + b"\n")
+            next_cp = next(checkpoints, None)
+        count += 1
+        if progress is not None and count % 1000 == 0:
+            progress(1000)
+    if progress is not None:
+        progress(count % 1000)
+    return count
+
+
+async def import_ledger(
+    store: Store, lines: Iterable[bytes], *, full: bool = False, progress: Progress | None = None
+) -> ImportReport:
+    """Verify and import an export into ``store``; raise at the first line that does not verify."""
+    numbered = enumerate(lines, start=1)
+    header = _header(next(numbered, (1, b""))[1])
+    ledger_id, public_key = header["ledger_id"], bytes.fromhex(header["public_key"])
+    held = {row.ledger_id: row for row in await store.ledgers()}.get(ledger_id)
+    if held is None:
+        await store.add_ledger(ledger_id, public_key, is_local=False, genesis=GENESIS_DIGEST)
+        held = {row.ledger_id: row for row in await store.ledgers()}[ledger_id]
+    elif held.public_key != public_key:
+        raise KeyFileError(f"ledger {ledger_id} is pinned to another key here; refusing the import")
+    state = _Chain(held.head_seq, held.head_hash, held.sig_digest)
+    pending: list[Row] = []
+    covered: list[CheckpointRow] = []
+    imported = skipped = 0
+    for number, line in numbered:
+        if not line.strip():
+            continue
+        item = _parse(line, number)
+        try:
+            if "entry" in item:
+                entry = Entry.model_validate(item["entry"])
+                if entry.ledger_id != ledger_id:
+                    raise InvalidRequest(f"line {number}: entry of ledger {entry.ledger_id}, not {ledger_id}")
+                if entry.seq <= held.head_seq:
+                    _check_held(entry, held, number)
+                    skipped += 1
+                    continue
+                pending.append(state.extend(entry, public_key if full else None))
+            elif "checkpoint" in item:
+                cp = Checkpoint.model_validate(item["checkpoint"])
+                if cp.seq <= held.head_seq:
+                    continue
+                covered.append(state.check_checkpoint(cp, public_key))
+                if len(pending) >= _COMMIT_EVERY:
+                    imported += await _commit(store, pending, covered, progress)
+                    pending, covered = [], []
+            else:
+                raise InvalidRequest(f"line {number}: expected an entry or a checkpoint")
+        except ValidationError as exc:
+            raise InvalidRequest(f"line {number}: {exc.errors(include_url=False)[0]['msg']}") from exc
+        except VerificationFailed as exc:
+            raise VerificationFailed(f"line {number}: {exc}") from exc
+    if pending and covered and covered[-1].seq == pending[-1][1]:
+        imported += await _commit(store, pending, covered, progress)
+    elif pending:
+        raise VerificationFailed(f"the last {len(pending)} entries are covered by no checkpoint; not imported")
+    return ImportReport(ledger_id, imported, skipped, state.seq)
+
+
+def _header(line: bytes) -> dict[str, Any]:
+    item = _parse(line, 1)
+    if item.get("format") != FORMAT:
+        raise InvalidRequest(f"line 1: not a {FORMAT} file")
+    try:
+        key = bytes.fromhex(item["public_key"])
+        valid = len(key) == 32 and re.fullmatch(LEDGER_ID_PATTERN, item["ledger_id"]) is not None
+    except (KeyError, ValueError, TypeError):
+        valid = False
+    if not valid:
+        raise InvalidRequest("line 1: header needs a valid ledger_id and a 32-byte hex public_key")
+    return item
+
+
+def _parse(line: bytes, number: int) -> dict[str, Any]:
+    try:
+        item = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"line {number}: malformed JSON ({exc})") from exc
+    if not isinstance(item, dict):
+        raise InvalidRequest(f"line {number}: expected a JSON object")
+    return item
+
+
+def _check_held(entry: Entry, held: LedgerRow, number: int) -> None:
+    if entry.seq == held.head_seq and held.head_hash is not None and bytes.fromhex(entry.hash) != held.head_hash:
+        raise VerificationFailed(f"line {number}: seq {entry.seq} differs from the entry held here")
+
+
+class _Chain:
+    """The running verification state of an import: head seq, head hash, signature digest."""
+
+    def __init__(self, seq: int, head: bytes | None, digest: bytes) -> None:
+        self.seq, self.head, self.digest = seq, head, digest
+
+    def extend(self, e: Entry, public_key: bytes | None) -> Row:
+        prev = None if e.prev_hash is None else bytes.fromhex(e.prev_hash)
+        check_link(e.seq, prev, self.seq, self.head)
+        payload = canonical(e.payload).decode()
+        meta = None if e.meta is None else canonical(e.meta).decode()
+        claimed, sig = bytes.fromhex(e.hash), bytes.fromhex(e.sig)
+        fields = (e.ledger_id, e.seq, e.id, e.stream, e.type, e.issuer_oid, e.subject_oid, e.key, e.timestamp,
+                  payload, meta, prev)  # fmt: skip
+        check_hash(e.seq, entry_hash(*fields), claimed)
+        if public_key is not None:
+            verify_hash_signature(public_key, claimed, sig)
+        self.seq, self.head, self.digest = e.seq, claimed, next_sig_digest(self.digest, sig)
+        return (*fields, claimed, sig)
+
+    def check_checkpoint(self, cp: Checkpoint, public_key: bytes) -> CheckpointRow:
+        row = CheckpointRow(cp.ledger_id, cp.seq, bytes.fromhex(cp.hash), bytes.fromhex(cp.sig_digest),
+                            cp.timestamp, bytes.fromhex(cp.sig))  # fmt: skip
+        verify_checkpoint(public_key, row.ledger_id, row.seq, row.hash, row.sig_digest, row.timestamp, row.sig)
+        if row.seq != self.seq or row.hash != self.head or row.sig_digest != self.digest:
+            raise VerificationFailed(f"checkpoint at seq {row.seq} does not match the entries before it")
+        return row
+
+
+async def _commit(store: Store, rows: list[Row], checkpoints: list[CheckpointRow], progress: Progress | None) -> int:
+    counts: Counter[tuple[str, str]] = Counter()
+    for row in rows:
+        counts["stream", row[3]] += 1
+        counts["type", row[4]] += 1
+    await store.commit_entries(rows, checkpoints, dict(counts))
+    if progress is not None:
+        progress(len(rows))
+    return len(rows)

@@ -1,0 +1,42 @@
+"""Prometheus metrics of one node, on a registry of its own (several nodes can share a process)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from node.ledger.rows import Row
+
+
+class Metrics:
+    """The node's metrics; ``render()`` gives the text exposition for ``/metrics``."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.entries_appended = Counter("ledger_entries_appended", "Entries appended to the own ledger", registry=r)
+        self.append_batches = Counter("ledger_append_batches", "Committed writer groups", registry=r)
+        self.head_seq = Gauge("ledger_head_seq", "Seq of the own ledger's head", registry=r)
+        self.verify_seconds = Gauge(
+            "ledger_verify_seconds", "Duration of the last store verification", ["mode"], registry=r
+        )
+        self.http_requests = Counter(
+            "ledger_http_requests", "HTTP requests answered", ["method", "route", "status"], registry=r
+        )
+        self.http_seconds = Histogram(
+            "ledger_http_request_seconds",
+            "HTTP request latency",
+            ["route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+            registry=r,
+        )
+
+    async def on_append(self, rows: Sequence[Row]) -> None:
+        """An after_append hook: count committed entries."""
+        self.entries_appended.inc(len(rows))
+        self.append_batches.inc()
+        self.head_seq.set(rows[-1][1])
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

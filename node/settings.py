@@ -1,0 +1,103 @@
+"""Node configuration: one pydantic-settings class, filled from flags, ``LEDGER_*`` env and TOML.
+
+Precedence, highest first: command-line flags, environment (``LEDGER_PORT``,
+``LEDGER_LIMITS__MAX_BATCH``), the TOML file given with ``--config``, defaults.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from protocol.limits import Limits
+from protocol.models import LedgerId, Stream
+
+_PROTOCOL_LIMITS = Limits()
+
+
+class LimitSettings(BaseModel):
+    """Per-node limits; each may be stricter than the protocol's, never looser."""
+
+    max_payload_bytes: int = Field(_PROTOCOL_LIMITS.max_payload_bytes, ge=1, le=_PROTOCOL_LIMITS.max_payload_bytes)
+    max_batch: int = Field(_PROTOCOL_LIMITS.max_batch, ge=1, le=_PROTOCOL_LIMITS.max_batch)
+    max_query_limit: int = Field(_PROTOCOL_LIMITS.max_query_limit, ge=1, le=_PROTOCOL_LIMITS.max_query_limit)
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+
+    def protocol(self) -> Limits:
+        """These limits as the protocol package's Limits."""
+        return Limits(
+            max_payload_bytes=self.max_payload_bytes,
+            max_batch=self.max_batch,
+            max_query_limit=self.max_query_limit,
+        )
+
+
+class _Loadable(BaseSettings):
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @classmethod
+    def load(cls, config: Path | None = None, **flags: Any) -> Self:
+        """Build settings from flags (None = not given), the environment and an optional TOML file."""
+        given = {name: value for name, value in flags.items() if value is not None}
+        if config is None:
+            return cls(**given)
+        if not config.is_file():
+            raise FileNotFoundError(f"{config}: config file not found")
+
+        class FromFile(cls):  # type: ignore[misc,valid-type]
+            model_config = SettingsConfigDict(toml_file=config)
+
+        return FromFile(**given)
+
+
+class StoreLocation(_Loadable):
+    """Where the database is, for offline tools (verify, export, import) that need nothing else."""
+
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", env_nested_delimiter="__", extra="ignore")
+
+    data_dir: Path = Path("data")
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "ledger.db"
+
+
+class NodeSettings(StoreLocation):
+    """Everything a node process needs to know; built once in ``cli.py`` and passed down."""
+
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", env_nested_delimiter="__", extra="forbid")
+
+    ledger_id: LedgerId = Field(description="this node's ledger id, e.g. node-a")
+    host: str = "127.0.0.1"
+    port: int = Field(8700, ge=0, le=65535)
+    key_file: Path | None = Field(None, description="Ed25519 key file; default <data_dir>/node.key")
+    admin_token: SecretStr | None = Field(None, description="bearer token for /admin; unset = admin off")
+    verify_on_start: Literal["fast", "chain", "full"] = "chain"
+    durability: Literal["normal", "full"] = Field(
+        "full", description="full: fsync every commit; normal: survive process crashes, not power loss"
+    )
+    streams: list[Stream] | None = Field(None, description="allowed stream names; unset = any valid name")
+    max_group_entries: int = Field(5000, ge=1, le=100_000, description="entries per group commit")
+    limits: LimitSettings = LimitSettings()
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @property
+    def key_path(self) -> Path:
+        return self.key_file if self.key_file is not None else self.data_dir / "node.key"

@@ -1,0 +1,113 @@
+"""Write the protocol v1 test vectors: ``python -m protocol.vectors.generate [--check]``.
+
+- ``canonical.json``: JSON inputs and their RFC 8785 bytes (as UTF-8 text) from the reference
+  encoder.
+- ``entries.json``: a three-entry chain of ledger ``vector-ledger`` signed with the published test
+  seed (bytes 0..31): each entry's content bytes, hash, signature and running signature digest,
+  and the checkpoint over the head.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import orjson
+
+from protocol.canonical import reference
+from protocol.entry import (
+    GENESIS_DIGEST,
+    checkpoint_bytes,
+    content_bytes,
+    entry_hash,
+    next_sig_digest,
+    sign_checkpoint,
+    sign_hash,
+)
+from protocol.signing import KeyPair
+from protocol.vectors import DIRECTORY, TEST_SEED
+
+CANONICAL_INPUTS: list[Any] = [
+    {"b": 2, "a": 1},
+    {"nested": {"z": [3, 2, 1], "a": None}, "flag": True, "off": False},
+    {"numbers": [0, -0.0, 1.0, 1.5, -2.25, 1e21, 1e-7, 123456789012345, 9007199254740991, 0.1, 333333333.3333333]},
+    {"text": 'quote " backslash \\ newline \n tab \t bell \u0007 del \u007f'},
+    {"unicode": "é ü 日本 😀 \u2028 \u2029"},
+    {"\u20ac": "euro key", "\U0001f600": "astral key", "\ufb33": "hebrew key", "a": "ascii"},
+    [],
+    {},
+    "plain string",
+    [1, "two", [3, {"four": 4}]],
+]
+
+ENTRY_DRAFTS: list[dict[str, Any]] = [
+    {"id": "01930000-0000-7000-8000-000000000001", "stream": "proofs", "type": "proof",
+     "issuer_oid": "oid:acme:org:vector", "subject_oid": "oid:acme:doc:1", "key": None,
+     "timestamp": 1735689600000, "payload": {"amount": 12, "note": "first"}, "meta": None},
+    {"id": "01930000-0000-7000-8000-000000000002", "stream": "assets", "type": "transfer",
+     "issuer_oid": None, "subject_oid": "oid:acme:asset:7", "key": "asset-7",
+     "timestamp": 1735689600001, "payload": {"from": "a", "to": "b", "share": 0.25}, "meta": {"tags": ["x"]}},
+    {"id": "01930000-0000-7000-8000-000000000003", "stream": "proofs", "type": "proof",
+     "issuer_oid": None, "subject_oid": None, "key": None,
+     "timestamp": 1735689600001, "payload": {"text": "ünïcødé"}, "meta": None},
+]  # fmt: skip
+
+
+def build() -> dict[str, bytes]:
+    """Every vector file's bytes, by file name."""
+    canonical_cases = [{"input": value, "canonical": reference(value).decode()} for value in CANONICAL_INPUTS]
+    keys = KeyPair(TEST_SEED)
+    ledger_id = "vector-ledger"
+    prev: bytes | None = None
+    digest = GENESIS_DIGEST
+    entries = []
+    for seq, d in enumerate(ENTRY_DRAFTS, start=1):
+        payload, meta = reference(d["payload"]), None if d["meta"] is None else reference(d["meta"])
+        fields = (ledger_id, seq, d["id"], d["stream"], d["type"], d["issuer_oid"], d["subject_oid"], d["key"],
+                  d["timestamp"], payload, meta, prev)  # fmt: skip
+        h = entry_hash(*fields)
+        sig = sign_hash(keys, h)
+        digest = next_sig_digest(digest, sig)
+        entries.append({
+            "entry": {"v": 1, "ledger_id": ledger_id, "seq": seq, **d,
+                      "prev_hash": None if prev is None else prev.hex(), "hash": h.hex(), "sig": sig.hex()},
+            "content_bytes": content_bytes(*fields).decode(),
+            "sig_digest": digest.hex(),
+        })  # fmt: skip
+        prev = h
+    assert prev is not None
+    head_ts = ENTRY_DRAFTS[-1]["timestamp"]
+    checkpoint = {
+        "ledger_id": ledger_id, "seq": len(entries), "hash": prev.hex(), "sig_digest": digest.hex(),
+        "timestamp": head_ts,
+        "signed_bytes": checkpoint_bytes(ledger_id, len(entries), prev, digest, head_ts).decode(),
+        "sig": sign_checkpoint(keys, ledger_id, len(entries), prev, digest, head_ts).hex(),
+    }  # fmt: skip
+    chain = {"seed": TEST_SEED.hex(), "public_key": keys.public_key.hex(), "entries": entries, "checkpoint": checkpoint}
+    dump = orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
+    return {
+        "canonical.json": orjson.dumps(canonical_cases, option=dump),
+        "entries.json": orjson.dumps(chain, option=dump),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="fail if the files on disk differ")
+    args = parser.parse_args()
+    stale = []
+    for name, content in build().items():
+        path = DIRECTORY / name
+        if args.check:
+            if not path.is_file() or path.read_bytes() != content:
+                stale.append(name)
+        else:
+            path.write_bytes(content)
+            print(f"wrote {path}")
+    if stale:
+        sys.exit(f"stale vectors: {', '.join(stale)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The registry service (nodes register signed records, heartbeat and discover each other)."""

@@ -1,0 +1,160 @@
+"""``ledger-node`` as a user runs it: real processes, real files, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import NodeProcess, cli, start_process
+
+
+def test_help_explains_the_commands() -> None:
+    result = cli("--help")
+    assert result.returncode == 0
+    for command in ("run", "keygen", "append", "query", "get", "stats", "verify", "export", "import"):
+        assert command in result.stdout
+    assert "Exit codes" in result.stdout
+
+
+def test_keygen_writes_a_private_key_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    key = tmp_path / "k" / "node.key"
+    result = cli("keygen", "--out", str(key))
+    assert result.returncode == 0 and "public_key" in result.stdout
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    again = cli("keygen", "--out", str(key))
+    assert again.returncode == 1 and again.stderr.startswith("ledger-node: error:") and "overwrite" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
+
+
+def test_a_node_process_serves_the_cli_commands(tmp_path: Path, processes: list[NodeProcess]) -> None:
+    node = start_process(tmp_path / "a")
+    processes.append(node)
+    one = cli("append", "--url", node.url, "--stream", "proofs", "--type", "proof", "--payload", '{"a": 1}',
+              "--subject-oid", "oid:x")  # fmt: skip
+    assert one.returncode == 0, one.stderr
+    entry = json.loads(one.stdout)
+    batch_file = tmp_path / "batch.jsonl"
+    batch_file.write_text("\n".join(json.dumps({"stream": "proofs", "type": "t", "payload": {"i": i}})
+                                    for i in range(25)))  # fmt: skip
+    many = cli("append", "--url", node.url, "--file", str(batch_file), "--batch", "10")
+    assert many.returncode == 0 and "appended 25 entries; head seq 26" in many.stdout
+    got = cli("get", "--url", node.url, entry["id"])
+    assert json.loads(got.stdout) == entry
+    query = cli("query", "--url", node.url, "--type", "t", "--limit", "7", "--all")
+    assert [json.loads(line)["payload"]["i"] for line in query.stdout.splitlines()] == list(range(25))
+    stats = json.loads(cli("stats", "--url", node.url).stdout)
+    assert stats["entries"] == 26
+    bad = cli("append", "--url", node.url, "--stream", "BAD", "--type", "t")
+    assert bad.returncode == 1 and bad.stderr.startswith("ledger-node: error: stream:")
+    assert "Traceback" not in bad.stderr
+    assert node.terminate() == 0
+
+
+def test_client_commands_say_when_no_node_answers() -> None:
+    result = cli("stats", "--url", "http://127.0.0.1:9")
+    assert result.returncode == 1 and "cannot reach http://127.0.0.1:9" in result.stderr
+
+
+def test_verify_export_import_round_trip_and_tamper(tmp_path: Path, processes: list[NodeProcess]) -> None:
+    node = start_process(tmp_path / "a")
+    processes.append(node)
+    batch = tmp_path / "b.json"
+    batch.write_text(json.dumps([{"stream": "s", "type": "t", "payload": {"i": i, "f": i / 3}} for i in range(300)]))
+    assert cli("append", "--url", node.url, "--file", str(batch), "--batch", "70").returncode == 0
+    assert node.terminate() == 0
+
+    ok = cli("verify", "--data-dir", str(tmp_path / "a"), "--full")
+    assert ok.returncode == 0 and "entries=300" in ok.stdout and "signatures=300" in ok.stdout
+    export = tmp_path / "a.jsonl"
+    assert cli("export", "--data-dir", str(tmp_path / "a"), "--out", str(export)).returncode == 0
+    lines = export.read_text().splitlines()
+    assert json.loads(lines[0])["format"] == "ledger-export/1" and len(lines) == 1 + 300 + 5
+
+    imported = cli("import", "--data-dir", str(tmp_path / "b"), str(export))
+    assert imported.returncode == 0 and "entries=300" in imported.stdout, imported.stderr
+    again = cli("import", "--data-dir", str(tmp_path / "b"), str(export))
+    assert again.returncode == 0 and "entries=0 already_held=300" in again.stdout
+    assert cli("verify", "--data-dir", str(tmp_path / "b"), "--full").returncode == 0
+
+    forged = tmp_path / "forged.jsonl"
+    record = json.loads(lines[150])
+    record["entry"]["payload"]["i"] = 9999
+    forged.write_text("\n".join([*lines[:150], json.dumps(record), *lines[151:]]))
+    refused = cli("import", "--data-dir", str(tmp_path / "c"), str(forged))
+    assert refused.returncode == 1 and "line 151: seq 148: hash does not match" in refused.stderr
+
+    conn = sqlite3.connect(tmp_path / "a" / "ledger.db")
+    conn.execute('UPDATE entries SET payload = \'{"f":0,"i":7}\' WHERE seq = 42')
+    conn.commit()
+    corrupted = cli("verify", "--data-dir", str(tmp_path / "a"))
+    assert corrupted.returncode == 3
+    assert corrupted.stderr.strip() == (
+        "ledger-node: error: store corrupted: ledger node-a seq 42: hash does not match the entry's content"
+    )
+    refused_start = cli("run", "--ledger-id", "node-a", "--data-dir", str(tmp_path / "a"), "--port", "0")
+    assert refused_start.returncode == 3 and "seq 42" in refused_start.stderr
+
+
+def test_restored_export_becomes_the_nodes_own_ledger(tmp_path: Path, processes: list[NodeProcess]) -> None:
+    node = start_process(tmp_path / "a")
+    processes.append(node)
+    assert cli("append", "--url", node.url, "--stream", "s", "--type", "t").returncode == 0
+    node.terminate()
+    export = tmp_path / "a.jsonl"
+    assert cli("export", "--data-dir", str(tmp_path / "a"), "--out", str(export)).returncode == 0
+    restored = tmp_path / "restored"
+    assert cli("import", "--data-dir", str(restored), str(export)).returncode == 0
+    (restored / "node.key").write_bytes((tmp_path / "a" / "node.key").read_bytes())
+    (restored / "node.key").chmod(0o600)
+    again = start_process(restored)
+    processes.append(again)
+    assert cli("append", "--url", again.url, "--stream", "s", "--type", "t").returncode == 0
+    assert json.loads(cli("stats", "--url", again.url).stdout)["entries"] == 2
+
+
+def test_a_second_process_on_the_same_data_dir_is_refused(tmp_path: Path, processes: list[NodeProcess]) -> None:
+    processes.append(start_process(tmp_path / "a"))
+    second = cli("run", "--ledger-id", "node-a", "--data-dir", str(tmp_path / "a"), "--port", "0")
+    assert second.returncode == 1 and "in use by another process" in second.stderr
+    imported = cli("import", "--data-dir", str(tmp_path / "a"), "/dev/null")
+    assert imported.returncode == 1 and "in use by another process" in imported.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--ledger-id", "Bad Id"], {}, "invalid configuration: ledger_id:"),
+        (["--port", "70000"], {}, "invalid configuration: port:"),
+        ([], {"LEDGER_DURABILITY": "sometimes"}, "invalid configuration: durability:"),
+        (["--config", "/nonexistent.toml"], {}, "config file not found"),
+    ],
+)
+def test_bad_configuration_is_one_line(tmp_path: Path, args: list[str], env: dict[str, str], message: str) -> None:
+    base = ["run", "--data-dir", str(tmp_path)] + ([] if "--ledger-id" in args else ["--ledger-id", "node-a"])
+    result = cli(*base, *args, env=env)
+    assert result.returncode == 1 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_config_file_and_environment_precedence(tmp_path: Path, processes: list[NodeProcess]) -> None:
+    config = tmp_path / "node.toml"
+    config.write_text(f'ledger_id = "from-file"\ndata_dir = "{tmp_path / "d"}"\nport = 1\n[limits]\nmax_batch = 5\n')
+    result = cli("run", "--config", str(config), "--port", "0", "--ledger-id", "node-flag",
+                 env={"LEDGER_LIMITS__MAX_BATCH": "abc"})  # fmt: skip
+    assert result.returncode == 1 and "limits.max_batch" in result.stderr
+
+
+def test_unreadable_key_files_are_named(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "node.key").write_text("{}")
+    (data / "node.key").chmod(0o600)
+    result = cli("run", "--ledger-id", "node-a", "--data-dir", str(data), "--port", "0")
+    assert result.returncode == 1 and "not a valid ed25519 key file" in result.stderr
+    (data / "node.key").chmod(0o644)
+    result = cli("run", "--ledger-id", "node-a", "--data-dir", str(data), "--port", "0")
+    assert result.returncode == 1 and "readable by others" in result.stderr
