@@ -27,7 +27,7 @@ from node.app import build_app
 from node.client import ClientError, NodeClient
 from node.errors import NodeError, StoreCorrupted
 from node.keys import create_key_file
-from node.ledger.store import Store, connect_sync, read_ledgers
+from node.ledger.store import Store, held_ledgers
 from node.ledger.transfer import export_ledger, import_ledger
 from node.ledger.verify import Mode, verify_store
 from node.lock import DataDirLock
@@ -238,13 +238,9 @@ def _progress(description: str, total: int | None) -> Iterator[Callable[[int], N
 def cmd_verify(args: argparse.Namespace) -> None:
     location = _location(args)
     mode: Mode = "full" if args.full else "fast" if args.fast else "chain"
-    conn = connect_sync(location.db_path, read_only=True)
-    try:
-        total = sum(ledger.head_seq for ledger in read_ledgers(conn))
-        with _progress(f"verify ({mode})", total) as advance:
-            reports = verify_store(conn, mode, progress=advance)
-    finally:
-        conn.close()
+    total = sum(ledger.head_seq for ledger in held_ledgers(location.db_path))
+    with _progress(f"verify ({mode})", total) as advance:
+        reports = verify_store(location.db_path, mode, progress=advance)
     for r in reports:
         print(
             f"ok ledger={r.ledger_id} mode={r.mode} seq={r.from_seq + 1}..{r.through_seq} entries={r.entries}"
@@ -254,11 +250,7 @@ def cmd_verify(args: argparse.Namespace) -> None:
 
 def cmd_export(args: argparse.Namespace) -> None:
     location = _location(args)
-    conn = connect_sync(location.db_path, read_only=True)
-    try:
-        ledgers = read_ledgers(conn)
-    finally:
-        conn.close()
+    ledgers = held_ledgers(location.db_path)
     total = next((x.head_seq for x in ledgers if x.ledger_id == args.ledger or (args.ledger is None and x.is_local)), 0)
     out: IO[bytes]
     with _progress("export", total) as advance:

@@ -58,6 +58,10 @@ class StoreCorrupted(NodeError):
         self.seq = seq
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[StoreCorrupted], tuple[str, int, str]]:
+        # rebuilt from its fields when it crosses a process boundary (parallel verification)
+        return (StoreCorrupted, (self.ledger_id, self.seq, self.reason))
+
 
 class SchemaTooNew(NodeError):
     """The database schema is newer than this node understands."""

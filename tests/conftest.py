@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +18,9 @@ from aiohttp import web
 
 from node.app import build_app
 from node.settings import NodeSettings
+from scenarios.procs import REPO, NodeProcess
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
-REPO = Path(__file__).resolve().parent.parent
 
 
 async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float = 5.0, interval: float = 0.02) -> None:
@@ -98,65 +96,12 @@ def draft(i: int = 0, **fields: Any) -> dict[str, Any]:
             **fields}  # fmt: skip
 
 
-@dataclass
-class NodeProcess:
-    """A ``ledger-node run`` process on an ephemeral port."""
-
-    proc: subprocess.Popen[bytes]
-    url: str
-    data_dir: Path
-    log: list[str] = field(default_factory=list)
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def terminate(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=20)
-
-
 def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``ledger-node`` with ``args`` and capture its output."""
     return subprocess.run(
         [sys.executable, "-m", "node.cli", *args],
         capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}, cwd=cwd or REPO,
     )  # fmt: skip
-
-
-def start_process(data_dir: Path, ledger_id: str = "node-a", *extra: str, timeout: float = 60) -> NodeProcess:
-    """Start a node process and wait for its 'listening' line."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "node.cli", "run", "--ledger-id", ledger_id, "--data-dir", str(data_dir),
-         "--port", "0", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    log: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline().decode(errors="replace")
-        if not line:
-            break
-        log.append(line)
-        match = re.search(r"listening on (http://\S+)", line)
-        if match:
-            _drain(proc)
-            return NodeProcess(proc, match.group(1), data_dir, log)
-    proc.kill()
-    raise AssertionError("node process did not start:\n" + "".join(log))
-
-
-def _drain(proc: subprocess.Popen[bytes]) -> None:
-    """Keep reading the process output so it never blocks on a full pipe."""
-    import threading
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for _ in proc.stdout:
-            pass
-
-    threading.Thread(target=pump, daemon=True).start()
 
 
 @pytest.fixture

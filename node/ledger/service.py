@@ -11,7 +11,6 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -28,7 +27,7 @@ from node.ledger.clock import HybridClock
 from node.ledger.cursor import decode_cursor, encode_cursor
 from node.ledger.hooks import Hooks
 from node.ledger.rows import HASH, Row
-from node.ledger.store import CheckpointRow, Filters, LedgerRow, Store, connect_sync
+from node.ledger.store import CheckpointRow, Filters, LedgerRow, Store
 from node.ledger.verify import Mode, Progress, VerifyReport, verify_store
 from node.ledger.writer import Draft, Tip, Writer
 from node.settings import NodeSettings
@@ -227,7 +226,7 @@ class Ledger:
 
     async def verify(self, mode: Mode, progress: Progress | None = None) -> list[VerifyReport]:
         """Verify the store on a connection of its own in a worker thread; raise StoreCorrupted."""
-        reports = await asyncio.to_thread(_verify_file, self.settings, mode, progress)
+        reports = await asyncio.to_thread(verify_store, self.settings.db_path, mode, progress=progress)
         for report in reports:
             if report.through_seq > 0:
                 await self._store.set_verified(report.ledger_id, report.through_seq)
@@ -236,15 +235,6 @@ class Ledger:
                 report.ledger_id, report.mode, report.entries, report.through_seq, report.seconds,
             )  # fmt: skip
         return reports
-
-
-def _verify_file(settings: NodeSettings, mode: Mode, progress: Progress | None) -> list[VerifyReport]:
-    conn = connect_sync(settings.db_path, read_only=True)
-    try:
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify") as pool:
-            return verify_store(conn, mode, progress=progress, pool=pool)
-    finally:
-        conn.close()
 
 
 def _found(row: Row | None, message: str) -> Row:

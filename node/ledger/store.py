@@ -113,6 +113,15 @@ def read_ledgers(conn: sqlite3.Connection) -> list[LedgerRow]:
     return [_ledger_row(row) for row in rows]
 
 
+def held_ledgers(db_path: Path) -> list[LedgerRow]:
+    """The ledgers in the database at ``db_path`` (read-only), own first."""
+    conn = connect_sync(db_path, read_only=True)
+    try:
+        return read_ledgers(conn)
+    finally:
+        conn.close()
+
+
 _LEDGER_COLUMNS = (
     "ledger_id, public_key, is_local, head_seq, head_hash, sig_digest, first_timestamp, last_timestamp, verified_seq"
 )
@@ -160,10 +169,10 @@ class Store:
             "PRAGMA journal_mode = WAL",
             f"PRAGMA synchronous = {self._synchronous}",
             "PRAGMA busy_timeout = 5000",
-            "PRAGMA cache_size = -65536",
+            "PRAGMA cache_size = -262144",  # 256 MiB: the indexes of a few million entries stay cached
             "PRAGMA temp_store = MEMORY",
             # group commits touch many index pages; checkpoint the WAL less often than every 1000 pages
-            "PRAGMA wal_autocheckpoint = 10000",
+            "PRAGMA wal_autocheckpoint = 20000",
         ):
             await conn.execute(pragma)
 

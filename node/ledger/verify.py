@@ -4,21 +4,26 @@ Modes:
 - ``fast``: from the last checkpoint a verification passed (``ledgers.verified_seq``) to the head;
 - ``chain``: every entry from seq 1: its hash re-computed from its columns, its link, the running
   signature digest against every checkpoint, every checkpoint signature and the head's signature;
-- ``full``: ``chain`` plus every entry signature, checked on a thread pool so both cores work.
+- ``full``: ``chain`` plus every entry signature.
+
+A ledger is cut at checkpoints into spans. A span verifies on its own: it starts from the state its
+opening checkpoint records and must end exactly in the state its closing checkpoint records, so
+consecutive spans together verify the whole chain. Large ledgers are verified span by span on a
+pool of worker processes (both cores, no GIL in the way); small ones in the calling thread.
 
 The first bad position is raised as StoreCorrupted(ledger_id, seq, reason). Rows are streamed in
-seq order; memory stays flat whatever the ledger's size. Runs in a worker thread on a connection of
-its own (sqlite3, read-only), inside one read transaction, so it sees one consistent snapshot.
+seq order; memory stays flat whatever the ledger's size.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from node.errors import StoreCorrupted
@@ -27,6 +32,7 @@ from node.ledger.store import (
     CheckpointRow,
     LedgerRow,
     checkpoint_at_or_before,
+    connect_sync,
     iter_checkpoints,
     iter_entries,
     read_ledgers,
@@ -37,8 +43,8 @@ from protocol.errors import BadSignature
 Mode = Literal["fast", "chain", "full"]
 Progress = Callable[[int], None]
 
-_SIG_CHUNK = 2048
-_PROGRESS_EVERY = 10_000
+SPAN_ENTRIES = 50_000  # a span closes at the first checkpoint at least this far from its start
+PARALLEL_FROM = 200_000  # below this many entries, worker processes cost more than they save
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,105 +60,78 @@ class VerifyReport:
     signatures: int
     seconds: float
 
-    @property
-    def last_checkpoint(self) -> int:
-        return self.through_seq
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    seq: int
+    hash: bytes | None
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How to cut and spread the work (defaults suit production; tests use small spans)."""
+
+    workers: int = 2
+    span_entries: int = SPAN_ENTRIES
+    parallel_from: int = PARALLEL_FROM
 
 
 def verify_store(
-    conn: sqlite3.Connection,
-    mode: Mode,
-    *,
-    progress: Progress | None = None,
-    pool: ThreadPoolExecutor | None = None,
+    db_path: Path, mode: Mode, *, progress: Progress | None = None, plan: Plan = Plan()
 ) -> list[VerifyReport]:
-    """Verify every ledger held; raise StoreCorrupted at the first bad position."""
-    conn.execute("BEGIN")  # one snapshot for the whole walk
+    """Verify every ledger in the database at ``db_path``; raise StoreCorrupted at the first bad position."""
+    conn = connect_sync(db_path, read_only=True)
     try:
-        return [_verify(conn, ledger, mode, progress, pool, time.perf_counter()) for ledger in read_ledgers(conn)]
+        conn.execute("BEGIN")  # the heads and checkpoints read here are one snapshot
+        return [_verify_ledger(conn, db_path, ledger, mode, progress, plan) for ledger in read_ledgers(conn)]
     finally:
-        conn.execute("ROLLBACK")
+        conn.close()
 
 
-def _verify(
-    conn: sqlite3.Connection,
-    ledger: LedgerRow,
-    mode: Mode,
-    progress: Progress | None,
-    pool: ThreadPoolExecutor | None,
-    started: float,
+def _verify_ledger(
+    conn: sqlite3.Connection, db_path: Path, ledger: LedgerRow, mode: Mode, progress: Progress | None, plan: Plan
 ) -> VerifyReport:
-    lid, key = ledger.ledger_id, ledger.public_key
-    start, prev, digest = _starting_point(conn, ledger, mode)
-    expected = start + 1
-    checkpoints = iter_checkpoints(conn, lid, start)
-    next_cp = next(checkpoints, None)
-    last_cp, n_cp = start, 0
-    sig_jobs: deque[Future[int | None]] = deque()
-    batch: list[tuple[int, bytes, bytes]] = []
+    started = time.perf_counter()
+    lid, head = ledger.ledger_id, ledger.head_seq
+    start = _starting_point(conn, ledger, mode)
+    spans = _spans(conn, lid, start, head, plan.span_entries)
     full = mode == "full"
-    own_pool = pool is None and full
-    if own_pool:
-        pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
-    try:
-        for row in iter_entries(conn, lid, start):
-            seq = row[1]
-            if seq != expected:
-                raise StoreCorrupted(lid, expected, "entry missing")
-            if row[11] != prev:
-                raise StoreCorrupted(lid, seq, f"prev_hash does not match the hash of seq {seq - 1}")
-            digest_now = content_hash(row)
-            if digest_now != row[HASH]:
-                raise StoreCorrupted(lid, seq, "hash does not match the entry's content")
-            digest = next_sig_digest(digest, row[SIG])
-            if full:
-                assert pool is not None
-                batch.append((seq, row[HASH], row[SIG]))
-                if len(batch) >= _SIG_CHUNK:
-                    sig_jobs.append(pool.submit(_first_bad_signature, key, batch))
-                    batch = []
-                    while len(sig_jobs) > 4:
-                        _raise_bad(lid, sig_jobs.popleft().result())
-            if next_cp is not None and next_cp.seq == seq:
-                _check_checkpoint(conn, ledger, next_cp, digest_now, digest, last_cp)
-                last_cp, n_cp = seq, n_cp + 1
-                next_cp = next(checkpoints, None)
-            prev = digest_now
-            expected += 1
-            if progress is not None and expected % _PROGRESS_EVERY == 0:
-                progress(_PROGRESS_EVERY)
-        if full:
-            assert pool is not None
-            if batch:
-                sig_jobs.append(pool.submit(_first_bad_signature, key, batch))
-            for job in sig_jobs:
-                _raise_bad(lid, job.result())
-    finally:
-        if own_pool and pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-    head = expected - 1
-    if head < ledger.head_seq:
-        raise StoreCorrupted(lid, expected, "entry missing")
-    if head > ledger.head_seq or prev != ledger.head_hash:
+    if head - start.seq >= plan.parallel_from and plan.workers > 1 and len(spans) > 1:
+        context = multiprocessing.get_context("spawn")  # never fork a process that runs threads
+        with ProcessPoolExecutor(max_workers=plan.workers, mp_context=context) as pool:
+            jobs: list[Future[int]] = [
+                pool.submit(_verify_span_in_worker, db_path, ledger, begin, end, full) for begin, end in spans
+            ]
+            # in span order: the first failing span names the first bad position
+            checkpoints = sum(
+                _done(job.result(), end.seq - begin.seq, progress)
+                for job, (begin, end) in zip(jobs, spans, strict=True)
+            )
+    else:
+        checkpoints = sum(
+            _done(_verify_span(conn, ledger, begin, end, full), end.seq - begin.seq, progress) for begin, end in spans
+        )
+    last = spans[-1][1] if spans else start
+    if last.seq < head:
+        raise StoreCorrupted(lid, head, "no checkpoint covers the head")
+    if last.seq > head or last.hash != ledger.head_hash:
         raise StoreCorrupted(lid, head, "entries do not end at the recorded head")
-    if next_cp is not None:
-        raise StoreCorrupted(lid, next_cp.seq, "checkpoint beyond the head")
+    beyond = next(iter_checkpoints(conn, lid, head), None)
+    if beyond is not None:
+        raise StoreCorrupted(lid, beyond.seq, "checkpoint beyond the head")
     if head > 0:
-        if last_cp != head:
-            raise StoreCorrupted(lid, head, "no checkpoint covers the head")
         _check_head_signature(conn, ledger, head)
-    if progress is not None:
-        progress((head - start) % _PROGRESS_EVERY)
     return VerifyReport(
-        lid, mode, start, head, head - start, n_cp, head - start if full else 1 if head else 0,
+        lid, mode, start.seq, head, head - start.seq, checkpoints, head - start.seq if full else min(head, 1),
         time.perf_counter() - started,
     )  # fmt: skip
 
 
-def _starting_point(conn: sqlite3.Connection, ledger: LedgerRow, mode: Mode) -> tuple[int, bytes | None, bytes]:
-    """(seq, hash, signature digest) to start from: genesis, or the last verified checkpoint."""
+def _starting_point(conn: sqlite3.Connection, ledger: LedgerRow, mode: Mode) -> _State:
+    """Genesis, or (fast mode) the last verified checkpoint, itself checked."""
     if mode != "fast" or ledger.verified_seq == 0:
-        return 0, None, GENESIS_DIGEST
+        return _State(0, None, GENESIS_DIGEST)
     cp = checkpoint_at_or_before(conn, ledger.ledger_id, ledger.verified_seq)
     if cp is None or cp.seq != ledger.verified_seq:
         raise StoreCorrupted(ledger.ledger_id, ledger.verified_seq, "verified checkpoint is missing")
@@ -160,7 +139,81 @@ def _starting_point(conn: sqlite3.Connection, ledger: LedgerRow, mode: Mode) -> 
     row = next(iter_entries(conn, ledger.ledger_id, cp.seq - 1), None)
     if row is None or row[1] != cp.seq or content_hash(row) != cp.hash or row[HASH] != cp.hash:
         raise StoreCorrupted(ledger.ledger_id, cp.seq, "entry does not match its verified checkpoint")
-    return cp.seq, cp.hash, cp.sig_digest
+    return _State(cp.seq, cp.hash, cp.sig_digest)
+
+
+def _spans(
+    conn: sqlite3.Connection, ledger_id: str, start: _State, head: int, span_entries: int
+) -> list[tuple[_State, CheckpointRow]]:
+    """Cut (start, head] at checkpoints into spans of about ``span_entries`` entries.
+
+    Each span ends at a checkpoint; the next span starts from that checkpoint's recorded state.
+    Entries after the last checkpoint form no span: the head check reports them.
+    """
+    spans: list[tuple[_State, CheckpointRow]] = []
+    begin = start
+    last: CheckpointRow | None = None
+    for cp in iter_checkpoints(conn, ledger_id, start.seq):
+        if cp.seq > head:
+            break
+        last = cp
+        if cp.seq - begin.seq >= span_entries:
+            spans.append((begin, cp))
+            begin, last = _State(cp.seq, cp.hash, cp.sig_digest), None
+    if last is not None:
+        spans.append((begin, last))
+    return spans
+
+
+def _done(checkpoints: int, entries: int, progress: Progress | None) -> int:
+    if progress is not None:
+        progress(entries)
+    return checkpoints
+
+
+def _verify_span_in_worker(db_path: Path, ledger: LedgerRow, begin: _State, end: CheckpointRow, full: bool) -> int:
+    conn = connect_sync(db_path, read_only=True)
+    try:
+        conn.execute("BEGIN")
+        return _verify_span(conn, ledger, begin, end, full)
+    finally:
+        conn.close()
+
+
+def _verify_span(conn: sqlite3.Connection, ledger: LedgerRow, begin: _State, end: CheckpointRow, full: bool) -> int:
+    """Verify the entries (begin.seq, end.seq] and every checkpoint among them; returns checkpoints checked."""
+    lid, key = ledger.ledger_id, ledger.public_key
+    checkpoints = iter_checkpoints(conn, lid, begin.seq)
+    next_cp = next(checkpoints, None)
+    prev, digest, expected, last_cp, checked = begin.hash, begin.digest, begin.seq + 1, begin.seq, 0
+    for row in _rows(conn, lid, begin.seq, end.seq):
+        seq = row[1]
+        if seq != expected:
+            raise StoreCorrupted(lid, expected, "entry missing")
+        if row[11] != prev:
+            raise StoreCorrupted(lid, seq, f"prev_hash does not match the hash of seq {seq - 1}")
+        computed = content_hash(row)
+        if computed != row[HASH]:
+            raise StoreCorrupted(lid, seq, "hash does not match the entry's content")
+        if full and _first_bad_signature(key, [(seq, computed, row[SIG])]) is not None:
+            raise StoreCorrupted(lid, seq, "signature does not verify")
+        digest = next_sig_digest(digest, row[SIG])
+        if next_cp is not None and next_cp.seq == seq:
+            _check_checkpoint(conn, ledger, next_cp, computed, digest, last_cp)
+            last_cp, checked = seq, checked + 1
+            next_cp = next(checkpoints, None)
+        prev = computed
+        expected += 1
+    if expected - 1 != end.seq:
+        raise StoreCorrupted(lid, expected, "entry missing")
+    return checked
+
+
+def _rows(conn: sqlite3.Connection, ledger_id: str, after: int, through: int) -> Iterator[Row]:
+    for row in iter_entries(conn, ledger_id, after):
+        if row[1] > through:
+            return
+        yield row
 
 
 def _check_checkpoint(
@@ -171,7 +224,7 @@ def _check_checkpoint(
         raise StoreCorrupted(ledger.ledger_id, cp.seq, "checkpoint hash differs from the entry's")
     if cp.sig_digest != sig_digest:
         # some signature after the previous checkpoint was altered: find which one
-        rows = _range(conn, ledger.ledger_id, last_cp, cp.seq)
+        rows = list(_rows(conn, ledger.ledger_id, last_cp, cp.seq))
         bad = _first_bad_signature(ledger.public_key, [(r[1], r[HASH], r[SIG]) for r in rows])
         raise StoreCorrupted(ledger.ledger_id, bad or cp.seq, "signature does not verify")
 
@@ -184,14 +237,9 @@ def _check_checkpoint_signature(ledger: LedgerRow, cp: CheckpointRow) -> None:
 
 
 def _check_head_signature(conn: sqlite3.Connection, ledger: LedgerRow, head: int) -> None:
-    (row,) = _range(conn, ledger.ledger_id, head - 1, head)
+    row = next(_rows(conn, ledger.ledger_id, head - 1, head))
     if _first_bad_signature(ledger.public_key, [(row[1], row[HASH], row[SIG])]) is not None:
         raise StoreCorrupted(ledger.ledger_id, head, "signature does not verify")
-
-
-def _range(conn: sqlite3.Connection, ledger_id: str, after: int, through: int) -> list[Row]:
-    rows: Iterator[Row] = iter_entries(conn, ledger_id, after)
-    return [row for row, _ in zip(rows, range(through - after), strict=False)]
 
 
 def _first_bad_signature(public_key: bytes, items: list[tuple[int, bytes, bytes]]) -> int | None:
@@ -201,8 +249,3 @@ def _first_bad_signature(public_key: bytes, items: list[tuple[int, bytes, bytes]
         except BadSignature:
             return seq
     return None
-
-
-def _raise_bad(ledger_id: str, bad: int | None) -> None:
-    if bad is not None:
-        raise StoreCorrupted(ledger_id, bad, "signature does not verify")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import NodeProcess, cli, start_process
+from scenarios.procs import NodeProcess, start_node
+from tests.conftest import cli
 
 
 def test_help_explains_the_commands() -> None:
@@ -31,7 +32,7 @@ def test_keygen_writes_a_private_key_and_refuses_to_overwrite(tmp_path: Path) ->
 
 
 def test_a_node_process_serves_the_cli_commands(tmp_path: Path, processes: list[NodeProcess]) -> None:
-    node = start_process(tmp_path / "a")
+    node = start_node(tmp_path / "a")
     processes.append(node)
     one = cli("append", "--url", node.url, "--stream", "proofs", "--type", "proof", "--payload", '{"a": 1}',
               "--subject-oid", "oid:x")  # fmt: skip
@@ -60,7 +61,7 @@ def test_client_commands_say_when_no_node_answers() -> None:
 
 
 def test_verify_export_import_round_trip_and_tamper(tmp_path: Path, processes: list[NodeProcess]) -> None:
-    node = start_process(tmp_path / "a")
+    node = start_node(tmp_path / "a")
     processes.append(node)
     batch = tmp_path / "b.json"
     batch.write_text(json.dumps([{"stream": "s", "type": "t", "payload": {"i": i, "f": i / 3}} for i in range(300)]))
@@ -100,7 +101,7 @@ def test_verify_export_import_round_trip_and_tamper(tmp_path: Path, processes: l
 
 
 def test_restored_export_becomes_the_nodes_own_ledger(tmp_path: Path, processes: list[NodeProcess]) -> None:
-    node = start_process(tmp_path / "a")
+    node = start_node(tmp_path / "a")
     processes.append(node)
     assert cli("append", "--url", node.url, "--stream", "s", "--type", "t").returncode == 0
     node.terminate()
@@ -110,14 +111,14 @@ def test_restored_export_becomes_the_nodes_own_ledger(tmp_path: Path, processes:
     assert cli("import", "--data-dir", str(restored), str(export)).returncode == 0
     (restored / "node.key").write_bytes((tmp_path / "a" / "node.key").read_bytes())
     (restored / "node.key").chmod(0o600)
-    again = start_process(restored)
+    again = start_node(restored)
     processes.append(again)
     assert cli("append", "--url", again.url, "--stream", "s", "--type", "t").returncode == 0
     assert json.loads(cli("stats", "--url", again.url).stdout)["entries"] == 2
 
 
 def test_a_second_process_on_the_same_data_dir_is_refused(tmp_path: Path, processes: list[NodeProcess]) -> None:
-    processes.append(start_process(tmp_path / "a"))
+    processes.append(start_node(tmp_path / "a"))
     second = cli("run", "--ledger-id", "node-a", "--data-dir", str(tmp_path / "a"), "--port", "0")
     assert second.returncode == 1 and "in use by another process" in second.stderr
     imported = cli("import", "--data-dir", str(tmp_path / "a"), "/dev/null")

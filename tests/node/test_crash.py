@@ -11,7 +11,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import NodeProcess, cli, start_process
+from scenarios.procs import NodeProcess, start_node
+from tests.conftest import cli
 
 ROUNDS = int(os.environ.get("CRASH_ROUNDS", "3"))
 
@@ -43,7 +44,7 @@ async def hammer(url: str, acked: dict[int, str], stop_after: float) -> None:
 @pytest.mark.parametrize("round_", range(ROUNDS))
 async def test_acknowledged_entries_survive_sigkill(tmp_path: Path, processes: list[NodeProcess], round_: int) -> None:
     data_dir = tmp_path / "node"
-    node = start_process(data_dir)
+    node = start_node(data_dir)
     processes.append(node)
     acked: dict[int, str] = {}
     kill_after = random.uniform(0.2, 1.5)
@@ -55,7 +56,7 @@ async def test_acknowledged_entries_survive_sigkill(tmp_path: Path, processes: l
     await asyncio.gather(hammer(node.url, acked, kill_after), killer())
     assert acked, "nothing was acknowledged before the kill"
 
-    restarted = start_process(data_dir)  # verifies the whole chain on start
+    restarted = start_node(data_dir)  # verifies the whole chain on start
     processes.append(restarted)
     async with aiohttp.ClientSession() as session:
         stored: dict[int, str] = {}

@@ -11,8 +11,7 @@ import pytest
 from node.errors import StoreCorrupted
 from node.keys import load_or_create_key_file
 from node.ledger.service import Ledger
-from node.ledger.store import connect_sync
-from node.ledger.verify import verify_store
+from node.ledger.verify import Plan, verify_store
 from node.settings import NodeSettings
 from protocol.models import EntryDraft
 
@@ -71,29 +70,37 @@ CASES = {
 }
 
 
+PLANS = {
+    "chain": ("chain", Plan()),
+    "full": ("full", Plan()),
+    "parallel": ("chain", Plan(workers=2, span_entries=20, parallel_from=0)),  # 3 spans on 2 processes
+}
+
+
 @pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("mode", ["chain", "full"])
-async def test_tampering_is_detected_at_its_position(tmp_path: Path, case: str, mode: str) -> None:
+@pytest.mark.parametrize("how", PLANS)
+async def test_tampering_is_detected_at_its_position(tmp_path: Path, case: str, how: str) -> None:
     settings = await build(tmp_path)
     tamper, seq = CASES[case]
     conn = sqlite3.connect(settings.db_path)
     tamper(conn)
     conn.commit()
     conn.close()
-    reader = connect_sync(settings.db_path, read_only=True)
+    mode, plan = PLANS[how]
     with pytest.raises(StoreCorrupted) as caught:
-        verify_store(reader, mode)  # type: ignore[arg-type]
+        verify_store(settings.db_path, mode, plan=plan)  # type: ignore[arg-type]
     assert (caught.value.ledger_id, caught.value.seq) == ("node-a", seq), str(caught.value)
 
 
 async def test_an_intact_store_verifies_in_every_mode(tmp_path: Path) -> None:
     settings = await build(tmp_path)
-    reader = connect_sync(settings.db_path, read_only=True)
     for mode in ("fast", "chain", "full"):
-        (report,) = verify_store(reader, mode)  # type: ignore[arg-type]
+        (report,) = verify_store(settings.db_path, mode)  # type: ignore[arg-type]
         assert report.through_seq == ENTRIES
-    (full,) = verify_store(reader, "full")
+    (full,) = verify_store(settings.db_path, "full")
     assert full.signatures == ENTRIES and full.checkpoints == ENTRIES // 10
+    (parallel,) = verify_store(settings.db_path, "full", plan=PLANS["parallel"][1])
+    assert parallel.signatures == ENTRIES and parallel.checkpoints == ENTRIES // 10
 
 
 async def test_a_node_refuses_to_open_a_tampered_store(tmp_path: Path) -> None:

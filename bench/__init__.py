@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m bench.<name> [--quick]``; each prints its machine and, last, one JSON line."""

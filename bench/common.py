@@ -1,0 +1,116 @@
+"""What every benchmark shares: the machine description, percentiles, the result line, fixtures."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import nacl
+import orjson
+
+from node.keys import load_or_create_key_file
+from node.ledger.service import Ledger
+from node.settings import NodeSettings
+from protocol.models import EntryDraft
+
+CACHE = Path(os.environ.get("BENCH_CACHE", Path(__file__).resolve().parent.parent / ".bench-cache"))
+
+
+def machine() -> dict[str, Any]:
+    """The machine a run happened on, for the report."""
+    cpu = "unknown"
+    try:
+        match = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+        cpu = match.group(1).strip() if match else cpu
+    except OSError:
+        pass
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory_gib, 1),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "pynacl": nacl.__version__,
+        "platform": platform.platform(),
+        "load_avg": os.getloadavg()[0],
+    }
+
+
+def report(name: str, figures: dict[str, Any]) -> None:
+    """Print the machine, then the figures as the last line (one JSON object)."""
+    print(f"# {name} on {orjson.dumps(machine()).decode()}", flush=True)
+    print(orjson.dumps({"bench": name, **figures}).decode(), flush=True)
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+SUBJECTS = 100_000
+
+
+def bench_draft(i: int) -> EntryDraft:
+    """Realistic small entries: 3 streams, 5 types, 10 issuers, 100,000 subjects."""
+    return EntryDraft(
+        stream=("proofs", "assets", "events")[i % 3],
+        type=("proof", "transfer", "mint", "burn", "note")[i % 5],
+        issuer_oid=f"oid:bench:org:{i % 10}",
+        subject_oid=f"oid:bench:subject:{(i * 7919) % SUBJECTS}",
+        payload={"n": i, "amount": i % 1000, "memo": "benchmark entry"},
+    )
+
+
+async def append_range(ledger: Ledger, first: int, count: int, producers: int = 4, batch: int = 1000) -> float:
+    """Append bench entries ``first..first+count`` in batches from concurrent producers; returns seconds."""
+    end = first + count
+    batches = [[bench_draft(i) for i in range(s, min(s + batch, end))] for s in range(first, end, batch)]
+    started = time.perf_counter()
+
+    async def producer(k: int) -> None:
+        for drafts in batches[k::producers]:
+            await ledger.append(drafts)
+
+    await asyncio.gather(*(producer(k) for k in range(producers)))
+    return time.perf_counter() - started
+
+
+def ledger_settings(data_dir: Path, **overrides: Any) -> NodeSettings:
+    return NodeSettings(ledger_id="bench", data_dir=data_dir, **overrides)
+
+
+def built_ledger(entries: int) -> NodeSettings:
+    """A data dir holding a ledger of ``entries`` bench entries, built once and cached under .bench-cache."""
+    data_dir = CACHE / f"ledger-{entries}"
+    settings = ledger_settings(data_dir, durability="normal", max_group_entries=10_000, verify_on_start="fast")
+    done = data_dir / "complete"
+    if done.exists():
+        return settings
+    if data_dir.exists():
+        subprocess.run(["rm", "-rf", str(data_dir)], check=True)
+
+    async def build() -> None:
+        async with Ledger.open(settings, load_or_create_key_file(settings.key_path)) as ledger:
+            step = 100_000
+            for start in range(0, entries, step):
+                n = min(step, entries - start)
+                seconds = await append_range(ledger, start, n)
+                log(f"built {start + n}/{entries} entries ({n / seconds:,.0f}/s)")
+
+    asyncio.run(build())
+    done.touch()
+    return settings

@@ -1,0 +1,66 @@
+"""Start and stop real ``ledger-node`` processes on ephemeral ports (tests, benchmarks, scenarios)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class NodeProcess:
+    """A ``ledger-node run`` process; ``url`` is where it listens."""
+
+    proc: subprocess.Popen[bytes]
+    url: str
+    data_dir: Path
+    log: list[str] = field(default_factory=list)
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as in a crash."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def terminate(self) -> int:
+        """SIGTERM and wait for a clean exit; returns the exit code."""
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=30)
+
+
+def start_node(data_dir: Path, ledger_id: str = "node-a", *extra: str, timeout: float = 120) -> NodeProcess:
+    """Start a node on port 0 and wait for its 'listening on' line (it verifies its store first)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "node.cli", "run", "--ledger-id", ledger_id, "--data-dir", str(data_dir),
+         "--port", "0", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    assert proc.stdout is not None
+    log: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline().decode(errors="replace")
+        if not line:
+            break
+        log.append(line)
+        match = re.search(r"listening on (http://\S+)", line)
+        if match:
+            threading.Thread(target=_drain, args=(proc, log), daemon=True).start()
+            return NodeProcess(proc, match.group(1), data_dir, log)
+    proc.kill()
+    raise RuntimeError("node process did not start:\n" + "".join(log))
+
+
+def _drain(proc: subprocess.Popen[bytes], log: list[str]) -> None:
+    """Keep reading the output so the process never blocks on a full pipe; keep the last lines."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        log.append(line.decode(errors="replace"))
+        del log[:-200]

@@ -1,0 +1,33 @@
+"""Every benchmark runs at --quick size and ends with one JSON line carrying its agreed keys."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from scenarios.procs import REPO
+
+KEYS = {
+    "bench.append": {"append_batch_per_s", "http_single_per_s", "http_single_p99_ms", "http_batch_per_s"},
+    "bench.verify": {"entries", "verify_s", "peak_rss_mb", "verify_full_s"},
+    "bench.query": {"entries", "query_p95_ms"},
+}
+
+
+@pytest.mark.parametrize("module", sorted(KEYS))
+def test_quick_run_reports_its_figures(module: str, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--quick"], capture_output=True, text=True, timeout=300, cwd=REPO,
+        env={**os.environ, "BENCH_CACHE": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith(f"# {module} on ") and '"cores"' in lines[0]
+    figures = orjson.loads(lines[-1])
+    assert KEYS[module] <= set(figures)
+    assert all(figures[key] > 0 for key in KEYS[module])
