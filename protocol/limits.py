@@ -41,40 +41,45 @@ def check_json(value: Any, limits: Limits, field: str) -> bool:
 
 
 def _walk(value: Any, limits: Limits, path: str, depth: int) -> bool:
-    if isinstance(value, str):
+    # exact type checks (bool is not int here) keep this hot loop cheap; paths are built only for
+    # containers and errors
+    kind = type(value)
+    if kind is str:
         if len(value) > limits.max_string_chars:
             raise LimitExceeded(f"{path}: string longer than {limits.max_string_chars} characters")
         return True
-    if value is None or isinstance(value, bool):
-        return True
-    if isinstance(value, int):
+    if kind is int:
         if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
             raise NotCanonical(f"{path}: integer outside ±(2^53-1)")
         return True
-    if isinstance(value, float):
+    if value is None or kind is bool:
+        return True
+    if kind is float:
         if not math.isfinite(value):
             raise NotCanonical(f"{path}: NaN and Infinity are not JSON")
         return False
+    if kind is not dict and kind is not list:
+        raise NotCanonical(f"{path}: {kind.__name__} is not a JSON value")
     if depth >= limits.max_depth:
         raise LimitExceeded(f"{path}: nested deeper than {limits.max_depth}")
     fast = True
-    if isinstance(value, dict):
+    if kind is dict:
         for key, item in value.items():
-            if not isinstance(key, str):
+            if type(key) is not str:
                 raise NotCanonical(f"{path}: object keys must be strings")
             if len(key) > limits.max_key_chars:
                 raise LimitExceeded(f"{path}: key longer than {limits.max_key_chars} characters")
-            if isinstance(item, (str, int)) and not isinstance(item, bool):
-                if isinstance(item, int) and not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
-                    raise NotCanonical(f"{path}.{key}: integer outside ±(2^53-1)")
-                if isinstance(item, str) and len(item) > limits.max_string_chars:
-                    raise LimitExceeded(f"{path}.{key}: string longer than {limits.max_string_chars} characters")
-                fast = fast and key.isascii()
+            if not key.isascii():
+                fast = False
+            item_kind = type(item)
+            if item_kind is str and len(item) <= limits.max_string_chars:
                 continue
-            fast = _walk(item, limits, f"{path}.{key}", depth + 1) and key.isascii() and fast
+            if item_kind is int and -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                continue
+            if not _walk(item, limits, f"{path}.{key}", depth + 1):
+                fast = False
         return fast
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            fast = _walk(item, limits, f"{path}[{index}]", depth + 1) and fast
-        return fast
-    raise NotCanonical(f"{path}: {type(value).__name__} is not a JSON value")
+    for index, item in enumerate(value):
+        if not _walk(item, limits, f"{path}[{index}]", depth + 1):
+            fast = False
+    return fast

@@ -17,10 +17,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import NamedTuple
 
 from node.errors import DuplicateEntry, NotReady
 from node.ledger.clock import HybridClock
-from node.ledger.ids import uuid7
+from node.ledger.ids import uuid7s
 from node.ledger.rows import Row
 from node.ledger.store import CheckpointRow, Store
 from protocol.entry import entry_hash, next_sig_digest, sign_checkpoint, sign_hash
@@ -28,11 +29,10 @@ from protocol.signing import KeyPair
 
 log = logging.getLogger(__name__)
 
-_INLINE_SIGNING = 32  # below this many entries a thread hop costs more than it saves
+_INLINE_SIGNING = 8  # below this many entries a thread hop costs more than it saves
 
 
-@dataclass(frozen=True, slots=True)
-class Draft:
+class Draft(NamedTuple):
     """A validated entry draft with payload and meta already in canonical JSON text."""
 
     stream: str
@@ -182,10 +182,11 @@ class Writer:
         seq, prev, timestamp = base.seq, base.hash, max(self._clock.now(), base.timestamp)
         rows: list[list[object]] = []
         counts: Counter[tuple[str, str]] = Counter()
+        fresh = iter(uuid7s(sum(len(r.drafts) for r in group), timestamp))
         for request in group:
             for d in request.drafts:
                 seq += 1
-                entry_id = d.entry_id or uuid7(timestamp)
+                entry_id = d.entry_id or next(fresh)
                 digest = entry_hash(
                     ledger_id, seq, entry_id, d.stream, d.type, d.issuer_oid, d.subject_oid, d.key,
                     timestamp, d.payload_json, d.meta_json, prev,
