@@ -1,6 +1,7 @@
 """Versioned schema migrations for the node's SQLite database.
 
-Each migration runs once, in its own transaction, and is recorded in ``schema_migrations``. A
+Each migration runs once, in its own transaction, and is recorded in ``schema_migrations``. Scripts
+are split into statements at semicolons, so comments must not contain one. A
 database whose recorded version is newer than the newest migration here is refused.
 """
 
@@ -66,6 +67,43 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             count     INTEGER NOT NULL,
             PRIMARY KEY (ledger_id, dimension, name)
         ) WITHOUT ROWID;
+        """,
+    ),
+    (
+        2,
+        "replication: peers, per-peer sync checkpoints, conflicts, quarantine",
+        """
+        ALTER TABLE ledgers ADD COLUMN quarantined INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE peers (
+            ledger_id TEXT PRIMARY KEY,
+            url       TEXT NOT NULL,
+            mode      TEXT NOT NULL,
+            source    TEXT NOT NULL,
+            added_at  INTEGER NOT NULL
+        );
+        -- what we hold of each peer's copy (pull) or what the peer acknowledged (push), moved in the
+        -- transaction that commits the entries it covers
+        CREATE TABLE sync_state (
+            peer       TEXT NOT NULL,
+            ledger_id  TEXT NOT NULL,
+            direction  TEXT NOT NULL,
+            seq        INTEGER NOT NULL,
+            hash       BLOB,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (peer, ledger_id, direction)
+        ) WITHOUT ROWID;
+        CREATE TABLE conflicts (
+            id          INTEGER PRIMARY KEY,
+            kind        TEXT NOT NULL,
+            ledger_id   TEXT,
+            seq         INTEGER,
+            key         TEXT,
+            evidence    TEXT NOT NULL,
+            status      TEXT NOT NULL DEFAULT 'open',
+            detected_at INTEGER NOT NULL,
+            resolved_at INTEGER,
+            resolution  TEXT
+        );
         """,
     ),
 ]

@@ -7,9 +7,11 @@ sqlite3 errors are translated to StorageError here, where they enter our code.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -37,6 +39,7 @@ class LedgerRow:
     first_timestamp: int | None
     last_timestamp: int | None
     verified_seq: int
+    quarantined: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,14 @@ class CheckpointRow:
     sig_digest: bytes
     timestamp: int
     sig: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SyncMark:
+    """Which peer's copy a committed segment came from (``pull``) or was acknowledged by (``push``)."""
+
+    peer: str
+    direction: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,12 +134,14 @@ def held_ledgers(db_path: Path) -> list[LedgerRow]:
 
 
 _LEDGER_COLUMNS = (
-    "ledger_id, public_key, is_local, head_seq, head_hash, sig_digest, first_timestamp, last_timestamp, verified_seq"
+    "ledger_id, public_key, is_local, head_seq, head_hash, sig_digest, first_timestamp, last_timestamp,"
+    " verified_seq, quarantined"
 )
 
 
 def _ledger_row(row: Sequence[Any]) -> LedgerRow:
-    return LedgerRow(row[0], row[1], bool(row[2]), *row[3:])
+    lid, key, local, seq, head, digest, first, last, verified, quarantined = row
+    return LedgerRow(lid, key, bool(local), seq, head, digest, first, last, verified, bool(quarantined))
 
 
 class Store:
@@ -139,6 +152,7 @@ class Store:
         self._synchronous = "FULL" if durability == "full" else "NORMAL"
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._tx_lock = asyncio.Lock()
 
     async def __aenter__(self) -> Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -256,42 +270,130 @@ class Store:
         rows: Sequence[Row],
         checkpoints: Sequence[CheckpointRow],
         counts: dict[tuple[str, str], int],
+        *,
+        sig_digest: bytes,
+        sync: SyncMark | None = None,
     ) -> None:
         """Insert a chain segment of one ledger with its checkpoints and move its head, atomically.
 
-        The segment must start right after the stored head and end at the last checkpoint; the
-        head update is guarded by the old head, so a segment built on a stale head commits nothing.
+        The segment must start right after the stored head; the head update is guarded by the old
+        head, so a segment built on a stale head commits nothing. ``sig_digest`` is the running
+        signature digest at the segment's last entry. ``sync`` records, in the same transaction,
+        that a peer's copy is held up to the segment's end.
         """
         first, last = rows[0], rows[-1]
         ledger_id = first[0]
+        async with self._transaction() as conn:
+            await conn.executemany(_INSERT_ENTRY, rows)
+            moved = await conn.execute(
+                "UPDATE ledgers SET head_seq = ?, head_hash = ?, sig_digest = ?,"
+                " first_timestamp = COALESCE(first_timestamp, ?), last_timestamp = ?"
+                " WHERE ledger_id = ? AND head_seq = ?",
+                (last[1], last[12], sig_digest, first[8], last[8], ledger_id, first[1] - 1),
+            )
+            if moved.rowcount != 1:
+                raise StorageError(f"ledger {ledger_id}: head is not at seq {first[1] - 1}")
+            await conn.executemany(
+                "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?)",
+                [(cp.ledger_id, cp.seq, cp.hash, cp.sig_digest, cp.timestamp, cp.sig) for cp in checkpoints],
+            )
+            await conn.executemany(
+                "INSERT INTO stats VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET count = count + excluded.count",
+                [(ledger_id, dim, name, n) for (dim, name), n in counts.items()],
+            )
+            if sync is not None:
+                await self._mark(conn, sync.peer, ledger_id, sync.direction, last[1], last[12])
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction at a time on the writer connection; sqlite3 errors become StorageError."""
         conn = self.writer
-        try:
-            await conn.execute("BEGIN IMMEDIATE")
+        async with self._tx_lock:
             try:
-                await conn.executemany(_INSERT_ENTRY, rows)
-                moved = await conn.execute(
-                    "UPDATE ledgers SET head_seq = ?, head_hash = ?, sig_digest = ?,"
-                    " first_timestamp = COALESCE(first_timestamp, ?), last_timestamp = ?"
-                    " WHERE ledger_id = ? AND head_seq = ?",
-                    (last[1], last[12], checkpoints[-1].sig_digest, first[8], last[8], ledger_id, first[1] - 1),
-                )
-                if moved.rowcount != 1:
-                    raise StorageError(f"ledger {ledger_id}: head is not at seq {first[1] - 1}")
-                await conn.executemany(
-                    "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?)",
-                    [(cp.ledger_id, cp.seq, cp.hash, cp.sig_digest, cp.timestamp, cp.sig) for cp in checkpoints],
-                )
-                await conn.executemany(
-                    "INSERT INTO stats VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET count = count + excluded.count",
-                    [(ledger_id, dim, name, n) for (dim, name), n in counts.items()],
-                )
-                await conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    await conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise StorageError(f"commit failed, nothing written: {exc}") from exc
+                await conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    await conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        await conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StorageError(f"write failed, nothing written: {exc}") from exc
+
+    async def _mark(
+        self, conn: aiosqlite.Connection, peer: str, ledger_id: str, direction: str, seq: int, digest: bytes | None
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO sync_state VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE"
+            " SET seq = excluded.seq, hash = excluded.hash, updated_at = excluded.updated_at",
+            (peer, ledger_id, direction, seq, digest, _now_ms()),
+        )
+
+    # --- replication bookkeeping ---------------------------------------------------------------
+
+    async def mark_synced(self, peer: str, ledger_id: str, direction: str, seq: int, digest: bytes | None) -> None:
+        """Record how far a peer's copy of a ledger is known to reach."""
+        async with self._transaction() as conn:
+            await self._mark(conn, peer, ledger_id, direction, seq, digest)
+
+    async def sync_marks(self) -> list[tuple[str, str, str, int, bytes | None, int]]:
+        """Every (peer, ledger_id, direction, seq, hash, updated_at)."""
+        return await self._fetchall(self.writer, "SELECT * FROM sync_state ORDER BY peer, ledger_id, direction", ())
+
+    async def save_peer(self, ledger_id: str, url: str, mode: str, source: str) -> None:
+        async with self._transaction() as conn:
+            await conn.execute(
+                "INSERT INTO peers VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE"
+                " SET url = excluded.url, mode = excluded.mode, source = excluded.source",
+                (ledger_id, url, mode, source, _now_ms()),
+            )
+
+    async def delete_peer(self, ledger_id: str) -> bool:
+        async with self._transaction() as conn:
+            cursor = await conn.execute("DELETE FROM peers WHERE ledger_id = ?", (ledger_id,))
+            return bool(cursor.rowcount)
+
+    async def peers(self) -> list[tuple[str, str, str, str, int]]:
+        """Every saved peer: (ledger_id, url, mode, source, added_at)."""
+        return await self._fetchall(self.writer, "SELECT * FROM peers ORDER BY ledger_id", ())
+
+    async def record_conflict(
+        self, kind: str, ledger_id: str | None, seq: int | None, key: str | None, evidence: str, *, quarantine: bool
+    ) -> int:
+        """Store conflict evidence (and quarantine the ledger) in one transaction; returns its id."""
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO conflicts (kind, ledger_id, seq, key, evidence, detected_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (kind, ledger_id, seq, key, evidence, _now_ms()),
+            )
+            if quarantine:
+                await conn.execute("UPDATE ledgers SET quarantined = 1 WHERE ledger_id = ?", (ledger_id,))
+            return int(cursor.lastrowid or 0)
+
+    async def conflicts(self, status: str | None = None) -> list[Row]:
+        """Conflicts, newest first: (id, kind, ledger_id, seq, key, evidence, status, detected_at, resolved_at,
+        resolution)."""
+        where, args = ("WHERE status = ?", (status,)) if status else ("", ())
+        return await self._fetchall(self.writer, f"SELECT * FROM conflicts {where} ORDER BY id DESC", args)
+
+    async def checkpoints_between(self, ledger_id: str, after: int, through: int) -> list[CheckpointRow]:
+        """Checkpoints with after < seq <= through, in order."""
+        rows = await self._fetchall(
+            self.reader,
+            "SELECT ledger_id, seq, hash, sig_digest, timestamp, sig FROM checkpoints"
+            " WHERE ledger_id = ? AND seq > ? AND seq <= ? ORDER BY seq",
+            (ledger_id, after, through),
+        )
+        return [CheckpointRow(*row) for row in rows]
+
+    async def entries_after(self, ledger_id: str, after: int, limit: int) -> list[Row]:
+        """Up to ``limit`` entries of a ledger after ``after``, in seq order (paged by the origin's seq)."""
+        return await self._fetchall(
+            self.reader,
+            f"SELECT {SELECT_COLUMNS} FROM entries WHERE ledger_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (ledger_id, after, limit),
+        )
 
     # --- reads ---------------------------------------------------------------------------------
 
@@ -359,10 +461,8 @@ class Store:
     # --- plumbing ------------------------------------------------------------------------------
 
     async def _write(self, sql: str, args: Sequence[Any]) -> None:
-        try:
-            await self.writer.execute(sql, args)
-        except sqlite3.Error as exc:
-            raise StorageError(str(exc)) from exc
+        async with self._transaction() as conn:
+            await conn.execute(sql, args)
 
     async def _fetchone(self, sql: str, args: Sequence[Any]) -> Row | None:
         rows = await self._fetchall(self.reader, sql, args)

@@ -133,7 +133,7 @@ async def import_ledger(
                     continue
                 covered.append(state.check_checkpoint(cp, public_key))
                 if len(pending) >= _COMMIT_EVERY:
-                    imported += await _commit(store, pending, covered, progress)
+                    imported += await _commit(store, pending, covered, state.digest, progress)
                     pending, covered = [], []
             else:
                 raise InvalidRequest(f"line {number}: expected an entry or a checkpoint")
@@ -142,7 +142,7 @@ async def import_ledger(
         except VerificationFailed as exc:
             raise VerificationFailed(f"line {number}: {exc}") from exc
     if pending and covered and covered[-1].seq == pending[-1][1]:
-        imported += await _commit(store, pending, covered, progress)
+        imported += await _commit(store, pending, covered, state.digest, progress)
     elif pending:
         raise VerificationFailed(f"the last {len(pending)} entries are covered by no checkpoint; not imported")
     return ImportReport(ledger_id, imported, skipped, state.seq)
@@ -206,12 +206,14 @@ class _Chain:
         return row
 
 
-async def _commit(store: Store, rows: list[Row], checkpoints: list[CheckpointRow], progress: Progress | None) -> int:
+async def _commit(
+    store: Store, rows: list[Row], checkpoints: list[CheckpointRow], digest: bytes, progress: Progress | None
+) -> int:
     counts: Counter[tuple[str, str]] = Counter()
     for row in rows:
         counts["stream", row[3]] += 1
         counts["type", row[4]] += 1
-    await store.commit_entries(rows, checkpoints, dict(counts))
+    await store.commit_entries(rows, checkpoints, dict(counts), sig_digest=digest)
     if progress is not None:
         progress(len(rows))
     return len(rows)

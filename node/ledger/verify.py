@@ -100,8 +100,8 @@ def _verify_ledger(
     if head - start.seq >= plan.parallel_from and plan.workers > 1 and len(spans) > 1:
         context = multiprocessing.get_context("spawn")  # never fork a process that runs threads
         with ProcessPoolExecutor(max_workers=plan.workers, mp_context=context) as pool:
-            jobs: list[Future[int]] = [
-                pool.submit(_verify_span_in_worker, db_path, ledger, begin, end, full) for begin, end in spans
+            jobs: list[Future[_Span]] = [
+                pool.submit(_verify_span_in_worker, db_path, ledger, begin, end.seq, full) for begin, end in spans
             ]
             # in span order: the first failing span names the first bad position
             checkpoints = sum(
@@ -110,12 +110,18 @@ def _verify_ledger(
             )
     else:
         checkpoints = sum(
-            _done(_verify_span(conn, ledger, begin, end, full), end.seq - begin.seq, progress) for begin, end in spans
+            _done(_verify_span(conn, ledger, begin, end.seq, full), end.seq - begin.seq, progress)
+            for begin, end in spans
         )
     last = spans[-1][1] if spans else start
-    if last.seq < head:
-        raise StoreCorrupted(lid, head, "no checkpoint covers the head")
-    if last.seq > head or last.hash != ledger.head_hash:
+    end = _State(last.seq, last.hash, last.sig_digest if isinstance(last, CheckpointRow) else last.digest)
+    if end.seq < head:
+        # entries after the last checkpoint (a replica's head between checkpoints, or a lost
+        # checkpoint row): no signed head covers them, so every one of their signatures is checked
+        tail = _verify_span(conn, ledger, end, head, full=True)
+        checkpoints += tail.checked
+        end = tail.end
+    if end.seq != head or end.hash != ledger.head_hash or end.digest != ledger.sig_digest:
         raise StoreCorrupted(lid, head, "entries do not end at the recorded head")
     beyond = next(iter_checkpoints(conn, lid, head), None)
     if beyond is not None:
@@ -165,28 +171,34 @@ def _spans(
     return spans
 
 
-def _done(checkpoints: int, entries: int, progress: Progress | None) -> int:
+@dataclass(frozen=True, slots=True)
+class _Span:
+    checked: int  # checkpoints checked
+    end: _State
+
+
+def _done(span: _Span, entries: int, progress: Progress | None) -> int:
     if progress is not None:
         progress(entries)
-    return checkpoints
+    return span.checked
 
 
-def _verify_span_in_worker(db_path: Path, ledger: LedgerRow, begin: _State, end: CheckpointRow, full: bool) -> int:
+def _verify_span_in_worker(db_path: Path, ledger: LedgerRow, begin: _State, end_seq: int, full: bool) -> _Span:
     conn = connect_sync(db_path, read_only=True)
     try:
         conn.execute("BEGIN")
-        return _verify_span(conn, ledger, begin, end, full)
+        return _verify_span(conn, ledger, begin, end_seq, full)
     finally:
         conn.close()
 
 
-def _verify_span(conn: sqlite3.Connection, ledger: LedgerRow, begin: _State, end: CheckpointRow, full: bool) -> int:
-    """Verify the entries (begin.seq, end.seq] and every checkpoint among them; returns checkpoints checked."""
+def _verify_span(conn: sqlite3.Connection, ledger: LedgerRow, begin: _State, end_seq: int, full: bool) -> _Span:
+    """Verify the entries (begin.seq, end_seq] and every checkpoint among them."""
     lid, key = ledger.ledger_id, ledger.public_key
     checkpoints = iter_checkpoints(conn, lid, begin.seq)
     next_cp = next(checkpoints, None)
     prev, digest, expected, last_cp, checked = begin.hash, begin.digest, begin.seq + 1, begin.seq, 0
-    for row in _rows(conn, lid, begin.seq, end.seq):
+    for row in _rows(conn, lid, begin.seq, end_seq):
         seq = row[1]
         if seq != expected:
             raise StoreCorrupted(lid, expected, "entry missing")
@@ -204,9 +216,9 @@ def _verify_span(conn: sqlite3.Connection, ledger: LedgerRow, begin: _State, end
             next_cp = next(checkpoints, None)
         prev = computed
         expected += 1
-    if expected - 1 != end.seq:
+    if expected - 1 != end_seq:
         raise StoreCorrupted(lid, expected, "entry missing")
-    return checked
+    return _Span(checked, _State(end_seq, prev, digest))
 
 
 def _rows(conn: sqlite3.Connection, ledger_id: str, after: int, through: int) -> Iterator[Row]:

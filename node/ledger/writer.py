@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from node.errors import DuplicateEntry, NotReady
 from node.ledger.clock import HybridClock
@@ -29,6 +29,7 @@ from protocol.signing import KeyPair
 
 log = logging.getLogger(__name__)
 
+CHECKPOINT_EVERY = 1000  # = the protocol's largest page
 _INLINE_SIGNING = 8  # below this many entries a thread hop costs more than it saves
 
 
@@ -67,7 +68,7 @@ class _Batch:
     tip: Tip
     requests: list[_Request]
     rows: list[Row]
-    checkpoint: CheckpointRow
+    checkpoints: list[CheckpointRow]
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
@@ -200,17 +201,23 @@ class Writer:
                 prev = digest
         sigs = await self._sign([row[12] for row in rows])  # type: ignore[misc]
         sig_digest = base.sig_digest
+        checkpoints = []
         for row, sig in zip(rows, sigs, strict=True):
             row[13] = sig
             sig_digest = next_sig_digest(sig_digest, sig)
+            # a checkpoint every CHECKPOINT_EVERY seqs and at the group's end: a sync page of up to
+            # that many entries always ends at one
+            row_seq = cast(int, row[1])
+            if row_seq % CHECKPOINT_EVERY == 0 or row is rows[-1]:
+                checkpoints.append(self._checkpoint(row_seq, cast(bytes, row[12]), sig_digest, timestamp))
         assert prev is not None
-        checkpoint = CheckpointRow(
-            ledger_id, seq, prev, sig_digest, timestamp,
-            sign_checkpoint(self._keys, ledger_id, seq, prev, sig_digest, timestamp),
-        )  # fmt: skip
         tip = Tip(seq, prev, sig_digest, timestamp)
         self._tip = tip
-        return _Batch(base, tip, group, [tuple(row) for row in rows], checkpoint, dict(counts))
+        return _Batch(base, tip, group, [tuple(row) for row in rows], checkpoints, dict(counts))
+
+    def _checkpoint(self, seq: int, head: bytes, sig_digest: bytes, timestamp: int) -> CheckpointRow:
+        sig = sign_checkpoint(self._keys, self._ledger_id, seq, head, sig_digest, timestamp)
+        return CheckpointRow(self._ledger_id, seq, head, sig_digest, timestamp, sig)
 
     async def _sign(self, hashes: list[bytes]) -> list[bytes]:
         keys = self._keys
@@ -227,7 +234,9 @@ class Writer:
         ids = {row[2] for row in batch.rows}
         self._inflight_ids |= ids
         try:
-            await self._store.commit_entries(batch.rows, [batch.checkpoint], batch.counts)
+            await self._store.commit_entries(
+                batch.rows, batch.checkpoints, batch.counts, sig_digest=batch.tip.sig_digest
+            )
         except Exception as exc:
             log.error("append failed ledger=%s entries=%d error=%s", self._ledger_id, len(batch.rows), exc)
             self._tip = self._committed

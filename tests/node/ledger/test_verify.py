@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from node.errors import StoreCorrupted
+from node.errors import SchemaTooNew, StoreCorrupted
 from node.keys import load_or_create_key_file
 from node.ledger.service import Ledger
 from node.ledger.verify import Plan, verify_store
@@ -122,4 +122,28 @@ async def test_fast_start_checks_only_what_came_after_the_last_verification(tmp_
     conn.commit()
     with pytest.raises(StoreCorrupted, match="seq 63"):
         async with Ledger.open(settings, keys, verify="fast"):
+            pass
+
+
+async def test_entries_after_the_last_checkpoint_are_checked_by_their_signatures(tmp_path: Path) -> None:
+    settings = await build(tmp_path)
+    conn = sqlite3.connect(settings.db_path)
+    conn.execute("DELETE FROM checkpoints WHERE seq = 60")  # as a replica held between checkpoints
+    conn.commit()
+    (report,) = verify_store(settings.db_path, "chain")
+    assert report.through_seq == ENTRIES
+    flip_byte("sig", 57, 3)(conn)
+    conn.execute("UPDATE ledgers SET sig_digest = ?", (bytes(32),))
+    conn.commit()
+    with pytest.raises(StoreCorrupted, match="seq 57: signature does not verify"):
+        verify_store(settings.db_path, "chain")
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    settings = await build(tmp_path)
+    conn = sqlite3.connect(settings.db_path)
+    conn.execute("INSERT INTO schema_migrations VALUES (99, 'from the future', 0)")
+    conn.commit()
+    with pytest.raises(SchemaTooNew, match="schema version 99 is newer than this node supports"):
+        async with Ledger.open(settings, load_or_create_key_file(settings.key_path)):
             pass
