@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from node.api import setup_routes
-from node.api.context import LEDGER, LIFECYCLE, METRICS, SETTINGS, Lifecycle
+from node.api.context import LEDGER, LIFECYCLE, METRICS, REPLAY, SETTINGS, SYNC, Lifecycle
 from node.api.problems import Handler, problems
 from node.keys import load_or_create_key_file
 from node.ledger.clock import wall_ms
@@ -17,6 +17,8 @@ from node.ledger.service import Ledger
 from node.lock import DataDirLock
 from node.metrics import Metrics
 from node.settings import NodeSettings
+from node.sync.engine import SyncEngine
+from node.sync.replay import ReplayGuard
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +33,18 @@ async def ledger_ctx(app: web.Application) -> AsyncIterator[None]:
             app[LEDGER] = ledger
             app[LIFECYCLE].ready = True
             app[LIFECYCLE].started_ms = wall_ms()
-            log.info("serving ledger=%s head=%d", settings.ledger_id, ledger.head.head_seq)
-            yield
-            app[LIFECYCLE].ready = False
+            async with SyncEngine(ledger, settings, app[METRICS]) as engine:
+                app[SYNC] = engine
+                log.info("serving ledger=%s head=%d peers=%d", settings.ledger_id, ledger.head.head_seq,
+                         len(engine.peers()))  # fmt: skip
+                yield
+                app[LIFECYCLE].ready = False
 
 
 async def _stop_serving(app: web.Application) -> None:
     app[LIFECYCLE].ready = False
+    if SYNC in app:
+        app[SYNC].close_streams()  # open event streams would hold the shutdown for its whole timeout
 
 
 @web.middleware
@@ -58,6 +65,7 @@ def build_app(settings: NodeSettings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[LIFECYCLE] = Lifecycle()
+    app[REPLAY] = ReplayGuard(settings.sync.request_window_s)
     app.cleanup_ctx.append(ledger_ctx)
     app.on_shutdown.append(_stop_serving)
     setup_routes(app, settings)

@@ -97,3 +97,39 @@ class Unauthorized(NodeError):
     """The admin bearer token is missing or wrong."""
 
     code = "unauthorized"
+
+
+class RequestRejected(NodeError):
+    """A node-to-node request is unsigned, badly signed, stale, replayed, or from a node we do not know."""
+
+    code = "request-rejected"
+
+
+class IdentityConflict(NodeError):
+    """A ledger id was presented with a public key other than the one pinned for it; nothing was used."""
+
+    code = "identity-conflict"
+
+
+class ForkDetected(NodeError):
+    """Two validly signed entries share one (ledger_id, seq): evidence kept, ledger quarantined."""
+
+    code = "fork-detected"
+
+
+class LedgerQuarantined(NodeError):
+    """The ledger is quarantined (a fork was seen); nothing of it is synced until an admin decides."""
+
+    code = "ledger-quarantined"
+
+
+class PeerUnavailable(NodeError):
+    """A peer did not answer, or not in time; safe to retry."""
+
+    code = "peer-unavailable"
+
+
+class PeerFailed(NodeError):
+    """A peer answered with an error, or with data that does not verify; retrying will not help now."""
+
+    code = "peer-failed"

@@ -32,6 +32,23 @@ class Metrics:
             registry=r,
         )
 
+        self.sync_received = Counter(
+            "ledger_sync_entries_received", "Entries received from peers", ["peer"], registry=r
+        )
+        self.sync_sent = Counter("ledger_sync_entries_sent", "Entries pushed to peers", ["peer"], registry=r)
+        self.sync_rejects = Counter(
+            "ledger_sync_rejects", "Pages or records refused from peers", ["peer", "reason"], registry=r
+        )
+        self.sync_failures = Counter("ledger_sync_failures", "Failed sync rounds", ["peer", "error"], registry=r)
+        self.sync_retries = Gauge("ledger_sync_retries", "Request retries made per peer", ["peer"], registry=r)
+        self.sync_lag = Gauge("ledger_sync_lag", "Entries a peer has that we lack", ["peer", "ledger"], registry=r)
+        self.propagation_seconds = Histogram(
+            "ledger_sync_propagation_seconds",
+            "Time from an entry's timestamp to its commit here",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 30, 300),
+            registry=r,
+        )
+
     async def on_append(self, rows: Sequence[Row]) -> None:
         """An after_append hook: count committed entries."""
         self.entries_appended.inc(len(rows))

@@ -40,6 +40,29 @@ class LimitSettings(BaseModel):
         )
 
 
+class PeerSettings(BaseModel):
+    """A peer from configuration: where it is and the key its ledger is pinned to."""
+
+    url: str = Field(pattern=r"^https?://[^\s/]+(/.*)?$")
+    ledger_id: LedgerId
+    public_key: str = Field(pattern=r"^[0-9a-f]{64}$")
+    mode: Literal["pull", "push", "both"] = "both"
+
+
+class SyncSettings(BaseModel):
+    """How the sync engine works."""
+
+    interval_s: float = Field(5.0, gt=0, le=3600, description="periodic sync per peer")
+    page_size: int = Field(1000, ge=1, le=_PROTOCOL_LIMITS.max_batch)
+    verify: Literal["checkpoint", "full"] = "checkpoint"
+    max_concurrency: int = Field(4, ge=1, le=64, description="peers synced at once")
+    timeout_s: float = Field(10.0, gt=0, le=300, description="per request to a peer")
+    retries: int = Field(3, ge=0, le=10, description="attempts per request beyond the first")
+    backoff_max_s: float = Field(60.0, gt=0, le=3600, description="cap of the per-peer backoff")
+    request_window_s: float = Field(60.0, gt=0, le=3600, description="accepted clock skew of signed requests")
+    live: bool = Field(True, description="subscribe to peers' head streams for immediate pulls")
+
+
 class _Loadable(BaseSettings):
     @classmethod
     def settings_customise_sources(
@@ -96,6 +119,8 @@ class NodeSettings(StoreLocation):
     streams: list[Stream] | None = Field(None, description="allowed stream names; unset = any valid name")
     max_group_entries: int = Field(5000, ge=1, le=100_000, description="entries per group commit")
     limits: LimitSettings = LimitSettings()
+    peers: list[PeerSettings] = []
+    sync: SyncSettings = SyncSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @property

@@ -77,3 +77,41 @@ class Checkpoint(BaseModel):
     sig_digest: Hash
     timestamp: Millis
     sig: Signature
+
+
+class Head(BaseModel):
+    """One ledger a node holds, as its peers see it."""
+
+    model_config = _FROZEN
+
+    ledger_id: LedgerId
+    public_key: Annotated[str, StringConstraints(pattern=HASH_PATTERN)]
+    seq: Annotated[int, Field(ge=0, le=2**53 - 1)]
+    hash: Hash | None = None
+    quarantined: bool = False
+
+
+class Heads(BaseModel):
+    """``GET /ledger/sync/heads``: every ledger held, a version vector of the node."""
+
+    model_config = _FROZEN
+
+    ledger_id: LedgerId  # the answering node
+    ledgers: list[Head]
+
+
+MAX_PAGE = 1000
+
+
+class Page(BaseModel):
+    """``GET /ledger/sync/pull`` answer, and ``POST /ledger/sync/push`` body: one ledger's entries in
+    seq order with the checkpoints among them."""
+
+    model_config = _FROZEN
+
+    ledger_id: LedgerId
+    public_key: Annotated[str, StringConstraints(pattern=HASH_PATTERN)] | None = None
+    entries: Annotated[list[Entry], Field(max_length=MAX_PAGE)]
+    checkpoints: Annotated[list[Checkpoint], Field(max_length=MAX_PAGE)] = []
+    head_seq: Annotated[int, Field(ge=0, le=2**53 - 1)] = 0
+    has_more: bool = False

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Annotated, Literal
 
+import orjson
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
 import node
 from node.api.auth import require_token
-from node.api.context import LEDGER, LIFECYCLE, METRICS
-from node.api.json import json_response, validate_query
+from node.api.context import LEDGER, LIFECYCLE, METRICS, SYNC
+from node.api.json import json_response, read_json, validate, validate_query
+from node.errors import EntryNotFound
+from protocol.models import LedgerId
 
 
 class VerifyParams(BaseModel):
@@ -51,8 +54,55 @@ async def verify(request: web.Request) -> web.Response:
     return json_response({"ok": True, "ledgers": [dataclasses.asdict(r) for r in reports]})
 
 
+class PeerBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/.*)?$", max_length=2048)]
+    ledger_id: LedgerId
+    public_key: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    mode: Literal["pull", "push", "both"] = "both"
+
+
+async def list_peers(request: web.Request) -> web.Response:
+    return json_response((await request.app[SYNC].status())["peers"])
+
+
+async def add_peer(request: web.Request) -> web.Response:
+    """Add (or replace) a peer: its URL, ledger id and the public key to pin for it."""
+    body = validate(PeerBody, await read_json(request))
+    await request.app[SYNC].add_peer(body.url, body.ledger_id, bytes.fromhex(body.public_key), body.mode)
+    return json_response({"ledger_id": body.ledger_id, "url": body.url, "mode": body.mode}, status=201)
+
+
+async def remove_peer(request: web.Request) -> web.Response:
+    ledger_id = request.match_info["ledger_id"]
+    if not await request.app[SYNC].remove_peer(ledger_id):
+        raise EntryNotFound(f"no peer {ledger_id}")
+    return web.Response(status=204)
+
+
+async def run_sync(request: web.Request) -> web.Response:
+    """Start a sync round with every peer (or ``?peer=``) now, skipping backoff."""
+    request.app[SYNC].trigger(request.query.get("peer"))
+    return json_response({"triggered": request.query.get("peer") or "all"}, status=202)
+
+
+async def conflicts(request: web.Request) -> web.Response:
+    rows = await request.app[LEDGER].store.conflicts(request.query.get("status"))
+    return json_response([
+        {"id": r[0], "kind": r[1], "ledger_id": r[2], "seq": r[3], "key": r[4], "evidence": orjson.Fragment(r[5]),
+         "status": r[6], "detected_at": r[7], "resolved_at": r[8], "resolution": r[9]}
+        for r in rows
+    ])  # fmt: skip
+
+
 def routes(token: str) -> list[web.RouteDef]:
     return [
         web.get("/admin/status", require_token(token, status)),
         web.post("/admin/verify", require_token(token, verify)),
+        web.get("/admin/peers", require_token(token, list_peers)),
+        web.post("/admin/peers", require_token(token, add_peer)),
+        web.delete("/admin/peers/{ledger_id}", require_token(token, remove_peer)),
+        web.post("/admin/sync/run", require_token(token, run_sync)),
+        web.get("/admin/conflicts", require_token(token, conflicts)),
     ]

@@ -9,6 +9,8 @@ from aiohttp import web
 from node.ledger.service import Ledger
 from node.metrics import Metrics
 from node.settings import NodeSettings
+from node.sync.engine import SyncEngine
+from node.sync.replay import ReplayGuard
 
 
 @dataclass
@@ -23,3 +25,5 @@ SETTINGS = web.AppKey("settings", NodeSettings)
 LEDGER = web.AppKey("ledger", Ledger)
 METRICS = web.AppKey("metrics", Metrics)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+SYNC = web.AppKey("sync", SyncEngine)
+REPLAY = web.AppKey("replay", ReplayGuard)

@@ -26,6 +26,7 @@ from node.errors import (
 from node.ledger.clock import HybridClock
 from node.ledger.cursor import decode_cursor, encode_cursor
 from node.ledger.hooks import Hooks
+from node.ledger.replicas import Replicas
 from node.ledger.rows import HASH, Row
 from node.ledger.store import CheckpointRow, Filters, LedgerRow, Store
 from node.ledger.verify import Mode, Progress, VerifyReport, verify_store
@@ -64,6 +65,7 @@ class Ledger:
         self._store = store
         self._head: LedgerRow | None = None
         self._writer: Writer | None = None
+        self.replicas: Replicas
         self._notices: asyncio.Queue[Sequence[Row]] = asyncio.Queue()
 
     @classmethod
@@ -75,7 +77,8 @@ class Ledger:
             await ledger._pin_own_key()
             await ledger.verify(verify or settings.verify_on_start)
             head = ledger.head
-            clock = HybridClock(head.last_timestamp or 0)
+            clock = HybridClock(max((row.last_timestamp or 0) for row in await store.ledgers()))
+            ledger.replicas = Replicas(store, ledger.ledger_id, clock, ledger._committed)
             tip = Tip(head.head_seq, head.head_hash, head.sig_digest, head.last_timestamp or 0)
             notifier = asyncio.create_task(ledger._notify(), name=f"after-append:{ledger.ledger_id}")
             try:
@@ -151,15 +154,17 @@ class Ledger:
         )  # fmt: skip
 
     def _committed(self, rows: list[Row]) -> None:
+        """Told of every commit, own or replica; moves the cached own head."""
         first, last = rows[0], rows[-1]
-        head = self.head
-        self._head = dataclasses.replace(
-            head,
-            head_seq=last[1],
-            head_hash=last[HASH],
-            first_timestamp=head.first_timestamp if head.first_timestamp is not None else first[8],
-            last_timestamp=last[8],
-        )
+        if first[0] == self.ledger_id:
+            head = self.head
+            self._head = dataclasses.replace(
+                head,
+                head_seq=last[1],
+                head_hash=last[HASH],
+                first_timestamp=head.first_timestamp if head.first_timestamp is not None else first[8],
+                last_timestamp=last[8],
+            )
         if self.hooks.after_append:
             self._notices.put_nowait(rows)
 
@@ -218,9 +223,37 @@ class Ledger:
             "types": counts["type"],
         }
 
-    async def checkpoint(self) -> CheckpointRow | None:
-        """The latest signed checkpoint of the node's own ledger."""
-        return await self._store.latest_checkpoint(self.ledger_id)
+    async def checkpoint(self, ledger_id: str | None = None) -> CheckpointRow | None:
+        """The latest signed checkpoint of a held ledger (default: the node's own)."""
+        return await self._store.latest_checkpoint(ledger_id or self.ledger_id)
+
+    async def ledgers(self) -> list[LedgerRow]:
+        """Every ledger held (own first), with heads and pinned keys."""
+        return await self._store.ledgers()
+
+    async def page(self, ledger_id: str, after: int, limit: int) -> tuple[list[Row], list[CheckpointRow], int]:
+        """Entries of a held ledger after ``after`` for a peer: (entries, their checkpoints, head seq).
+
+        The page is cut back to its last checkpoint when it has one, so the receiver verifies it
+        with one signature; otherwise the receiver checks each entry's signature.
+        """
+        held = next((row for row in await self._store.ledgers() if row.ledger_id == ledger_id), None)
+        if held is None:
+            raise EntryNotFound(f"ledger {ledger_id} is not held here")
+        rows = await self._store.entries_after(ledger_id, after, limit)
+        if not rows:
+            return [], [], held.head_seq
+        checkpoints = await self._store.checkpoints_between(ledger_id, after, rows[-1][1])
+        if checkpoints and checkpoints[-1].seq < rows[-1][1]:
+            rows = rows[: checkpoints[-1].seq - after]
+        return rows, checkpoints, held.head_seq
+
+    async def sync_marks(self) -> list[tuple[str, str, str, int, bytes | None, int]]:
+        return await self._store.sync_marks()
+
+    @property
+    def store(self) -> Store:
+        return self._store
 
     # --- verification --------------------------------------------------------------------------
 

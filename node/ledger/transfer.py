@@ -22,6 +22,7 @@ import orjson
 from pydantic import ValidationError
 
 from node.errors import InvalidRequest, KeyFileError
+from node.ledger.chain import ChainVerifier
 from node.ledger.rows import Row, checkpoint_to_wire, row_to_wire
 from node.ledger.store import (
     CheckpointRow,
@@ -32,16 +33,7 @@ from node.ledger.store import (
     iter_entries,
     read_ledgers,
 )
-from protocol.canonical import canonical
-from protocol.entry import (
-    GENESIS_DIGEST,
-    check_hash,
-    check_link,
-    entry_hash,
-    next_sig_digest,
-    verify_checkpoint,
-    verify_hash_signature,
-)
+from protocol.entry import GENESIS_DIGEST
 from protocol.errors import VerificationFailed
 from protocol.models import LEDGER_ID_PATTERN, Checkpoint, Entry
 
@@ -109,7 +101,7 @@ async def import_ledger(
         held = {row.ledger_id: row for row in await store.ledgers()}[ledger_id]
     elif held.public_key != public_key:
         raise KeyFileError(f"ledger {ledger_id} is pinned to another key here; refusing the import")
-    state = _Chain(held.head_seq, held.head_hash, held.sig_digest)
+    state = ChainVerifier(public_key, held.head_seq, held.head_hash, held.sig_digest, full=full)
     pending: list[Row] = []
     covered: list[CheckpointRow] = []
     imported = skipped = 0
@@ -126,12 +118,12 @@ async def import_ledger(
                     _check_held(entry, held, number)
                     skipped += 1
                     continue
-                pending.append(state.extend(entry, public_key if full else None))
+                pending.append(state.extend(entry))
             elif "checkpoint" in item:
                 cp = Checkpoint.model_validate(item["checkpoint"])
                 if cp.seq <= held.head_seq:
                     continue
-                covered.append(state.check_checkpoint(cp, public_key))
+                covered.append(state.check_checkpoint(cp))
                 if len(pending) >= _COMMIT_EVERY:
                     imported += await _commit(store, pending, covered, state.digest, progress)
                     pending, covered = [], []
@@ -175,35 +167,6 @@ def _parse(line: bytes, number: int) -> dict[str, Any]:
 def _check_held(entry: Entry, held: LedgerRow, number: int) -> None:
     if entry.seq == held.head_seq and held.head_hash is not None and bytes.fromhex(entry.hash) != held.head_hash:
         raise VerificationFailed(f"line {number}: seq {entry.seq} differs from the entry held here")
-
-
-class _Chain:
-    """The running verification state of an import: head seq, head hash, signature digest."""
-
-    def __init__(self, seq: int, head: bytes | None, digest: bytes) -> None:
-        self.seq, self.head, self.digest = seq, head, digest
-
-    def extend(self, e: Entry, public_key: bytes | None) -> Row:
-        prev = None if e.prev_hash is None else bytes.fromhex(e.prev_hash)
-        check_link(e.seq, prev, self.seq, self.head)
-        payload = canonical(e.payload).decode()
-        meta = None if e.meta is None else canonical(e.meta).decode()
-        claimed, sig = bytes.fromhex(e.hash), bytes.fromhex(e.sig)
-        fields = (e.ledger_id, e.seq, e.id, e.stream, e.type, e.issuer_oid, e.subject_oid, e.key, e.timestamp,
-                  payload, meta, prev)  # fmt: skip
-        check_hash(e.seq, entry_hash(*fields), claimed)
-        if public_key is not None:
-            verify_hash_signature(public_key, claimed, sig)
-        self.seq, self.head, self.digest = e.seq, claimed, next_sig_digest(self.digest, sig)
-        return (*fields, claimed, sig)
-
-    def check_checkpoint(self, cp: Checkpoint, public_key: bytes) -> CheckpointRow:
-        row = CheckpointRow(cp.ledger_id, cp.seq, bytes.fromhex(cp.hash), bytes.fromhex(cp.sig_digest),
-                            cp.timestamp, bytes.fromhex(cp.sig))  # fmt: skip
-        verify_checkpoint(public_key, row.ledger_id, row.seq, row.hash, row.sig_digest, row.timestamp, row.sig)
-        if row.seq != self.seq or row.hash != self.head or row.sig_digest != self.digest:
-            raise VerificationFailed(f"checkpoint at seq {row.seq} does not match the entries before it")
-        return row
 
 
 async def _commit(

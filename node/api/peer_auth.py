@@ -1,0 +1,33 @@
+"""Authentication of node-to-node requests: a signature by a pinned key, fresh, never replayed."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from node.api.context import LEDGER, REPLAY
+from node.errors import RequestRejected
+from protocol.errors import BadSignature
+from protocol.requests import LEDGER_ID, NONCE, SIGNATURE, TIMESTAMP, verify_request
+
+
+async def signed_sender(request: web.Request) -> str:
+    """The ledger id of the node that signed ``request``; RequestRejected unless it checks out."""
+    try:
+        sender = request.headers[LEDGER_ID]
+        timestamp = int(request.headers[TIMESTAMP])
+        nonce = request.headers[NONCE]
+        sig = bytes.fromhex(request.headers[SIGNATURE])
+    except (KeyError, ValueError) as exc:
+        raise RequestRejected("node-to-node requests must be signed (X-Ledger-* headers)") from exc
+    if len(nonce) != 32:
+        raise RequestRejected("nonce must be 16 bytes in hex")
+    held = await request.app[LEDGER].replicas.held(sender)
+    if held is None:
+        raise RequestRejected(f"{sender} is not known here (no pinned key)")
+    body = await request.read()
+    try:
+        verify_request(held.public_key, sender, request.method, request.raw_path, body, timestamp, nonce, sig)
+    except BadSignature as exc:
+        raise RequestRejected("request signature does not verify") from exc
+    request.app[REPLAY].check(sender, nonce, timestamp)  # only after the signature: no nonce burning
+    return sender

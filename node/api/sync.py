@@ -1,0 +1,100 @@
+"""``/ledger/sync/...``: heads, pull, push, status and the live head stream (signed requests)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Annotated
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from node.api.context import LEDGER, SYNC
+from node.api.json import json_response, read_json, validate, validate_query
+from node.api.peer_auth import signed_sender
+from node.sync.engine import page_body
+from protocol.models import MAX_PAGE, LedgerId, Page
+
+routes = web.RouteTableDef()
+
+HEARTBEAT_S = 15.0
+
+
+class PullParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ledger: LedgerId
+    after: Annotated[int, Field(ge=0, le=2**53 - 1)] = 0
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = MAX_PAGE
+
+
+@routes.get("/ledger/sync/heads")
+async def heads(request: web.Request) -> web.Response:
+    """Every ledger held here with its head: one request tells a peer all it is missing."""
+    await signed_sender(request)
+    ledger = request.app[LEDGER]
+    held = await ledger.ledgers()
+    return json_response(
+        {"ledger_id": ledger.ledger_id,
+         "ledgers": [{"ledger_id": h.ledger_id, "public_key": h.public_key.hex(), "seq": h.head_seq,
+                      "hash": h.head_hash.hex() if h.head_hash else None, "quarantined": h.quarantined}
+                     for h in held]}
+    )  # fmt: skip
+
+
+@routes.get("/ledger/sync/pull")
+async def pull(request: web.Request) -> web.Response:
+    """Entries of one held ledger after a seq, with their checkpoints; gzip when asked."""
+    await signed_sender(request)
+    params = validate_query(PullParams, request.query)
+    ledger = request.app[LEDGER]
+    rows, checkpoints, head = await ledger.page(params.ledger, params.after, params.limit)
+    held = next(h for h in await ledger.ledgers() if h.ledger_id == params.ledger)
+    response = json_response(page_body(params.ledger, held.public_key, rows, checkpoints, head))
+    response.enable_compression()
+    return response
+
+
+@routes.post("/ledger/sync/push")
+async def push(request: web.Request) -> web.Response:
+    """A peer's page of some ledger: verified and committed whole, or refused with the reason."""
+    sender = await signed_sender(request)
+    page = validate(Page, await read_json(request))
+    result = await request.app[SYNC].receive_push(sender, page)
+    return json_response(
+        {"accepted": result.accepted, "already_held": result.already_held, "head_seq": result.head_seq,
+         "rejected": [], "conflicts": []}
+    )  # fmt: skip
+
+
+@routes.get("/ledger/sync/status")
+async def status(request: web.Request) -> web.Response:
+    return json_response(await request.app[SYNC].status())
+
+
+@routes.get("/ledger/sync/stream")
+async def stream(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: one ``data:`` line per committed batch, with the ledger's new head."""
+    await signed_sender(request)
+    engine = request.app[SYNC]
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    queue = engine.subscribe()
+    try:
+        while True:
+            try:
+                event = await asyncio.wait_for(queue.get(), timeout=HEARTBEAT_S)
+            except TimeoutError:
+                await response.write(b": keep-alive\n\n")
+                continue
+            if event.get("closing"):
+                break
+            await response.write(b"data: " + orjson.dumps(event) + b"\n\n")
+    except ConnectionResetError:
+        pass
+    finally:
+        engine.unsubscribe(queue)
+    with contextlib.suppress(ConnectionResetError):
+        await response.write_eof()
+    return response

@@ -1,0 +1,66 @@
+"""Incremental verification of a ledger's chain as entries arrive (sync pages, imports).
+
+A ``ChainVerifier`` starts from a held state (seq, hash, signature digest) and extends it one
+received entry at a time; checkpoints are checked against the state they claim. Entries that no
+checkpoint covers yet are listed in ``uncovered`` so the caller can check their signatures before
+committing them.
+"""
+
+from __future__ import annotations
+
+from node.ledger.rows import Row
+from node.ledger.store import CheckpointRow
+from protocol.canonical import canonical
+from protocol.entry import check_hash, check_link, entry_hash, next_sig_digest, verify_checkpoint, verify_hash_signature
+from protocol.errors import VerificationFailed
+from protocol.models import Checkpoint, Entry
+
+
+class ChainVerifier:
+    """The running verification state of one ledger: head seq, head hash, signature digest."""
+
+    def __init__(self, public_key: bytes, seq: int, head: bytes | None, digest: bytes, *, full: bool) -> None:
+        self.public_key = public_key
+        self.seq, self.head, self.digest = seq, head, digest
+        self.full = full
+        self.uncovered: list[tuple[int, bytes, bytes]] = []  # (seq, hash, sig) since the last checkpoint
+
+    def extend(self, e: Entry) -> Row:
+        """Check that ``e`` extends the state and hashes right; returns its stored row."""
+        prev = None if e.prev_hash is None else bytes.fromhex(e.prev_hash)
+        check_link(e.seq, prev, self.seq, self.head)
+        payload = canonical(e.payload).decode()
+        meta = None if e.meta is None else canonical(e.meta).decode()
+        claimed, sig = bytes.fromhex(e.hash), bytes.fromhex(e.sig)
+        fields = (e.ledger_id, e.seq, e.id, e.stream, e.type, e.issuer_oid, e.subject_oid, e.key, e.timestamp,
+                  payload, meta, prev)  # fmt: skip
+        check_hash(e.seq, entry_hash(*fields), claimed)
+        if self.full:
+            verify_hash_signature(self.public_key, claimed, sig)
+        else:
+            self.uncovered.append((e.seq, claimed, sig))
+        self.seq, self.head, self.digest = e.seq, claimed, next_sig_digest(self.digest, sig)
+        return (*fields, claimed, sig)
+
+    def check_checkpoint(self, cp: Checkpoint) -> CheckpointRow:
+        """Check a checkpoint at the current state; it then covers every entry since the last one."""
+        row = to_checkpoint_row(cp)
+        verify_checkpoint(self.public_key, row.ledger_id, row.seq, row.hash, row.sig_digest, row.timestamp, row.sig)
+        if row.seq != self.seq or row.hash != self.head or row.sig_digest != self.digest:
+            raise VerificationFailed(f"checkpoint at seq {row.seq} does not match the entries before it")
+        self.uncovered.clear()
+        return row
+
+    def check_uncovered(self) -> None:
+        """Check the signature of every entry no checkpoint covers (a page that ends between checkpoints)."""
+        for seq, digest, sig in self.uncovered:
+            try:
+                verify_hash_signature(self.public_key, digest, sig)
+            except VerificationFailed as exc:
+                raise VerificationFailed(f"seq {seq}: {exc}") from exc
+        self.uncovered.clear()
+
+
+def to_checkpoint_row(cp: Checkpoint) -> CheckpointRow:
+    return CheckpointRow(cp.ledger_id, cp.seq, bytes.fromhex(cp.hash), bytes.fromhex(cp.sig_digest), cp.timestamp,
+                         bytes.fromhex(cp.sig))  # fmt: skip

@@ -1,0 +1,1 @@
+"""Replication between nodes: signed peer requests, the sync engine, live head streams."""

@@ -1,0 +1,342 @@
+"""The sync engine: keeps this node's copies of its peers' ledgers current, and theirs of ours.
+
+Each peer has one loop (so one sync in flight per peer and ledger), woken periodically, by
+``trigger`` (``/admin/sync/run``) and by the peer's live head stream; a semaphore bounds how many
+peers sync at once. A round asks the peer for its heads, pulls every ledger it has more of (pages
+verified and committed whole, with the per-peer checkpoint in the same transaction), checks equal
+heads for forks, and pushes what the peer lacks. A peer that fails is backed off exponentially
+with jitter, capped, and every failure is visible in ``status()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from node.errors import (
+    ForkDetected,
+    IdentityConflict,
+    LedgerQuarantined,
+    NodeError,
+    PeerFailed,
+    PeerUnavailable,
+    RequestRejected,
+)
+from node.ledger.replicas import Ingested
+from node.ledger.rows import Row, checkpoint_to_wire, row_to_wire
+from node.ledger.service import Ledger
+from node.metrics import Metrics
+from node.settings import NodeSettings
+from node.sync.peers import PeerClient
+from protocol.errors import ProtocolError
+from protocol.models import Page
+
+log = logging.getLogger(__name__)
+
+MODES = ("pull", "push", "both")
+
+
+@dataclass
+class Peer:
+    """A peer and what the engine knows of it."""
+
+    ledger_id: str
+    url: str
+    mode: str
+    source: str
+    client: PeerClient
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    state: str = "idle"  # idle | syncing | backing-off
+    failures: int = 0
+    next_attempt: float = 0.0
+    last_success_ms: int | None = None
+    last_error: str | None = None
+    remote: dict[str, int] = field(default_factory=dict)  # their head seq per ledger
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+class SyncEngine:
+    """Owns the peer loops; use as an async context manager after the ledger is open."""
+
+    def __init__(self, ledger: Ledger, settings: NodeSettings, metrics: Metrics) -> None:
+        self._ledger = ledger
+        self._settings = settings
+        self._sync = settings.sync
+        self._metrics = metrics
+        self._peers: dict[str, Peer] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._gate = asyncio.Semaphore(settings.sync.max_concurrency)
+        self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+
+    async def __aenter__(self) -> SyncEngine:
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
+        self._ledger.hooks.after_append.append(self._announce)
+        for peer in self._settings.peers:
+            await self.add_peer(peer.url, peer.ledger_id, bytes.fromhex(peer.public_key), peer.mode, "config")
+        for ledger_id, url, mode, source, _ in await self._ledger.store.peers():
+            if ledger_id not in self._peers:
+                held = await self._ledger.replicas.held(ledger_id)
+                if held is not None:
+                    self._start(ledger_id, url, mode, source)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for peer in list(self._peers.values()):
+            await self._stop(peer)
+        self.close_streams()
+        if self._session is not None:
+            await self._session.close()
+
+    def close_streams(self) -> None:
+        """End every live head stream served to peers (on shutdown, before handlers are awaited)."""
+        for queue in self._subscribers:
+            queue.put_nowait({"closing": True})
+
+    # --- peers ---------------------------------------------------------------------------------
+
+    async def add_peer(self, url: str, ledger_id: str, public_key: bytes, mode: str, source: str = "admin") -> Peer:
+        """Pin the peer's ledger key, remember the peer, start syncing with it."""
+        if ledger_id == self._ledger.ledger_id:
+            raise IdentityConflict(f"{ledger_id} is this node's own ledger id")
+        await self._ledger.replicas.pin(ledger_id, public_key)
+        await self._ledger.store.save_peer(ledger_id, url, mode, source)
+        if ledger_id in self._peers:
+            await self._stop(self._peers.pop(ledger_id))
+        return self._start(ledger_id, url, mode, source)
+
+    async def remove_peer(self, ledger_id: str) -> bool:
+        peer = self._peers.pop(ledger_id, None)
+        if peer is not None:
+            await self._stop(peer)
+        return await self._ledger.store.delete_peer(ledger_id) or peer is not None
+
+    def peers(self) -> list[Peer]:
+        return sorted(self._peers.values(), key=lambda p: p.ledger_id)
+
+    def is_peer(self, ledger_id: str) -> bool:
+        return ledger_id in self._peers
+
+    def trigger(self, ledger_id: str | None = None) -> None:
+        """Wake one peer's loop (or all) now, skipping any backoff."""
+        for peer in self._peers.values():
+            if ledger_id is None or peer.ledger_id == ledger_id:
+                peer.next_attempt = 0.0
+                peer.wake.set()
+
+    def _start(self, ledger_id: str, url: str, mode: str, source: str) -> Peer:
+        assert self._session is not None
+        client = PeerClient(self._session, url, self._ledger.keys, self._ledger.ledger_id, self._sync)
+        peer = Peer(ledger_id, url, mode, source, client)
+        self._peers[ledger_id] = peer
+        peer.tasks.append(asyncio.create_task(self._loop(peer), name=f"sync:{ledger_id}"))
+        if self._sync.live:
+            peer.tasks.append(asyncio.create_task(self._follow(peer), name=f"live:{ledger_id}"))
+        peer.wake.set()
+        return peer
+
+    async def _stop(self, peer: Peer) -> None:
+        for task in peer.tasks:
+            task.cancel()
+        await asyncio.gather(*peer.tasks, return_exceptions=True)
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    async def _loop(self, peer: Peer) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(peer.wake.wait(), timeout=self._sync.interval_s)
+            except TimeoutError:
+                pass
+            peer.wake.clear()
+            pause = peer.next_attempt - time.monotonic()
+            if pause > 0:  # backing off: the round is delayed, not dropped
+                await asyncio.sleep(pause)
+            async with self._gate:
+                await self.run_once(peer)
+
+    async def run_once(self, peer: Peer) -> None:
+        """One sync round with ``peer``; failures are recorded, never raised."""
+        peer.state = "syncing"
+        try:
+            await self._round(peer)
+        except (PeerUnavailable, PeerFailed, ProtocolError, NodeError) as exc:
+            peer.failures += 1
+            delay = min(self._sync.backoff_max_s, self._sync.interval_s * 2 ** min(peer.failures, 16))
+            peer.next_attempt = time.monotonic() + delay * random.uniform(0.5, 1.0)
+            peer.state, peer.last_error = "backing-off", f"{type(exc).__name__}: {exc}"
+            self._metrics.sync_failures.labels(peer.ledger_id, type(exc).__name__).inc()
+            log.warning("sync failed peer=%s failures=%d error=%s", peer.ledger_id, peer.failures, exc)
+        else:
+            peer.failures, peer.next_attempt, peer.state = 0, 0.0, "idle"
+            peer.last_success_ms = time.time_ns() // 1_000_000
+            peer.last_error = None
+        self._metrics.sync_retries.labels(peer.ledger_id).set(peer.client.retries)
+
+    async def _round(self, peer: Peer) -> None:
+        heads = await peer.client.heads()
+        if heads.ledger_id != peer.ledger_id:
+            raise PeerFailed(f"{peer.url} answers as {heads.ledger_id}, not {peer.ledger_id}")
+        peer.remote = {h.ledger_id: h.seq for h in heads.ledgers}
+        if peer.mode in ("pull", "both"):
+            for head in heads.ledgers:
+                if head.ledger_id != self._ledger.ledger_id and not head.quarantined:
+                    await self._pull(peer, head.ledger_id, bytes.fromhex(head.public_key), head.seq, head.hash)
+        if peer.mode in ("push", "both"):
+            for held in await self._ledger.ledgers():
+                theirs = peer.remote.get(held.ledger_id, 0)
+                if held.head_seq > theirs and not held.quarantined and held.ledger_id != peer.ledger_id:
+                    await self._push(peer, held.ledger_id, theirs)
+
+    async def _pull(
+        self, peer: Peer, ledger_id: str, public_key: bytes, their_seq: int, their_hash: str | None
+    ) -> None:
+        try:
+            held = await self._ledger.replicas.pin(ledger_id, public_key)
+        except IdentityConflict as exc:
+            log.warning("identity conflict from peer=%s ledger=%s: %s", peer.ledger_id, ledger_id, exc)
+            self._metrics.sync_rejects.labels(peer.ledger_id, "identity-conflict").inc()
+            return
+        if held.quarantined:
+            return
+        after = held.head_seq
+        if 0 < their_seq <= after and their_hash is not None:
+            ours = await self._ledger.get_by_seq(ledger_id, their_seq)
+            if ours[12].hex() != their_hash:  # same seq, other hash: fetch theirs as evidence
+                page = await peer.client.pull(ledger_id, their_seq - 1, 1)
+                await self._ingest(peer, ledger_id, page)
+            return
+        while after < their_seq:
+            page = await peer.client.pull(ledger_id, after, self._sync.page_size)
+            if not page.entries:
+                break
+            result = await self._ingest(peer, ledger_id, page)
+            if result.head_seq <= after:
+                raise PeerFailed(f"{peer.url}: page of ledger {ledger_id} after {after} moved nothing")
+            after = result.head_seq
+
+    async def _ingest(self, peer: Peer, ledger_id: str, page: Page) -> Ingested:
+        started = time.perf_counter()
+        try:
+            result = await self._ledger.replicas.ingest(
+                ledger_id, page.entries, page.checkpoints, peer=peer.ledger_id, full=self._sync.verify == "full"
+            )
+        except (ProtocolError, ForkDetected, LedgerQuarantined) as exc:
+            self._metrics.sync_rejects.labels(peer.ledger_id, exc.code).inc()
+            raise
+        self._metrics.sync_received.labels(peer.ledger_id).inc(result.accepted)
+        if page.entries:
+            lag_ms = time.time_ns() // 1_000_000 - page.entries[-1].timestamp
+            self._metrics.propagation_seconds.observe(max(0.0, lag_ms / 1000))
+        log.debug("pulled ledger=%s peer=%s entries=%d in %.3fs", ledger_id, peer.ledger_id, result.accepted,
+                  time.perf_counter() - started)  # fmt: skip
+        return result
+
+    async def _push(self, peer: Peer, ledger_id: str, after: int) -> None:
+        held = next(row for row in await self._ledger.ledgers() if row.ledger_id == ledger_id)
+        while after < held.head_seq:
+            rows, checkpoints, head = await self._ledger.page(ledger_id, after, self._sync.page_size)
+            if not rows:
+                break
+            answer = await peer.client.push(page_body(ledger_id, held.public_key, rows, checkpoints, head))
+            reached = answer.get("head_seq")
+            if not isinstance(reached, int) or reached < rows[-1][1]:
+                raise PeerFailed(f"{peer.url}: push of ledger {ledger_id} was not taken (head {reached})")
+            self._metrics.sync_sent.labels(peer.ledger_id).inc(answer.get("accepted", 0))
+            await self._ledger.store.mark_synced(peer.ledger_id, ledger_id, "push", rows[-1][1], rows[-1][12])
+            after = rows[-1][1]
+        peer.remote[ledger_id] = after
+
+    async def receive_push(self, sender: str, page: Page) -> Ingested:
+        """A peer pushes a page of some ledger to us: pin (on first sight), verify, commit."""
+        if not self.is_peer(sender):
+            raise RequestRejected(f"{sender} is not a peer of this node; pushes are refused")
+        if page.public_key is not None:
+            await self._ledger.replicas.pin(page.ledger_id, bytes.fromhex(page.public_key))
+        result = await self._ledger.replicas.ingest(
+            page.ledger_id, page.entries, page.checkpoints, peer=sender, full=self._sync.verify == "full"
+        )
+        self._metrics.sync_received.labels(sender).inc(result.accepted)
+        return result
+
+    # --- live propagation ----------------------------------------------------------------------
+
+    async def _announce(self, rows: Sequence[Row]) -> None:
+        """after_append hook: tell subscribers the new head."""
+        last = rows[-1]
+        event = {"ledger_id": last[0], "seq": last[1], "hash": last[12].hex()}
+        for queue in self._subscribers:
+            if queue.qsize() < 1000:
+                queue.put_nowait(event)
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self._subscribers.discard(queue)
+
+    async def _follow(self, peer: Peer) -> None:
+        """Follow the peer's head stream; a head we lack wakes the peer's loop at once."""
+        failures = 0
+        while True:
+            try:
+                async for _event in peer.client.stream():
+                    # a new head, or a (re)connection after which a round catches up on missed heads
+                    failures = 0
+                    if peer.mode != "push":
+                        peer.wake.set()
+            except (PeerUnavailable, PeerFailed) as exc:
+                log.debug("live stream peer=%s: %s", peer.ledger_id, exc)
+            failures += 1
+            await asyncio.sleep(min(self._sync.backoff_max_s, 0.2 * 2 ** min(failures, 10)) * random.uniform(0.5, 1))
+
+    # --- status --------------------------------------------------------------------------------
+
+    async def status(self) -> dict[str, Any]:
+        """Per peer and ledger: local and remote seq, lag, last success and error, retries, state."""
+        held = {row.ledger_id: row for row in await self._ledger.ledgers()}
+        marks = {(p, lid, d): seq for p, lid, d, seq, _, _ in await self._ledger.sync_marks()}
+        peers = []
+        for peer in self.peers():
+            ledgers = []
+            for lid in sorted(set(peer.remote) | {lid for (p, lid, _) in marks if p == peer.ledger_id}):
+                local = held[lid].head_seq if lid in held else 0
+                remote = peer.remote.get(lid, 0)
+                ledgers.append({
+                    "ledger_id": lid, "local_seq": local, "remote_seq": remote, "lag": max(0, remote - local),
+                    "pulled_through": marks.get((peer.ledger_id, lid, "pull")),
+                    "pushed_through": marks.get((peer.ledger_id, lid, "push")),
+                    "quarantined": bool(lid in held and held[lid].quarantined),
+                })  # fmt: skip
+                self._metrics.sync_lag.labels(peer.ledger_id, lid).set(max(0, remote - local))
+            peers.append({
+                "ledger_id": peer.ledger_id, "url": peer.url, "mode": peer.mode, "source": peer.source,
+                "state": peer.state, "failures": peer.failures, "retries": peer.client.retries,
+                "last_success_ms": peer.last_success_ms, "last_error": peer.last_error, "ledgers": ledgers,
+            })  # fmt: skip
+        return {"ledger_id": self._ledger.ledger_id, "peers": peers}
+
+
+def page_body(
+    ledger_id: str, public_key: bytes, rows: list[Row], checkpoints: Sequence[Any], head: int
+) -> dict[str, Any]:
+    """The wire form of a page (pull answers and push bodies)."""
+    return {
+        "ledger_id": ledger_id,
+        "public_key": public_key.hex(),
+        "entries": [row_to_wire(row) for row in rows],
+        "checkpoints": [checkpoint_to_wire(cp) for cp in checkpoints],
+        "head_seq": head,
+        "has_more": bool(rows) and rows[-1][1] < head,
+    }
