@@ -1,0 +1,141 @@
+"""A peer that lies: every lie is refused with its reason, nothing of it is stored, the peer backs off."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+
+from node.keys import load_key_file
+from node.ledger.clock import wall_ms
+from protocol.requests import sign_request
+from protocol.signing import KeyPair
+from tests.conftest import ADMIN_TOKEN, RunningNode, draft, eventually
+
+MakeNode = Callable[..., Awaitable[RunningNode]]
+Lie = Callable[[dict[str, Any]], dict[str, Any]]
+LIAR_KEY = KeyPair(bytes([7] * 32))
+
+
+def entries(page: dict[str, Any], change: Callable[[list[dict[str, Any]]], None]) -> dict[str, Any]:
+    page = copy.deepcopy(page)
+    change(page["entries"])
+    return page
+
+
+def swap(items: list[Any], i: int, j: int) -> None:
+    items[i], items[j] = items[j], items[i]
+
+
+LIES: dict[str, Lie] = {
+    "forged signature": lambda p: entries(p, lambda e: e[5].update(sig=e[6]["sig"])),
+    "altered payload": lambda p: entries(p, lambda e: e[3]["payload"].update(n=999)),
+    "wrong hash": lambda p: entries(p, lambda e: e[8].update(hash="0" * 64)),
+    "gap": lambda p: entries(p, lambda e: e.pop(4)),
+    "reordered": lambda p: entries(p, lambda e: swap(e, 2, 3)),
+    "forged checkpoint": lambda p: {**p, "checkpoints": [{**p["checkpoints"][0], "sig": "00" * 64}]},
+    "oversized page": lambda p: {**p, "entries": p["entries"] * 40},
+    "wrong shape": lambda p: {"ledger_id": "node-a", "entries": "everything"},
+}
+
+
+async def genuine_page(origin: RunningNode) -> dict[str, Any]:
+    keys = load_key_file(origin.settings.key_path)
+    path = "/ledger/sync/pull?ledger=node-a&after=0&limit=1000"
+    _, page, _ = await origin.request("GET", path, headers=sign_request(keys, "node-a", "GET", path, b"", wall_ms()))
+    return dict(page)
+
+
+@asynccontextmanager
+async def liar(page: dict[str, Any], advertised_key: str) -> AsyncIterator[str]:
+    """A peer (node-m) that advertises node-a's head and serves ``page`` for it."""
+
+    async def heads(request: web.Request) -> web.Response:
+        head = {"ledger_id": "node-a", "public_key": advertised_key, "seq": 30, "hash": "ab" * 32}
+        return web.json_response({"ledger_id": "node-m", "ledgers": [head]})
+
+    async def pull(request: web.Request) -> web.Response:
+        return web.Response(body=orjson.dumps(page), content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/ledger/sync/heads", heads)
+    app.router.add_get("/ledger/sync/pull", pull)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    yield f"http://{host}:{port}"
+    await runner.cleanup()
+
+
+async def metric_shows(node: RunningNode, needle: str) -> bool:
+    _, text, _ = await node.request("GET", "/metrics")
+    return needle in text
+
+
+async def victim_sees_failures(victim: RunningNode) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+
+    async def failed() -> bool:
+        _, status, _ = await victim.request("GET", "/ledger/sync/status")
+        peers = [p for p in status["peers"] if p["ledger_id"] == "node-m"]
+        if peers and peers[0]["failures"] >= 2:
+            result.update(peers[0])
+            return True
+        return False
+
+    await eventually(failed, timeout=15)
+    return result
+
+
+@pytest.mark.parametrize("lie", LIES)
+async def test_lies_are_refused_and_nothing_is_stored(make_node: MakeNode, lie: str) -> None:
+    origin = await make_node("node-a")
+    for k in range(3):
+        await origin.request("POST", "/ledger/entries", json=[draft(10 * k + i) for i in range(10)])
+    page = LIES[lie](await genuine_page(origin))
+    real_key = load_key_file(origin.settings.key_path).public_key.hex()
+    quick = {"interval_s": 0.1, "backoff_max_s": 0.2, "live": False, "retries": 0}
+    async with liar(page, real_key) as url:
+        victim = await make_node("node-b", admin_token=ADMIN_TOKEN, sync=quick)
+        await victim.request("POST", "/ledger/entries", json=draft(1))
+        status, _, _ = await victim.request(
+            "POST", "/admin/peers", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            json={"url": url, "ledger_id": "node-m", "public_key": LIAR_KEY.public_key.hex(), "mode": "pull"},
+        )  # fmt: skip
+        assert status == 201
+        peer = await victim_sees_failures(victim)
+        assert peer["state"] == "backing-off" and peer["last_error"]
+        for seq in (1, 5, 30):
+            assert (await victim.request("GET", f"/ledger/ledgers/node-a/entries/{seq}"))[0] == 404
+        _, stats, _ = await victim.request("GET", "/ledger/stats")
+        assert stats["entries"] == 1  # our own data unchanged
+        _, text, _ = await victim.request("GET", "/metrics")
+        assert 'ledger_sync_failures_total{error="' in text
+
+
+async def test_another_key_under_a_pinned_ledger_id_is_an_identity_conflict(make_node: MakeNode) -> None:
+    origin = await make_node("node-a")
+    await origin.request("POST", "/ledger/entries", json=[draft(i) for i in range(30)])
+    page = await genuine_page(origin)
+    async with liar(page, LIAR_KEY.public_key.hex()) as url:  # node-a advertised with the liar's key
+        victim = await make_node("node-b", admin_token=ADMIN_TOKEN, sync={"interval_s": 0.1, "live": False})
+        auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        real_key = load_key_file(origin.settings.key_path).public_key.hex()
+        genuine = {"url": origin.url, "ledger_id": "node-a", "public_key": real_key, "mode": "push"}
+        await victim.request("POST", "/admin/peers", headers=auth, json=genuine)
+        lying = {"url": url, "ledger_id": "node-m", "public_key": LIAR_KEY.public_key.hex(), "mode": "pull"}
+        await victim.request("POST", "/admin/peers", headers=auth, json=lying)
+        conflict = 'ledger_sync_rejects_total{peer="node-m",reason="identity-conflict"}'
+        await eventually(lambda: metric_shows(victim, conflict), timeout=15)
+        assert (await victim.request("GET", "/ledger/ledgers/node-a/entries/1"))[0] == 404
+        status, body, _ = await victim.request(
+            "POST", "/admin/peers", headers=auth,
+            json={"url": url, "ledger_id": "node-a", "public_key": LIAR_KEY.public_key.hex()},
+        )  # fmt: skip
+        assert status == 409 and body["type"].endswith(":identity-conflict")
