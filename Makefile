@@ -35,6 +35,7 @@ bench: $(VENV)/.installed
 	$(PY) -m bench.append
 	$(PY) -m bench.verify
 	$(PY) -m bench.query
+	$(PY) -m bench.sync
 
 vectors: $(VENV)/.installed
 	$(PY) -m protocol.vectors.generate

@@ -178,8 +178,8 @@ def _read_drafts(path: Path) -> list[Any]:
 
 
 def cmd_query(args: argparse.Namespace) -> None:
-    params = {name: getattr(args, name) for name in
-              ("stream", "type", "issuer_oid", "subject_oid", "key", "since", "until", "order", "limit")}  # fmt: skip
+    names = ("ledger_id", "stream", "type", "issuer_oid", "subject_oid", "key", "since", "until", "order", "limit")
+    params = {name: getattr(args, name) for name in names}
 
     async def work(client: NodeClient) -> None:
         cursor = None
@@ -322,7 +322,7 @@ def _parser() -> argparse.ArgumentParser:
     append.set_defaults(func=cmd_append)
 
     query = client("query", "query entries; prints JSON Lines")
-    for name in ("stream", "type", "issuer-oid", "subject-oid", "key"):
+    for name in ("ledger-id", "stream", "type", "issuer-oid", "subject-oid", "key"):
         query.add_argument(f"--{name}")
     query.add_argument("--since", type=int, help="timestamp >= since (ms)")
     query.add_argument("--until", type=int, help="timestamp < until (ms)")

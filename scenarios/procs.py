@@ -35,12 +35,18 @@ class NodeProcess:
         return self.proc.wait(timeout=30)
 
 
-def start_node(data_dir: Path, ledger_id: str = "node-a", *extra: str, timeout: float = 120) -> NodeProcess:
-    """Start a node on port 0 and wait for its 'listening on' line (it verifies its store first)."""
+def start_node(
+    data_dir: Path, ledger_id: str = "node-a", *extra: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> NodeProcess:
+    """Start a node on port 0 and wait for its 'listening on' line (it verifies its store first).
+
+    ``env`` adds ``LEDGER_*`` settings for this process only.
+    """
     proc = subprocess.Popen(
         [sys.executable, "-m", "node.cli", "run", "--ledger-id", ledger_id, "--data-dir", str(data_dir),
          "--port", "0", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )  # fmt: skip
     assert proc.stdout is not None
     log: list[str] = []

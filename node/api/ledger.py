@@ -33,6 +33,7 @@ class QueryParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    ledger_id: LedgerId | None = None
     stream: Stream | None = None
     type: EntryType | None = None
     issuer_oid: Label | None = None
@@ -71,6 +72,7 @@ async def append_entries(request: web.Request) -> web.Response:
 async def query_entries(request: web.Request) -> web.Response:
     params = validate_query(QueryParams, request.query)
     filters = Filters(
+        ledger_id=params.ledger_id,
         stream=params.stream, type=params.type, issuer_oid=params.issuer_oid, subject_oid=params.subject_oid,
         key=params.key, since=params.since, until=params.until,
     )  # fmt: skip

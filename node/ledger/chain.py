@@ -51,15 +51,6 @@ class ChainVerifier:
         self.uncovered.clear()
         return row
 
-    def check_uncovered(self) -> None:
-        """Check the signature of every entry no checkpoint covers (a page that ends between checkpoints)."""
-        for seq, digest, sig in self.uncovered:
-            try:
-                verify_hash_signature(self.public_key, digest, sig)
-            except VerificationFailed as exc:
-                raise VerificationFailed(f"seq {seq}: {exc}") from exc
-        self.uncovered.clear()
-
 
 def to_checkpoint_row(cp: Checkpoint) -> CheckpointRow:
     return CheckpointRow(cp.ledger_id, cp.seq, bytes.fromhex(cp.hash), bytes.fromhex(cp.sig_digest), cp.timestamp,

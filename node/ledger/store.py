@@ -66,6 +66,7 @@ class SyncMark:
 class Filters:
     """Query filters; every one is served by an index (see schema.py)."""
 
+    ledger_id: str | None = None
     stream: str | None = None
     type: str | None = None
     issuer_oid: str | None = None
@@ -417,7 +418,7 @@ class Store:
         """Entries matching ``filters`` in (timestamp, ledger_id, seq) order, after a cursor position."""
         where: list[str] = []
         args: list[Any] = []
-        for column in ("stream", "type", "issuer_oid", "subject_oid", "key"):
+        for column in ("ledger_id", "stream", "type", "issuer_oid", "subject_oid", "key"):
             value = getattr(filters, column)
             if value is not None:
                 where.append(f"{column} = ?")

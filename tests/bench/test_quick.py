@@ -16,6 +16,13 @@ KEYS = {
     "bench.append": {"append_batch_per_s", "http_single_per_s", "http_single_p99_ms", "http_batch_per_s"},
     "bench.verify": {"entries", "verify_s", "peak_rss_mb", "verify_full_s"},
     "bench.query": {"entries", "query_p95_ms"},
+    "bench.sync": {
+        "sync_checkpoint_per_s",
+        "sync_full_per_s",
+        "propagation_p50_ms",
+        "propagation_p99_ms",
+        "mesh_converge_s",
+    },
 }
 
 

@@ -60,6 +60,8 @@ async def test_two_nodes_replicate_each_other(make_node: MakeNode) -> None:
     _, theirs, _ = await b.request("GET", "/ledger/ledgers/node-a/entries/2500")
     _, ours, _ = await a.request("GET", "/ledger/ledgers/node-a/entries/2500")
     assert theirs == ours  # stored verbatim, never re-signed
+    _, page, _ = await b.request("GET", "/ledger/entries", params={"ledger_id": "node-a", "limit": "1000"})
+    assert len(page["entries"]) == 1000 and {e["ledger_id"] for e in page["entries"]} == {"node-a"}
     status, report, _ = await b.request("POST", "/admin/verify", params={"mode": "full"}, headers=AUTH)
     assert status == 200 and {r["ledger_id"]: r["through_seq"] for r in report["ledgers"]} == {
         "node-b": 1200,
