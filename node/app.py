@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from node.api import setup_routes
-from node.api.context import LEDGER, LIFECYCLE, METRICS, REPLAY, SETTINGS, SYNC, Lifecycle
+from node.api.context import LEDGER, LIFECYCLE, METRICS, REPLAY, SETTINGS, STATE, SYNC, Lifecycle
 from node.api.problems import Handler, problems
 from node.keys import load_or_create_key_file
 from node.ledger.clock import wall_ms
@@ -17,6 +17,7 @@ from node.ledger.service import Ledger
 from node.lock import DataDirLock
 from node.metrics import Metrics
 from node.settings import NodeSettings
+from node.sync.conflicts import StateView
 from node.sync.engine import SyncEngine
 from node.sync.replay import ReplayGuard
 
@@ -29,6 +30,8 @@ async def ledger_ctx(app: web.Application) -> AsyncIterator[None]:
         keys = load_or_create_key_file(settings.key_path)
         async with Ledger.open(settings, keys) as ledger:
             ledger.hooks.after_append.append(app[METRICS].on_append)
+            app[STATE] = StateView(ledger, settings.conflicts)
+            ledger.hooks.after_append.append(app[STATE].on_commit)
             app[METRICS].head_seq.set(ledger.head.head_seq)
             app[LEDGER] = ledger
             app[LIFECYCLE].ready = True

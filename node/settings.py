@@ -63,6 +63,14 @@ class SyncSettings(BaseModel):
     live: bool = Field(True, description="subscribe to peers' head streams for immediate pulls")
 
 
+class ConflictSettings(BaseModel):
+    """How concurrent writes to one key are resolved in the state view (the same on every node)."""
+
+    strategy: Literal["last-write-wins", "source-priority", "manual", "merge"] = "last-write-wins"
+    source_priority: list[LedgerId] = Field([], description="ledger ids, most trusted first")
+    merge_handler: str = Field("json-merge", description="a registered merge handler")
+
+
 class _Loadable(BaseSettings):
     @classmethod
     def settings_customise_sources(
@@ -121,6 +129,7 @@ class NodeSettings(StoreLocation):
     limits: LimitSettings = LimitSettings()
     peers: list[PeerSettings] = []
     sync: SyncSettings = SyncSettings()
+    conflicts: ConflictSettings = ConflictSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @property

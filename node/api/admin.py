@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from aiohttp import web
@@ -11,9 +11,10 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 import node
 from node.api.auth import require_token
-from node.api.context import LEDGER, LIFECYCLE, METRICS, SYNC
+from node.api.context import LEDGER, LIFECYCLE, METRICS, STATE, SYNC
 from node.api.json import json_response, read_json, validate, validate_query
-from node.errors import EntryNotFound
+from node.errors import EntryNotFound, InvalidRequest
+from node.ledger.rows import row_to_wire
 from protocol.models import LedgerId
 
 
@@ -96,6 +97,24 @@ async def conflicts(request: web.Request) -> web.Response:
     ])  # fmt: skip
 
 
+class Resolution(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    winner: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
+    payload: dict[str, Any] | None = None
+
+
+async def resolve_conflict(request: web.Request) -> web.Response:
+    """Resolve an open key conflict by appending a signed entry that supersedes every head."""
+    try:
+        conflict_id = int(request.match_info["conflict_id"])
+    except ValueError as exc:
+        raise InvalidRequest("conflict_id: expected an integer") from exc
+    body = validate(Resolution, await read_json(request))
+    row = await request.app[STATE].resolve(conflict_id, body.winner, body.payload)
+    return json_response(row_to_wire(row), status=201)
+
+
 def routes(token: str) -> list[web.RouteDef]:
     return [
         web.get("/admin/status", require_token(token, status)),
@@ -105,4 +124,5 @@ def routes(token: str) -> list[web.RouteDef]:
         web.delete("/admin/peers/{ledger_id}", require_token(token, remove_peer)),
         web.post("/admin/sync/run", require_token(token, run_sync)),
         web.get("/admin/conflicts", require_token(token, conflicts)),
+        web.post("/admin/conflicts/{conflict_id}/resolve", require_token(token, resolve_conflict)),
     ]

@@ -9,6 +9,7 @@ from aiohttp import web
 from node.ledger.service import Ledger
 from node.metrics import Metrics
 from node.settings import NodeSettings
+from node.sync.conflicts import StateView
 from node.sync.engine import SyncEngine
 from node.sync.replay import ReplayGuard
 
@@ -27,3 +28,4 @@ METRICS = web.AppKey("metrics", Metrics)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 SYNC = web.AppKey("sync", SyncEngine)
 REPLAY = web.AppKey("replay", ReplayGuard)
+STATE = web.AppKey("state", StateView)

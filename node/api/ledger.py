@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from node.api.context import LEDGER
+from node.api.context import LEDGER, STATE
 from node.api.json import json_response, read_json, validate, validate_query
 from node.errors import InvalidRequest
 from node.ledger.rows import checkpoint_to_wire, receipt, row_to_wire
@@ -108,6 +108,36 @@ async def checkpoint(request: web.Request) -> web.Response:
     """The latest signed checkpoint of the node's own ledger (null before the first entry)."""
     cp = await request.app[LEDGER].checkpoint()
     return json_response(None if cp is None else checkpoint_to_wire(cp))
+
+
+class StateParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    after: Label | None = None
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+
+
+@routes.get("/ledger/state")
+async def states(request: web.Request) -> web.Response:
+    """Every key's state, in key order, paged by ``after`` (the last key of the previous page)."""
+    params = validate_query(StateParams, request.query)
+    page, next_after = await request.app[STATE].states(params.after, params.limit)
+    return json_response({"states": [s.to_wire() for s in page], "next_after": next_after})
+
+
+@routes.get("/ledger/state/digest")
+async def state_digest(request: web.Request) -> web.Response:
+    """A hash of the whole state view: equal on nodes that hold the same entries and configuration."""
+    view = request.app[STATE]
+    return json_response({"digest": await view.digest(), "strategy": request.app[LEDGER].settings.conflicts.strategy})
+
+
+@routes.get("/ledger/state/{key}")
+async def state(request: web.Request) -> web.Response:
+    key = request.match_info["key"]
+    if not 1 <= len(key) <= 256:
+        raise InvalidRequest("key: 1 to 256 characters")
+    return json_response((await request.app[STATE].state(key)).to_wire())
 
 
 def _match(value: str, pattern: str, name: str, expected: str) -> str:

@@ -378,6 +378,34 @@ class Store:
         where, args = ("WHERE status = ?", (status,)) if status else ("", ())
         return await self._fetchall(self.writer, f"SELECT * FROM conflicts {where} ORDER BY id DESC", args)
 
+    async def resolve_conflict(self, conflict_id: int, resolution: str, *, status: str = "resolved") -> bool:
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE conflicts SET status = ?, resolved_at = ?, resolution = ? WHERE id = ? AND status = 'open'",
+                (status, _now_ms(), resolution, conflict_id),
+            )
+            return bool(cursor.rowcount)
+
+    async def conflict_with(self, kind: str, key: str, evidence: str) -> int | None:
+        """The id of a conflict already recorded with exactly this evidence."""
+        row = await self._fetchone(
+            "SELECT id FROM conflicts WHERE kind = ? AND key = ? AND evidence = ? LIMIT 1", (kind, key, evidence)
+        )
+        return None if row is None else int(row[0])
+
+    async def keyed(self, key: str) -> list[Row]:
+        """Every held entry carrying ``key``, of any ledger."""
+        return await self._fetchall(self.reader, f"SELECT {SELECT_COLUMNS} FROM entries WHERE key = ?", (key,))
+
+    async def keys(self, after: str | None, limit: int) -> list[str]:
+        """Distinct keys in order, after ``after`` (read from the key index)."""
+        rows = await self._fetchall(
+            self.reader,
+            "SELECT DISTINCT key FROM entries WHERE key IS NOT NULL AND key > ? ORDER BY key LIMIT ?",
+            (after or "", limit),
+        )
+        return [row[0] for row in rows]
+
     async def checkpoints_between(self, ledger_id: str, after: int, through: int) -> list[CheckpointRow]:
         """Checkpoints with after < seq <= through, in order."""
         rows = await self._fetchall(

@@ -1,0 +1,196 @@
+"""The keyed state view: for every ``key``, the winning entry among all ledgers held.
+
+Entries carrying a ``key`` are versions of one logical record. An entry whose ``meta.supersedes``
+lists the hash of another replaces it; entries that no other entry supersedes are the key's
+*heads*. One head wins outright; several heads are concurrent writes, resolved by the configured
+strategy:
+
+- ``last-write-wins``: highest timestamp, ties by highest hash;
+- ``source-priority``: the head from the ledger listed first in ``source_priority``, then LWW;
+- ``manual``: the conflict stays open (LWW is shown meanwhile, marked ``conflict``); resolving it
+  appends a signed entry to this node's ledger that supersedes every head, so it replicates;
+- ``merge``: a deterministic merge of the heads' payloads (oldest first) by a registered handler.
+
+The state depends only on the set of entries held and the configuration, never on arrival order,
+so nodes holding the same entries compute the same ``digest``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from node.errors import EntryNotFound, InvalidRequest
+from node.ledger.rows import Row, row_to_wire
+from node.ledger.service import Ledger
+from node.settings import ConflictSettings
+from protocol.canonical import canonical
+from protocol.models import EntryDraft
+
+log = logging.getLogger(__name__)
+
+MergeHandler = Callable[[list[dict[str, Any]]], dict[str, Any]]
+
+
+def json_merge(payloads: list[dict[str, Any]]) -> dict[str, Any]:
+    """Deep-merge JSON objects in order: later values win, nested objects merge member by member."""
+    merged: dict[str, Any] = {}
+    for payload in payloads:
+        merged = _merge(merged, payload)
+    return merged
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    result = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = _merge(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+MERGE_HANDLERS: dict[str, MergeHandler] = {"json-merge": json_merge}
+
+
+def register_merge_handler(name: str, handler: MergeHandler) -> None:
+    """Make ``handler`` available as ``conflicts.merge_handler = name``. It must be deterministic."""
+    MERGE_HANDLERS[name] = handler
+
+
+@dataclass(frozen=True, slots=True)
+class KeyState:
+    """The state of one key: its winner (or merged value), its heads, and whether it is in conflict."""
+
+    key: str
+    status: str  # "ok" | "resolved" (by strategy) | "conflict" (manual, open)
+    winner: Row
+    heads: list[Row]
+    value: dict[str, Any]  # the winner's payload, or the merged payload
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "status": self.status,
+            "value": self.value,
+            "winner": row_to_wire(self.winner),
+            "heads": [{"ledger_id": h[0], "seq": h[1], "hash": h[12].hex()} for h in self.heads],
+        }
+
+    def fingerprint(self) -> bytes:
+        heads = sorted(h[12].hex() for h in self.heads)
+        return canonical([self.key, self.status, self.winner[12].hex(), heads, self.value])
+
+
+def _lww(row: Row) -> tuple[int, bytes]:
+    return (row[8], row[12])
+
+
+def _supersedes(row: Row) -> list[str]:
+    if row[10] is None:
+        return []
+    listed = orjson.loads(row[10]).get("supersedes", [])
+    return [h for h in listed if isinstance(h, str)] if isinstance(listed, list) else []
+
+
+class StateView:
+    """Computes key states from the store under one conflict configuration."""
+
+    def __init__(self, ledger: Ledger, settings: ConflictSettings) -> None:
+        if settings.strategy == "merge" and settings.merge_handler not in MERGE_HANDLERS:
+            raise InvalidRequest(f"conflicts.merge_handler: no handler named {settings.merge_handler!r}")
+        self._ledger = ledger
+        self._settings = settings
+        self._digest: str | None = None
+
+    def resolve_heads(self, key: str, entries: Sequence[Row]) -> KeyState:
+        """The state of ``key`` from all entries carrying it (any order)."""
+        superseded = {h for row in entries for h in _supersedes(row)}
+        heads = sorted((row for row in entries if row[12].hex() not in superseded), key=_lww)
+        if not heads:  # a cycle of supersedes: fall back to every entry
+            heads = sorted(entries, key=_lww)
+        latest = heads[-1]
+        if len(heads) == 1:
+            return KeyState(key, "ok", latest, heads, orjson.loads(latest[9]))
+        strategy = self._settings.strategy
+        if strategy == "source-priority":
+            order = {lid: i for i, lid in enumerate(self._settings.source_priority)}
+            best = min(heads, key=lambda r: (order.get(r[0], len(order)), -r[8], bytes(255 - b for b in r[12])))
+            return KeyState(key, "resolved", best, heads, orjson.loads(best[9]))
+        if strategy == "merge":
+            merged = MERGE_HANDLERS[self._settings.merge_handler]([orjson.loads(h[9]) for h in heads])
+            return KeyState(key, "resolved", latest, heads, merged)
+        status = "conflict" if strategy == "manual" else "resolved"
+        return KeyState(key, status, latest, heads, orjson.loads(latest[9]))
+
+    async def state(self, key: str) -> KeyState:
+        entries = await self._ledger.store.keyed(key)
+        if not entries:
+            raise EntryNotFound(f"no entry carries key {key!r}")
+        return self.resolve_heads(key, entries)
+
+    async def states(self, after: str | None, limit: int) -> tuple[list[KeyState], str | None]:
+        keys = await self._ledger.store.keys(after, limit + 1)
+        page = [await self.state(k) for k in keys[:limit]]
+        return page, keys[limit - 1] if len(keys) > limit else None
+
+    async def digest(self) -> str:
+        """SHA-256 over every key's state in key order; cached until the next commit."""
+        if self._digest is None:
+            hasher = hashlib.sha256()
+            after: str | None = None
+            while True:
+                page, after = await self.states(after, 500)
+                for state in page:
+                    hasher.update(state.fingerprint())
+                if after is None:
+                    break
+            self._digest = hasher.hexdigest()
+        return self._digest
+
+    async def on_commit(self, rows: Sequence[Row]) -> None:
+        """after_append hook: drop the cached digest; record concurrent writes to the keys touched."""
+        keys = sorted({row[7] for row in rows if row[7] is not None})
+        if not keys:
+            return
+        self._digest = None
+        for key in keys:
+            state = await self.state(key)
+            if len(state.heads) < 2:
+                continue
+            evidence = orjson.dumps(sorted(h[12].hex() for h in state.heads)).decode()
+            if await self._ledger.store.conflict_with("key", key, evidence) is not None:
+                continue
+            conflict = await self._ledger.store.record_conflict("key", None, None, key, evidence, quarantine=False)
+            if state.status == "resolved":
+                await self._ledger.store.resolve_conflict(conflict, self._settings.strategy)
+            log.info("concurrent writes key=%s heads=%d conflict=%d status=%s", key, len(state.heads), conflict,
+                     state.status)  # fmt: skip
+
+    async def resolve(self, conflict_id: int, winner: str | None, payload: dict[str, Any] | None) -> Row:
+        """Resolve an open key conflict: append an entry superseding every head, carrying the winner's
+        payload (``winner`` = one head's hash) or ``payload``."""
+        found = [c for c in await self._ledger.store.conflicts("open") if c[0] == conflict_id]
+        if not found or found[0][1] != "key":
+            raise EntryNotFound(f"no open key conflict {conflict_id}")
+        key = found[0][4]
+        state = await self.state(key)
+        heads = {h[12].hex(): h for h in state.heads}
+        if (winner is None) == (payload is None):
+            raise InvalidRequest("body: give exactly one of winner (a head's hash) or payload")
+        if winner is not None and winner not in heads:
+            raise InvalidRequest(f"winner: {winner} is not a head of key {key!r}")
+        chosen = orjson.loads(heads[winner][9]) if winner is not None else payload
+        base = heads[winner] if winner is not None else state.winner
+        draft = EntryDraft(
+            stream=base[3], type="resolution", key=key, payload=chosen or {},
+            meta={"supersedes": sorted(heads), "resolves": conflict_id},
+        )  # fmt: skip
+        (row,) = await self._ledger.append([draft], batch=False)
+        await self._ledger.store.resolve_conflict(conflict_id, f"entry {row[0]}/{row[1]}")
+        return row
