@@ -22,44 +22,12 @@ from typing import Any
 import aiohttp
 import orjson
 
-from bench.common import append_range, log, percentile, report
-from node.keys import load_key_file, load_or_create_key_file
+from bench.common import log, percentile, report
+from node.keys import load_key_file
 from node.ledger.clock import wall_ms
-from node.ledger.service import Ledger
-from node.settings import NodeSettings
 from protocol.requests import sign_request
+from scenarios.cluster import add_peer, fill, holds, node_env
 from scenarios.procs import NodeProcess, start_node
-
-TOKEN = "bench-admin-token-0123456789"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def env(**sync: Any) -> dict[str, str]:
-    values = {"LEDGER_ADMIN_TOKEN": TOKEN, "LEDGER_DURABILITY": "normal"}
-    values.update(
-        {f"LEDGER_SYNC__{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v) for k, v in sync.items()}
-    )
-    return values
-
-
-async def build(data_dir: Path, ledger_id: str, entries: int) -> None:
-    settings = NodeSettings(ledger_id=ledger_id, data_dir=data_dir, durability="normal", max_group_entries=10_000)
-    async with Ledger.open(settings, load_or_create_key_file(settings.key_path)) as ledger:
-        await append_range(ledger, 0, entries)
-
-
-async def peer(session: aiohttp.ClientSession, node: NodeProcess, other: NodeProcess, mode: str) -> None:
-    async with session.get(other.url + "/network/info") as r:
-        info = await r.json()
-    body = {"url": other.url, "ledger_id": info["ledger_id"], "public_key": info["public_key"], "mode": mode}
-    async with session.post(node.url + "/admin/peers", json=body, headers=AUTH) as r:
-        assert r.status == 201, await r.text()
-
-
-async def head(session: aiohttp.ClientSession, node: NodeProcess, ledger_id: str, seq: int) -> bool:
-    async with session.get(f"{node.url}/ledger/ledgers/{ledger_id}/entries/{seq}") as r:
-        await r.read()
-        return r.status == 200
 
 
 async def wait_for(check: Any, timeout: float) -> float:
@@ -72,26 +40,26 @@ async def wait_for(check: Any, timeout: float) -> float:
 
 
 async def replicate(work: Path, origin_dir: Path, entries: int, verify: str) -> float:
-    a = start_node(origin_dir, "node-a", env=env(interval_s=3600, live=False))
-    b = start_node(work / f"b-{verify}", f"mirror-{verify}", env=env(interval_s=3600, live=False, verify=verify))
+    a = start_node(origin_dir, "node-a", env=node_env(interval_s=3600, live=False))
+    b = start_node(work / f"b-{verify}", f"mirror-{verify}", env=node_env(interval_s=3600, live=False, verify=verify))
     try:
         async with aiohttp.ClientSession() as session:
-            await peer(session, a, b, "pull")  # a serves b
-            await peer(session, b, a, "pull")  # the first round starts at once
-            return await wait_for(lambda: head(session, b, "node-a", entries), timeout=600)
+            await add_peer(session, a, b, "pull")  # a serves b
+            await add_peer(session, b, a, "pull")  # the first round starts at once
+            return await wait_for(lambda: holds(session, b, "node-a", entries), timeout=600)
     finally:
         a.terminate()
         b.terminate()
 
 
 async def propagation(work: Path, samples: int) -> list[float]:
-    a = start_node(work / "pa", "node-a", env=env(interval_s=3600))
-    b = start_node(work / "pb", "node-b", env=env(interval_s=3600))
+    a = start_node(work / "pa", "node-a", env=node_env(interval_s=3600))
+    b = start_node(work / "pb", "node-b", env=node_env(interval_s=3600))
     latencies: list[float] = []
     try:
         async with aiohttp.ClientSession() as session:
-            await peer(session, a, b, "pull")
-            await peer(session, b, a, "pull")
+            await add_peer(session, a, b, "pull")
+            await add_peer(session, b, a, "pull")
             keys = load_key_file(a.data_dir / "node.key")  # b's stream, read as node-a (a peer of b)
             path = "/ledger/sync/stream"
             headers = sign_request(keys, "node-a", "GET", path, b"", wall_ms())
@@ -117,13 +85,13 @@ async def propagation(work: Path, samples: int) -> list[float]:
 
 async def mesh(work: Path, per_node: int) -> float:
     names = ["node-a", "node-b", "node-c"]
-    nodes = [start_node(work / f"m-{n}", n, env=env(interval_s=1)) for n in names]
+    nodes = [start_node(work / f"m-{n}", n, env=node_env(interval_s=1)) for n in names]
     try:
         async with aiohttp.ClientSession() as session:
             for x in nodes:
                 for y in nodes:
                     if x is not y:
-                        await peer(session, x, y, "both")
+                        await add_peer(session, x, y, "both")
 
             async def write(node: NodeProcess) -> None:
                 for first in range(0, per_node, 500):
@@ -134,7 +102,7 @@ async def mesh(work: Path, per_node: int) -> float:
             await asyncio.gather(*(write(n) for n in nodes))
 
             async def converged() -> bool:
-                checks = [head(session, n, lid, per_node) for n in nodes for lid in names]
+                checks = [holds(session, n, lid, per_node) for n in nodes for lid in names]
                 return all(await asyncio.gather(*checks))
 
             return await wait_for(converged, timeout=300)
@@ -154,7 +122,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-sync-"))
     try:
         log(f"building node-a with {entries} entries")
-        asyncio.run(build(work / "a", "node-a", entries))
+        asyncio.run(fill(work / "a", "node-a", entries))
         log("replicating (checkpoint mode)")
         checkpoint_s = asyncio.run(replicate(work, work / "a", entries, "checkpoint"))
         log("replicating (full mode)")

@@ -215,14 +215,27 @@ class SyncEngine:
                 page = await peer.client.pull(ledger_id, their_seq - 1, 1)
                 await self._ingest(peer, ledger_id, page)
             return
-        while after < their_seq:
-            page = await peer.client.pull(ledger_id, after, self._sync.page_size)
-            if not page.entries:
-                break
-            result = await self._ingest(peer, ledger_id, page)
-            if result.head_seq <= after:
-                raise PeerFailed(f"{peer.url}: page of ledger {ledger_id} after {after} moved nothing")
-            after = result.head_seq
+        # the next page is fetched while this one is verified and committed; a failure drops it
+        fetch = asyncio.create_task(peer.client.pull(ledger_id, after, self._sync.page_size))
+        try:
+            while True:
+                page = await fetch
+                if not page.entries:
+                    return
+                last = page.entries[-1].seq
+                more = last < their_seq
+                if more:
+                    fetch = asyncio.create_task(peer.client.pull(ledger_id, last, self._sync.page_size))
+                result = await self._ingest(peer, ledger_id, page)
+                if result.head_seq <= after:
+                    raise PeerFailed(f"{peer.url}: page of ledger {ledger_id} after {after} moved nothing")
+                after = result.head_seq
+                if not more:
+                    return
+        finally:
+            if not fetch.done():
+                fetch.cancel()
+                await asyncio.gather(fetch, return_exceptions=True)
 
     async def _ingest(self, peer: Peer, ledger_id: str, page: Page) -> Ingested:
         started = time.perf_counter()
