@@ -30,7 +30,7 @@ async def ledger_ctx(app: web.Application) -> AsyncIterator[None]:
         keys = load_or_create_key_file(settings.key_path)
         async with Ledger.open(settings, keys) as ledger:
             ledger.hooks.after_append.append(app[METRICS].on_append)
-            app[STATE] = StateView(ledger, settings.conflicts)
+            app[STATE] = StateView(ledger, settings.conflicts, app[METRICS])
             ledger.hooks.after_append.append(app[STATE].on_commit)
             app[METRICS].head_seq.set(ledger.head.head_seq)
             app[LEDGER] = ledger

@@ -28,6 +28,7 @@ import orjson
 from node.errors import EntryNotFound, InvalidRequest
 from node.ledger.rows import Row, row_to_wire
 from node.ledger.service import Ledger
+from node.metrics import Metrics
 from node.settings import ConflictSettings
 from protocol.canonical import canonical
 from protocol.models import EntryDraft
@@ -101,11 +102,12 @@ def _supersedes(row: Row) -> list[str]:
 class StateView:
     """Computes key states from the store under one conflict configuration."""
 
-    def __init__(self, ledger: Ledger, settings: ConflictSettings) -> None:
+    def __init__(self, ledger: Ledger, settings: ConflictSettings, metrics: Metrics | None = None) -> None:
         if settings.strategy == "merge" and settings.merge_handler not in MERGE_HANDLERS:
             raise InvalidRequest(f"conflicts.merge_handler: no handler named {settings.merge_handler!r}")
         self._ledger = ledger
         self._settings = settings
+        self._metrics = metrics
         self._digest: str | None = None
 
     def resolve_heads(self, key: str, entries: Sequence[Row]) -> KeyState:
@@ -167,6 +169,8 @@ class StateView:
             if await self._ledger.store.conflict_with("key", key, evidence) is not None:
                 continue
             conflict = await self._ledger.store.record_conflict("key", None, None, key, evidence, quarantine=False)
+            if self._metrics is not None:
+                self._metrics.conflicts.labels("key").inc()
             if state.status == "resolved":
                 await self._ledger.store.resolve_conflict(conflict, self._settings.strategy)
             log.info("concurrent writes key=%s heads=%d conflict=%d status=%s", key, len(state.heads), conflict,

@@ -180,6 +180,9 @@ class SyncEngine:
             peer.failures, peer.next_attempt, peer.state = 0, 0.0, "idle"
             peer.last_success_ms = time.time_ns() // 1_000_000
             peer.last_error = None
+            held = {row.ledger_id: row.head_seq for row in await self._ledger.ledgers()}
+            for lid, remote in peer.remote.items():
+                self._metrics.sync_lag.labels(peer.ledger_id, lid).set(max(0, remote - held.get(lid, 0)))
         self._metrics.sync_retries.labels(peer.ledger_id).set(peer.client.retries)
 
     async def _round(self, peer: Peer) -> None:
@@ -245,6 +248,8 @@ class SyncEngine:
             )
         except (ProtocolError, ForkDetected, LedgerQuarantined) as exc:
             self._metrics.sync_rejects.labels(peer.ledger_id, exc.code).inc()
+            if isinstance(exc, ForkDetected):
+                self._metrics.conflicts.labels("fork").inc()
             raise
         self._metrics.sync_received.labels(peer.ledger_id).inc(result.accepted)
         if page.entries:

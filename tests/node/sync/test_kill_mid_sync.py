@@ -6,6 +6,7 @@ import random
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from scenarios.cluster import add_peer, fill, holds, node_env
 from scenarios.procs import NodeProcess, start_node
@@ -20,7 +21,8 @@ async def held_seq(session: aiohttp.ClientSession, node: NodeProcess) -> int:
     return max((x["local_seq"] for p in status["peers"] for x in p["ledgers"] if x["ledger_id"] == "node-a"), default=0)
 
 
-async def test_pull_resumes_after_sigkill(tmp_path: Path, processes: list[NodeProcess]) -> None:
+@pytest.mark.parametrize("victim", ["puller", "origin"])
+async def test_pull_resumes_after_sigkill(tmp_path: Path, processes: list[NodeProcess], victim: str) -> None:
     await fill(tmp_path / "a", "node-a", ENTRIES)
     settings = node_env(interval_s=0.2, page_size=500, live=False)
     a = start_node(tmp_path / "a", "node-a", env=settings)
@@ -35,8 +37,15 @@ async def test_pull_resumes_after_sigkill(tmp_path: Path, processes: list[NodePr
             return await held_seq(session, b) >= target
 
         await eventually(partway, timeout=60)
-        b.kill()
-        restarted = start_node(tmp_path / "b", "node-b", env=settings)  # verifies its store on start
+        if victim == "puller":
+            b.kill()
+            restarted = start_node(tmp_path / "b", "node-b", env=settings)  # verifies its store on start
+        else:  # the origin disappears mid-sync and comes back on another port
+            a.kill()
+            a = start_node(tmp_path / "a", "node-a", env=settings)
+            restarted = b
+            await add_peer(session, restarted, a, "pull")  # the new address; its key is already pinned
+        processes.append(a)
         processes.append(restarted)
         await eventually(lambda: holds(session, restarted, "node-a", ENTRIES), timeout=120)
         async with session.get(restarted.url + "/ledger/sync/status") as response:
