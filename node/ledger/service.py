@@ -22,6 +22,7 @@ from node.errors import (
     InvalidRequest,
     KeyFileError,
     NodeError,
+    NotReady,
 )
 from node.ledger.clock import HybridClock
 from node.ledger.cursor import decode_cursor, encode_cursor
@@ -133,7 +134,7 @@ class Ledger:
             if reason is not None:
                 raise AppendRejected(reason)
         if self._writer is None:
-            raise InvalidRequest("ledger is closed")
+            raise NotReady("the ledger is closed")
         return await self._writer.append(prepared)
 
     def _prepare(self, draft: EntryDraft, where: str) -> Draft:
