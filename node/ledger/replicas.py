@@ -108,7 +108,15 @@ class Replicas:
             await self._store.commit_entries(
                 rows, covered, dict(counts), sig_digest=chain.digest, sync=SyncMark(peer, "pull")
             )
-            self._clock.observe(min(rows[-1][8], wall_ms() + FUTURE_SKEW_MS))
+            horizon = wall_ms() + FUTURE_SKEW_MS
+            self._clock.observe(min(rows[-1][8], horizon))
+            ahead = [row for row in rows if row[8] > horizon]
+            if ahead:  # stored (the origin signed it) but flagged: its clock is not trusted
+                evidence = orjson.dumps({"seqs": [r[1] for r in ahead], "timestamps": [r[8] for r in ahead],
+                                         "received_at": horizon - FUTURE_SKEW_MS}).decode()  # fmt: skip
+                await self._store.record_conflict("future-timestamp", ledger_id, ahead[0][1], None, evidence,
+                                                  quarantine=False)  # fmt: skip
+                log.warning("entries dated in the future ledger=%s first_seq=%d", ledger_id, ahead[0][1])
             self._on_commit(rows)
             return Ingested(ledger_id, len(rows), len(entries) - len(rows), chain.seq)
 

@@ -1,0 +1,78 @@
+"""Ingesting pages of another ledger into a real store: verbatim, verified, future dates flagged."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from node.keys import load_or_create_key_file
+from node.ledger.clock import wall_ms
+from node.ledger.service import Ledger
+from node.settings import NodeSettings
+from protocol.canonical import canonical
+from protocol.entry import GENESIS_DIGEST, entry_hash, next_sig_digest, sign_checkpoint, sign_hash
+from protocol.errors import VerificationFailed
+from protocol.models import Checkpoint, Entry, EntryDraft
+from protocol.signing import KeyPair
+
+ORIGIN = KeyPair(bytes([3] * 32))
+
+
+def chain(timestamps: list[int]) -> tuple[list[Entry], Checkpoint]:
+    """A signed chain of ledger 'origin' with the given timestamps, and its head checkpoint."""
+    entries, prev, digest = [], None, GENESIS_DIGEST
+    for seq, ts in enumerate(timestamps, start=1):
+        entry_id = f"01930000-0000-7000-8000-{seq:012d}"
+        payload = {"n": seq}
+        digest_bytes = entry_hash(
+            "origin", seq, entry_id, "s", "t", None, None, None, ts, canonical(payload), None, prev
+        )
+        sig = sign_hash(ORIGIN, digest_bytes)
+        digest = next_sig_digest(digest, sig)
+        entries.append(Entry(ledger_id="origin", seq=seq, id=entry_id, stream="s", type="t", timestamp=ts,
+                             payload=payload, prev_hash=None if prev is None else prev.hex(),
+                             hash=digest_bytes.hex(), sig=sig.hex()))  # fmt: skip
+        prev = digest_bytes
+    assert prev is not None
+    ts = timestamps[-1]
+    cp = Checkpoint(ledger_id="origin", seq=len(timestamps), hash=prev.hex(), sig_digest=digest.hex(), timestamp=ts,
+                    sig=sign_checkpoint(ORIGIN, "origin", len(timestamps), prev, digest, ts).hex())  # fmt: skip
+    return entries, cp
+
+
+@pytest.fixture
+async def ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
+    settings = NodeSettings(ledger_id="node-b", data_dir=tmp_path)
+    async with Ledger.open(settings, load_or_create_key_file(settings.key_path)) as opened:
+        await opened.replicas.pin("origin", ORIGIN.public_key)
+        yield opened
+
+
+async def test_a_verified_page_is_stored_verbatim(ledger: Ledger) -> None:
+    entries, cp = chain([wall_ms() - 1000 + i for i in range(5)])
+    result = await ledger.replicas.ingest("origin", entries, [cp], peer="node-x", full=False)
+    assert (result.accepted, result.head_seq) == (5, 5)
+    stored = await ledger.get_by_seq("origin", 3)
+    assert stored[12].hex() == entries[2].hash and stored[13].hex() == entries[2].sig
+    again = await ledger.replicas.ingest("origin", entries, [cp], peer="node-x", full=False)
+    assert (again.accepted, again.already_held) == (0, 5)
+
+
+async def test_a_page_with_a_bad_tail_signature_is_refused_whole(ledger: Ledger) -> None:
+    entries, _ = chain([wall_ms() + i for i in range(4)])
+    forged = entries[:3] + [entries[3].model_copy(update={"sig": entries[2].sig})]
+    with pytest.raises(VerificationFailed, match="seq 4"):
+        await ledger.replicas.ingest("origin", forged, [], peer="node-x", full=False)  # no checkpoint covers them
+    assert (await ledger.replicas.held("origin")).head_seq == 0  # type: ignore[union-attr]
+
+
+async def test_entries_dated_far_ahead_are_stored_but_flagged(ledger: Ledger) -> None:
+    now = wall_ms()
+    entries, cp = chain([now, now + 3_600_000])  # the second one an hour ahead
+    await ledger.replicas.ingest("origin", entries, [cp], peer="node-x", full=True)
+    flagged = [c for c in await ledger.store.conflicts() if c[1] == "future-timestamp"]
+    assert len(flagged) == 1 and flagged[0][2:4] == ("origin", 2)
+    (own,) = await ledger.append([EntryDraft(stream="s", type="t", payload={})])
+    assert own[8] < now + 3_600_000  # our clock did not jump an hour ahead
