@@ -19,7 +19,7 @@ from node.metrics import Metrics
 from node.settings import NodeSettings
 from node.sync.conflicts import StateView
 from node.sync.engine import SyncEngine
-from node.sync.replay import ReplayGuard
+from protocol.requests import ReplayGuard
 
 log = logging.getLogger(__name__)
 

@@ -4,6 +4,7 @@
     ├── InvalidEntry         an entry or draft breaks a field rule (names the field)
     │   └── LimitExceeded    a size, length, depth or count limit is exceeded
     ├── NotCanonical         a value has no RFC 8785 encoding (NaN, huge integer, lone surrogate)
+    ├── RequestRefused       a signed request is stale or replayed
     └── VerificationFailed   a hash, link or signature does not check out
         ├── HashMismatch
         ├── ChainBroken
@@ -61,3 +62,9 @@ class BadSignature(VerificationFailed):
     """A signature does not verify under the ledger's pinned public key."""
 
     code = "bad-signature"
+
+
+class RequestRefused(ProtocolError):
+    """A signed request's timestamp is outside the accepted window, or its nonce was already used."""
+
+    code = "request-refused"

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 
 from protocol.canonical import canonical
+from protocol.errors import RequestRefused
 from protocol.signing import REQUEST, KeyPair, verify
 
 LEDGER_ID = "X-Ledger-Id"
@@ -48,3 +50,29 @@ def verify_request(
 ) -> None:
     """Raise BadSignature unless the request was signed by ``public_key``."""
     verify(public_key, REQUEST, request_bytes(ledger_id, method, path, body, timestamp, nonce), sig)
+
+
+class ReplayGuard:
+    """Accepts each (sender, nonce) once, and only with a timestamp within ``window_s`` of now.
+
+    Check a request only after its signature verified, so forged requests cannot use up nonces.
+    """
+
+    MAX_REMEMBERED = 1_000_000
+
+    def __init__(self, window_s: float) -> None:
+        self._window_ms = int(window_s * 1000)
+        self._seen: dict[tuple[str, str], int] = {}  # -> the time it may be forgotten (ms)
+
+    def check(self, sender: str, nonce: str, timestamp: int, now_ms: int | None = None) -> None:
+        now = now_ms if now_ms is not None else time.time_ns() // 1_000_000
+        if abs(now - timestamp) > self._window_ms:
+            raise RequestRefused("request timestamp is outside the accepted window (stale or clock skew)")
+        if len(self._seen) >= self.MAX_REMEMBERED // 2:
+            self._seen = {key: expiry for key, expiry in self._seen.items() if expiry > now}
+            if len(self._seen) >= self.MAX_REMEMBERED:
+                raise RequestRefused("too many signed requests in the window; try again later")
+        key = (sender, nonce)
+        if key in self._seen:
+            raise RequestRefused("request was already seen (replay)")
+        self._seen[key] = timestamp + self._window_ms

@@ -11,7 +11,7 @@ from node.metrics import Metrics
 from node.settings import NodeSettings
 from node.sync.conflicts import StateView
 from node.sync.engine import SyncEngine
-from node.sync.replay import ReplayGuard
+from protocol.requests import ReplayGuard
 
 
 @dataclass

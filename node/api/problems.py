@@ -32,7 +32,7 @@ from node.errors import (
     StoreCorrupted,
     Unauthorized,
 )
-from protocol.errors import LimitExceeded, ProtocolError
+from protocol.errors import LimitExceeded, ProtocolError, RequestRefused
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ STATUS: dict[type[Exception], int] = {
     NotReady: 503,
     StorageError: 503,
     RequestRejected: 401,
+    RequestRefused: 401,
     IdentityConflict: 409,
     ForkDetected: 409,
     LedgerQuarantined: 409,
