@@ -1,0 +1,48 @@
+"""The registry's aiohttp application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+
+from protocol.requests import ReplayGuard
+from registry.api import REGISTRY, REPLAY, Handler, RateLimit, problems, routes
+from registry.service import Registry
+from registry.settings import RegistrySettings
+from registry.store import RegistryStore
+
+SETTINGS = web.AppKey("settings", RegistrySettings)
+METRICS = web.AppKey("metrics", CollectorRegistry)
+
+
+async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with RegistryStore(app[SETTINGS].db_path) as store, Registry(store, app[SETTINGS]) as registry:
+        app[REGISTRY] = registry
+        yield
+
+
+def build_app(settings: RegistrySettings) -> web.Application:
+    limit = RateLimit(settings.rate_per_s, settings.burst)
+    app = web.Application(middlewares=[problems, limit.middleware], client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[REPLAY] = ReplayGuard(settings.request_window_s)
+    metrics = CollectorRegistry()
+    app[METRICS] = metrics
+    requests = Counter("registry_http_requests", "Requests answered", ["method", "status"], registry=metrics)
+
+    @web.middleware
+    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        requests.labels(request.method, str(response.status)).inc()
+        return response
+
+    async def metrics_handler(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(metrics), content_type="text/plain", charset="utf-8")
+
+    app.middlewares.insert(0, count)
+    app.cleanup_ctx.append(registry_ctx)
+    app.add_routes(routes)
+    app.router.add_get("/metrics", metrics_handler)
+    return app

@@ -1,0 +1,113 @@
+"""All SQL of the registry (SQLite in WAL mode through aiosqlite)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiosqlite
+
+from registry.errors import StorageError
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS nodes (
+        ledger_id      TEXT PRIMARY KEY,
+        public_key     TEXT NOT NULL,
+        record         TEXT NOT NULL,
+        issued_at      INTEGER NOT NULL,
+        region         TEXT NOT NULL,
+        status         TEXT NOT NULL,
+        last_heartbeat INTEGER NOT NULL,
+        registered_at  INTEGER NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS nodes_status ON nodes (status, ledger_id)",
+]
+
+Row = tuple[Any, ...]
+
+
+class RegistryStore:
+    """``async with RegistryStore(path) as store``; one connection, statements serialised by aiosqlite."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def __aenter__(self) -> RegistryStore:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = await aiosqlite.connect(self.path, isolation_level=None)
+            for pragma in ("PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA busy_timeout = 5000"):
+                await self._conn.execute(pragma)
+            for statement in SCHEMA:
+                await self._conn.execute(statement)
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: {exc}") from exc
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    async def get(self, ledger_id: str) -> Row | None:
+        rows = await self._fetch("SELECT * FROM nodes WHERE ledger_id = ?", (ledger_id,))
+        return rows[0] if rows else None
+
+    async def upsert(self, ledger_id: str, public_key: str, record: str, issued_at: int, region: str, now: int) -> None:
+        await self._write(
+            "INSERT INTO nodes VALUES (?, ?, ?, ?, ?, 'online', ?, ?) ON CONFLICT (ledger_id) DO UPDATE SET"
+            " public_key = excluded.public_key, record = excluded.record, issued_at = excluded.issued_at,"
+            " region = excluded.region, status = 'online', last_heartbeat = excluded.last_heartbeat",
+            (ledger_id, public_key, record, issued_at, region, now, now),
+        )
+
+    async def heartbeat(self, ledger_id: str, now: int) -> None:
+        await self._write(
+            "UPDATE nodes SET last_heartbeat = ?, status = 'online' WHERE ledger_id = ?", (now, ledger_id)
+        )
+
+    async def delete(self, ledger_id: str) -> None:
+        await self._write("DELETE FROM nodes WHERE ledger_id = ?", (ledger_id,))
+
+    async def sweep(self, older_than: int) -> int:
+        """Mark nodes without a heartbeat since ``older_than`` offline; returns how many."""
+        return await self._write(
+            "UPDATE nodes SET status = 'offline' WHERE status = 'online' AND last_heartbeat < ?", (older_than,)
+        )
+
+    async def page(self, status: str | None, region: str | None, after: str | None, limit: int) -> list[Row]:
+        where, args = ["ledger_id > ?"], [after or ""]
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        if region is not None:
+            where.append("region = ?")
+            args.append(region)
+        return await self._fetch(
+            f"SELECT * FROM nodes WHERE {' AND '.join(where)} ORDER BY ledger_id LIMIT ?", (*args, limit)
+        )
+
+    async def _write(self, sql: str, args: Sequence[Any]) -> int:
+        assert self._conn is not None, "store is closed"
+        async with self._lock:
+            try:
+                cursor = await self._conn.execute(sql, args)
+                return int(cursor.rowcount)
+            except sqlite3.Error as exc:
+                raise StorageError(str(exc)) from exc
+
+    async def _fetch(self, sql: str, args: Sequence[Any]) -> list[Row]:
+        assert self._conn is not None, "store is closed"
+        try:
+            async with self._conn.execute(sql, args) as cursor:
+                return [tuple(row) for row in await cursor.fetchall()]
+        except sqlite3.Error as exc:
+            raise StorageError(str(exc)) from exc
