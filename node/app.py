@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from node.api import setup_routes
-from node.api.context import LEDGER, LIFECYCLE, METRICS, REPLAY, SETTINGS, STATE, SYNC, Lifecycle
+from node.api.context import DISCOVERY, LEDGER, LIFECYCLE, METRICS, REPLAY, SETTINGS, STATE, SYNC, Lifecycle
 from node.api.problems import Handler, problems
+from node.interop.discovery import Discovery
 from node.keys import load_or_create_key_file
 from node.ledger.clock import wall_ms
 from node.ledger.service import Ledger
@@ -36,8 +37,14 @@ async def ledger_ctx(app: web.Application) -> AsyncIterator[None]:
             app[LEDGER] = ledger
             app[LIFECYCLE].ready = True
             app[LIFECYCLE].started_ms = wall_ms()
-            async with SyncEngine(ledger, settings, app[METRICS]) as engine:
+            async with (
+                SyncEngine(ledger, settings, app[METRICS]) as engine,
+                Discovery(ledger, settings, engine, app[METRICS]) as discovery,
+            ):
                 app[SYNC] = engine
+                app[DISCOVERY] = discovery
+                if settings.discovery.advertise_url or settings.port:
+                    discovery.start(settings.discovery.advertise_url or f"http://{settings.host}:{settings.port}")
                 log.info("serving ledger=%s head=%d peers=%d", settings.ledger_id, ledger.head.head_seq,
                          len(engine.peers()))  # fmt: skip
                 yield

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from node.api.context import DISCOVERY
 from node.app import build_app
 from node.client import ClientError, NodeClient
 from node.errors import NodeError, StoreCorrupted
@@ -101,6 +102,7 @@ async def serve(settings: NodeSettings) -> None:
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
         host, port = runner.addresses[0][:2]
+        runner.app[DISCOVERY].start(f"http://{host}:{port}")  # no-op when already announced
         print(f"ledger-node listening on http://{host}:{port} ledger_id={settings.ledger_id}", flush=True)
         await stop.wait()
     finally:

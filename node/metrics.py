@@ -42,6 +42,9 @@ class Metrics:
         self.sync_failures = Counter("ledger_sync_failures", "Failed sync rounds", ["peer", "error"], registry=r)
         self.sync_retries = Gauge("ledger_sync_retries", "Request retries made per peer", ["peer"], registry=r)
         self.sync_lag = Gauge("ledger_sync_lag", "Entries a peer has that we lack", ["peer", "ledger"], registry=r)
+        self.discovery_rejects = Counter(
+            "ledger_discovery_rejects", "Discovered records refused", ["source", "reason"], registry=r
+        )
         self.conflicts = Counter("ledger_conflicts", "Conflicts detected", ["kind"], registry=r)
         self.propagation_seconds = Histogram(
             "ledger_sync_propagation_seconds",

@@ -71,6 +71,22 @@ class ConflictSettings(BaseModel):
     merge_handler: str = Field("json-merge", description="a registered merge handler")
 
 
+class DiscoverySettings(BaseModel):
+    """How the node finds others and lets itself be found."""
+
+    advertise_url: str | None = Field(None, description="the URL others reach this node at; default http://host:port")
+    name: str | None = Field(None, max_length=64, description="a readable name for the record; default ledger_id")
+    region: str = Field("", max_length=64)
+    registry_urls: list[str] = Field([], description="registries to register with, tried in order")
+    heartbeat_s: float = Field(10.0, gt=0, le=3600, description="heartbeat interval (jittered)")
+    bootstrap: list[str] = Field([], description="node URLs to connect to on start")
+    mdns: bool = Field(False, description="announce and browse _ledger._tcp.local.")
+    mdns_interfaces: list[str] | None = Field(None, description="addresses for mDNS; unset = all")
+    peer_exchange: bool = Field(True, description="learn nodes from peers' /network/ledgers")
+    auto_peer: bool = Field(True, description="discovered, verified nodes become sync peers")
+    interval_s: float = Field(15.0, gt=0, le=3600, description="discovery round (registry, exchange)")
+
+
 class _Loadable(BaseSettings):
     @classmethod
     def settings_customise_sources(
@@ -130,6 +146,7 @@ class NodeSettings(StoreLocation):
     peers: list[PeerSettings] = []
     sync: SyncSettings = SyncSettings()
     conflicts: ConflictSettings = ConflictSettings()
+    discovery: DiscoverySettings = DiscoverySettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @property

@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from node.api.context import DISCOVERY
 from node.app import build_app
 from node.settings import NodeSettings
 from scenarios.procs import REPO, NodeProcess
@@ -75,6 +76,7 @@ async def make_node(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Run
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         host, port = runner.addresses[0][:2]
+        app[DISCOVERY].start(f"http://{host}:{port}")
         node = RunningNode(f"http://{host}:{port}", settings, app, runner, session)
         started.append(node)
         return node

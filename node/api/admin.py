@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 import node
 from node.api.auth import require_token
-from node.api.context import LEDGER, LIFECYCLE, METRICS, STATE, SYNC
+from node.api.context import DISCOVERY, LEDGER, LIFECYCLE, METRICS, STATE, SYNC
 from node.api.json import json_response, read_json, validate, validate_query
 from node.errors import EntryNotFound, InvalidRequest
 from node.ledger.rows import row_to_wire
@@ -115,6 +115,19 @@ async def resolve_conflict(request: web.Request) -> web.Response:
     return json_response(row_to_wire(row), status=201)
 
 
+class ConnectBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/.*)?$", max_length=2048)]
+
+
+async def connect(request: web.Request) -> web.Response:
+    """Fetch a node's signed record from its URL, verify it, and make it a peer."""
+    body = validate(ConnectBody, await read_json(request))
+    found = await request.app[DISCOVERY].connect(body.url)
+    return json_response(found.to_wire(), status=201)
+
+
 def routes(token: str) -> list[web.RouteDef]:
     return [
         web.get("/admin/status", require_token(token, status)),
@@ -125,4 +138,5 @@ def routes(token: str) -> list[web.RouteDef]:
         web.post("/admin/sync/run", require_token(token, run_sync)),
         web.get("/admin/conflicts", require_token(token, conflicts)),
         web.post("/admin/conflicts/{conflict_id}/resolve", require_token(token, resolve_conflict)),
+        web.post("/network/connect", require_token(token, connect)),
     ]

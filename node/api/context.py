@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from node.interop.discovery import Discovery
 from node.ledger.service import Ledger
 from node.metrics import Metrics
 from node.settings import NodeSettings
@@ -29,3 +30,4 @@ LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 SYNC = web.AppKey("sync", SyncEngine)
 REPLAY = web.AppKey("replay", ReplayGuard)
 STATE = web.AppKey("state", StateView)
+DISCOVERY = web.AppKey("discovery", Discovery)

@@ -1,0 +1,1 @@
+"""Interop: discovery (registry, mDNS, bootstrap, peer exchange); trust and federation come later."""

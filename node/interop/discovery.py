@@ -1,0 +1,259 @@
+"""Discovery: finds other nodes through registries, mDNS, bootstrap URLs and peer exchange,
+verifies each record (its signature, and the key pinned for its ledger id), and hands the
+verified ones to the sync engine as peers. Records that claim a pinned ledger id with another key
+are reported as identity conflicts and never used.
+
+The node keeps working without a registry: known peers stay, mDNS and exchange go on, and the
+registry loop re-registers (and catches up) when a registry answers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+import orjson
+from pydantic import ValidationError
+
+from node.errors import IdentityConflict, NodeError, PeerFailed, PeerUnavailable
+from node.interop.records import checked, own_record
+from node.interop.registry_client import NotRegistered, RegistryClient
+from node.ledger.service import Ledger
+from node.metrics import Metrics
+from node.settings import NodeSettings
+from node.sync.engine import SyncEngine
+from protocol.records import NodeRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Found:
+    """A node discovered by some source, and what became of it."""
+
+    record: NodeRecord
+    sources: set[str] = field(default_factory=set)
+    status: str = "verified"  # verified | peer | identity-conflict
+    detail: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"record": self.record.model_dump(), "sources": sorted(self.sources), "status": self.status,
+                "detail": self.detail}  # fmt: skip
+
+
+class Discovery:
+    """Owns the discovery loops; ``start(url)`` begins announcing once the node's URL is known."""
+
+    def __init__(self, ledger: Ledger, settings: NodeSettings, engine: SyncEngine, metrics: Metrics) -> None:
+        self._ledger = ledger
+        self._settings = settings
+        self._conf = settings.discovery
+        self._engine = engine
+        self._metrics = metrics
+        self._found: dict[str, Found] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._session: aiohttp.ClientSession | None = None
+        self._registry: RegistryClient | None = None
+        self.record: NodeRecord | None = None
+        self._mdns: Any = None
+
+    async def __aenter__(self) -> Discovery:
+        self._session = aiohttp.ClientSession()
+        if self._conf.registry_urls:
+            self._registry = RegistryClient(self._session, self._conf.registry_urls, self._ledger.keys,
+                                            self._ledger.ledger_id, self._settings.sync.timeout_s)  # fmt: skip
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._mdns is not None:
+            await self._mdns.close()
+        if self._registry is not None and self.record is not None:
+            try:
+                await asyncio.wait_for(self._registry.deregister(), timeout=3)
+            except (NodeError, TimeoutError) as exc:
+                log.info("could not deregister: %s", exc)
+        if self._session is not None:
+            await self._session.close()
+
+    def start(self, url: str) -> None:
+        """Sign this node's record for ``url`` and start every configured source."""
+        if self.record is not None:
+            return
+        self.record = own_record(self._ledger, self._settings, self._conf.advertise_url or url)
+        if self._registry is not None:
+            self._tasks.append(asyncio.create_task(self._registry_loop(), name="discovery:registry"))
+        if self._conf.bootstrap:
+            self._tasks.append(asyncio.create_task(self._bootstrap(), name="discovery:bootstrap"))
+        if self._conf.peer_exchange:
+            self._tasks.append(asyncio.create_task(self._exchange_loop(), name="discovery:exchange"))
+        if self._conf.mdns:
+            from node.interop.mdns import Mdns  # zeroconf only when asked for
+
+            self._mdns = Mdns(self.record, self._conf.mdns_interfaces, self.consider)
+            self._tasks.append(asyncio.create_task(self._mdns.run(), name="discovery:mdns"))
+
+    # --- what was found ------------------------------------------------------------------------
+
+    def discovered(self) -> list[dict[str, Any]]:
+        return [f.to_wire() for _, f in sorted(self._found.items())]
+
+    def records(self) -> list[dict[str, Any]]:
+        """Verified records this node vouches for in peer exchange: its own and its peers'."""
+        own = [self.record.model_dump()] if self.record is not None else []
+        return own + [f.record.model_dump() for f in self._found.values() if f.status == "peer"]
+
+    async def consider(self, record: NodeRecord, source: str) -> Found | None:
+        """Verify a discovered record; a verified one becomes a sync peer (``auto_peer``)."""
+        if record.ledger_id == self._ledger.ledger_id:
+            try:
+                await checked(self._ledger, record)
+            except IdentityConflict as exc:
+                self._report_conflict(record, source, exc)
+            return None
+        found = self._found.get(record.ledger_id)
+        if found is not None and found.record.issued_at > record.issued_at:
+            found.sources.add(source)
+            return found
+        try:
+            await checked(self._ledger, record)
+        except IdentityConflict as exc:
+            return self._report_conflict(record, source, exc)
+        except PeerFailed as exc:
+            log.warning("discarded record from %s: %s", source, exc)
+            self._metrics.discovery_rejects.labels(source, "bad-signature").inc()
+            return None
+        sources = (found.sources if found is not None else set()) | {source}
+        found = Found(record, sources)
+        self._found[record.ledger_id] = found
+        if self._conf.auto_peer:
+            url = record.endpoints[0]
+            known = {p.ledger_id: p.url for p in self._engine.peers()}
+            if known.get(record.ledger_id) != url:
+                await self._engine.add_peer(url, record.ledger_id, bytes.fromhex(record.public_key), "both", source)
+            found.status = "peer"
+        return found
+
+    def _report_conflict(self, record: NodeRecord, source: str, exc: Exception) -> Found:
+        log.warning("identity conflict from %s: %s", source, exc)
+        self._metrics.discovery_rejects.labels(source, "identity-conflict").inc()
+        found = Found(record, {source}, "identity-conflict", str(exc))
+        if record.ledger_id not in self._found or self._found[record.ledger_id].status != "peer":
+            self._found[record.ledger_id] = found
+        return found
+
+    async def connect(self, url: str, source: str = "connect") -> Found:
+        """Fetch a node's signed record from its /network/info, consider it, and introduce ourselves
+        to it (so it can pin our key and serve us)."""
+        record = await self._fetch_record(url)
+        found = await self.consider(record, source)
+        if found is None:
+            raise IdentityConflict(f"{url} is this node")
+        if found.status == "identity-conflict":
+            raise IdentityConflict(found.detail or "identity conflict")
+        await self._introduce(record.endpoints[0])
+        return found
+
+    async def _introduce(self, url: str) -> None:
+        assert self._session is not None and self.record is not None
+        try:
+            async with self._session.post(
+                url.rstrip("/") + "/network/introduce",
+                data=orjson.dumps(self.record.model_dump()),
+                headers={"Content-Type": "application/json"},
+                timeout=aiohttp.ClientTimeout(total=self._settings.sync.timeout_s),
+            ) as response:
+                await response.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            log.info("could not introduce this node to %s: %s", url, exc)
+
+    # --- sources -------------------------------------------------------------------------------
+
+    async def _registry_loop(self) -> None:
+        assert self._registry is not None and self.record is not None
+        registered = False
+        while True:
+            try:
+                if not registered:
+                    self.record = own_record(self._ledger, self._settings, self.record.endpoints[0])
+                    await self._registry.register(self.record)
+                    registered = True
+                    log.info("registered with %s", self._registry.active)
+                    await self._discover_from_registry()
+                await self._registry.heartbeat()
+            except NotRegistered:
+                registered = False
+                continue
+            except (PeerUnavailable, PeerFailed) as exc:
+                registered = False  # after an outage, register again (the registry may have lost us)
+                log.info("registry unavailable: %s", exc)
+            if registered and random.random() < self._conf.heartbeat_s / self._conf.interval_s:
+                await self._discover_from_registry()
+            await asyncio.sleep(self._conf.heartbeat_s * random.uniform(0.8, 1.2))
+
+    async def _discover_from_registry(self) -> None:
+        assert self._registry is not None
+        try:
+            records = await self._registry.discover()
+        except (PeerUnavailable, PeerFailed) as exc:
+            log.info("registry discovery failed: %s", exc)
+            return
+        for record in records:
+            await self.consider(record, "registry")
+
+    async def _bootstrap(self) -> None:
+        pending = list(self._conf.bootstrap)
+        delay = 0.5
+        while pending:
+            for url in list(pending):
+                try:
+                    await self.connect(url, "bootstrap")
+                    pending.remove(url)
+                except (NodeError, ValidationError) as exc:
+                    log.info("bootstrap %s: %s", url, exc)
+            if pending:
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, self._conf.interval_s)
+
+    async def _exchange_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._conf.interval_s * random.uniform(0.8, 1.2))
+            for peer in self._engine.peers():
+                try:
+                    for data in await self._get_json(peer.url + "/network/ledgers", list):
+                        await self.consider(NodeRecord.model_validate(data), "exchange")
+                except (NodeError, ValidationError, TypeError) as exc:
+                    log.debug("peer exchange with %s: %s", peer.ledger_id, exc)
+
+    async def _fetch_record(self, url: str) -> NodeRecord:
+        info = await self._get_json(url.rstrip("/") + "/network/info", dict)
+        try:
+            return NodeRecord.model_validate(info.get("record"))
+        except ValidationError as exc:
+            raise PeerFailed(f"{url}: /network/info carries no valid signed record") from exc
+
+    async def _get_json(self, url: str, kind: type[Any]) -> Any:
+        assert self._session is not None
+        try:
+            async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=self._settings.sync.timeout_s)) as r:
+                raw = await r.read()
+                if r.status != 200:
+                    raise PeerFailed(f"{url}: HTTP {r.status}")
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise PeerUnavailable(f"{url}: {type(exc).__name__}") from exc
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise PeerFailed(f"{url}: not JSON") from exc
+        if not isinstance(data, kind):
+            raise PeerFailed(f"{url}: unexpected answer")
+        return data

@@ -1,0 +1,117 @@
+"""mDNS (zeroconf's asyncio API): announce this node as ``<ledger_id>._ledger._tcp.local.`` and
+browse for others.
+
+TXT: ``ledger_id``, ``fp`` (the key fingerprint), ``port``, ``caps``. A browsed service is only a
+hint: its signed record is fetched from the advertised address's ``/network/info`` and must carry
+the fingerprint the TXT announced before it is considered like any other discovered record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import orjson
+from pydantic import ValidationError
+from zeroconf import IPVersion, ServiceStateChange, Zeroconf
+from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+
+from protocol.records import NodeRecord
+from protocol.signing import fingerprint
+
+log = logging.getLogger(__name__)
+
+SERVICE_TYPE = "_ledger._tcp.local."
+Consider = Callable[[NodeRecord, str], Awaitable[Any]]
+
+
+class Mdns:
+    """Announces ``record`` and reports verified records of browsed services to ``consider``."""
+
+    def __init__(self, record: NodeRecord, interfaces: list[str] | None, consider: Consider) -> None:
+        self._record = record
+        self._interfaces = interfaces
+        self._consider = consider
+        self._zc: AsyncZeroconf | None = None
+        self._browser: AsyncServiceBrowser | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+        self._session: aiohttp.ClientSession | None = None
+
+    async def run(self) -> None:
+        endpoint = urlsplit(self._record.endpoints[0])
+        address = endpoint.hostname or "127.0.0.1"
+        port = endpoint.port or 80
+        self._zc = AsyncZeroconf(interfaces=self._interfaces or "all", ip_version=IPVersion.V4Only)
+        self._session = aiohttp.ClientSession()
+        info = AsyncServiceInfo(
+            SERVICE_TYPE,
+            f"{self._record.ledger_id}.{SERVICE_TYPE}",
+            addresses=[socket.inet_aton(_ipv4(address))],
+            port=port,
+            properties={
+                "ledger_id": self._record.ledger_id,
+                "fp": fingerprint(bytes.fromhex(self._record.public_key)),
+                "port": str(port),
+                "caps": ",".join(self._record.capabilities),
+            },  # fmt: skip
+            server=f"{self._record.ledger_id}.local.",
+        )
+        await self._zc.async_register_service(info)
+        self._browser = AsyncServiceBrowser(self._zc.zeroconf, SERVICE_TYPE, handlers=[self._on_change])
+        log.info("mdns announcing %s on %s:%d", info.name, address, port)
+        await asyncio.Event().wait()  # runs until cancelled
+
+    def _on_change(self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange) -> None:
+        if state_change in (ServiceStateChange.Added, ServiceStateChange.Updated):
+            task = asyncio.get_running_loop().create_task(self._resolve(name))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _resolve(self, name: str) -> None:
+        if self._zc is None or self._session is None or name == f"{self._record.ledger_id}.{SERVICE_TYPE}":
+            return
+        info = AsyncServiceInfo(SERVICE_TYPE, name)
+        if not await info.async_request(self._zc.zeroconf, 3000):
+            return
+        props = {k.decode(): (v or b"").decode() for k, v in info.properties.items()}
+        addresses = info.parsed_addresses()
+        if not addresses or info.port is None:
+            return
+        url = f"http://{addresses[0]}:{info.port}"
+        try:
+            async with self._session.get(url + "/network/info", timeout=aiohttp.ClientTimeout(total=5)) as response:
+                record = NodeRecord.model_validate(orjson.loads(await response.read()).get("record"))
+        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError, ValidationError, AttributeError) as exc:
+            log.info("mdns: %s at %s gave no usable record (%s)", name, url, type(exc).__name__)
+            return
+        if record.ledger_id != props.get("ledger_id") or fingerprint(bytes.fromhex(record.public_key)) != props.get(
+            "fp"
+        ):
+            log.warning("mdns: %s announced %s/%s but serves a record of %s", name, props.get("ledger_id"),
+                        props.get("fp"), record.ledger_id)  # fmt: skip
+            return
+        await self._consider(record, "mdns")
+
+    async def close(self) -> None:
+        for task in list(self._pending):
+            task.cancel()
+        if self._browser is not None:
+            await self._browser.async_cancel()
+        if self._zc is not None:
+            await self._zc.async_unregister_all_services()
+            await self._zc.async_close()
+        if self._session is not None:
+            await self._session.close()
+
+
+def _ipv4(host: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(host))
+    except ValueError:
+        return socket.gethostbyname(host)
