@@ -36,6 +36,7 @@ bench: $(VENV)/.installed
 	$(PY) -m bench.verify
 	$(PY) -m bench.query
 	$(PY) -m bench.sync
+	$(PY) -m bench.registry
 
 vectors: $(VENV)/.installed
 	$(PY) -m protocol.vectors.generate

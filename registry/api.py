@@ -116,7 +116,7 @@ async def signed_by_node(request: web.Request, ledger_id: str) -> None:
         raise Unauthenticated("this request must be signed by the node (X-Ledger-* headers)") from exc
     if sender != ledger_id:
         raise Unauthenticated(f"signed by {sender}, not by {ledger_id}")
-    key = await request.app[REGISTRY].bound_key(ledger_id)
+    key = request.app[REGISTRY].bound_key(ledger_id)
     body = await request.read()
     try:
         verify_request(key, sender, request.method, request.raw_path, body, timestamp, nonce, sig)
@@ -166,13 +166,13 @@ async def discover(request: web.Request) -> web.Response:
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         raise InvalidRequest(f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}") from exc
-    nodes, after = await request.app[REGISTRY].discover(**params.model_dump())
+    nodes, after = request.app[REGISTRY].discover(**params.model_dump())
     return json_response({"nodes": nodes, "next_after": after})
 
 
 @routes.get("/registry/nodes/{ledger_id}")
 async def get_node(request: web.Request) -> web.Response:
-    return json_response(await request.app[REGISTRY].get(_ledger_id(request)))
+    return json_response(request.app[REGISTRY].get(_ledger_id(request)))
 
 
 @routes.post("/registry/nodes/{ledger_id}/heartbeat")
@@ -180,7 +180,7 @@ async def heartbeat(request: web.Request) -> web.Response:
     """A signed heartbeat keeps the node online."""
     ledger_id = _ledger_id(request)
     await signed_by_node(request, ledger_id)
-    return json_response(await request.app[REGISTRY].heartbeat(ledger_id))
+    return json_response(request.app[REGISTRY].heartbeat(ledger_id))
 
 
 @routes.delete("/registry/nodes/{ledger_id}")

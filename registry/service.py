@@ -4,14 +4,20 @@ The first registration binds a ledger id to the record's key; later records must
 key and newer than the one held (an old copy replayed is refused); a rotation statement signed by
 the old key moves the binding. Heartbeats (signed requests, checked by the API) keep a node online;
 a sweeper marks nodes offline after ``ttl_s`` without one, and the next heartbeat brings them back.
+
+Every node is held in memory (discovery and heartbeats never touch the disk on their path);
+registrations, rotations and removals are written through to SQLite at once, liveness is written
+in one transaction per sweep, so a restart keeps every record and liveness to within a sweep.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -30,6 +36,27 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+@dataclass
+class _Node:
+    record: dict[str, Any]
+    record_json: str
+    bound_key: str
+    issued_at: int
+    region: str
+    status: str
+    last_heartbeat: int
+    registered_at: int
+
+    @classmethod
+    def from_row(cls, row: Row) -> _Node:
+        ledger_id, key, record, issued_at, region, status, beat, registered = row
+        return cls(orjson.loads(record), record, key, issued_at, region, status, beat, registered)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"record": self.record, "bound_key": self.bound_key, "status": self.status,
+                "last_heartbeat": self.last_heartbeat, "registered_at": self.registered_at}  # fmt: skip
+
+
 class Registry:
     """Use as ``async with Registry(store, settings) as registry``; runs the sweeper while open."""
 
@@ -37,9 +64,15 @@ class Registry:
         self._store = store
         self._settings = settings
         self._clock = clock
+        self._nodes: dict[str, _Node] = {}
+        self._order: list[str] = []  # ledger ids, sorted, for paging
+        self._dirty: set[str] = set()  # liveness not yet written
         self._sweeper: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Registry:
+        for row in await self._store.all():
+            self._nodes[row[0]] = _Node.from_row(row)
+        self._order = sorted(self._nodes)
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="registry:sweeper")
         return self
 
@@ -49,6 +82,7 @@ class Registry:
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
+        await self._flush()
 
     async def register(self, record: NodeRecord) -> dict[str, Any]:
         """Store a signed record; bind its ledger id to its key on first registration."""
@@ -56,60 +90,63 @@ class Registry:
             record.verify()
         except BadSignature as exc:
             raise Unauthenticated("record: signature does not verify under its public_key") from exc
-        held = await self._store.get(record.ledger_id)
+        held = self._nodes.get(record.ledger_id)
         if held is not None:
-            if held[1] != record.public_key:
+            if held.bound_key != record.public_key:
                 raise KeyMismatch(f"ledger {record.ledger_id} is bound to another key; rotate it first")
-            if record.issued_at <= held[3]:
+            if record.issued_at <= held.issued_at:
                 raise StaleRecord(f"record: issued_at {record.issued_at} is not newer than the one held")
-        await self._store.upsert(record.ledger_id, record.public_key, record.model_dump_json(), record.issued_at,
-                                 record.metadata.region, self._clock())  # fmt: skip
+        now = self._clock()
+        text = record.model_dump_json()
+        await self._store.upsert(record.ledger_id, record.public_key, text, record.issued_at, record.metadata.region,
+                                 now)  # fmt: skip
+        node = _Node(orjson.loads(text), text, record.public_key, record.issued_at, record.metadata.region,
+                     "online", now, held.registered_at if held else now)  # fmt: skip
+        self._put(record.ledger_id, node)
         log.info("registered ledger=%s new=%s", record.ledger_id, held is None)
-        return await self.get(record.ledger_id)
+        return node.to_wire()
 
-    async def bound_key(self, ledger_id: str) -> bytes:
-        held = await self._store.get(ledger_id)
-        if held is None:
-            raise NodeNotFound(f"no node {ledger_id} is registered")
-        return bytes.fromhex(held[1])
+    def bound_key(self, ledger_id: str) -> bytes:
+        return bytes.fromhex(self._get(ledger_id).bound_key)
 
-    async def heartbeat(self, ledger_id: str) -> dict[str, Any]:
-        if await self._store.get(ledger_id) is None:
-            raise NodeNotFound(f"no node {ledger_id} is registered; register again")
-        await self._store.heartbeat(ledger_id, self._clock())
-        return await self.get(ledger_id)
+    def heartbeat(self, ledger_id: str) -> dict[str, Any]:
+        node = self._get(ledger_id, "register again")
+        node.last_heartbeat, node.status = self._clock(), "online"
+        self._dirty.add(ledger_id)
+        return {"ledger_id": ledger_id, "status": "online", "last_heartbeat": node.last_heartbeat}
 
     async def deregister(self, ledger_id: str) -> None:
-        if await self._store.get(ledger_id) is None:
-            raise NodeNotFound(f"no node {ledger_id} is registered")
+        self._get(ledger_id)
         await self._store.delete(ledger_id)
+        del self._nodes[ledger_id]
+        self._order.remove(ledger_id)
+        self._dirty.discard(ledger_id)
         log.info("deregistered ledger=%s", ledger_id)
 
     async def rotate(self, rotation: KeyRotation) -> dict[str, Any]:
         """Move a ledger id to a new key on the old key's signed statement."""
-        held = await self._store.get(rotation.ledger_id)
-        if held is None:
-            raise NodeNotFound(f"no node {rotation.ledger_id} is registered")
-        if held[1] != rotation.old_public_key:
+        held = self._get(rotation.ledger_id)
+        if held.bound_key != rotation.old_public_key:
             raise KeyMismatch("rotation: old_public_key is not the key this ledger id is bound to")
         try:
             rotation.verify()
         except BadSignature as exc:
             raise Unauthenticated("rotation: not signed by the old key") from exc
-        if rotation.issued_at <= held[3]:
+        if rotation.issued_at <= held.issued_at:
             raise StaleRecord("rotation: issued_at is not newer than the record held")
-        await self._store.upsert(rotation.ledger_id, rotation.new_public_key, held[2], rotation.issued_at, held[4],
-                                 self._clock())  # fmt: skip
+        now = self._clock()
+        await self._store.upsert(rotation.ledger_id, rotation.new_public_key, held.record_json, rotation.issued_at,
+                                 held.region, now)  # fmt: skip
+        held.bound_key, held.issued_at, held.status, held.last_heartbeat = (
+            rotation.new_public_key, rotation.issued_at, "online", now,
+        )  # fmt: skip
         log.info("rotated key ledger=%s", rotation.ledger_id)
-        return await self.get(rotation.ledger_id)
+        return held.to_wire()
 
-    async def get(self, ledger_id: str) -> dict[str, Any]:
-        held = await self._store.get(ledger_id)
-        if held is None:
-            raise NodeNotFound(f"no node {ledger_id} is registered")
-        return _entry(held)
+    def get(self, ledger_id: str) -> dict[str, Any]:
+        return self._get(ledger_id).to_wire()
 
-    async def discover(
+    def discover(
         self,
         *,
         capability: str | None = None,
@@ -121,29 +158,54 @@ class Registry:
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Nodes matching every filter, in ledger id order, after ``after``; and the next cursor."""
         found: list[dict[str, Any]] = []
-        cursor = after
-        while len(found) <= limit:
-            rows = await self._store.page(status, region, cursor, self._settings.max_page)
-            for row in rows:
-                entry = _entry(row)
-                record = entry["record"]
-                if capability is not None and capability not in record["capabilities"]:
-                    continue
-                if stream is not None and stream not in record["metadata"]["streams"]:
-                    continue
-                found.append(entry)
-            if len(rows) < self._settings.max_page:
-                break
-            cursor = rows[-1][0]
-        page = found[:limit]
-        return page, page[-1]["record"]["ledger_id"] if len(found) > limit else None
+        start = bisect.bisect_right(self._order, after) if after else 0
+        for ledger_id in self._order[start:]:
+            node = self._nodes[ledger_id]
+            if status is not None and node.status != status:
+                continue
+            if region is not None and node.region != region:
+                continue
+            if capability is not None and capability not in node.record["capabilities"]:
+                continue
+            if stream is not None and stream not in node.record["metadata"]["streams"]:
+                continue
+            if len(found) == limit:
+                return found, found[-1]["record"]["ledger_id"]
+            found.append(node.to_wire())
+        return found, None
 
     async def sweep(self) -> int:
-        """Mark nodes offline whose last heartbeat is older than the TTL."""
-        swept = await self._store.sweep(self._clock() - int(self._settings.ttl_s * 1000))
+        """Mark nodes offline whose last heartbeat is older than the TTL; write liveness changes."""
+        cutoff = self._clock() - int(self._settings.ttl_s * 1000)
+        swept = 0
+        for ledger_id, node in self._nodes.items():
+            if node.status == "online" and node.last_heartbeat < cutoff:
+                node.status = "offline"
+                self._dirty.add(ledger_id)
+                swept += 1
+        await self._flush()
         if swept:
             log.info("marked offline nodes=%d", swept)
         return swept
+
+    async def _flush(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        changes = [
+            (lid, self._nodes[lid].last_heartbeat, self._nodes[lid].status) for lid in dirty if lid in self._nodes
+        ]
+        if changes:
+            await self._store.save_liveness(changes)
+
+    def _put(self, ledger_id: str, node: _Node) -> None:
+        if ledger_id not in self._nodes:
+            bisect.insort(self._order, ledger_id)
+        self._nodes[ledger_id] = node
+
+    def _get(self, ledger_id: str, hint: str = "") -> _Node:
+        node = self._nodes.get(ledger_id)
+        if node is None:
+            raise NodeNotFound(f"no node {ledger_id} is registered{'; ' + hint if hint else ''}")
+        return node
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -152,9 +214,3 @@ class Registry:
                 await self.sweep()
             except Exception:
                 log.exception("sweep failed")
-
-
-def _entry(row: Row) -> dict[str, Any]:
-    ledger_id, public_key, record, issued_at, region, status, last_heartbeat, registered_at = row
-    return {"record": orjson.loads(record), "bound_key": public_key, "status": status,
-            "last_heartbeat": last_heartbeat, "registered_at": registered_at}  # fmt: skip

@@ -69,31 +69,27 @@ class RegistryStore:
             (ledger_id, public_key, record, issued_at, region, now, now),
         )
 
-    async def heartbeat(self, ledger_id: str, now: int) -> None:
-        await self._write(
-            "UPDATE nodes SET last_heartbeat = ?, status = 'online' WHERE ledger_id = ?", (now, ledger_id)
-        )
+    async def all(self) -> list[Row]:
+        return await self._fetch("SELECT * FROM nodes ORDER BY ledger_id", ())
+
+    async def save_liveness(self, changes: Sequence[tuple[str, int, str]]) -> None:
+        """Write (ledger_id, last_heartbeat, status) for many nodes in one transaction."""
+        assert self._conn is not None, "store is closed"
+        async with self._lock:
+            try:
+                await self._conn.execute("BEGIN")
+                await self._conn.executemany(
+                    "UPDATE nodes SET last_heartbeat = ?, status = ? WHERE ledger_id = ?",
+                    [(beat, status, lid) for lid, beat, status in changes],
+                )
+                await self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:
+                    await self._conn.execute("ROLLBACK")
+                raise StorageError(str(exc)) from exc
 
     async def delete(self, ledger_id: str) -> None:
         await self._write("DELETE FROM nodes WHERE ledger_id = ?", (ledger_id,))
-
-    async def sweep(self, older_than: int) -> int:
-        """Mark nodes without a heartbeat since ``older_than`` offline; returns how many."""
-        return await self._write(
-            "UPDATE nodes SET status = 'offline' WHERE status = 'online' AND last_heartbeat < ?", (older_than,)
-        )
-
-    async def page(self, status: str | None, region: str | None, after: str | None, limit: int) -> list[Row]:
-        where, args = ["ledger_id > ?"], [after or ""]
-        if status is not None:
-            where.append("status = ?")
-            args.append(status)
-        if region is not None:
-            where.append("region = ?")
-            args.append(region)
-        return await self._fetch(
-            f"SELECT * FROM nodes WHERE {' AND '.join(where)} ORDER BY ledger_id LIMIT ?", (*args, limit)
-        )
 
     async def _write(self, sql: str, args: Sequence[Any]) -> int:
         assert self._conn is not None, "store is closed"

@@ -16,6 +16,7 @@ KEYS = {
     "bench.append": {"append_batch_per_s", "http_single_per_s", "http_single_p99_ms", "http_batch_per_s"},
     "bench.verify": {"entries", "verify_s", "peak_rss_mb", "verify_full_s"},
     "bench.query": {"entries", "query_p95_ms"},
+    "bench.registry": {"nodes", "heartbeat_p99_ms", "discover_p95_ms"},
     "bench.sync": {
         "sync_checkpoint_per_s",
         "sync_full_per_s",
