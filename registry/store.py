@@ -57,10 +57,6 @@ class RegistryStore:
             await self._conn.close()
             self._conn = None
 
-    async def get(self, ledger_id: str) -> Row | None:
-        rows = await self._fetch("SELECT * FROM nodes WHERE ledger_id = ?", (ledger_id,))
-        return rows[0] if rows else None
-
     async def upsert(self, ledger_id: str, public_key: str, record: str, issued_at: int, region: str, now: int) -> None:
         await self._write(
             "INSERT INTO nodes VALUES (?, ?, ?, ?, ?, 'online', ?, ?) ON CONFLICT (ledger_id) DO UPDATE SET"
