@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,15 +37,20 @@ class NodeProcess:
 
 
 def start_node(
-    data_dir: Path, ledger_id: str = "node-a", *extra: str, env: dict[str, str] | None = None, timeout: float = 120
+    data_dir: Path,
+    ledger_id: str = "node-a",
+    *extra: str,
+    env: dict[str, str] | None = None,
+    wrap: Sequence[str] = (),
+    port: int = 0,
+    timeout: float = 120,
 ) -> NodeProcess:
-    """Start a node on port 0 and wait for its 'listening on' line (it verifies its store first).
-
-    ``env`` adds ``LEDGER_*`` settings for this process only.
-    """
+    """Start a node (on a free port by default) and wait for its 'listening on' line (it verifies its
+    store first). ``env`` adds ``LEDGER_*`` settings for this process only; ``wrap`` prefixes the
+    command (``netlab.sh exec 1`` runs it inside a lab host)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "node.cli", "run", "--ledger-id", ledger_id, "--data-dir", str(data_dir),
-         "--port", "0", *extra],
+        [*wrap, sys.executable, "-m", "node.cli", "run", "--ledger-id", ledger_id, "--data-dir", str(data_dir),
+         "--port", str(port), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )  # fmt: skip
