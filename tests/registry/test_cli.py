@@ -1,0 +1,36 @@
+"""``ledger-registry`` as an operator runs it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from scenarios.procs import REPO
+
+
+def test_the_registry_process_serves_and_stops_cleanly(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "registry.cli", "run", "--port", "0", "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode()
+        assert re.search(r"ledger-registry listening on http://127\.0\.0\.1:\d+", line), line
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    assert (tmp_path / "registry.db").is_file()
+
+
+def test_bad_configuration_is_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "registry.cli", "run", "--port", "70000", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, cwd=REPO, timeout=60, env={**os.environ, "LEDGER_REGISTRY_TTL_S": "-1"},
+    )  # fmt: skip
+    assert result.returncode == 1 and result.stderr.startswith("ledger-registry: error: invalid configuration:")
+    assert len(result.stderr.strip().splitlines()) == 1
