@@ -91,6 +91,15 @@ async def test_nodes_find_each_other_through_the_registry_and_sync(make_node: Ma
 
     await eventually(registered, timeout=15)
 
+    # a clean shutdown deregisters
+    await a.stop()
+
+    async def gone() -> bool:
+        async with b.session.get(f"{url}/registry/nodes/node-a") as response:
+            return response.status == 404
+
+    await eventually(gone, timeout=10)
+
 
 async def peers_of(node: RunningNode, ledger_id: str) -> bool:
     _, status, _ = await node.request("GET", "/ledger/sync/status")
