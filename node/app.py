@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from node.api import setup_routes
-from node.api.context import DISCOVERY, LEDGER, LIFECYCLE, METRICS, REPLAY, SETTINGS, STATE, SYNC, Lifecycle
+from node.api.context import DISCOVERY, LEDGER, LIFECYCLE, METRICS, REPLAY, SETTINGS, STATE, SYNC, TRUST, Lifecycle
 from node.api.problems import Handler, problems
 from node.interop.discovery import Discovery
+from node.interop.trust import TrustGraph
 from node.keys import load_or_create_key_file
 from node.ledger.clock import wall_ms
 from node.ledger.service import Ledger
@@ -32,13 +33,16 @@ async def ledger_ctx(app: web.Application) -> AsyncIterator[None]:
         async with Ledger.open(settings, keys) as ledger:
             ledger.hooks.after_append.append(app[METRICS].on_append)
             app[STATE] = StateView(ledger, settings.conflicts, app[METRICS])
+            trust = TrustGraph(ledger, settings.trust)
+            await trust.load()
+            app[TRUST] = trust
             ledger.hooks.after_append.append(app[STATE].on_commit)
             app[METRICS].head_seq.set(ledger.head.head_seq)
             app[LEDGER] = ledger
             app[LIFECYCLE].ready = True
             app[LIFECYCLE].started_ms = wall_ms()
             async with (
-                SyncEngine(ledger, settings, app[METRICS]) as engine,
+                SyncEngine(ledger, settings, app[METRICS], trust) as engine,
                 Discovery(ledger, settings, engine, app[METRICS]) as discovery,
             ):
                 app[SYNC] = engine

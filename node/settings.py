@@ -87,6 +87,15 @@ class DiscoverySettings(BaseModel):
     interval_s: float = Field(15.0, gt=0, le=3600, description="discovery round (registry, exchange)")
 
 
+class TrustSettings(BaseModel):
+    """Whom this node syncs with and queries, by the trust graph."""
+
+    required: bool = Field(False, description="sync only with peers and ledgers trusted enough")
+    sync_threshold: float = Field(0.5, ge=0, le=1)
+    query_threshold: float = Field(0.3, ge=0, le=1)
+    max_depth: int = Field(4, ge=1, le=10, description="longest trust path considered")
+
+
 class _Loadable(BaseSettings):
     @classmethod
     def settings_customise_sources(
@@ -147,6 +156,7 @@ class NodeSettings(StoreLocation):
     sync: SyncSettings = SyncSettings()
     conflicts: ConflictSettings = ConflictSettings()
     discovery: DiscoverySettings = DiscoverySettings()
+    trust: TrustSettings = TrustSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @property

@@ -7,11 +7,11 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 import node
 from node.api.auth import require_token
-from node.api.context import DISCOVERY, LEDGER, LIFECYCLE, METRICS, STATE, SYNC
+from node.api.context import DISCOVERY, LEDGER, LIFECYCLE, METRICS, STATE, SYNC, TRUST
 from node.api.json import json_response, read_json, validate, validate_query
 from node.errors import EntryNotFound, InvalidRequest
 from node.ledger.rows import row_to_wire
@@ -128,6 +128,24 @@ async def connect(request: web.Request) -> web.Response:
     return json_response(found.to_wire(), status=201)
 
 
+class TrustBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    to: LedgerId
+    level: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 1.0
+    type: Literal["full", "partial", "query-only", "sync-only"] = "full"
+    expires_at: Annotated[int, Field(gt=0, le=2**53 - 1)] | None = None
+    revoke: bool = False
+
+
+async def attest(request: web.Request) -> web.Response:
+    """Attest trust in a ledger (or revoke it: level 0), signed by this node."""
+    body = validate(TrustBody, await read_json(request))
+    level = 0.0 if body.revoke else body.level
+    att = await request.app[TRUST].attest(body.to, level, body.type, body.expires_at)
+    return json_response(att.wire(), status=201)
+
+
 def routes(token: str) -> list[web.RouteDef]:
     return [
         web.get("/admin/status", require_token(token, status)),
@@ -139,4 +157,5 @@ def routes(token: str) -> list[web.RouteDef]:
         web.get("/admin/conflicts", require_token(token, conflicts)),
         web.post("/admin/conflicts/{conflict_id}/resolve", require_token(token, resolve_conflict)),
         web.post("/network/connect", require_token(token, connect)),
+        web.post("/admin/trust", require_token(token, attest)),
     ]

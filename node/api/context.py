@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from node.interop.discovery import Discovery
+from node.interop.trust import TrustGraph
 from node.ledger.service import Ledger
 from node.metrics import Metrics
 from node.settings import NodeSettings
@@ -31,3 +32,4 @@ SYNC = web.AppKey("sync", SyncEngine)
 REPLAY = web.AppKey("replay", ReplayGuard)
 STATE = web.AppKey("state", StateView)
 DISCOVERY = web.AppKey("discovery", Discovery)
+TRUST = web.AppKey("trust", TrustGraph)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
 
 import node
-from node.api.context import DISCOVERY, LEDGER
-from node.api.json import json_response, read_json, validate
-from node.errors import IdentityConflict
+from node.api.context import DISCOVERY, LEDGER, SYNC, TRUST
+from node.api.json import json_response, read_json, validate, validate_query
+from node.errors import IdentityConflict, InvalidRequest
 from node.interop.records import CAPABILITIES
 from protocol import PROTOCOL_VERSION
+from protocol.models import LedgerId
 from protocol.records import NodeRecord
 from protocol.signing import fingerprint
+from protocol.trust import QUERY_TYPES, SYNC_TYPES
 
 routes = web.RouteTableDef()
 
@@ -62,3 +67,51 @@ async def introduce(request: web.Request) -> web.Response:
     if found is not None and found.status == "identity-conflict":
         raise IdentityConflict(found.detail or "identity conflict")
     return json_response({"status": None if found is None else found.status}, status=202)
+
+
+class PathParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    to: LedgerId
+    source: LedgerId | None = Field(None, alias="from")
+    use: Literal["sync", "query"] = "sync"
+
+
+@routes.get("/network/trust")
+async def trust(request: web.Request) -> web.Response:
+    """Every attestation held (shareable: each is signed by its author)."""
+    return json_response(request.app[TRUST].attestations())
+
+
+@routes.post("/network/trust")
+async def share_trust(request: web.Request) -> web.Response:
+    """Take shared attestations; each is verified under its author's pinned key."""
+    body = await read_json(request)
+    if not isinstance(body, list) or len(body) > 1000:
+        raise InvalidRequest("body: expected a list of at most 1000 attestations")
+    return json_response(await request.app[TRUST].add_many(body))
+
+
+@routes.get("/network/trust/path")
+async def trust_path(request: web.Request) -> web.Response:
+    """The best trust path and its score (product of levels) from ``from`` (default: this node)."""
+    params = validate_query(PathParams, request.query)
+    graph = request.app[TRUST]
+    kinds = SYNC_TYPES if params.use == "sync" else QUERY_TYPES
+    score, path = graph.score(params.source or graph.own, params.to, kinds)
+    return json_response({"from": params.source or graph.own, "to": params.to, "use": params.use, "score": score,
+                          "path": path})  # fmt: skip
+
+
+@routes.get("/network/topology")
+async def topology(request: web.Request) -> web.Response:
+    """Nodes (with sync state and lag) and trust edges, as ``format=json|graphml|dot``."""
+    fmt = request.query.get("format", "json")
+    if fmt not in ("json", "graphml", "dot"):
+        raise InvalidRequest("format: json, graphml or dot")
+    status = await request.app[SYNC].status()
+    nodes: dict[str, dict[str, object]] = {status["ledger_id"]: {"status": "self", "lag": 0}}
+    for peer in status["peers"]:
+        nodes[peer["ledger_id"]] = {"status": peer["state"], "lag": sum(x["lag"] for x in peer["ledgers"])}
+    body, content_type = request.app[TRUST].topology(nodes, fmt)
+    return web.Response(body=body, content_type=content_type)

@@ -106,6 +106,19 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        3,
+        "trust attestations",
+        """
+        CREATE TABLE trust (
+            source      TEXT NOT NULL,
+            target      TEXT NOT NULL,
+            attestation TEXT NOT NULL,
+            issued_at   INTEGER NOT NULL,
+            PRIMARY KEY (source, target)
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

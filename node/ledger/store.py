@@ -406,6 +406,19 @@ class Store:
         )
         return [row[0] for row in rows]
 
+    async def save_attestation(self, source: str, target: str, attestation: str, issued_at: int) -> bool:
+        """Keep an attestation unless a newer one for (source, target) is held; returns whether kept."""
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO trust VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET attestation = excluded.attestation,"
+                " issued_at = excluded.issued_at WHERE excluded.issued_at > trust.issued_at",
+                (source, target, attestation, issued_at),
+            )
+            return bool(cursor.rowcount)
+
+    async def attestations(self) -> list[str]:
+        return [row[0] for row in await self._fetchall(self.writer, "SELECT attestation FROM trust", ())]
+
     async def checkpoints_between(self, ledger_id: str, after: int, through: int) -> list[CheckpointRow]:
         """Checkpoints with after < seq <= through, in order."""
         rows = await self._fetchall(

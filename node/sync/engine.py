@@ -30,6 +30,7 @@ from node.errors import (
     PeerUnavailable,
     RequestRejected,
 )
+from node.interop.trust import TrustGraph
 from node.ledger.replicas import Ingested
 from node.ledger.rows import Row, checkpoint_to_wire, row_to_wire
 from node.ledger.service import Ledger
@@ -66,8 +67,9 @@ class Peer:
 class SyncEngine:
     """Owns the peer loops; use as an async context manager after the ledger is open."""
 
-    def __init__(self, ledger: Ledger, settings: NodeSettings, metrics: Metrics) -> None:
+    def __init__(self, ledger: Ledger, settings: NodeSettings, metrics: Metrics, trust: TrustGraph) -> None:
         self._ledger = ledger
+        self._trust = trust
         self._settings = settings
         self._sync = settings.sync
         self._metrics = metrics
@@ -177,6 +179,8 @@ class SyncEngine:
             self._metrics.sync_failures.labels(peer.ledger_id, type(exc).__name__).inc()
             log.warning("sync failed peer=%s failures=%d error=%s", peer.ledger_id, peer.failures, exc)
         else:
+            if peer.state == "untrusted":
+                return
             peer.failures, peer.next_attempt, peer.state = 0, 0.0, "idle"
             peer.last_success_ms = time.time_ns() // 1_000_000
             peer.last_error = None
@@ -186,13 +190,20 @@ class SyncEngine:
         self._metrics.sync_retries.labels(peer.ledger_id).set(peer.client.retries)
 
     async def _round(self, peer: Peer) -> None:
+        if not self._trust.allows_sync(peer.ledger_id):
+            peer.state = "untrusted"  # checked every round: a drop or an expiry stops sync within one
+            return
         heads = await peer.client.heads()
         if heads.ledger_id != peer.ledger_id:
             raise PeerFailed(f"{peer.url} answers as {heads.ledger_id}, not {peer.ledger_id}")
         peer.remote = {h.ledger_id: h.seq for h in heads.ledgers}
         if peer.mode in ("pull", "both"):
             for head in heads.ledgers:
-                if head.ledger_id != self._ledger.ledger_id and not head.quarantined:
+                if (
+                    head.ledger_id != self._ledger.ledger_id
+                    and not head.quarantined
+                    and self._trust.allows_sync(head.ledger_id)
+                ):
                     await self._pull(peer, head.ledger_id, bytes.fromhex(head.public_key), head.seq, head.hash)
         if peer.mode in ("push", "both"):
             for held in await self._ledger.ledgers():
@@ -250,6 +261,7 @@ class SyncEngine:
             self._metrics.sync_rejects.labels(peer.ledger_id, exc.code).inc()
             if isinstance(exc, ForkDetected):
                 self._metrics.conflicts.labels("fork").inc()
+                await self._trust.attest(ledger_id, 0.0, "full")  # the offender's trust drops to 0
             raise
         self._metrics.sync_received.labels(peer.ledger_id).inc(result.accepted)
         if page.entries:
@@ -276,8 +288,8 @@ class SyncEngine:
 
     async def receive_push(self, sender: str, page: Page) -> Ingested:
         """A peer pushes a page of some ledger to us: pin (on first sight), verify, commit."""
-        if not self.is_peer(sender):
-            raise RequestRejected(f"{sender} is not a peer of this node; pushes are refused")
+        if not self.is_peer(sender) or not self._trust.allows_sync(sender):
+            raise RequestRejected(f"{sender} is not a trusted peer of this node; pushes are refused")
         if page.public_key is not None:
             await self._ledger.replicas.pin(page.ledger_id, bytes.fromhex(page.public_key))
         result = await self._ledger.replicas.ingest(

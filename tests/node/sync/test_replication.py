@@ -144,3 +144,5 @@ async def test_a_fork_is_kept_as_evidence_and_quarantines_the_ledger(make_node: 
     assert evidence["held"]["hash"] != evidence["received"]["hash"]
     _, held, _ = await b.request("GET", f"/ledger/ledgers/node-a/entries/{evidence['held']['seq']}")
     assert held["hash"] == evidence["held"]["hash"]  # our copy unchanged
+    _, attestations, _ = await b.request("GET", "/network/trust")
+    assert [(x["from"], x["to"], x["level"]) for x in attestations] == [("node-b", "node-a", 0.0)]  # trust dropped
