@@ -9,9 +9,22 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from node.api import setup_routes
-from node.api.context import DISCOVERY, LEDGER, LIFECYCLE, METRICS, REPLAY, SETTINGS, STATE, SYNC, TRUST, Lifecycle
+from node.api.context import (
+    DISCOVERY,
+    FEDERATION,
+    LEDGER,
+    LIFECYCLE,
+    METRICS,
+    REPLAY,
+    SETTINGS,
+    STATE,
+    SYNC,
+    TRUST,
+    Lifecycle,
+)
 from node.api.problems import Handler, problems
 from node.interop.discovery import Discovery
+from node.interop.federation import Federation
 from node.interop.trust import TrustGraph
 from node.keys import load_or_create_key_file
 from node.ledger.clock import wall_ms
@@ -44,7 +57,9 @@ async def ledger_ctx(app: web.Application) -> AsyncIterator[None]:
             async with (
                 SyncEngine(ledger, settings, app[METRICS], trust) as engine,
                 Discovery(ledger, settings, engine, app[METRICS]) as discovery,
+                Federation(ledger, engine, trust) as federation,
             ):
+                app[FEDERATION] = federation
                 app[SYNC] = engine
                 app[DISCOVERY] = discovery
                 if settings.discovery.advertise_url or settings.port:

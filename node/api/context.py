@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from node.interop.discovery import Discovery
+from node.interop.federation import Federation
 from node.interop.trust import TrustGraph
 from node.ledger.service import Ledger
 from node.metrics import Metrics
@@ -33,3 +34,4 @@ REPLAY = web.AppKey("replay", ReplayGuard)
 STATE = web.AppKey("state", StateView)
 DISCOVERY = web.AppKey("discovery", Discovery)
 TRUST = web.AppKey("trust", TrustGraph)
+FEDERATION = web.AppKey("federation", Federation)

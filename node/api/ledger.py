@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from node.api.context import LEDGER, STATE
+from node.api.context import FEDERATION, LEDGER, STATE
 from node.api.json import json_response, read_json, validate, validate_query
 from node.errors import InvalidRequest
 from node.ledger.rows import checkpoint_to_wire, receipt, row_to_wire
@@ -44,6 +44,7 @@ class QueryParams(BaseModel):
     order: Literal["asc", "desc"] = "asc"
     limit: Annotated[int, Field(ge=1)] = 100
     cursor: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
+    after: Annotated[str, StringConstraints(pattern=r"^\d{1,16}:[a-z0-9][a-z0-9._-]{0,62}:\d{1,16}$")] | None = None
 
 
 class SeqPath(BaseModel):
@@ -76,8 +77,49 @@ async def query_entries(request: web.Request) -> web.Response:
         stream=params.stream, type=params.type, issuer_oid=params.issuer_oid, subject_oid=params.subject_oid,
         key=params.key, since=params.since, until=params.until,
     )  # fmt: skip
-    page = await request.app[LEDGER].query(filters, order=params.order, limit=params.limit, cursor=params.cursor)
+    after = None
+    if params.after is not None:
+        ts, ledger_id, seq = params.after.split(":")
+        after = (int(ts), ledger_id, int(seq))
+    page = await request.app[LEDGER].query(
+        filters, order=params.order, limit=params.limit, cursor=params.cursor, after=after
+    )
     return json_response({"entries": [row_to_wire(row) for row in page.rows], "next_cursor": page.next_cursor})
+
+
+class FederatedParams(BaseModel):
+    """Query string of GET /network/query: the local filters plus the fan-out controls."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stream: Stream | None = None
+    type: EntryType | None = None
+    issuer_oid: Label | None = None
+    subject_oid: Label | None = None
+    key: Label | None = None
+    since: Millis | None = None
+    until: Millis | None = None
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+    cursor: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
+    ledgers: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    min_trust: Annotated[float, Field(ge=0, le=1)] | None = None
+    timeout_ms: Annotated[int, Field(ge=1, le=30_000)] = 2000
+
+
+@routes.get("/network/query")
+async def federated_query(request: web.Request) -> web.Response:
+    """The query answered here and by trusted peers, every remote entry verified first."""
+    params = validate_query(FederatedParams, request.query)
+    filters = Filters(
+        stream=params.stream, type=params.type, issuer_oid=params.issuer_oid, subject_oid=params.subject_oid,
+        key=params.key, since=params.since, until=params.until,
+    )  # fmt: skip
+    ledgers = [x for x in (params.ledgers or "").split(",") if x] or None
+    answer = await request.app[FEDERATION].query(
+        filters, ledgers=ledgers, min_trust=params.min_trust, timeout_ms=params.timeout_ms, limit=params.limit,
+        cursor=params.cursor,
+    )  # fmt: skip
+    return json_response(answer)
 
 
 @routes.get("/ledger/entries/{entry_id}")

@@ -25,7 +25,7 @@ from node.errors import (
     NotReady,
 )
 from node.ledger.clock import HybridClock
-from node.ledger.cursor import decode_cursor, encode_cursor
+from node.ledger.cursor import Position, decode_cursor, encode_cursor
 from node.ledger.hooks import Hooks
 from node.ledger.replicas import Replicas
 from node.ledger.rows import HASH, Row
@@ -193,15 +193,25 @@ class Ledger:
         return _found(await self._store.get_by_seq(ledger_id, seq), f"no entry {ledger_id}/{seq}")
 
     async def query(
-        self, filters: Filters, *, order: Order = "asc", limit: int = 100, cursor: str | None = None
+        self,
+        filters: Filters,
+        *,
+        order: Order = "asc",
+        limit: int = 100,
+        cursor: str | None = None,
+        after: Position | None = None,
     ) -> Page:
-        """One page of entries matching ``filters`` in time order (ties by ledger_id, seq)."""
+        """One page of entries matching ``filters`` in time order (ties by ledger_id, seq), after an
+        opaque ``cursor`` or an explicit ``after`` position (timestamp, ledger_id, seq)."""
+        if cursor is not None and after is not None:
+            raise InvalidRequest("cursor: give a cursor or an after position, not both")
         if not 1 <= limit <= self._limits.max_query_limit:
             raise InvalidRequest(f"limit: must be between 1 and {self._limits.max_query_limit}")
         for before in self.hooks.before_query:
             await before(filters)
         described: dict[str, Any] = {**dataclasses.asdict(filters), "order": order}
-        after = decode_cursor(cursor, described) if cursor is not None else None
+        if cursor is not None:
+            after = decode_cursor(cursor, described)
         rows = await self._store.query(filters, descending=order == "desc", after=after, limit=limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]

@@ -1,0 +1,157 @@
+"""Federated queries: one query answered from this node's store and its trusted peers'.
+
+The query fans out concurrently to peers the trust graph allows to be queried (``full``, ``partial``
+or ``query-only`` at or above ``min_trust``), each with its own timeout. Every entry a peer returns
+is verified before it is used: its ledger's key must be pinned here, its hash recomputed, its
+signature checked. A peer that returns one bad entry is reported (``error``) and all its results
+are dropped. Results are merged with local ones, deduplicated by (ledger_id, seq), ordered by
+(timestamp, ledger_id, seq) and cut to the limit; the cursor is the last position returned, which
+is a position in every ledger at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from dataclasses import asdict
+from typing import Any
+
+import aiohttp
+import orjson
+from pydantic import ValidationError
+
+from node.errors import InvalidRequest
+from node.interop.trust import TrustGraph
+from node.ledger.chain import ChainVerifier
+from node.ledger.cursor import Position
+from node.ledger.rows import row_to_wire
+from node.ledger.service import Ledger
+from node.ledger.store import Filters
+from node.sync.engine import SyncEngine
+from protocol.entry import GENESIS_DIGEST
+from protocol.errors import ProtocolError
+from protocol.models import Entry
+
+MAX_TIMEOUT_MS = 30_000
+
+
+class BadPeerAnswer(Exception):
+    """A peer answered with something that does not verify."""
+
+
+class Federation:
+    def __init__(self, ledger: Ledger, engine: SyncEngine, trust: TrustGraph) -> None:
+        self._ledger = ledger
+        self._engine = engine
+        self._trust = trust
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Federation:
+        self._session = aiohttp.ClientSession()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def query(
+        self,
+        filters: Filters,
+        *,
+        ledgers: list[str] | None,
+        min_trust: float | None,
+        timeout_ms: int,
+        limit: int,
+        cursor: str | None,
+    ) -> dict[str, Any]:
+        if not 1 <= timeout_ms <= MAX_TIMEOUT_MS:
+            raise InvalidRequest(f"timeout_ms: between 1 and {MAX_TIMEOUT_MS}")
+        after = decode_position(cursor) if cursor else None
+        wanted = set(ledgers) if ledgers else None
+        local = await self._ledger.query(filters, limit=limit, after=after)
+        results = {(r[0], r[1]): (r[8], row_to_wire(r)) for r in local.rows if wanted is None or r[0] in wanted}
+        peers: dict[str, dict[str, Any]] = {}
+        asked = []
+        for peer in self._engine.peers():
+            if not self._trust.allows_query(peer.ledger_id, min_trust):
+                peers[peer.ledger_id] = {"status": "untrusted"}
+            else:
+                asked.append(peer)
+        answers = await asyncio.gather(
+            *(self._ask(p.url, filters, after, limit, timeout_ms) for p in asked), return_exceptions=True
+        )
+        for peer, answer in zip(asked, answers, strict=True):
+            if isinstance(answer, TimeoutError):
+                peers[peer.ledger_id] = {"status": "timeout"}
+            elif isinstance(answer, BaseException):
+                peers[peer.ledger_id] = {"status": "error", "detail": str(answer)[:200]}
+            else:
+                entries, elapsed = answer
+                peers[peer.ledger_id] = {"status": "ok", "entries": len(entries), "ms": round(elapsed, 1)}
+                for entry in entries:
+                    if wanted is None or entry.ledger_id in wanted:
+                        results.setdefault((entry.ledger_id, entry.seq), (entry.timestamp, entry.model_dump()))
+        ordered = sorted(results.items(), key=lambda item: (item[1][0], item[0][0], item[0][1]))[:limit]
+        page = [wire for _, (_, wire) in ordered]
+        statuses = {lid: "ok" for (lid, _), _ in ordered}
+        for lid in wanted or ():
+            statuses.setdefault(lid, "skipped" if self._trust.allows_query(lid, min_trust) else "untrusted")
+        next_cursor = None
+        if len(ordered) == limit:
+            (lid, seq), (ts, _) = ordered[-1]
+            next_cursor = encode_position((ts, lid, seq))
+        return {"entries": page, "next_cursor": next_cursor, "peers": peers, "ledgers": statuses}
+
+    async def _ask(
+        self, url: str, filters: Filters, after: Position | None, limit: int, timeout_ms: int
+    ) -> tuple[list[Entry], float]:
+        assert self._session is not None
+        params = {k: str(v) for k, v in asdict(filters).items() if v is not None}
+        params["limit"] = str(limit)
+        if after is not None:
+            params["after"] = f"{after[0]}:{after[1]}:{after[2]}"
+        started = time.perf_counter()
+        async with asyncio.timeout(timeout_ms / 1000):
+            async with self._session.get(url + "/ledger/entries", params=params) as response:
+                raw = await response.read()
+                if response.status != 200:
+                    raise BadPeerAnswer(f"HTTP {response.status}")
+        try:
+            body = orjson.loads(raw)
+            entries = [Entry.model_validate(item) for item in body["entries"]]
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValidationError) as exc:
+            raise BadPeerAnswer("malformed answer") from exc
+        for entry in entries:
+            await self._verify(entry)
+        return entries, (time.perf_counter() - started) * 1000
+
+    async def _verify(self, entry: Entry) -> None:
+        """An entry from a peer counts only if its origin's pinned key signed exactly this content."""
+        held = await self._ledger.replicas.held(entry.ledger_id)
+        if entry.ledger_id == self._ledger.ledger_id:
+            key = self._ledger.keys.public_key
+        elif held is not None:
+            key = held.public_key
+        else:
+            raise BadPeerAnswer(f"entry of unknown ledger {entry.ledger_id}")
+        prev = None if entry.prev_hash is None else bytes.fromhex(entry.prev_hash)
+        checker = ChainVerifier(key, entry.seq - 1, prev, GENESIS_DIGEST, full=True)
+        try:
+            checker.extend(entry)  # hash recomputed from the content, signature checked
+        except ProtocolError as exc:
+            raise BadPeerAnswer(f"{entry.ledger_id}/{entry.seq}: {exc}") from exc
+
+
+def encode_position(position: Position) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(list(position))).decode().rstrip("=")
+
+
+def decode_position(cursor: str) -> Position:
+    try:
+        ts, lid, seq = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if isinstance(ts, int) and isinstance(lid, str) and isinstance(seq, int):
+            return ts, lid, seq
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        pass
+    raise InvalidRequest("cursor: malformed")

@@ -1,0 +1,140 @@
+"""Federated queries across real nodes: trust decides who is asked, every remote entry is verified."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from protocol.signing import KeyPair
+from tests.conftest import ADMIN_TOKEN, RunningNode, draft
+
+MakeNode = Callable[..., Awaitable[RunningNode]]
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+QUIET = {"interval_s": 3600, "live": False}
+
+
+async def network(make_node: MakeNode) -> tuple[RunningNode, RunningNode, RunningNode]:
+    a, b, c = [await make_node(n, admin_token=ADMIN_TOKEN, sync=QUIET) for n in ("node-a", "node-b", "node-c")]
+    for node, n in ((a, 0), (b, 100), (c, 200)):
+        batch = [draft(n + i, subject_oid="oid:fed" if i % 2 == 0 else "oid:other") for i in range(6)]
+        assert (await node.request("POST", "/ledger/entries", json=batch))[0] == 201
+    for other in (b, c):
+        await add_peer(a, other.url, await key_of(other), other.settings.ledger_id)
+    return a, b, c
+
+
+async def key_of(node: RunningNode) -> str:
+    return str((await node.request("GET", "/network/info"))[1]["public_key"])
+
+
+async def add_peer(node: RunningNode, url: str, key: str, ledger_id: str) -> None:
+    body = {"url": url, "ledger_id": ledger_id, "public_key": key, "mode": "push"}
+    assert (await node.request("POST", "/admin/peers", headers=AUTH, json=body))[0] == 201
+
+
+async def trust(node: RunningNode, target: str, level: float = 0.9) -> None:
+    body = {"to": target, "level": level, "type": "query-only"}
+    assert (await node.request("POST", "/admin/trust", headers=AUTH, json=body))[0] == 201
+
+
+async def query(node: RunningNode, **params: str) -> dict[str, Any]:
+    status, body, _ = await node.request("GET", "/network/query", params={"subject_oid": "oid:fed", **params})
+    assert status == 200, body
+    return dict(body)
+
+
+async def test_trusted_peers_answer_and_untrusted_ones_are_not_asked(make_node: MakeNode) -> None:
+    a, _, _ = await network(make_node)
+    await trust(a, "node-b")
+    answer = await query(a)
+    assert answer["peers"] == {"node-b": answer["peers"]["node-b"], "node-c": {"status": "untrusted"}}
+    assert answer["peers"]["node-b"]["status"] == "ok"
+    assert sorted({e["ledger_id"] for e in answer["entries"]}) == ["node-a", "node-b"]
+    assert len(answer["entries"]) == 6 and all(e["subject_oid"] == "oid:fed" for e in answer["entries"])
+    await trust(a, "node-c")
+    answer = await query(a, ledgers="node-b,node-c,node-z")
+    assert sorted({e["ledger_id"] for e in answer["entries"]}) == ["node-b", "node-c"]
+    assert answer["ledgers"]["node-z"] == "untrusted"
+    keys = [(e["timestamp"], e["ledger_id"], e["seq"]) for e in answer["entries"]]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+
+
+async def test_pages_follow_the_cursor_without_duplicates(make_node: MakeNode) -> None:
+    a, _, _ = await network(make_node)
+    await trust(a, "node-b")
+    await trust(a, "node-c")
+    seen: list[tuple[str, int]] = []
+    cursor = None
+    for _ in range(20):
+        answer = await query(a, limit="2", **({"cursor": cursor} if cursor else {}))
+        seen += [(e["ledger_id"], e["seq"]) for e in answer["entries"]]
+        cursor = answer["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == 9 and len(set(seen)) == 9
+
+
+@asynccontextmanager
+async def fake_peer(handler: Callable[[web.Request], Awaitable[web.Response]]) -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_get("/ledger/entries", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    await runner.cleanup()
+
+
+async def test_a_hanging_peer_is_reported_within_the_timeout(make_node: MakeNode) -> None:
+    a, _, _ = await network(make_node)
+    await trust(a, "node-b")
+
+    async def hang(request: web.Request) -> web.Response:
+        await asyncio.sleep(3)  # far beyond the 300 ms timeout
+        return web.json_response({"entries": []})
+
+    async with fake_peer(hang) as url:
+        await add_peer(a, url, KeyPair(bytes([5] * 32)).public_key.hex(), "node-slow")
+        await trust(a, "node-slow")
+        started = time.perf_counter()
+        answer = await query(a, timeout_ms="300")
+        elapsed = time.perf_counter() - started
+    assert answer["peers"]["node-slow"] == {"status": "timeout"} and answer["peers"]["node-b"]["status"] == "ok"
+    assert elapsed < 2.0 and {e["ledger_id"] for e in answer["entries"]} == {"node-a", "node-b"}
+
+
+async def test_a_peer_that_returns_a_forged_entry_is_dropped_whole(make_node: MakeNode) -> None:
+    a, b, _ = await network(make_node)
+    _, page, _ = await b.request("GET", "/ledger/entries", params={"subject_oid": "oid:fed"})
+    forged = copy.deepcopy(page)
+    forged["entries"][1]["payload"]["n"] = 999
+
+    async def lie(request: web.Request) -> web.Response:
+        return web.Response(body=orjson.dumps(forged), content_type="application/json")
+
+    async def stranger(request: web.Request) -> web.Response:  # entries of a ledger nobody pinned
+        other = copy.deepcopy(page)
+        for entry in other["entries"]:
+            entry["ledger_id"] = "node-q"
+        return web.Response(body=orjson.dumps(other), content_type="application/json")
+
+    async with fake_peer(lie) as liar_url, fake_peer(stranger) as stranger_url:
+        await add_peer(a, liar_url, KeyPair(bytes([6] * 32)).public_key.hex(), "node-liar")
+        await add_peer(a, stranger_url, KeyPair(bytes([7] * 32)).public_key.hex(), "node-odd")
+        for peer in ("node-b", "node-liar", "node-odd"):
+            await trust(a, peer)
+        answer = await query(a)
+    assert answer["peers"]["node-liar"]["status"] == "error" and "hash" in answer["peers"]["node-liar"]["detail"]
+    assert (
+        answer["peers"]["node-odd"]["status"] == "error" and "unknown ledger" in answer["peers"]["node-odd"]["detail"]
+    )
+    by_seq = {(e["ledger_id"], e["seq"]): e for e in answer["entries"]}
+    assert all(e["payload"]["n"] != 999 for e in by_seq.values())  # the forged copy never got in
+    assert len([k for k in by_seq if k[0] == "node-b"]) == 3
