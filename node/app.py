@@ -15,6 +15,7 @@ from node.api.context import (
     LEDGER,
     LIFECYCLE,
     METRICS,
+    REFS,
     REPLAY,
     SETTINGS,
     STATE,
@@ -25,6 +26,7 @@ from node.api.context import (
 from node.api.problems import Handler, problems
 from node.interop.discovery import Discovery
 from node.interop.federation import Federation
+from node.interop.refs import References
 from node.interop.trust import TrustGraph
 from node.keys import load_or_create_key_file
 from node.ledger.clock import wall_ms
@@ -58,7 +60,9 @@ async def ledger_ctx(app: web.Application) -> AsyncIterator[None]:
                 SyncEngine(ledger, settings, app[METRICS], trust) as engine,
                 Discovery(ledger, settings, engine, app[METRICS]) as discovery,
                 Federation(ledger, engine, trust) as federation,
+                References(ledger, engine, settings.refs) as references,
             ):
+                app[REFS] = references
                 app[FEDERATION] = federation
                 app[SYNC] = engine
                 app[DISCOVERY] = discovery

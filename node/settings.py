@@ -96,6 +96,14 @@ class TrustSettings(BaseModel):
     max_depth: int = Field(4, ge=1, le=10, description="longest trust path considered")
 
 
+class RefSettings(BaseModel):
+    """Cross-ledger references in meta.refs."""
+
+    strict: bool = Field(False, description="refuse local appends whose references cannot be verified now")
+    retry_s: float = Field(10.0, gt=0, le=86_400, description="how often pending references are retried")
+    max_depth: int = Field(5, ge=1, le=20, description="deepest GET /ledger/entries/{id}/refs may follow")
+
+
 class _Loadable(BaseSettings):
     @classmethod
     def settings_customise_sources(
@@ -157,6 +165,7 @@ class NodeSettings(StoreLocation):
     conflicts: ConflictSettings = ConflictSettings()
     discovery: DiscoverySettings = DiscoverySettings()
     trust: TrustSettings = TrustSettings()
+    refs: RefSettings = RefSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @property

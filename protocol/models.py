@@ -5,7 +5,7 @@ Field rules live here once; handlers, the CLI and the sync code validate through
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -115,3 +115,18 @@ class Page(BaseModel):
     checkpoints: Annotated[list[Checkpoint], Field(max_length=MAX_PAGE)] = []
     head_seq: Annotated[int, Field(ge=0, le=2**53 - 1)] = 0
     has_more: bool = False
+
+
+class Ref(BaseModel):
+    """A cross-ledger reference in ``meta.refs``: which entry, pinned by position and hash."""
+
+    model_config = _FROZEN
+
+    ledger_id: LedgerId
+    entry_id: EntryId
+    seq: Seq
+    hash: Hash
+    type: Literal["source", "derived", "related", "transaction"]
+
+
+MAX_REFS = 64

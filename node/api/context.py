@@ -8,6 +8,7 @@ from aiohttp import web
 
 from node.interop.discovery import Discovery
 from node.interop.federation import Federation
+from node.interop.refs import References
 from node.interop.trust import TrustGraph
 from node.ledger.service import Ledger
 from node.metrics import Metrics
@@ -35,3 +36,4 @@ STATE = web.AppKey("state", StateView)
 DISCOVERY = web.AppKey("discovery", Discovery)
 TRUST = web.AppKey("trust", TrustGraph)
 FEDERATION = web.AppKey("federation", Federation)
+REFS = web.AppKey("refs", References)

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from node.api.context import FEDERATION, LEDGER, STATE
+from node.api.context import FEDERATION, LEDGER, REFS, STATE
 from node.api.json import json_response, read_json, validate, validate_query
 from node.errors import InvalidRequest
 from node.ledger.rows import checkpoint_to_wire, receipt, row_to_wire
@@ -126,6 +126,21 @@ async def federated_query(request: web.Request) -> web.Response:
 async def get_entry(request: web.Request) -> web.Response:
     entry_id = _match(request.match_info["entry_id"], UUID_PATTERN, "entry_id", "a lowercase UUID")
     return json_response(row_to_wire(await request.app[LEDGER].get(entry_id)))
+
+
+@routes.get("/ledger/entries/{entry_id}/refs")
+async def entry_refs(request: web.Request) -> web.Response:
+    """The entry's references with their stored status, and the references reachable from it
+    (``depth`` hops, default 1), cycle-safe."""
+    entry_id = _match(request.match_info["entry_id"], UUID_PATTERN, "entry_id", "a lowercase UUID")
+    try:
+        depth = int(request.query.get("depth", "1"))
+    except ValueError as exc:
+        raise InvalidRequest("depth: expected an integer") from exc
+    refs = request.app[REFS]
+    walk = await refs.follow(entry_id, depth)
+    walk["status"] = await refs.statuses(walk["entry"]["ledger_id"], walk["entry"]["seq"])
+    return json_response(walk)
 
 
 @routes.get("/ledger/hashes/{hash}")

@@ -49,6 +49,15 @@ def row_to_wire(row: Row) -> dict[str, Any]:
     }
 
 
+def row_to_dict(row: Row) -> dict[str, Any]:
+    """The entry as plain Python values (payload and meta parsed), for code that inspects them."""
+    return {
+        **row_to_wire(row),
+        "payload": orjson.loads(row[9]),
+        "meta": None if row[10] is None else orjson.loads(row[10]),
+    }
+
+
 def checkpoint_to_wire(cp: Any) -> dict[str, Any]:
     """A stored checkpoint (store.CheckpointRow) as its wire form."""
     return {

@@ -119,6 +119,28 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        4,
+        "cross-ledger references",
+        """
+        CREATE TABLE refs (
+            ledger_id   TEXT NOT NULL,
+            seq         INTEGER NOT NULL,
+            position    INTEGER NOT NULL,
+            target      TEXT NOT NULL,
+            target_seq  INTEGER NOT NULL,
+            target_hash BLOB NOT NULL,
+            target_id   TEXT NOT NULL,
+            type        TEXT NOT NULL,
+            status      TEXT NOT NULL,
+            detail      TEXT,
+            attempts    INTEGER NOT NULL DEFAULT 0,
+            checked_at  INTEGER NOT NULL,
+            PRIMARY KEY (ledger_id, seq, position)
+        ) WITHOUT ROWID;
+        CREATE INDEX refs_pending ON refs (status, checked_at) WHERE status = 'pending';
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

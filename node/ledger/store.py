@@ -419,6 +419,34 @@ class Store:
     async def attestations(self) -> list[str]:
         return [row[0] for row in await self._fetchall(self.writer, "SELECT attestation FROM trust", ())]
 
+    async def add_refs(self, refs: Sequence[tuple[Any, ...]]) -> None:
+        """Record references (ledger_id, seq, position, target, target_seq, target_hash, target_id, type,
+        status, detail, attempts, checked_at); existing ones are kept."""
+        async with self._transaction() as conn:
+            await conn.executemany(
+                "INSERT INTO refs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", refs
+            )
+
+    async def set_ref_status(self, ledger_id: str, seq: int, position: int, status: str, detail: str | None) -> None:
+        async with self._transaction() as conn:
+            await conn.execute(
+                "UPDATE refs SET status = ?, detail = ?, attempts = attempts + 1, checked_at = ?"
+                " WHERE ledger_id = ? AND seq = ? AND position = ?",
+                (status, detail, _now_ms(), ledger_id, seq, position),
+            )
+
+    async def refs_of(self, ledger_id: str, seq: int) -> list[Row]:
+        return await self._fetchall(
+            self.reader, "SELECT * FROM refs WHERE ledger_id = ? AND seq = ? ORDER BY position", (ledger_id, seq)
+        )
+
+    async def pending_refs(self, checked_before: int, limit: int) -> list[Row]:
+        return await self._fetchall(
+            self.reader,
+            "SELECT * FROM refs WHERE status = 'pending' AND checked_at < ? ORDER BY checked_at LIMIT ?",
+            (checked_before, limit),
+        )
+
     async def checkpoints_between(self, ledger_id: str, after: int, through: int) -> list[CheckpointRow]:
         """Checkpoints with after < seq <= through, in order."""
         rows = await self._fetchall(

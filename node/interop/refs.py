@@ -1,0 +1,195 @@
+"""Cross-ledger references: ``meta.refs = [{ledger_id, entry_id, seq, hash, type}]``.
+
+Every reference of an entry that is appended here or arrives by sync is recorded and resolved: the
+referenced entry is looked up in the local store (already verified), else fetched from a peer that
+holds its ledger and verified under that ledger's pinned key; then its id and hash must match.
+Status: ``verified``, ``broken`` (the entry at that position has another hash or id),
+``unknown-ledger`` (no key is pinned for it here) or ``pending`` (nobody could show it yet; retried
+in the background). In strict mode a local append whose references cannot all be verified now is
+refused. ``follow`` walks references across ledgers to a bounded depth, never visiting an entry
+twice, so cycles end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+import orjson
+from pydantic import ValidationError
+
+from node.errors import EntryNotFound, InvalidRequest, NodeError
+from node.ledger.chain import ChainVerifier
+from node.ledger.clock import wall_ms
+from node.ledger.rows import Row, row_to_dict
+from node.ledger.service import Ledger
+from node.settings import RefSettings
+from node.sync.engine import SyncEngine
+from protocol.entry import GENESIS_DIGEST
+from protocol.errors import ProtocolError
+from protocol.models import MAX_REFS, Entry, EntryDraft, Ref
+
+log = logging.getLogger(__name__)
+
+Target = tuple[str, dict[str, Any] | None, str | None]  # status, the entry as wire, detail
+
+
+def refs_in(meta: dict[str, Any] | None, where: str = "meta.refs") -> list[Ref]:
+    """The references in a meta object; InvalidRequest naming the bad one."""
+    raw = (meta or {}).get("refs")
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or len(raw) > MAX_REFS:
+        raise InvalidRequest(f"{where}: a list of at most {MAX_REFS} references")
+    refs = []
+    for i, item in enumerate(raw):
+        try:
+            refs.append(Ref.model_validate(item))
+        except ValidationError as exc:
+            error = exc.errors(include_url=False)[0]
+            raise InvalidRequest(f"{where}[{i}].{'.'.join(map(str, error['loc']))}: {error['msg']}") from exc
+    return refs
+
+
+class References:
+    def __init__(self, ledger: Ledger, engine: SyncEngine, settings: RefSettings) -> None:
+        self._ledger = ledger
+        self._engine = engine
+        self._settings = settings
+        self._session: aiohttp.ClientSession | None = None
+        self._retry: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> References:
+        self._session = aiohttp.ClientSession()
+        self._ledger.hooks.before_append.append(self._check_drafts)
+        self._ledger.hooks.after_append.append(self.record)
+        self._retry = asyncio.create_task(self._retry_pending(), name="refs:retry")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            await asyncio.gather(self._retry, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+
+    async def _check_drafts(self, drafts: Sequence[EntryDraft]) -> str | None:
+        """before_append: the refs must be well-formed; in strict mode, verifiable now."""
+        for i, draft in enumerate(drafts):
+            refs = refs_in(draft.meta, f"entries[{i}].meta.refs" if len(drafts) > 1 else "meta.refs")
+            if self._settings.strict:
+                for j, ref in enumerate(refs):
+                    status, _, detail = await self.resolve(ref)
+                    if status != "verified":
+                        return f"meta.refs[{j}]: {status} ({detail or ref.ledger_id + '/' + str(ref.seq)})"
+        return None
+
+    async def record(self, rows: Sequence[Row]) -> None:
+        """after_append: record and resolve the references of committed entries (own or replicated)."""
+        now = wall_ms()
+        for row in rows:
+            if row[10] is None:
+                continue
+            try:
+                refs = refs_in(orjson.loads(row[10]))
+            except InvalidRequest as exc:  # a replicated entry may carry anything in meta
+                log.info("entry %s/%s has malformed refs: %s", row[0], row[1], exc)
+                continue
+            if not refs:
+                continue
+            await self._ledger.store.add_refs([
+                (row[0], row[1], i, r.ledger_id, r.seq, bytes.fromhex(r.hash), r.entry_id, r.type, "pending", None,
+                 0, now)
+                for i, r in enumerate(refs)
+            ])  # fmt: skip
+            for i, ref in enumerate(refs):
+                status, _, detail = await self.resolve(ref)
+                await self._ledger.store.set_ref_status(row[0], row[1], i, status, detail)
+
+    async def resolve(self, ref: Ref) -> Target:
+        """Find and check the referenced entry: local store first, then peers holding its ledger."""
+        held = await self._ledger.replicas.held(ref.ledger_id)
+        if held is None and ref.ledger_id != self._ledger.ledger_id:
+            return "unknown-ledger", None, f"no key is pinned for {ref.ledger_id}"
+        try:
+            row = await self._ledger.get_by_seq(ref.ledger_id, ref.seq)
+            return _compare(ref, row_to_dict(row))
+        except EntryNotFound:
+            pass
+        key = held.public_key if held is not None else self._ledger.keys.public_key
+        for peer in self._engine.peers():
+            entry = await self._fetch(peer.url, ref, key)
+            if entry is not None:
+                return _compare(ref, entry)
+        return "pending", None, "no node could show the entry yet"
+
+    async def _fetch(self, url: str, ref: Ref, key: bytes) -> dict[str, Any] | None:
+        assert self._session is not None
+        try:
+            async with self._session.get(
+                f"{url}/ledger/ledgers/{ref.ledger_id}/entries/{ref.seq}", timeout=aiohttp.ClientTimeout(total=5)
+            ) as response:
+                if response.status != 200:
+                    return None
+                entry = Entry.model_validate(orjson.loads(await response.read()))
+        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError, ValidationError):
+            return None
+        prev = None if entry.prev_hash is None else bytes.fromhex(entry.prev_hash)
+        try:
+            ChainVerifier(key, entry.seq - 1, prev, GENESIS_DIGEST, full=True).extend(entry)
+        except ProtocolError as exc:
+            log.warning("peer %s served a bad copy of %s/%s: %s", url, ref.ledger_id, ref.seq, exc)
+            return None
+        if entry.ledger_id != ref.ledger_id or entry.seq != ref.seq:
+            return None
+        return entry.model_dump()
+
+    async def follow(self, entry_id: str, depth: int) -> dict[str, Any]:
+        """The entry and the references reachable from it, ``depth`` hops at most, each entry once."""
+        if not 1 <= depth <= self._settings.max_depth:
+            raise InvalidRequest(f"depth: between 1 and {self._settings.max_depth}")
+        root = row_to_dict(await self._ledger.get(entry_id))
+        seen = {(root["ledger_id"], root["seq"])}
+        edges: list[dict[str, Any]] = []
+        frontier = [root]
+        for hop in range(1, depth + 1):
+            nxt = []
+            for entry in frontier:
+                for ref in refs_in(entry["meta"]):
+                    status, target, detail = await self.resolve(ref)
+                    edge = {"from": {"ledger_id": entry["ledger_id"], "seq": entry["seq"]}, "hop": hop,
+                            "ref": ref.model_dump(), "status": status, "detail": detail}  # fmt: skip
+                    key = (ref.ledger_id, ref.seq)
+                    if status == "verified" and target is not None and key not in seen:
+                        seen.add(key)
+                        edge["entry"] = target
+                        nxt.append(target)
+                    edges.append(edge)
+            frontier = nxt
+        return {"entry": root, "refs": edges}
+
+    async def statuses(self, ledger_id: str, seq: int) -> list[dict[str, Any]]:
+        return [{"position": r[2], "ledger_id": r[3], "seq": r[4], "type": r[7], "status": r[8], "detail": r[9],
+                 "attempts": r[10]} for r in await self._ledger.store.refs_of(ledger_id, seq)]  # fmt: skip
+
+    async def _retry_pending(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.retry_s)
+            try:
+                for r in await self._ledger.store.pending_refs(wall_ms() - int(self._settings.retry_s * 1000), 200):
+                    ref = Ref(ledger_id=r[3], entry_id=r[6], seq=r[4], hash=r[5].hex(), type=r[7])
+                    status, _, detail = await self.resolve(ref)
+                    await self._ledger.store.set_ref_status(r[0], r[1], r[2], status, detail)
+            except NodeError as exc:
+                log.warning("retrying references failed: %s", exc)
+
+
+def _compare(ref: Ref, entry: dict[str, Any]) -> Target:
+    if entry["hash"] != ref.hash:
+        return "broken", None, f"{ref.ledger_id}/{ref.seq} has hash {entry['hash'][:16]}…, not {ref.hash[:16]}…"
+    if entry["id"] != ref.entry_id:
+        return "broken", None, f"{ref.ledger_id}/{ref.seq} has id {entry['id']}, not {ref.entry_id}"
+    return "verified", entry, None
