@@ -37,6 +37,7 @@ bench: $(VENV)/.installed
 	$(PY) -m bench.query
 	$(PY) -m bench.sync
 	$(PY) -m bench.registry
+	$(PY) -m bench.federation
 
 vectors: $(VENV)/.installed
 	$(PY) -m protocol.vectors.generate

@@ -36,6 +36,7 @@ class TrustGraph:
         self._clock = clock
         self._edges: dict[tuple[str, str], TrustAttestation] = {}
         self._cache: dict[tuple[str, str, frozenset[str]], tuple[float, list[str]]] = {}
+        self._graphs: dict[frozenset[str] | None, nx.DiGraph] = {}
         self._valid_until = FOREVER
 
     @property
@@ -142,9 +143,14 @@ class TrustGraph:
         return best.get(target, (0.0, []))
 
     def graph(self, kinds: frozenset[str] | None = None) -> nx.DiGraph:
-        """The unexpired edges (of ``kinds``) as a DiGraph with level, type and expires_at."""
+        """The unexpired edges (of ``kinds``) as a DiGraph with level, type and expires_at (cached)."""
+        if self._clock() >= self._valid_until:
+            self._invalidate()
+        cached = self._graphs.get(kinds)
+        if cached is not None:
+            return cached
         now = self._clock()
-        graph = nx.DiGraph()
+        graph = self._graphs[kinds] = nx.DiGraph()
         for att in self._edges.values():
             if att.expires_at > now and att.level > 0 and (kinds is None or att.type in kinds):
                 graph.add_edge(att.source, att.target, level=att.level, type=att.type, expires_at=att.expires_at)
@@ -152,6 +158,7 @@ class TrustGraph:
 
     def _invalidate(self) -> None:
         self._cache.clear()
+        self._graphs.clear()
         now = self._clock()
         self._valid_until = min((a.expires_at for a in self._edges.values() if a.expires_at > now), default=FOREVER)
 
@@ -159,7 +166,7 @@ class TrustGraph:
 
     def topology(self, nodes: dict[str, dict[str, Any]], fmt: str) -> tuple[bytes, str]:
         """The trust graph with node attributes (status, lag) as JSON, GraphML or DOT."""
-        graph = self.graph()
+        graph = self.graph().copy()
         for name, attrs in nodes.items():
             graph.add_node(name, **{k: v for k, v in attrs.items() if v is not None})
         if fmt == "graphml":

@@ -99,7 +99,7 @@ class Replicas:
             # full mode checks every signature, checkpoint mode those no checkpoint covers; off the
             # event loop, on two threads (pynacl releases the GIL)
             signed = [(row[1], row[12], row[13]) for row in rows] if full else chain.uncovered
-            await _check_signatures(held.public_key, signed)
+            await check_signatures(held.public_key, signed)
             chain.uncovered.clear()
             counts: Counter[tuple[str, str]] = Counter()
             for row in rows:
@@ -137,7 +137,8 @@ class Replicas:
         raise ForkDetected(f"ledger {held.ledger_id} seq {e.seq}: two validly signed entries (conflict {conflict})")
 
 
-async def _check_signatures(public_key: bytes, items: list[tuple[int, bytes, bytes]]) -> None:
+async def check_signatures(public_key: bytes, items: list[tuple[int, bytes, bytes]]) -> None:
+    """Raise BadSignature naming the seq unless every (seq, hash, sig) verifies; two threads for many."""
     if not items:
         return
     if len(items) < 64:

@@ -16,6 +16,13 @@ KEYS = {
     "bench.append": {"append_batch_per_s", "http_single_per_s", "http_single_p99_ms", "http_batch_per_s"},
     "bench.verify": {"entries", "verify_s", "peak_rss_mb", "verify_full_s"},
     "bench.query": {"entries", "query_p95_ms"},
+    "bench.federation": {
+        "federated_p95_ms",
+        "federated_hang_p95_ms",
+        "timeout_ms",
+        "trust_path_cold_ms",
+        "trust_path_cached_ms",
+    },
     "bench.registry": {"nodes", "heartbeat_p99_ms", "discover_p95_ms"},
     "bench.sync": {
         "sync_checkpoint_per_s",
