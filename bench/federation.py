@@ -75,8 +75,8 @@ async def federated(work: Path, entries: int, queries: int) -> tuple[list[float]
             body = {"url": hang_url, "ledger_id": "node-slow", "public_key": slow_key, "mode": "push"}
             async with session.post(first.url + "/admin/peers", json=body, headers=AUTH) as r:
                 assert r.status == 201
-            async with session.post(first.url + "/admin/trust", json={"to": "node-slow", "level": 0.9,
-                                                                      "type": "query-only"}, headers=AUTH) as r:  # fmt: skip
+            trust = {"to": "node-slow", "level": 0.9, "type": "query-only"}
+            async with session.post(first.url + "/admin/trust", json=trust, headers=AUTH) as r:
                 assert r.status == 201
             hanging = await run(max(20, queries // 4))
     finally:
