@@ -82,6 +82,7 @@ class Federation:
         answers = await asyncio.gather(
             *(self._ask(p.url, filters, after, limit, timeout_ms) for p in asked), return_exceptions=True
         )
+        offered: dict[str, list[Entry]] = {}  # unverified, per peer
         for peer, answer in zip(asked, answers, strict=True):
             if isinstance(answer, TimeoutError):
                 peers[peer.ledger_id] = {"status": "timeout"}
@@ -89,11 +90,41 @@ class Federation:
                 peers[peer.ledger_id] = {"status": "error", "detail": str(answer)[:200]}
             else:
                 entries, elapsed = answer
+                try:
+                    await self._verify(entries, signatures=False)  # every hash, recomputed: cheap
+                except BadPeerAnswer as exc:
+                    peers[peer.ledger_id] = {"status": "error", "detail": str(exc)[:200]}
+                    continue
                 peers[peer.ledger_id] = {"status": "ok", "entries": len(entries), "ms": round(elapsed, 1)}
+                offered[peer.ledger_id] = [e for e in entries if wanted is None or e.ledger_id in wanted]
+        # merge, then check the signatures of what would be returned; a peer with one bad signature
+        # is dropped whole and the page merged again without it
+        while True:
+            candidates = dict(results)
+            source: dict[tuple[str, int], str] = {}
+            for peer_id, entries in offered.items():
                 for entry in entries:
-                    if wanted is None or entry.ledger_id in wanted:
-                        results.setdefault((entry.ledger_id, entry.seq), (entry.timestamp, entry.model_dump()))
-        ordered = sorted(results.items(), key=lambda item: (item[1][0], item[0][0], item[0][1]))[:limit]
+                    position = (entry.ledger_id, entry.seq)
+                    if position not in candidates:
+                        candidates[position] = (entry.timestamp, entry)
+                        source[position] = peer_id
+            ordered = sorted(candidates.items(), key=lambda item: (item[1][0], item[0][0], item[0][1]))[:limit]
+            chosen: dict[str, list[Entry]] = {}
+            for position, (_, item) in ordered:
+                if position in source:
+                    chosen.setdefault(source[position], []).append(item)
+            failed = None
+            for peer_id, entries in chosen.items():
+                try:
+                    await self._verify(entries)
+                except BadPeerAnswer as exc:
+                    peers[peer_id] = {"status": "error", "detail": str(exc)[:200]}
+                    failed = peer_id
+                    break
+            if failed is None:
+                break
+            del offered[failed]
+        ordered = [(pos, (ts, item if isinstance(item, dict) else item.model_dump())) for pos, (ts, item) in ordered]
         page = [wire for _, (_, wire) in ordered]
         statuses = {lid: "ok" for (lid, _), _ in ordered}
         for lid in wanted or ():
@@ -123,12 +154,12 @@ class Federation:
             entries = [Entry.model_validate(item) for item in body["entries"]]
         except (orjson.JSONDecodeError, KeyError, TypeError, ValidationError) as exc:
             raise BadPeerAnswer("malformed answer") from exc
-        await self._verify(entries)
         return entries, (time.perf_counter() - started) * 1000
 
-    async def _verify(self, entries: list[Entry]) -> None:
+    async def _verify(self, entries: list[Entry], *, signatures: bool = True) -> None:
         """Entries from a peer count only if their origin's pinned key signed exactly this content:
-        each hash is recomputed here, the signatures are checked per ledger on two threads."""
+        each hash is recomputed here; the signatures (unless ``signatures`` is off) are checked per
+        ledger on two threads."""
         keys = {row.ledger_id: row.public_key for row in await self._ledger.ledgers()}
         keys[self._ledger.ledger_id] = self._ledger.keys.public_key
         signed: dict[str, list[tuple[int, bytes, bytes]]] = {}
@@ -143,6 +174,8 @@ class Federation:
             except ProtocolError as exc:
                 raise BadPeerAnswer(f"{entry.ledger_id}/{entry.seq}: {exc}") from exc
             signed.setdefault(entry.ledger_id, []).extend(checker.uncovered)
+        if not signatures:
+            return
         for ledger_id, items in signed.items():
             try:
                 await check_signatures(keys[ledger_id], items)

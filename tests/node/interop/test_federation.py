@@ -138,3 +138,20 @@ async def test_a_peer_that_returns_a_forged_entry_is_dropped_whole(make_node: Ma
     by_seq = {(e["ledger_id"], e["seq"]): e for e in answer["entries"]}
     assert all(e["payload"]["n"] != 999 for e in by_seq.values())  # the forged copy never got in
     assert len([k for k in by_seq if k[0] == "node-b"]) == 3
+
+
+async def test_a_forged_signature_in_what_would_be_returned_drops_the_peer(make_node: MakeNode) -> None:
+    a, _, c = await network(make_node)  # c is a peer of a but not trusted, so only the liar offers c's entries
+    _, page, _ = await c.request("GET", "/ledger/entries", params={"subject_oid": "oid:fed"})
+    forged = copy.deepcopy(page)
+    forged["entries"][0]["sig"] = forged["entries"][1]["sig"]  # the hash still matches the content
+
+    async def lie(request: web.Request) -> web.Response:
+        return web.Response(body=orjson.dumps(forged), content_type="application/json")
+
+    async with fake_peer(lie) as url:
+        await add_peer(a, url, KeyPair(bytes([8] * 32)).public_key.hex(), "node-liar")
+        await trust(a, "node-liar")
+        answer = await query(a)
+    assert answer["peers"]["node-liar"]["status"] == "error" and "signature" in answer["peers"]["node-liar"]["detail"]
+    assert {e["ledger_id"] for e in answer["entries"]} == {"node-a"}
