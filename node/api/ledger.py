@@ -28,12 +28,11 @@ from protocol.models import (
 routes = web.RouteTableDef()
 
 
-class QueryParams(BaseModel):
-    """Query string of GET /ledger/entries."""
+class FilterParams(BaseModel):
+    """The query filters, as a query string; every one is served by an index."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    ledger_id: LedgerId | None = None
     stream: Stream | None = None
     type: EntryType | None = None
     issuer_oid: Label | None = None
@@ -41,9 +40,21 @@ class QueryParams(BaseModel):
     key: Label | None = None
     since: Millis | None = None
     until: Millis | None = None
-    order: Literal["asc", "desc"] = "asc"
     limit: Annotated[int, Field(ge=1)] = 100
     cursor: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
+
+    def filters(self, ledger_id: str | None = None) -> Filters:
+        return Filters(
+            ledger_id=ledger_id, stream=self.stream, type=self.type, issuer_oid=self.issuer_oid,
+            subject_oid=self.subject_oid, key=self.key, since=self.since, until=self.until,
+        )  # fmt: skip
+
+
+class QueryParams(FilterParams):
+    """Query string of GET /ledger/entries."""
+
+    ledger_id: LedgerId | None = None
+    order: Literal["asc", "desc"] = "asc"
     after: Annotated[str, StringConstraints(pattern=r"^\d{1,16}:[a-z0-9][a-z0-9._-]{0,62}:\d{1,16}$")] | None = None
 
 
@@ -72,11 +83,7 @@ async def append_entries(request: web.Request) -> web.Response:
 @routes.get("/ledger/entries")
 async def query_entries(request: web.Request) -> web.Response:
     params = validate_query(QueryParams, request.query)
-    filters = Filters(
-        ledger_id=params.ledger_id,
-        stream=params.stream, type=params.type, issuer_oid=params.issuer_oid, subject_oid=params.subject_oid,
-        key=params.key, since=params.since, until=params.until,
-    )  # fmt: skip
+    filters = params.filters(params.ledger_id)
     after = None
     if params.after is not None:
         ts, ledger_id, seq = params.after.split(":")
@@ -87,20 +94,9 @@ async def query_entries(request: web.Request) -> web.Response:
     return json_response({"entries": [row_to_wire(row) for row in page.rows], "next_cursor": page.next_cursor})
 
 
-class FederatedParams(BaseModel):
+class FederatedParams(FilterParams):
     """Query string of GET /network/query: the local filters plus the fan-out controls."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    stream: Stream | None = None
-    type: EntryType | None = None
-    issuer_oid: Label | None = None
-    subject_oid: Label | None = None
-    key: Label | None = None
-    since: Millis | None = None
-    until: Millis | None = None
-    limit: Annotated[int, Field(ge=1, le=1000)] = 100
-    cursor: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
     ledgers: Annotated[str, StringConstraints(max_length=4096)] | None = None
     min_trust: Annotated[float, Field(ge=0, le=1)] | None = None
     timeout_ms: Annotated[int, Field(ge=1, le=30_000)] = 2000
@@ -110,10 +106,7 @@ class FederatedParams(BaseModel):
 async def federated_query(request: web.Request) -> web.Response:
     """The query answered here and by trusted peers, every remote entry verified first."""
     params = validate_query(FederatedParams, request.query)
-    filters = Filters(
-        stream=params.stream, type=params.type, issuer_oid=params.issuer_oid, subject_oid=params.subject_oid,
-        key=params.key, since=params.since, until=params.until,
-    )  # fmt: skip
+    filters = params.filters()
     ledgers = [x for x in (params.ledgers or "").split(",") if x] or None
     answer = await request.app[FEDERATION].query(
         filters, ledgers=ledgers, min_trust=params.min_trust, timeout_ms=params.timeout_ms, limit=params.limit,
