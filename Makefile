@@ -12,14 +12,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-## run: start one node (ledger node-a) with its key and SQLite store under ./data
+## run: a registry and three nodes on 127.0.0.1 (the docker-compose.yml topology), data under ./data
 run: $(VENV)/.installed
-	@echo "Starting node-a on http://127.0.0.1:8700 (data in $(DATA)/node-a). In another shell:"
-	@echo "  $(VENV)/bin/ledger-node append --stream proofs --type proof --payload '{\"doc\": 1}' --subject-oid oid:demo:1"
-	@echo "  $(VENV)/bin/ledger-node query --subject-oid oid:demo:1"
-	@echo "  $(VENV)/bin/ledger-node stats"
-	@echo "Stop with Ctrl-C."
-	$(VENV)/bin/ledger-node run --ledger-id node-a --data-dir $(DATA)/node-a --port 8700
+	$(PY) -m scenarios compose up --data $(DATA)
 
 ## test: lint, type-check, the test suite, and the benchmarks at --quick size
 test: $(VENV)/.installed lint

@@ -48,10 +48,17 @@ def start_node(
     """Start a node (on a free port by default) and wait for its 'listening on' line (it verifies its
     store first). ``env`` adds ``LEDGER_*`` settings for this process only; ``wrap`` prefixes the
     command (``netlab.sh exec 1`` runs it inside a lab host)."""
+    argv = [*wrap, sys.executable, "-m", "node.cli", "run", "--ledger-id", ledger_id, "--data-dir", str(data_dir),
+            "--port", str(port), *extra]  # fmt: skip
+    return start_process(argv, data_dir, env=env, timeout=timeout)
+
+
+def start_process(
+    argv: Sequence[str], data_dir: Path, *, env: dict[str, str] | None = None, timeout: float = 120
+) -> NodeProcess:
+    """Start a ``ledger-node`` or ``ledger-registry`` process and wait for its 'listening on' line."""
     proc = subprocess.Popen(
-        [*wrap, sys.executable, "-m", "node.cli", "run", "--ledger-id", ledger_id, "--data-dir", str(data_dir),
-         "--port", str(port), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO,
+        list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )  # fmt: skip
     assert proc.stdout is not None
@@ -67,7 +74,7 @@ def start_node(
             threading.Thread(target=_drain, args=(proc, log), daemon=True).start()
             return NodeProcess(proc, match.group(1), data_dir, log)
     proc.kill()
-    raise RuntimeError("node process did not start:\n" + "".join(log))
+    raise RuntimeError(f"{' '.join(argv[:4])}... did not start:\n" + "".join(log[-20:]))
 
 
 def _drain(proc: subprocess.Popen[bytes], log: list[str]) -> None:
