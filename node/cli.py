@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Iterator
@@ -32,6 +33,7 @@ from node.ledger.store import Store, held_ledgers
 from node.ledger.transfer import export_ledger, import_ledger
 from node.ledger.verify import Mode, verify_store
 from node.lock import DataDirLock
+from node.operator import add_commands as add_operator_commands
 from node.settings import NodeSettings, StoreLocation
 from protocol.errors import ProtocolError
 from protocol.signing import fingerprint
@@ -339,6 +341,7 @@ def _parser() -> argparse.ArgumentParser:
 
     stats = client("stats", "show the ledger's head and counters")
     stats.set_defaults(func=cmd_stats)
+    add_operator_commands(sub, DEFAULT_URL, os.environ.get("LEDGER_ADMIN_TOKEN"))
 
     def offline(name: str, help_text: str) -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text, description=help_text)

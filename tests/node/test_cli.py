@@ -159,3 +159,17 @@ def test_unreadable_key_files_are_named(tmp_path: Path) -> None:
     (data / "node.key").chmod(0o644)
     result = cli("run", "--ledger-id", "node-a", "--data-dir", str(data), "--port", "0")
     assert result.returncode == 1 and "readable by others" in result.stderr
+
+
+def test_operator_commands_show_the_admin_api_as_tables(tmp_path: Path, processes: list[NodeProcess]) -> None:
+    token = "operator-token-0123456789"
+    node = start_node(tmp_path / "a", env={"LEDGER_ADMIN_TOKEN": token})
+    processes.append(node)
+    assert cli("append", "--url", node.url, "--stream", "proofs", "--type", "proof").returncode == 0
+    status = cli("status", "--url", node.url, "--token", token)
+    assert status.returncode == 0 and "node-a" in status.stdout and "entries" in status.stdout
+    for command in (["peers"], ["sync", "--run"], ["conflicts"], ["trust"]):
+        result = cli(*command, "--url", node.url, env={"LEDGER_ADMIN_TOKEN": token})  # token from the environment
+        assert result.returncode == 0, result.stderr
+    denied = cli("peers", "--url", node.url, "--token", "wrong")
+    assert denied.returncode == 1 and "unauthorized" in denied.stderr and len(denied.stderr.strip().splitlines()) == 1

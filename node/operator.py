@@ -1,0 +1,116 @@
+"""Operator commands: the admin API as readable tables (``ledger-node status|peers|sync|conflicts|trust``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from node.client import NodeClient
+
+console = Console()
+
+
+def _run(args: argparse.Namespace, work: Callable[[NodeClient], Coroutine[Any, Any, None]]) -> None:
+    async def go() -> None:
+        async with NodeClient(args.url, args.token) as client:
+            await work(client)
+
+    asyncio.run(go())
+
+
+def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    console.print(table)
+
+
+def _ago(ms: int | None, now: int | None) -> str:
+    return "never" if ms is None or now is None else f"{max(0, now - ms) / 1000:.1f}s ago"
+
+
+def cmd_status(args: argparse.Namespace) -> None:
+    async def work(client: NodeClient) -> None:
+        status = await client.get("/admin/status")
+        stats = status["stats"]
+        _table(f"{status['ledger_id']} (version {status['version']})", ["field", "value"], [
+            ("ready", status["ready"]), ("entries", stats["entries"]), ("head", stats["head"]["hash"]),
+            ("streams", ", ".join(f"{k}={v}" for k, v in stats["streams"].items())),
+            ("data dir", status["settings"]["data_dir"]), ("durability", status["settings"]["durability"]),
+        ])  # fmt: skip
+
+    _run(args, work)
+
+
+def cmd_peers(args: argparse.Namespace) -> None:
+    async def work(client: NodeClient) -> None:
+        peers = await client.get("/admin/peers")
+        rows = []
+        for p in peers:
+            lag = sum(x["lag"] for x in p["ledgers"])
+            rows.append((p["ledger_id"], p["url"], p["mode"], p["source"], p["state"], p["failures"], lag,
+                         p["last_error"]))  # fmt: skip
+        _table("peers", ["peer", "url", "mode", "source", "state", "failures", "lag", "last error"], rows)
+
+    _run(args, work)
+
+
+def cmd_sync(args: argparse.Namespace) -> None:
+    async def work(client: NodeClient) -> None:
+        if args.run:
+            await client.post("/admin/sync/run", params={"peer": args.peer})
+        status = await client.get("/ledger/sync/status")
+        rows = [
+            (p["ledger_id"], x["ledger_id"], x["local_seq"], x["remote_seq"], x["lag"], x["pulled_through"],
+             x["pushed_through"], "yes" if x["quarantined"] else "")
+            for p in status["peers"] for x in p["ledgers"]
+        ]  # fmt: skip
+        _table("sync", ["peer", "ledger", "local", "remote", "lag", "pulled", "pushed", "quarantined"], rows)
+
+    _run(args, work)
+
+
+def cmd_conflicts(args: argparse.Namespace) -> None:
+    async def work(client: NodeClient) -> None:
+        found = await client.get("/admin/conflicts", params={"status": args.status})
+        rows = [(c["id"], c["kind"], c["ledger_id"] or "", c["seq"] or "", c["key"] or "", c["status"],
+                 c["resolution"] or "") for c in found]  # fmt: skip
+        _table("conflicts", ["id", "kind", "ledger", "seq", "key", "status", "resolution"], rows)
+
+    _run(args, work)
+
+
+def cmd_trust(args: argparse.Namespace) -> None:
+    async def work(client: NodeClient) -> None:
+        edges = await client.get("/network/trust")
+        rows = [(e["from"], e["to"], e["level"], e["type"], e["expires_at"]) for e in edges]
+        _table("trust attestations", ["from", "to", "level", "type", "expires_at (ms)"], rows)
+
+    _run(args, work)
+
+
+def add_commands(sub: Any, url_default: str, token_default: str | None) -> None:
+    """Register the operator commands on the CLI's subparsers."""
+
+    def command(name: str, help_text: str, func: Callable[[argparse.Namespace], None]) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+        parser.add_argument("--url", default=url_default, help=f"node URL (default {url_default})")
+        parser.add_argument("--token", default=token_default, help="admin token (default $LEDGER_ADMIN_TOKEN)")
+        parser.set_defaults(func=func)
+        return parser
+
+    command("status", "the node's identity, head and settings (admin)", cmd_status)
+    command("peers", "peers with their sync state, failures and lag (admin)", cmd_peers)
+    sync = command("sync", "sync state per peer and ledger; --run starts a round now", cmd_sync)
+    sync.add_argument("--run", action="store_true", help="trigger a sync round first (admin)")
+    sync.add_argument("--peer", help="only this peer, with --run")
+    conflicts = command("conflicts", "forks and key conflicts (admin)", cmd_conflicts)
+    conflicts.add_argument("--status", choices=["open", "resolved"])
+    command("trust", "trust attestations held", cmd_trust)
