@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DATA   ?= data
 
-.PHONY: run test lint bench vectors clean
+.PHONY: run test lint bench scenarios vectors clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ lint: $(VENV)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+
+## scenarios: every multi-node scenario at full size
+scenarios: $(VENV)/.installed
+	$(PY) -m scenarios run all --nodes 3 --entries 20000
 
 ## bench: every benchmark at full size (prints one JSON line each)
 bench: $(VENV)/.installed

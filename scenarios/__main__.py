@@ -10,8 +10,10 @@ from pathlib import Path
 
 import aiohttp
 
+from scenarios import catalog  # noqa: F401 - registers the scenarios
 from scenarios.compose import COMPOSE_FILE, LocalService, load, localize
 from scenarios.procs import NodeProcess, start_process
+from scenarios.runner import SCENARIOS, run
 
 
 async def up(compose: Path, data: Path, samples: int, exit_when_converged: bool) -> int:
@@ -88,8 +90,24 @@ def main() -> None:
     compose.add_argument("--data", type=Path, default=Path("data"), help="data directories (default ./data)")
     compose.add_argument("--samples", type=int, default=3, help="sample entries appended on each node")
     compose.add_argument("--exit-when-converged", action="store_true", help="stop once the samples converged")
+    sub.add_parser("list", help="the scenarios")
+    run_one = sub.add_parser("run", help="run one scenario (or all)")
+    run_one.add_argument("name", help="a scenario name, or 'all'")
+    run_one.add_argument("--nodes", type=int, default=3)
+    run_one.add_argument("--entries", type=int, default=2000)
     args = parser.parse_args()
+    if args.command == "list":
+        for name, (description, _) in SCENARIOS.items():
+            print(f"{name:<22} {description}")
+        return
     try:
+        if args.command == "run":
+            chosen = list(SCENARIOS) if args.name == "all" else [args.name]
+            unknown = [n for n in chosen if n not in SCENARIOS]
+            if unknown:
+                raise ValueError(f"no scenario {unknown[0]}; see python -m scenarios list")
+            results = [asyncio.run(run(n, args.nodes, args.entries)) for n in chosen]
+            sys.exit(0 if all(results) else 1)
         sys.exit(asyncio.run(up(args.file, args.data, args.samples, args.exit_when_converged)))
     except (OSError, ValueError, RuntimeError, aiohttp.ClientError) as exc:
         print(f"scenarios: error: {exc}", file=sys.stderr)

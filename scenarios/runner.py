@@ -1,0 +1,130 @@
+"""The scenario runner: each scenario declares its topology, steps and checks, runs real registry and
+node processes on 127.0.0.1, and reports timings, counts and one line per check."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from scenarios.cluster import ADMIN_TOKEN, AUTH, add_peer, holds, node_env
+from scenarios.procs import NodeProcess, start_node, start_process
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class Context:
+    """What a scenario works with: its directory, sizes, processes, a session, its report."""
+
+    work: Path
+    nodes: int
+    entries: int
+    session: aiohttp.ClientSession
+    processes: list[NodeProcess] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def start(self, name: str, env: dict[str, str] | None = None, **sync: Any) -> NodeProcess:
+        """Start (or restart) node ``name`` with ``sync`` settings and extra ``LEDGER_*`` variables."""
+        node = start_node(self.work / name, name, env={**node_env(**sync), **(env or {})})
+        self.processes.append(node)
+        return node
+
+    def start_registry(self, port: int = 0) -> NodeProcess:
+        argv = [sys.executable, "-m", "registry.cli", "run", "--port", str(port), "--data-dir",
+                str(self.work / "registry"), "--ttl", "3"]  # fmt: skip
+        registry = start_process(argv, self.work / "registry", env={"LEDGER_REGISTRY_SWEEP_INTERVAL_S": "0.5"})
+        self.processes.append(registry)
+        return registry
+
+    def check(self, name: str, ok: bool, detail: str = "") -> None:
+        self.checks.append(Check(name, ok, detail))
+
+    async def mesh(self, nodes: list[NodeProcess]) -> None:
+        for a in nodes:
+            for b in nodes:
+                if a is not b:
+                    await add_peer(self.session, a, b, "both")
+
+    async def write(self, node: NodeProcess, count: int, tag: str = "w", batch: int = 100) -> int:
+        written = 0
+        for first in range(0, count, batch):
+            body = [{"stream": "scenario", "type": tag, "payload": {"i": i}}
+                    for i in range(first, min(count, first + batch))]  # fmt: skip
+            async with self.session.post(node.url + "/ledger/entries", json=body) as response:
+                if response.status == 201:
+                    written += len(body)
+        return written
+
+    async def wait(self, condition: Callable[[], Awaitable[bool]], timeout: float) -> float | None:
+        """Seconds until ``condition`` holds, or None after ``timeout``."""
+        started = time.perf_counter()
+        while time.perf_counter() - started < timeout:
+            if await condition():
+                return time.perf_counter() - started
+            await asyncio.sleep(0.1)  # polling real processes, bounded by the timeout
+        return None
+
+    async def all_hold(self, nodes: list[NodeProcess], heads: dict[str, int]) -> bool:
+        results = [await holds(self.session, n, lid, seq) for n in nodes for lid, seq in heads.items() if seq]
+        return all(results)
+
+    async def digest(self, node: NodeProcess) -> str:
+        async with self.session.get(node.url + "/ledger/state/digest") as response:
+            return str((await response.json())["digest"])
+
+    async def admin(self, node: NodeProcess, method: str, path: str, body: Any = None) -> Any:
+        async with self.session.request(method, node.url + path, json=body, headers=AUTH) as response:
+            return await response.json() if response.content_type == "application/json" else None
+
+
+Scenario = Callable[[Context], Awaitable[None]]
+SCENARIOS: dict[str, tuple[str, Scenario]] = {}
+
+
+def scenario(name: str, description: str) -> Callable[[Scenario], Scenario]:
+    def register(func: Scenario) -> Scenario:
+        SCENARIOS[name] = (description, func)
+        return func
+
+    return register
+
+
+async def run(name: str, nodes: int, entries: int) -> bool:
+    """Run one scenario; print its report; True when every check passed."""
+    description, func = SCENARIOS[name]
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=f"scenario-{name}-") as work:
+        async with aiohttp.ClientSession() as session:
+            ctx = Context(Path(work), nodes, entries, session)
+            try:
+                await func(ctx)
+            except Exception as exc:  # a scenario that cannot finish fails, with the reason
+                ctx.check("completed", False, f"{type(exc).__name__}: {exc}")
+            finally:
+                for proc in reversed(ctx.processes):
+                    if proc.proc.poll() is None:
+                        proc.terminate()
+    print(f"scenario {name}: {description}")
+    print(f"  nodes={nodes} entries={entries} wall={time.perf_counter() - started:.2f}s")
+    for key, value in ctx.figures.items():
+        print(f"  {key}={value}")
+    for check in ctx.checks:
+        print(f"  [{'ok' if check.ok else 'FAIL'}] {check.name}{': ' + check.detail if check.detail else ''}")
+    return bool(ctx.checks) and all(c.ok for c in ctx.checks)
+
+
+__all__ = ["ADMIN_TOKEN", "Context", "SCENARIOS", "run", "scenario"]

@@ -1,0 +1,30 @@
+"""Every scenario at a small size, as real processes; a failing check fails the run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from scenarios import catalog  # noqa: F401 - registers the scenarios
+from scenarios.procs import REPO
+from scenarios.runner import SCENARIOS
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_scenario_passes_at_small_size(name: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "scenarios", "run", name, "--nodes", "3", "--entries", "200"],
+        capture_output=True, text=True, timeout=240, cwd=REPO,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"scenario {name}:" in result.stdout and "[FAIL]" not in result.stdout and "[ok]" in result.stdout
+
+
+def test_an_unknown_scenario_is_one_line() -> None:
+    result = subprocess.run([sys.executable, "-m", "scenarios", "run", "no-such"], capture_output=True, text=True,
+                            timeout=60, cwd=REPO)  # fmt: skip
+    assert result.returncode == 1 and result.stderr.strip() == (
+        "scenarios: error: no scenario no-such; see python -m scenarios list"
+    )
