@@ -139,3 +139,54 @@ async def conflict_strategies(ctx: Context) -> None:
 async def _heads(ctx: Context, node: NodeProcess) -> int:
     async with ctx.session.get(node.url + "/ledger/state/asset-1") as response:
         return len((await response.json()).get("heads", [])) if response.status == 200 else 0
+
+
+@scenario("trust-gated", "with trust required, untrusted nodes are neither synced nor queried; revocation takes effect")
+async def trust_gated(ctx: Context) -> None:
+    env = {"LEDGER_TRUST__REQUIRED": "true"}
+    a, b, c = [ctx.start(n, env=env, **FAST) for n in names(3)]
+    await ctx.mesh([a, b, c])
+    for node, other in ((a, "node-b"), (b, "node-a")):
+        await ctx.admin(node, "POST", "/admin/trust", {"to": other, "level": 0.9})
+    written = {n.data_dir.name: await ctx.write(n, ctx.entries) for n in (a, b, c)}
+    synced = await ctx.wait(lambda: ctx.all_hold([a, b], {"node-a": written["node-a"], "node-b": written["node-b"]}),
+                            timeout=120)  # fmt: skip
+    ctx.check("trusted nodes sync", synced is not None)
+    ctx.check("the untrusted node's ledger is not synced", not await ctx.all_hold([a], {"node-c": 1}))
+    async with ctx.session.get(a.url + "/network/query", params={"limit": "5", "timeout_ms": "1000"}) as response:
+        peers = (await response.json())["peers"]
+    ctx.check("the untrusted node is not queried", peers.get("node-c", {}).get("status") == "untrusted", str(peers))
+    await ctx.admin(b, "POST", "/admin/trust", {"to": "node-a", "revoke": True})
+    more = await ctx.write(a, 10, tag="after-revocation")
+    stopped = await ctx.wait(lambda: _untrusted(ctx, b, "node-a"), timeout=30)
+    ctx.check("a revocation stops sync within a round", stopped is not None)
+    ctx.check("nothing written after the revocation reached the revoking node",
+              not await ctx.all_hold([b], {"node-a": written["node-a"] + more}))  # fmt: skip
+
+
+async def _untrusted(ctx: Context, node: NodeProcess, peer: str) -> bool:
+    async with ctx.session.get(node.url + "/ledger/sync/status") as response:
+        status = await response.json()
+    return any(p["ledger_id"] == peer and p["state"] == "untrusted" for p in status["peers"])
+
+
+@scenario("federated-query", "one query answered across the network, every remote entry verified")
+async def federated_query(ctx: Context) -> None:
+    nodes = [ctx.start(n, interval_s=3600, live=False) for n in names(max(3, ctx.nodes))]
+    first = nodes[0]
+    for other in nodes[1:]:
+        await add_peer(ctx.session, first, other, "push")
+        await ctx.admin(first, "POST", "/admin/trust", {"to": other.data_dir.name, "level": 0.9, "type": "query-only"})
+    for node in nodes:
+        await ctx.write(node, ctx.entries)
+        probe = {"stream": "scenario", "type": "probe", "subject_oid": "oid:scenario:probe", "payload": {}}
+        async with ctx.session.post(node.url + "/ledger/entries", json=probe) as response:
+            assert response.status == 201
+    started = time.perf_counter()
+    params = {"limit": "100", "subject_oid": "oid:scenario:probe"}
+    async with ctx.session.get(first.url + "/network/query", params=params) as response:
+        answer = await response.json()
+    ctx.figures.update(federated_query_ms=round((time.perf_counter() - started) * 1000, 1))
+    ledgers = {e["ledger_id"] for e in answer["entries"]}
+    ctx.check("every node answered", all(p["status"] == "ok" for p in answer["peers"].values()), str(answer["peers"]))
+    ctx.check("results come from every ledger, verified", ledgers == {n.data_dir.name for n in nodes}, str(ledgers))
