@@ -76,7 +76,10 @@ class Discovery:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._mdns is not None:
-            await self._mdns.close()
+            try:
+                await asyncio.wait_for(self._mdns.close(), timeout=15)
+            except TimeoutError:
+                log.warning("mdns did not shut down in time")
         if self._registry is not None and self.record is not None:
             try:
                 await asyncio.wait_for(self._registry.deregister(), timeout=3)

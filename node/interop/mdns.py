@@ -99,15 +99,22 @@ class Mdns:
         await self._consider(record, "mdns")
 
     async def close(self) -> None:
+        """Cancel browsing, say goodbye, close; each step bounded so a stuck socket cannot hold shutdown."""
         for task in list(self._pending):
             task.cancel()
+        await asyncio.gather(*self._pending, return_exceptions=True)
+        steps = []
         if self._browser is not None:
-            await self._browser.async_cancel()
+            steps.append(self._browser.async_cancel())
         if self._zc is not None:
-            await self._zc.async_unregister_all_services()
-            await self._zc.async_close()
+            steps += [self._zc.async_unregister_all_services(), self._zc.async_close()]
         if self._session is not None:
-            await self._session.close()
+            steps.append(self._session.close())
+        for step in steps:
+            try:
+                await asyncio.wait_for(step, timeout=3)
+            except (TimeoutError, OSError) as exc:
+                log.warning("mdns shutdown step did not finish: %s", type(exc).__name__)
 
 
 def _ipv4(host: str) -> str:
