@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from scenarios.cluster import ADMIN_TOKEN, AUTH, add_peer, holds, node_env
+from scenarios.cluster import AUTH, add_peer, holds, node_env
 from scenarios.procs import NodeProcess, start_node, start_process
 
 
@@ -125,6 +125,3 @@ async def run(name: str, nodes: int, entries: int) -> bool:
     for check in ctx.checks:
         print(f"  [{'ok' if check.ok else 'FAIL'}] {check.name}{': ' + check.detail if check.detail else ''}")
     return bool(ctx.checks) and all(c.ok for c in ctx.checks)
-
-
-__all__ = ["ADMIN_TOKEN", "Context", "SCENARIOS", "run", "scenario"]

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from node.api.context import LEDGER, SYNC
 from node.api.json import json_response, read_json, validate, validate_query
 from node.api.peer_auth import signed_sender
-from node.sync.engine import page_body
+from node.ledger.rows import page_body
 from protocol.models import MAX_PAGE, LedgerId, Page
 
 routes = web.RouteTableDef()
@@ -49,9 +49,8 @@ async def pull(request: web.Request) -> web.Response:
     await signed_sender(request)
     params = validate_query(PullParams, request.query)
     ledger = request.app[LEDGER]
-    rows, checkpoints, head = await ledger.page(params.ledger, params.after, params.limit)
-    held = next(h for h in await ledger.ledgers() if h.ledger_id == params.ledger)
-    response = json_response(page_body(params.ledger, held.public_key, rows, checkpoints, head))
+    rows, checkpoints, held = await ledger.page(params.ledger, params.after, params.limit)
+    response = json_response(page_body(held, rows, checkpoints))
     response.enable_compression()
     return response
 

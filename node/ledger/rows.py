@@ -6,6 +6,7 @@ so re-hashing a stored entry never re-encodes its payload, and serving it never 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -73,3 +74,15 @@ def checkpoint_to_wire(cp: Any) -> dict[str, Any]:
 def receipt(row: Row) -> dict[str, Any]:
     """The short acknowledgement of an appended entry."""
     return {"id": row[2], "seq": row[1], "hash": row[HASH].hex()}
+
+
+def page_body(held: Any, rows: list[Row], checkpoints: Sequence[Any]) -> dict[str, Any]:
+    """The wire form of a sync page of ledger ``held`` (a store.LedgerRow): pull answers, push bodies."""
+    return {
+        "ledger_id": held.ledger_id,
+        "public_key": held.public_key.hex(),
+        "entries": [row_to_wire(row) for row in rows],
+        "checkpoints": [checkpoint_to_wire(cp) for cp in checkpoints],
+        "head_seq": held.head_seq,
+        "has_more": bool(rows) and rows[-1][1] < held.head_seq,
+    }

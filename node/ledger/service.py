@@ -242,8 +242,8 @@ class Ledger:
         """Every ledger held (own first), with heads and pinned keys."""
         return await self._store.ledgers()
 
-    async def page(self, ledger_id: str, after: int, limit: int) -> tuple[list[Row], list[CheckpointRow], int]:
-        """Entries of a held ledger after ``after`` for a peer: (entries, their checkpoints, head seq).
+    async def page(self, ledger_id: str, after: int, limit: int) -> tuple[list[Row], list[CheckpointRow], LedgerRow]:
+        """Entries of a held ledger after ``after`` for a peer: (entries, their checkpoints, the ledger).
 
         The page is cut back to its last checkpoint when it has one, so the receiver verifies it
         with one signature; otherwise the receiver checks each entry's signature.
@@ -253,11 +253,11 @@ class Ledger:
             raise EntryNotFound(f"ledger {ledger_id} is not held here")
         rows = await self._store.entries_after(ledger_id, after, limit)
         if not rows:
-            return [], [], held.head_seq
+            return [], [], held
         checkpoints = await self._store.checkpoints_between(ledger_id, after, rows[-1][1])
         if checkpoints and checkpoints[-1].seq < rows[-1][1]:
             rows = rows[: checkpoints[-1].seq - after]
-        return rows, checkpoints, held.head_seq
+        return rows, checkpoints, held
 
     async def sync_marks(self) -> list[tuple[str, str, str, int, bytes | None, int]]:
         return await self._store.sync_marks()

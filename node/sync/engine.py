@@ -32,7 +32,7 @@ from node.errors import (
 )
 from node.interop.trust import TrustGraph
 from node.ledger.replicas import Ingested
-from node.ledger.rows import Row, checkpoint_to_wire, row_to_wire
+from node.ledger.rows import Row, page_body
 from node.ledger.service import Ledger
 from node.metrics import Metrics
 from node.settings import NodeSettings
@@ -272,12 +272,11 @@ class SyncEngine:
         return result
 
     async def _push(self, peer: Peer, ledger_id: str, after: int) -> None:
-        held = next(row for row in await self._ledger.ledgers() if row.ledger_id == ledger_id)
-        while after < held.head_seq:
-            rows, checkpoints, head = await self._ledger.page(ledger_id, after, self._sync.page_size)
+        while True:
+            rows, checkpoints, held = await self._ledger.page(ledger_id, after, self._sync.page_size)
             if not rows:
                 break
-            answer = await peer.client.push(page_body(ledger_id, held.public_key, rows, checkpoints, head))
+            answer = await peer.client.push(page_body(held, rows, checkpoints))
             reached = answer.get("head_seq")
             if not isinstance(reached, int) or reached < rows[-1][1]:
                 raise PeerFailed(f"{peer.url}: push of ledger {ledger_id} was not taken (head {reached})")
@@ -356,17 +355,3 @@ class SyncEngine:
                 "last_success_ms": peer.last_success_ms, "last_error": peer.last_error, "ledgers": ledgers,
             })  # fmt: skip
         return {"ledger_id": self._ledger.ledger_id, "peers": peers}
-
-
-def page_body(
-    ledger_id: str, public_key: bytes, rows: list[Row], checkpoints: Sequence[Any], head: int
-) -> dict[str, Any]:
-    """The wire form of a page (pull answers and push bodies)."""
-    return {
-        "ledger_id": ledger_id,
-        "public_key": public_key.hex(),
-        "entries": [row_to_wire(row) for row in rows],
-        "checkpoints": [checkpoint_to_wire(cp) for cp in checkpoints],
-        "head_seq": head,
-        "has_more": bool(rows) and rows[-1][1] < head,
-    }

@@ -20,6 +20,7 @@ from node.settings import NodeSettings
 from protocol.entry import verify_hash_signature
 from protocol.errors import LimitExceeded, NotCanonical
 from protocol.models import EntryDraft
+from tests.conftest import eventually
 
 
 def drafts(n: int, start: int = 0, **fields: object) -> list[EntryDraft]:
@@ -125,10 +126,7 @@ async def test_hooks_reject_and_observe_in_commit_order(ledger: Ledger) -> None:
     with pytest.raises(AppendRejected, match="secret stream is closed"):
         await ledger.append([EntryDraft(stream="secret", type="t", payload={})])
     await asyncio.gather(*(ledger.append(drafts(3)) for _ in range(5)))
-    for _ in range(200):
-        if len(seen) == 15:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: len(seen) == 15, timeout=5)  # notifications come off the write path
     assert seen == list(range(1, 16))
 
 

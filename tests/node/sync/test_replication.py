@@ -27,16 +27,6 @@ async def link(a: RunningNode, b: RunningNode, mode: str = "both") -> None:
     assert status == 201, body
 
 
-async def head_of(node: RunningNode, ledger_id: str) -> tuple[int, str | None]:
-    status, entry, _ = await node.request("GET", "/ledger/sync/status")
-    assert status == 200
-    for peer in entry["peers"]:
-        for ledger in peer["ledgers"]:
-            if ledger["ledger_id"] == ledger_id:
-                return ledger["local_seq"], None
-    return 0, None
-
-
 async def holds(node: RunningNode, ledger_id: str, seq: int) -> bool:
     status, _, _ = await node.request("GET", f"/ledger/ledgers/{ledger_id}/entries/{seq}")
     return status == 200
