@@ -28,6 +28,7 @@ lint: $(VENV)/.installed
 ## scenarios: every multi-node scenario at full size
 scenarios: $(VENV)/.installed
 	$(PY) -m scenarios run all --nodes 3 --entries 20000
+	$(PY) -m scenarios run partition-heal --netlab --nodes 3 --entries 20000
 
 ## bench: every benchmark at full size (prints one JSON line each)
 bench: $(VENV)/.installed

@@ -1,9 +1,11 @@
-"""``python -m scenarios compose up``: the docker-compose topology as local processes."""
+"""``python -m scenarios``: the docker-compose topology as local processes (``compose up``), the state
+of a running network (``status``), and the multi-node scenarios (``list``, ``run``)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ from scenarios import catalog  # noqa: F401 - registers the scenarios
 from scenarios.compose import COMPOSE_FILE, LocalService, load, localize
 from scenarios.procs import NodeProcess, start_process
 from scenarios.runner import SCENARIOS, run
+from scenarios.status import show
 
 
 async def up(compose: Path, data: Path, samples: int, exit_when_converged: bool) -> int:
@@ -81,6 +84,14 @@ async def _status(session: aiohttp.ClientSession, nodes: list[tuple[str, NodePro
         print(f"{name:<8} {proc.url:<24} {stats['entries']:>8} {len(status['peers']):>6} {', '.join(held)}")
 
 
+def _status_targets(args: argparse.Namespace) -> tuple[dict[str, str], str | None]:
+    if args.url:
+        return {url: url for url in args.url}, args.token
+    nodes = [s for s in localize(load(args.file), Path("data")) if "node.cli" in s.argv]
+    return {s.name: s.url for s in nodes}, args.token or next((s.env["LEDGER_ADMIN_TOKEN"] for s in nodes
+                                                                if s.env.get("LEDGER_ADMIN_TOKEN")), None)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m scenarios", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,26 +101,41 @@ def main() -> None:
     compose.add_argument("--data", type=Path, default=Path("data"), help="data directories (default ./data)")
     compose.add_argument("--samples", type=int, default=3, help="sample entries appended on each node")
     compose.add_argument("--exit-when-converged", action="store_true", help="stop once the samples converged")
+    status = sub.add_parser("status", help="every node of a running network: heads, lag, conflicts, trust")
+    status.add_argument("--file", type=Path, default=COMPOSE_FILE, help="the topology whose nodes to ask")
+    status.add_argument("--url", action="append", help="ask this node instead (repeatable)")
+    status.add_argument(
+        "--token",
+        default=os.environ.get("LEDGER_ADMIN_TOKEN"),
+        help="admin token (default $LEDGER_ADMIN_TOKEN, else the one the compose file gives)",
+    )
     sub.add_parser("list", help="the scenarios")
     run_one = sub.add_parser("run", help="run one scenario (or all)")
     run_one.add_argument("name", help="a scenario name, or 'all'")
     run_one.add_argument("--nodes", type=int, default=3)
     run_one.add_argument("--entries", type=int, default=2000)
+    run_one.add_argument(
+        "--netlab",
+        action="store_true",
+        help="cut real links in ../shared/netlab namespaces instead of stopping processes",
+    )
     args = parser.parse_args()
     if args.command == "list":
         for name, (description, _) in SCENARIOS.items():
             print(f"{name:<22} {description}")
         return
     try:
+        if args.command == "status":
+            sys.exit(asyncio.run(show(*_status_targets(args))))
         if args.command == "run":
             chosen = list(SCENARIOS) if args.name == "all" else [args.name]
             unknown = [n for n in chosen if n not in SCENARIOS]
             if unknown:
                 raise ValueError(f"no scenario {unknown[0]}; see python -m scenarios list")
-            results = [asyncio.run(run(n, args.nodes, args.entries)) for n in chosen]
+            results = [asyncio.run(run(n, args.nodes, args.entries, args.netlab)) for n in chosen]
             sys.exit(0 if all(results) else 1)
         sys.exit(asyncio.run(up(args.file, args.data, args.samples, args.exit_when_converged)))
-    except (OSError, ValueError, RuntimeError, aiohttp.ClientError) as exc:
+    except (OSError, ValueError, RuntimeError, aiohttp.ClientError) as exc:  # PermissionError is an OSError
         print(f"scenarios: error: {exc}", file=sys.stderr)
         sys.exit(1)
 

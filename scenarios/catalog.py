@@ -7,9 +7,15 @@ import random
 import subprocess
 import sys
 import time
+from contextlib import AsyncExitStack
+from typing import Any
 
 import aiohttp
 
+from node.keys import load_key_file
+from protocol.requests import sign_request
+from protocol.signing import KeyPair
+from scenarios.byzantine import LIES, liar
 from scenarios.cluster import add_peer
 from scenarios.procs import REPO, NodeProcess
 from scenarios.runner import Context, scenario
@@ -34,8 +40,14 @@ async def mesh_convergence(ctx: Context) -> None:
     ctx.check("state digests are equal", len(digests) == 1, f"{len(digests)} distinct")
 
 
-@scenario("partition-heal", "a node is cut off (stopped) while the others write; after it returns all converge")
+@scenario(
+    "partition-heal",
+    "a node is cut off while writes go on; after the heal all converge (--netlab: cut links)",
+)
 async def partition_heal(ctx: Context) -> None:
+    if ctx.netlab:
+        await _partition_heal_links(ctx)
+        return
     nodes = [ctx.start(n, **FAST) for n in names(max(3, ctx.nodes))]
     await ctx.mesh(nodes)
     cut = nodes[-1]
@@ -45,38 +57,100 @@ async def partition_heal(ctx: Context) -> None:
     for other in nodes[:-1]:  # the returning node has a new port
         await add_peer(ctx.session, other, back, "both")
     heads = {n.data_dir.name: w for n, w in zip(nodes[:-1], written, strict=True)}
-    healed = await ctx.wait(lambda: ctx.all_hold([back, *nodes[:-1]], heads), timeout=120)
-    ctx.figures.update(converge_after_heal_s=healed and round(healed, 2), entries_written=sum(written))
-    ctx.check("the returning node caught up", healed is not None)
+    await _healed(ctx, [back, *nodes[:-1]], heads)
+
+
+async def _partition_heal_links(ctx: Context) -> None:
+    """Nodes in separate lab hosts; the last host's links are cut while every side writes, then healed."""
+    count = max(3, ctx.nodes)
+    lab = await ctx.lab_up(count)
+    nodes = [await ctx.start_in_lab(n, i + 1, **FAST) for i, n in enumerate(names(count))]
+    await ctx.mesh(nodes)
+    await lab.command("partition", str(count))
+    written = await asyncio.gather(*(ctx.write(n, ctx.entries) for n in nodes))
+    heads = {n.data_dir.name: w for n, w in zip(nodes, written, strict=True)}
+    others = {n.data_dir.name: 1 for n in nodes[:-1]}
+    crossed = await ctx.any_hold(nodes[-1:], others) or await ctx.any_hold(nodes[:-1], {nodes[-1].data_dir.name: 1})
+    ctx.check("the partition holds: no entry crossed it while cut", not crossed)
+    await lab.command("heal")
+    await _healed(ctx, nodes, heads)
+
+
+async def _healed(ctx: Context, nodes: list[NodeProcess], heads: dict[str, int]) -> None:
+    """Wait for every node to hold every head; check digests and that nothing is lost or duplicated."""
+    healed = await ctx.wait(lambda: ctx.all_hold(nodes, heads), timeout=120)
+    ctx.figures.update(converge_after_heal_s=healed and round(healed, 2), entries_written=sum(heads.values()))
+    ctx.check("every node caught up after the heal", healed is not None, f"after {healed}s")
+    extra = {lid: seq + 1 for lid, seq in heads.items()}
+    duplicated = [n.data_dir.name for n in nodes if await ctx.any_hold([n], extra)]
     ctx.check("entries lost", healed is not None, "0" if healed is not None else "some missing")
+    ctx.check("entries duplicated", not duplicated, f"beyond the acknowledged heads on {duplicated or 'no node'}")
+    digests = {await ctx.digest(n) for n in nodes}
+    ctx.check("state digests are equal", len(digests) == 1, f"{len(digests)} distinct")
 
 
-@scenario(
-    "crash-restart", "a node is SIGKILLed while it writes; on restart it verifies and nothing acknowledged is lost"
-)
+@scenario("mdns-discovery", "nodes in separate lab hosts find each other by mDNS alone and sync (needs netlab)")
+async def mdns_discovery(ctx: Context) -> None:
+    count = max(2, ctx.nodes)
+    await ctx.lab_up(count)
+    nodes = []
+    for i, name in enumerate(names(count)):
+        mdns = {"LEDGER_DISCOVERY__MDNS": "true", "LEDGER_DISCOVERY__MDNS_INTERFACES": f'["10.77.0.{i + 1}"]',
+                "LEDGER_DISCOVERY__PEER_EXCHANGE": "false"}  # fmt: skip
+        nodes.append(await ctx.start_in_lab(name, i + 1, env=mdns, **FAST))
+    found = await ctx.wait(lambda: _all_found_by_mdns(ctx, nodes), timeout=60)
+    ctx.figures.update(discovered_s=found and round(found, 2))
+    ctx.check("every node found every other by mDNS", found is not None, f"after {found}s")
+    written = await asyncio.gather(*(ctx.write(n, ctx.entries) for n in nodes))
+    heads = {n.data_dir.name: w for n, w in zip(nodes, written, strict=True)}
+    synced = await ctx.wait(lambda: ctx.all_hold(nodes, heads), timeout=120)
+    ctx.figures.update(entries_moved=sum(written) * (count - 1), converge_s=synced and round(synced, 2))
+    ctx.check("the mDNS-found peers sync every ledger", synced is not None, f"after {synced}s")
+
+
+async def _all_found_by_mdns(ctx: Context, nodes: list[NodeProcess]) -> bool:
+    want = {n.data_dir.name for n in nodes}
+    for node in nodes:
+        async with ctx.session.get(node.url + "/network/discover") as response:
+            found = await response.json()
+        seen = {n["record"]["ledger_id"] for n in found["nodes"] if "mdns" in n["sources"]}
+        if seen != want - {node.data_dir.name}:
+            return False
+    return True
+
+
+@scenario("crash-restart", "nodes are SIGKILLed while one writes and the other syncs from it; on restart both verify "
+          "and nothing acknowledged is lost")  # fmt: skip
 async def crash_restart(ctx: Context) -> None:
-    node = ctx.start("node-a", **FAST)
+    writer_node, syncing = ctx.start("node-a", **FAST), ctx.start("node-b", **FAST)
+    await ctx.mesh([writer_node, syncing])
     acked = 0
 
     async def writer() -> None:
         nonlocal acked
         while True:
-            acked += await ctx.write(node, 50)
+            acked += await ctx.write(writer_node, 50)
 
     task = asyncio.create_task(writer())
-    await asyncio.sleep(random.uniform(0.5, 1.5))  # a random moment in the write stream
-    node.kill()
+    await ctx.wait(lambda: ctx.all_hold([syncing], {"node-a": 1}), timeout=30)  # sync under way
+    await asyncio.sleep(random.uniform(0.2, 1.0))  # a random moment in the write and sync streams
+    syncing.kill()
+    writer_node.kill()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    restarted = ctx.start("node-a", **FAST)
-    async with ctx.session.get(restarted.url + "/ledger/stats") as response:
-        entries = (await response.json())["entries"]
-    ctx.figures.update(acknowledged=acked, held_after_restart=entries)
-    ctx.check("entries lost", entries >= acked, f"{max(0, acked - entries)}")
-    restarted.terminate()
-    argv = [sys.executable, "-m", "node.cli", "verify", "--full", "--data-dir", str(restarted.data_dir)]
-    verify = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, cwd=REPO)
-    ctx.check("store verifies in full after the crash", verify.returncode == 0, verify.stdout.strip()[:120])
+    started = time.perf_counter()
+    for node in (writer_node, syncing):
+        verify = await _verify_full(node)
+        said = (verify.stdout or verify.stderr).strip().splitlines()
+        ctx.check(f"{node.data_dir.name}'s store verifies in full after the crash", verify.returncode == 0,
+                  said[0][:100] if said else "")  # fmt: skip
+    ctx.figures.update(restart_verify_s=round(time.perf_counter() - started, 2), acknowledged=acked)
+    restarted = [ctx.start("node-a", **FAST), ctx.start("node-b", **FAST)]
+    await ctx.mesh(restarted)
+    ctx.check("acknowledged entries lost", await ctx.all_hold(restarted[:1], {"node-a": acked}), "0")
+    caught_up = await ctx.wait(lambda: ctx.all_hold(restarted, {"node-a": acked}), timeout=60)
+    ctx.figures.update(resync_after_restart_s=caught_up)
+    ctx.check("the syncing node resumes and catches up", caught_up is not None)
 
 
 @scenario("registry-outage", "nodes found each other through the registry; it goes away and comes back")
@@ -116,6 +190,73 @@ async def _heartbeating(ctx: Context, url: str, count: int, since_ms: int) -> bo
         return sum(n["last_heartbeat"] > since_ms for n in nodes) >= count
     except (aiohttp.ClientError, ValueError, KeyError):
         return False
+
+
+@scenario("byzantine-peer", "peers that lie in every way a sync peer can: each refused, nothing stored, backed off")
+async def byzantine_peer(ctx: Context) -> None:
+    origin = ctx.start("node-a", **FAST)
+    for _ in range(3):  # three groups: the page carries a checkpoint
+        await ctx.write(origin, 10, batch=10)
+    page = await _signed_pull(ctx, origin, "/ledger/sync/pull?ledger=node-a&after=0&limit=1000")
+    real_key = load_key_file(origin.data_dir / "node.key").public_key.hex()
+    victim = ctx.start("node-b", interval_s=0.2, backoff_max_s=1, live=False, retries=0)
+    await ctx.write(victim, 1)
+    async with AsyncExitStack() as stack:
+        liars = {}
+        for i, (lie, tell) in enumerate(LIES.items()):
+            key = KeyPair(bytes([i + 1] * 32))
+            url = await stack.enter_async_context(liar(tell(page), real_key, f"liar-{i}"))
+            await _add_liar(ctx, victim, url, f"liar-{i}", key)
+            liars[f"liar-{i}"] = lie
+        refused = await ctx.wait(lambda: _all_backing_off(ctx, victim, set(liars)), timeout=60)
+        ctx.figures.update(lies_told=len(liars), lies_refused_s=refused)
+        ctx.check("every lying peer refused and backed off", refused is not None, ", ".join(liars.values()))
+        ctx.check("invalid entries accepted", not await ctx.any_hold([victim], {"node-a": 1}), "0")
+        stolen = KeyPair(bytes([99] * 32))
+        impostor = await stack.enter_async_context(liar(page, stolen.public_key.hex(), "liar-id"))
+        await ctx.mesh([origin, victim])
+        head = 30 + await ctx.write(origin, ctx.entries)
+        genuine = await ctx.wait(lambda: ctx.all_hold([victim], {"node-a": head}), timeout=120)
+        ctx.figures.update(entries_moved=head, honest_synced_s=genuine)
+        ctx.check("the honest peer's entries are taken after the lies", genuine is not None)
+        await _add_liar(ctx, victim, impostor, "liar-id", stolen)
+        conflict = 'ledger_sync_rejects_total{peer="liar-id",reason="identity-conflict"}'
+        reported = await ctx.wait(lambda: _metric_shows(ctx, victim, conflict), timeout=30)
+        ctx.check("another key claiming node-a is an identity conflict", reported is not None)
+    victim.terminate()
+    verify = await _verify_full(victim)
+    ctx.check("the victim's store verifies in full", verify.returncode == 0, verify.stdout.strip()[:120])
+
+
+async def _add_liar(ctx: Context, victim: NodeProcess, url: str, liar_id: str, key: KeyPair) -> None:
+    body = {"url": url, "ledger_id": liar_id, "public_key": key.public_key.hex(), "mode": "pull"}
+    await ctx.admin(victim, "POST", "/admin/peers", body)
+
+
+async def _signed_pull(ctx: Context, node: NodeProcess, path: str) -> dict[str, Any]:
+    """What ``node`` serves a peer for ``path``, asked with its own key (a peer it trusts)."""
+    keys = load_key_file(node.data_dir / "node.key")
+    headers = sign_request(keys, node.data_dir.name, "GET", path, b"", time.time_ns() // 1_000_000)
+    async with ctx.session.get(node.url + path, headers=headers) as response:
+        response.raise_for_status()
+        return dict(await response.json())
+
+
+async def _all_backing_off(ctx: Context, node: NodeProcess, peers: set[str]) -> bool:
+    async with ctx.session.get(node.url + "/ledger/sync/status") as response:
+        status = await response.json()
+    failing = {p["ledger_id"] for p in status["peers"] if p["failures"] >= 2 and p["state"] == "backing-off"}
+    return peers <= failing
+
+
+async def _metric_shows(ctx: Context, node: NodeProcess, needle: str) -> bool:
+    async with ctx.session.get(node.url + "/metrics") as response:
+        return needle in await response.text()
+
+
+async def _verify_full(node: NodeProcess) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "node.cli", "verify", "--full", "--data-dir", str(node.data_dir)]
+    return await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, cwd=REPO)
 
 
 @scenario("conflict-strategies", "concurrent writes to one key under each strategy: every node derives the same state")

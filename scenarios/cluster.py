@@ -37,7 +37,7 @@ async def add_peer(session: aiohttp.ClientSession, node: NodeProcess, other: Nod
     """Make ``other`` a peer of ``node``, pinning the key ``other`` announces."""
     async with session.get(other.url + "/network/info") as response:
         info = await response.json()
-    body = {"url": other.url, "ledger_id": info["ledger_id"], "public_key": info["public_key"], "mode": mode}
+    body = {"url": other.peer_url, "ledger_id": info["ledger_id"], "public_key": info["public_key"], "mode": mode}
     async with session.post(node.url + "/admin/peers", json=body, headers=AUTH) as response:
         if response.status != 201:
             raise RuntimeError(f"adding a peer failed: {await response.text()}")

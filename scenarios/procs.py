@@ -18,12 +18,17 @@ REPO = Path(__file__).resolve().parent.parent
 
 @dataclass
 class NodeProcess:
-    """A ``ledger-node run`` process; ``url`` is where it listens."""
+    """A ``ledger-node run`` process; ``url`` is where the runner reaches it, ``peer_url`` where other
+    nodes do (they differ for a node inside a network lab host)."""
 
     proc: subprocess.Popen[bytes]
     url: str
     data_dir: Path
     log: list[str] = field(default_factory=list)
+    peer_url: str = ""
+
+    def __post_init__(self) -> None:
+        self.peer_url = self.peer_url or self.url
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, as in a crash."""

@@ -15,7 +15,10 @@ from typing import Any
 import aiohttp
 
 from scenarios.cluster import AUTH, add_peer, holds, node_env
+from scenarios.netlab import Lab, LabUnavailable
 from scenarios.procs import NodeProcess, start_node, start_process
+
+LAB_PORT = 8700
 
 
 @dataclass
@@ -33,6 +36,8 @@ class Context:
     nodes: int
     entries: int
     session: aiohttp.ClientSession
+    netlab: bool = False
+    lab: Lab | None = None
     processes: list[NodeProcess] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
@@ -40,6 +45,23 @@ class Context:
     def start(self, name: str, env: dict[str, str] | None = None, **sync: Any) -> NodeProcess:
         """Start (or restart) node ``name`` with ``sync`` settings and extra ``LEDGER_*`` variables."""
         node = start_node(self.work / name, name, env={**node_env(**sync), **(env or {})})
+        self.processes.append(node)
+        return node
+
+    async def lab_up(self, hosts: int) -> Lab:
+        """Bring up ``../shared/netlab`` with ``hosts`` hosts; the scenario is skipped where it cannot be."""
+        self.lab = await Lab.up(self.work, hosts)
+        return self.lab
+
+    async def start_in_lab(self, name: str, host: int, env: dict[str, str] | None = None, **sync: Any) -> NodeProcess:
+        """Start (or restart) node ``name`` inside lab host ``host``, listening on its lab address."""
+        assert self.lab is not None, "lab_up() first"
+        address = self.lab.address(host)
+        node = await asyncio.to_thread(
+            start_node, self.work / name, name, "--host", address, port=LAB_PORT, wrap=self.lab.wrap(host),
+            env={**node_env(**sync), **self.lab.env(), **(env or {})},
+        )  # fmt: skip
+        node.peer_url, node.url = node.url, await self.lab.relay(host, LAB_PORT)
         self.processes.append(node)
         return node
 
@@ -74,13 +96,16 @@ class Context:
         started = time.perf_counter()
         while time.perf_counter() - started < timeout:
             if await condition():
-                return time.perf_counter() - started
+                return round(time.perf_counter() - started, 2)
             await asyncio.sleep(0.1)  # polling real processes, bounded by the timeout
         return None
 
     async def all_hold(self, nodes: list[NodeProcess], heads: dict[str, int]) -> bool:
         results = [await holds(self.session, n, lid, seq) for n in nodes for lid, seq in heads.items() if seq]
         return all(results)
+
+    async def any_hold(self, nodes: list[NodeProcess], heads: dict[str, int]) -> bool:
+        return any([await holds(self.session, n, lid, seq) for n in nodes for lid, seq in heads.items()])
 
     async def digest(self, node: NodeProcess) -> str:
         async with self.session.get(node.url + "/ledger/state/digest") as response:
@@ -103,23 +128,33 @@ def scenario(name: str, description: str) -> Callable[[Scenario], Scenario]:
     return register
 
 
-async def run(name: str, nodes: int, entries: int) -> bool:
-    """Run one scenario; print its report; True when every check passed."""
+async def run(name: str, nodes: int, entries: int, netlab: bool = False) -> bool:
+    """Run one scenario; print its report; True when every check passed or the scenario was skipped
+    (it needs the network lab and the lab cannot be built here; the report says why)."""
     description, func = SCENARIOS[name]
     started = time.perf_counter()
+    skipped = ""
     with tempfile.TemporaryDirectory(prefix=f"scenario-{name}-") as work:
         async with aiohttp.ClientSession() as session:
-            ctx = Context(Path(work), nodes, entries, session)
+            ctx = Context(Path(work), nodes, entries, session, netlab)
             try:
                 await func(ctx)
+            except LabUnavailable as exc:
+                skipped = str(exc)
             except Exception as exc:  # a scenario that cannot finish fails, with the reason
                 ctx.check("completed", False, f"{type(exc).__name__}: {exc}")
             finally:
                 for proc in reversed(ctx.processes):
                     if proc.proc.poll() is None:
                         proc.terminate()
+                if ctx.lab is not None:
+                    await ctx.lab.close()
     print(f"scenario {name}: {description}")
-    print(f"  nodes={nodes} entries={entries} wall={time.perf_counter() - started:.2f}s")
+    print(f"  nodes={nodes} entries={entries} netlab={'yes' if ctx.lab else 'no'} "
+          f"wall={time.perf_counter() - started:.2f}s")  # fmt: skip
+    if skipped:
+        print(f"  skipped: {skipped}")
+        return True
     for key, value in ctx.figures.items():
         print(f"  {key}={value}")
     for check in ctx.checks:

@@ -35,6 +35,16 @@ async def status(request: web.Request) -> web.Response:
             "ready": request.app[LIFECYCLE].ready,
             "started_ms": request.app[LIFECYCLE].started_ms,
             "stats": await ledger.stats(),
+            "ledgers": [
+                {
+                    "ledger_id": row.ledger_id,
+                    "head_seq": row.head_seq,
+                    "local": row.is_local,
+                    "head_hash": row.head_hash.hex() if row.head_hash else None,
+                    "quarantined": row.quarantined,
+                }
+                for row in await ledger.ledgers()
+            ],  # fmt: skip
             "settings": {
                 "data_dir": str(settings.data_dir),
                 "durability": settings.durability,

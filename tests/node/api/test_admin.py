@@ -51,6 +51,7 @@ async def test_status_and_verify_with_the_token(node: RunningNode) -> None:
                                                          for i in range(20)])  # fmt: skip
     status, body, _ = await node.request("GET", "/admin/status", headers=auth)
     assert status == 200 and body["ledger_id"] == "node-a" and body["stats"]["entries"] == 20
+    assert [(x["ledger_id"], x["head_seq"], x["local"]) for x in body["ledgers"]] == [("node-a", 20, True)]
     assert "admin_token" not in str(body) and ADMIN_TOKEN not in str(body)
     status, body, _ = await node.request("POST", "/admin/verify", params={"mode": "full"}, headers=auth)
     assert status == 200 and body["ledgers"][0]["signatures"] == 20

@@ -2,46 +2,20 @@
 
 from __future__ import annotations
 
-import copy
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 import pytest
-from aiohttp import web
 
 from node.keys import load_key_file
 from node.ledger.clock import wall_ms
 from protocol.requests import sign_request
 from protocol.signing import KeyPair
+from scenarios.byzantine import LIES, liar
 from tests.conftest import ADMIN_TOKEN, RunningNode, draft, eventually
 
 MakeNode = Callable[..., Awaitable[RunningNode]]
-Lie = Callable[[dict[str, Any]], dict[str, Any]]
 LIAR_KEY = KeyPair(bytes([7] * 32))
-
-
-def entries(page: dict[str, Any], change: Callable[[list[dict[str, Any]]], None]) -> dict[str, Any]:
-    page = copy.deepcopy(page)
-    change(page["entries"])
-    return page
-
-
-def swap(items: list[Any], i: int, j: int) -> None:
-    items[i], items[j] = items[j], items[i]
-
-
-LIES: dict[str, Lie] = {
-    "forged signature": lambda p: entries(p, lambda e: e[5].update(sig=e[6]["sig"])),
-    "altered payload": lambda p: entries(p, lambda e: e[3]["payload"].update(n=999)),
-    "wrong hash": lambda p: entries(p, lambda e: e[8].update(hash="0" * 64)),
-    "gap": lambda p: entries(p, lambda e: e.pop(4)),
-    "reordered": lambda p: entries(p, lambda e: swap(e, 2, 3)),
-    "forged checkpoint": lambda p: {**p, "checkpoints": [{**p["checkpoints"][0], "sig": "00" * 64}]},
-    "oversized page": lambda p: {**p, "entries": p["entries"] * 40},
-    "wrong shape": lambda p: {"ledger_id": "node-a", "entries": "everything"},
-}
 
 
 async def genuine_page(origin: RunningNode) -> dict[str, Any]:
@@ -49,28 +23,6 @@ async def genuine_page(origin: RunningNode) -> dict[str, Any]:
     path = "/ledger/sync/pull?ledger=node-a&after=0&limit=1000"
     _, page, _ = await origin.request("GET", path, headers=sign_request(keys, "node-a", "GET", path, b"", wall_ms()))
     return dict(page)
-
-
-@asynccontextmanager
-async def liar(page: dict[str, Any], advertised_key: str) -> AsyncIterator[str]:
-    """A peer (node-m) that advertises node-a's head and serves ``page`` for it."""
-
-    async def heads(request: web.Request) -> web.Response:
-        head = {"ledger_id": "node-a", "public_key": advertised_key, "seq": 30, "hash": "ab" * 32}
-        return web.json_response({"ledger_id": "node-m", "ledgers": [head]})
-
-    async def pull(request: web.Request) -> web.Response:
-        return web.Response(body=orjson.dumps(page), content_type="application/json")
-
-    app = web.Application()
-    app.router.add_get("/ledger/sync/heads", heads)
-    app.router.add_get("/ledger/sync/pull", pull)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    yield f"http://{host}:{port}"
-    await runner.cleanup()
 
 
 async def metric_shows(node: RunningNode, needle: str) -> bool:
