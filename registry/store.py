@@ -53,9 +53,10 @@ class RegistryStore:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        async with self._lock:  # after a write still under way
+            if self._conn is not None:
+                await self._conn.close()
+                self._conn = None
 
     async def upsert(self, ledger_id: str, public_key: str, record: str, issued_at: int, region: str, now: int) -> None:
         await self._write(
@@ -69,7 +70,11 @@ class RegistryStore:
         return await self._fetch("SELECT * FROM nodes ORDER BY ledger_id", ())
 
     async def save_liveness(self, changes: Sequence[tuple[str, int, str]]) -> None:
-        """Write (ledger_id, last_heartbeat, status) for many nodes in one transaction."""
+        """Write (ledger_id, last_heartbeat, status) for many nodes in one transaction. Shielded: a
+        caller cancelled mid-way (the sweeper at shutdown) never leaves the transaction open."""
+        await asyncio.shield(self._save_liveness(changes))
+
+    async def _save_liveness(self, changes: Sequence[tuple[str, int, str]]) -> None:
         assert self._conn is not None, "store is closed"
         async with self._lock:
             try:
