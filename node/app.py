@@ -23,7 +23,7 @@ from node.api.context import (
     TRUST,
     Lifecycle,
 )
-from node.api.problems import Handler, problems
+from node.api.problems import Handler, malformed_http_as_problems, problems
 from node.interop.discovery import Discovery
 from node.interop.federation import Federation
 from node.interop.refs import References
@@ -94,6 +94,7 @@ async def http_metrics(request: web.Request, handler: Handler) -> web.StreamResp
 
 def build_app(settings: NodeSettings) -> web.Application:
     """The node application; nothing starts until the runner starts it."""
+    malformed_http_as_problems()
     app = web.Application(middlewares=[http_metrics, problems], client_max_size=settings.limits.max_body_bytes)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()

@@ -7,7 +7,8 @@ NodeError
 ├── AppendRejected       a before_append hook refused the entry
 ├── StoreCorrupted       verification found a bad byte; names ledger_id and seq
 ├── SchemaTooNew         the database was written by a newer node
-├── StorageError         SQLite failed (disk full, I/O error); nothing was committed
+├── StorageError         SQLite failed (I/O error, locked); nothing was committed
+│   └── StorageFull      the disk is full (507); reads go on
 ├── NotReady             the node is starting, verifying or shutting down
 ├── DataDirLocked        another process holds the data directory
 ├── KeyFileError         the key file is missing, unreadable or malformed
@@ -73,6 +74,12 @@ class StorageError(NodeError):
     """SQLite failed (disk full, I/O error, locked); the operation committed nothing."""
 
     code = "storage-error"
+
+
+class StorageFull(StorageError):
+    """The disk is full; the operation committed nothing. Reads go on; free space and retry."""
+
+    code = "storage-full"
 
 
 class NotReady(NodeError):

@@ -6,14 +6,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
 import orjson
-from aiohttp import web
+from aiohttp import web, web_protocol
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from protocol.errors import BadSignature, ProtocolError, RequestRefused
 from protocol.models import LedgerId
+from protocol.openapi import operation
 from protocol.records import KeyRotation, NodeRecord
 from protocol.requests import LEDGER_ID, NONCE, SIGNATURE, TIMESTAMP, ReplayGuard, verify_request
 from registry.errors import (
@@ -58,6 +60,27 @@ def status_of(exc: Exception) -> int:
     return next((STATUS[c] for c in type(exc).__mro__ if c in STATUS), 500)
 
 
+def malformed_http_as_problems() -> None:
+    """aiohttp answers requests it cannot parse (a NUL in the URL, a request line over 8 KiB, a bad
+    header) itself, before any middleware, in text/plain; make those answers problem+json too."""
+    original = web_protocol.RequestHandler.handle_error
+    if getattr(original, "problem_json", False):
+        return
+
+    def handle_error(
+        self: web_protocol.RequestHandler, request: Any, status: int = 500, exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:  # fmt: skip
+        original(self, request, status, exc, message)  # logs, and refuses when a response was already sent
+        detail = "internal error" if status >= 500 else (message or HTTPStatus(status).phrase).splitlines()[0]
+        response = problem(status, "internal-error" if status >= 500 else f"http-{status}", detail)
+        response.force_close()
+        return response
+
+    handle_error.problem_json = True  # type: ignore[attr-defined]
+    web_protocol.RequestHandler.handle_error = handle_error  # type: ignore[method-assign]
+
+
 @web.middleware
 async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -92,7 +115,7 @@ class RateLimit:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path not in ("/health", "/ready", "/metrics"):
+        if request.path not in ("/health", "/ready", "/metrics", "/openapi.json"):
             self.take(request.remote or "?")
         return await handler(request)
 
@@ -153,6 +176,7 @@ class BaseLedger(BaseModel):
 
 
 @routes.post("/registry/nodes")
+@operation("register or update a signed node record", body=NodeRecord, ok=201)
 async def register(request: web.Request) -> web.Response:
     """Register or update a signed node record."""
     record = await read_model(request, NodeRecord)
@@ -160,6 +184,7 @@ async def register(request: web.Request) -> web.Response:
 
 
 @routes.get("/registry/nodes")
+@operation("discover nodes by capability, region, status or stream, paged by after", query=DiscoverParams)
 async def discover(request: web.Request) -> web.Response:
     try:
         params = DiscoverParams.model_validate(dict(request.query))
@@ -171,11 +196,13 @@ async def discover(request: web.Request) -> web.Response:
 
 
 @routes.get("/registry/nodes/{ledger_id}")
+@operation("one node's record and status", path=BaseLedger)
 async def get_node(request: web.Request) -> web.Response:
     return json_response(request.app[REGISTRY].get(_ledger_id(request)))
 
 
 @routes.post("/registry/nodes/{ledger_id}/heartbeat")
+@operation("a signed heartbeat keeps the node online", path=BaseLedger, auth="signed")
 async def heartbeat(request: web.Request) -> web.Response:
     """A signed heartbeat keeps the node online."""
     ledger_id = _ledger_id(request)
@@ -184,6 +211,7 @@ async def heartbeat(request: web.Request) -> web.Response:
 
 
 @routes.delete("/registry/nodes/{ledger_id}")
+@operation("deregister, signed by the node", path=BaseLedger, ok=204, auth="signed")
 async def deregister(request: web.Request) -> web.Response:
     ledger_id = _ledger_id(request)
     await signed_by_node(request, ledger_id)
@@ -192,6 +220,8 @@ async def deregister(request: web.Request) -> web.Response:
 
 
 @routes.post("/registry/nodes/{ledger_id}/rotate")
+@operation("move the ledger id to a new key, on a statement signed by the old key", path=BaseLedger,
+           body=KeyRotation)  # fmt: skip
 async def rotate(request: web.Request) -> web.Response:
     """Move the ledger id to a new key, on a statement signed by the old key."""
     rotation = await read_model(request, KeyRotation)
@@ -201,10 +231,12 @@ async def rotate(request: web.Request) -> web.Response:
 
 
 @routes.get("/health")
+@operation("the process answers")
 async def health(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
 @routes.get("/ready")
+@operation("the registry serves")
 async def ready(request: web.Request) -> web.Response:
     return json_response({"status": "ready"})

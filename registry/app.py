@@ -7,14 +7,27 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
+import registry
+from protocol.openapi import document, operation
 from protocol.requests import ReplayGuard
-from registry.api import REGISTRY, REPLAY, Handler, RateLimit, problems, routes
+from registry.api import (
+    REGISTRY,
+    REPLAY,
+    Handler,
+    RateLimit,
+    json_response,
+    malformed_http_as_problems,
+    problems,
+    routes,
+)
 from registry.service import Registry
 from registry.settings import RegistrySettings
 from registry.store import RegistryStore
 
 SETTINGS = web.AppKey("settings", RegistrySettings)
 METRICS = web.AppKey("metrics", CollectorRegistry)
+SPEC = web.AppKey("openapi", dict)
+DESCRIPTION = "The registry of a ledger network: signed node records, heartbeats, discovery."
 
 
 async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -24,6 +37,7 @@ async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def build_app(settings: RegistrySettings) -> web.Application:
+    malformed_http_as_problems()
     limit = RateLimit(settings.rate_per_s, settings.burst)
     app = web.Application(middlewares=[problems, limit.middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
@@ -38,6 +52,7 @@ def build_app(settings: RegistrySettings) -> web.Application:
         requests.labels(request.method, str(response.status)).inc()
         return response
 
+    @operation("Prometheus metrics", content_type="text/plain")
     async def metrics_handler(request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(metrics), content_type="text/plain", charset="utf-8")
 
@@ -45,4 +60,11 @@ def build_app(settings: RegistrySettings) -> web.Application:
     app.cleanup_ctx.append(registry_ctx)
     app.add_routes(routes)
     app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/openapi.json", openapi)
+    app[SPEC] = document("ledger-registry", registry.__version__, DESCRIPTION, app.router.routes())
     return app
+
+
+@operation("this OpenAPI document")
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(request.app[SPEC])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -10,12 +11,18 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 import node
-from node.api.auth import require_token
+from node.api.auth import Handler, require_token
 from node.api.context import DISCOVERY, LEDGER, LIFECYCLE, METRICS, STATE, SYNC, TRUST
 from node.api.json import json_response, read_json, validate, validate_query
-from node.errors import EntryNotFound, InvalidRequest
+from node.errors import EntryNotFound
 from node.ledger.rows import row_to_wire
-from protocol.models import LedgerId
+from protocol.models import Entry, LedgerId
+from protocol.openapi import operation
+
+
+def admin(summary: str, **details: Any) -> Callable[[Handler], Handler]:
+    """``@operation`` of an admin route (bearer token)."""
+    return operation(summary, auth="admin", **details)
 
 
 class VerifyParams(BaseModel):
@@ -24,6 +31,27 @@ class VerifyParams(BaseModel):
     mode: Literal["fast", "chain", "full"] = "chain"
 
 
+class PeerPath(BaseModel):
+    ledger_id: LedgerId
+
+
+class RunParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    peer: LedgerId | None = None
+
+
+class ConflictParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: Literal["open", "resolved"] | None = None
+
+
+class ConflictPath(BaseModel):
+    conflict_id: Annotated[int, Field(ge=1, le=2**53 - 1)]
+
+
+@admin("identity, heads of every held ledger, settings")
 async def status(request: web.Request) -> web.Response:
     """The node's identity, head, settings that matter to operators, and uptime."""
     ledger = request.app[LEDGER]
@@ -56,6 +84,7 @@ async def status(request: web.Request) -> web.Response:
     )
 
 
+@admin("verify the store now; 500 store-corrupted names the first bad seq", query=VerifyParams)
 async def verify(request: web.Request) -> web.Response:
     """Verify the store now (``?mode=fast|chain|full``); 500 store-corrupted names the bad seq."""
     params = validate_query(VerifyParams, request.query)
@@ -74,10 +103,12 @@ class PeerBody(BaseModel):
     mode: Literal["pull", "push", "both"] = "both"
 
 
+@admin("peers with their sync state")
 async def list_peers(request: web.Request) -> web.Response:
     return json_response((await request.app[SYNC].status())["peers"])
 
 
+@admin("add or replace a peer, pinning its key", body=PeerBody, ok=201)
 async def add_peer(request: web.Request) -> web.Response:
     """Add (or replace) a peer: its URL, ledger id and the public key to pin for it."""
     body = validate(PeerBody, await read_json(request))
@@ -85,21 +116,25 @@ async def add_peer(request: web.Request) -> web.Response:
     return json_response({"ledger_id": body.ledger_id, "url": body.url, "mode": body.mode}, status=201)
 
 
+@admin("remove a peer", path=PeerPath, ok=204)
 async def remove_peer(request: web.Request) -> web.Response:
-    ledger_id = request.match_info["ledger_id"]
+    ledger_id = validate_query(PeerPath, request.match_info).ledger_id
     if not await request.app[SYNC].remove_peer(ledger_id):
         raise EntryNotFound(f"no peer {ledger_id}")
     return web.Response(status=204)
 
 
+@admin("start a sync round now, skipping backoff", query=RunParams, ok=202)
 async def run_sync(request: web.Request) -> web.Response:
     """Start a sync round with every peer (or ``?peer=``) now, skipping backoff."""
-    request.app[SYNC].trigger(request.query.get("peer"))
-    return json_response({"triggered": request.query.get("peer") or "all"}, status=202)
+    peer = validate_query(RunParams, request.query).peer
+    request.app[SYNC].trigger(peer)
+    return json_response({"triggered": peer or "all"}, status=202)
 
 
+@admin("forks and key conflicts", query=ConflictParams)
 async def conflicts(request: web.Request) -> web.Response:
-    rows = await request.app[LEDGER].store.conflicts(request.query.get("status"))
+    rows = await request.app[LEDGER].store.conflicts(validate_query(ConflictParams, request.query).status)
     return json_response([
         {"id": r[0], "kind": r[1], "ledger_id": r[2], "seq": r[3], "key": r[4], "evidence": orjson.Fragment(r[5]),
          "status": r[6], "detected_at": r[7], "resolved_at": r[8], "resolution": r[9]}
@@ -114,12 +149,11 @@ class Resolution(BaseModel):
     payload: dict[str, Any] | None = None
 
 
+@admin("resolve a key conflict with a signed entry superseding every head", path=ConflictPath, body=Resolution,
+       ok=201, response=Entry)  # fmt: skip
 async def resolve_conflict(request: web.Request) -> web.Response:
     """Resolve an open key conflict by appending a signed entry that supersedes every head."""
-    try:
-        conflict_id = int(request.match_info["conflict_id"])
-    except ValueError as exc:
-        raise InvalidRequest("conflict_id: expected an integer") from exc
+    conflict_id = validate_query(ConflictPath, request.match_info).conflict_id
     body = validate(Resolution, await read_json(request))
     row = await request.app[STATE].resolve(conflict_id, body.winner, body.payload)
     return json_response(row_to_wire(row), status=201)
@@ -131,6 +165,7 @@ class ConnectBody(BaseModel):
     url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/.*)?$", max_length=2048)]
 
 
+@admin("fetch a node's signed record from its URL, verify it, make it a peer", body=ConnectBody, ok=201)
 async def connect(request: web.Request) -> web.Response:
     """Fetch a node's signed record from its URL, verify it, and make it a peer."""
     body = validate(ConnectBody, await read_json(request))
@@ -148,6 +183,7 @@ class TrustBody(BaseModel):
     revoke: bool = False
 
 
+@admin("attest trust in a ledger, or revoke it", body=TrustBody, ok=201)
 async def attest(request: web.Request) -> web.Response:
     """Attest trust in a ledger (or revoke it: level 0), signed by this node."""
     body = validate(TrustBody, await read_json(request))

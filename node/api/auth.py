@@ -6,6 +6,7 @@ here, so no path trick can reach one without the check.
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections.abc import Awaitable, Callable
 
@@ -20,13 +21,13 @@ def require_token(token: str, handler: Handler) -> Handler:
     """Wrap ``handler`` so it runs only for ``Authorization: Bearer <token>``."""
     expected = token.encode()
 
+    @functools.wraps(handler)  # keeps the name, docstring and @operation declaration
     async def guarded(request: web.Request) -> web.StreamResponse:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         # compare_digest on bytes of equal and unequal length alike: no early exit on content
-        if scheme != "Bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        # the scheme is case-insensitive (RFC 9110), the token is compared byte for byte
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
             raise Unauthorized("admin endpoints need 'Authorization: Bearer <admin token>'")
         return await handler(request)
 
-    guarded.__name__ = handler.__name__
-    guarded.__doc__ = handler.__doc__
     return guarded

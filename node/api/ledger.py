@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from aiohttp import web
@@ -16,6 +15,8 @@ from node.ledger.store import Filters
 from protocol.models import (
     HASH_PATTERN,
     UUID_PATTERN,
+    Checkpoint,
+    Entry,
     EntryDraft,
     EntryType,
     Label,
@@ -24,6 +25,7 @@ from protocol.models import (
     Seq,
     Stream,
 )
+from protocol.openapi import operation
 
 routes = web.RouteTableDef()
 
@@ -63,7 +65,27 @@ class SeqPath(BaseModel):
     seq: Seq
 
 
+class EntryPath(BaseModel):
+    entry_id: Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
+
+
+class HashPath(BaseModel):
+    hash: Annotated[str, StringConstraints(pattern=HASH_PATTERN)]
+
+
+class KeyPath(BaseModel):
+    key: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class RefsParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    depth: Annotated[int, Field(ge=1, le=64)] = 1
+
+
 @routes.post("/ledger/entries")
+@operation("append one entry (201, the signed entry) or a batch of entries, all or none (201, receipts)",
+           body=EntryDraft | list[EntryDraft], ok=201)  # fmt: skip
 async def append_entries(request: web.Request) -> web.Response:
     """One draft object appends one entry (201 with the entry); a list appends a batch atomically."""
     body = await read_json(request)
@@ -81,6 +103,7 @@ async def append_entries(request: web.Request) -> web.Response:
 
 
 @routes.get("/ledger/entries")
+@operation("query entries by indexed filters, paged by cursor", query=QueryParams)
 async def query_entries(request: web.Request) -> web.Response:
     params = validate_query(QueryParams, request.query)
     filters = params.filters(params.ledger_id)
@@ -103,6 +126,7 @@ class FederatedParams(FilterParams):
 
 
 @routes.get("/network/query")
+@operation("one query answered here and by trusted peers, every remote entry verified", query=FederatedParams)
 async def federated_query(request: web.Request) -> web.Response:
     """The query answered here and by trusted peers, every remote entry verified first."""
     params = validate_query(FederatedParams, request.query)
@@ -116,20 +140,20 @@ async def federated_query(request: web.Request) -> web.Response:
 
 
 @routes.get("/ledger/entries/{entry_id}")
+@operation("one entry by id", path=EntryPath, response=Entry)
 async def get_entry(request: web.Request) -> web.Response:
-    entry_id = _match(request.match_info["entry_id"], UUID_PATTERN, "entry_id", "a lowercase UUID")
+    entry_id = validate_query(EntryPath, request.match_info).entry_id
     return json_response(row_to_wire(await request.app[LEDGER].get(entry_id)))
 
 
 @routes.get("/ledger/entries/{entry_id}/refs")
+@operation("the entry's cross-ledger references with their status, followed depth hops", path=EntryPath,
+           query=RefsParams)  # fmt: skip
 async def entry_refs(request: web.Request) -> web.Response:
     """The entry's references with their stored status, and the references reachable from it
     (``depth`` hops, default 1), cycle-safe."""
-    entry_id = _match(request.match_info["entry_id"], UUID_PATTERN, "entry_id", "a lowercase UUID")
-    try:
-        depth = int(request.query.get("depth", "1"))
-    except ValueError as exc:
-        raise InvalidRequest("depth: expected an integer") from exc
+    entry_id = validate_query(EntryPath, request.match_info).entry_id
+    depth = validate_query(RefsParams, request.query).depth
     refs = request.app[REFS]
     walk = await refs.follow(entry_id, depth)
     walk["status"] = await refs.statuses(walk["entry"]["ledger_id"], walk["entry"]["seq"])
@@ -137,23 +161,27 @@ async def entry_refs(request: web.Request) -> web.Response:
 
 
 @routes.get("/ledger/hashes/{hash}")
+@operation("one entry by hash", path=HashPath, response=Entry)
 async def get_by_hash(request: web.Request) -> web.Response:
-    digest = _match(request.match_info["hash"], HASH_PATTERN, "hash", "64 lowercase hex digits")
+    digest = validate_query(HashPath, request.match_info).hash
     return json_response(row_to_wire(await request.app[LEDGER].get_by_hash(bytes.fromhex(digest))))
 
 
 @routes.get("/ledger/ledgers/{ledger_id}/entries/{seq}")
+@operation("one entry of a held ledger by position", path=SeqPath, response=Entry)
 async def get_by_seq(request: web.Request) -> web.Response:
     path = validate_query(SeqPath, request.match_info)
     return json_response(row_to_wire(await request.app[LEDGER].get_by_seq(path.ledger_id, path.seq)))
 
 
 @routes.get("/ledger/stats")
+@operation("head, counts per stream and type, first and last timestamps")
 async def stats(request: web.Request) -> web.Response:
     return json_response(await request.app[LEDGER].stats())
 
 
 @routes.get("/ledger/checkpoint")
+@operation("the latest signed checkpoint (null before the first entry)", response=Checkpoint | None)
 async def checkpoint(request: web.Request) -> web.Response:
     """The latest signed checkpoint of the node's own ledger (null before the first entry)."""
     cp = await request.app[LEDGER].checkpoint()
@@ -168,6 +196,7 @@ class StateParams(BaseModel):
 
 
 @routes.get("/ledger/state")
+@operation("every key's state, in key order, paged by after", query=StateParams)
 async def states(request: web.Request) -> web.Response:
     """Every key's state, in key order, paged by ``after`` (the last key of the previous page)."""
     params = validate_query(StateParams, request.query)
@@ -176,6 +205,7 @@ async def states(request: web.Request) -> web.Response:
 
 
 @routes.get("/ledger/state/digest")
+@operation("a hash of the whole state view")
 async def state_digest(request: web.Request) -> web.Response:
     """A hash of the whole state view: equal on nodes that hold the same entries and configuration."""
     view = request.app[STATE]
@@ -183,14 +213,7 @@ async def state_digest(request: web.Request) -> web.Response:
 
 
 @routes.get("/ledger/state/{key}")
+@operation("one key's state: heads, winner, conflicts", path=KeyPath)
 async def state(request: web.Request) -> web.Response:
-    key = request.match_info["key"]
-    if not 1 <= len(key) <= 256:
-        raise InvalidRequest("key: 1 to 256 characters")
+    key = validate_query(KeyPath, request.match_info).key
     return json_response((await request.app[STATE].state(key)).to_wire())
-
-
-def _match(value: str, pattern: str, name: str, expected: str) -> str:
-    if re.fullmatch(pattern, value) is None:
-        raise InvalidRequest(f"{name}: expected {expected}")
-    return value

@@ -14,14 +14,16 @@ from node.errors import IdentityConflict, InvalidRequest
 from node.interop.records import CAPABILITIES
 from protocol import PROTOCOL_VERSION
 from protocol.models import LedgerId
+from protocol.openapi import operation
 from protocol.records import NodeRecord
 from protocol.signing import fingerprint
-from protocol.trust import QUERY_TYPES, SYNC_TYPES
+from protocol.trust import QUERY_TYPES, SYNC_TYPES, TrustAttestation
 
 routes = web.RouteTableDef()
 
 
 @routes.get("/network/info")
+@operation("ledger id, public key and fingerprint, version, capabilities, head, signed record")
 async def info(request: web.Request) -> web.Response:
     ledger = request.app[LEDGER]
     discovery = request.app[DISCOVERY]
@@ -48,18 +50,21 @@ async def info(request: web.Request) -> web.Response:
 
 
 @routes.get("/network/discover")
+@operation("every node discovered, with its sources and status")
 async def discover(request: web.Request) -> web.Response:
     """Every node discovered (registry, mDNS, bootstrap, exchange), with its sources and status."""
     return json_response({"nodes": request.app[DISCOVERY].discovered()})
 
 
 @routes.get("/network/ledgers")
+@operation("peer exchange: signed records of this node and its verified peers")
 async def ledgers(request: web.Request) -> web.Response:
     """Peer exchange: signed records of this node and of its verified peers."""
     return json_response(request.app[DISCOVERY].records())
 
 
 @routes.post("/network/introduce")
+@operation("hand over a signed node record, verified like any discovered one", body=NodeRecord, ok=202)
 async def introduce(request: web.Request) -> web.Response:
     """A node hands over its signed record; it is verified like any discovered record."""
     record = validate(NodeRecord, await read_json(request))
@@ -67,6 +72,12 @@ async def introduce(request: web.Request) -> web.Response:
     if found is not None and found.status == "identity-conflict":
         raise IdentityConflict(found.detail or "identity conflict")
     return json_response({"status": None if found is None else found.status}, status=202)
+
+
+class TopologyParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: Literal["json", "graphml", "dot"] = "json"
 
 
 class PathParams(BaseModel):
@@ -78,12 +89,14 @@ class PathParams(BaseModel):
 
 
 @routes.get("/network/trust")
+@operation("every trust attestation held")
 async def trust(request: web.Request) -> web.Response:
     """Every attestation held (shareable: each is signed by its author)."""
     return json_response(request.app[TRUST].attestations())
 
 
 @routes.post("/network/trust")
+@operation("take shared attestations, each verified under its author's pinned key", body=list[TrustAttestation])
 async def share_trust(request: web.Request) -> web.Response:
     """Take shared attestations; each is verified under its author's pinned key."""
     body = await read_json(request)
@@ -93,6 +106,7 @@ async def share_trust(request: web.Request) -> web.Response:
 
 
 @routes.get("/network/trust/path")
+@operation("the best trust path and its score", query=PathParams)
 async def trust_path(request: web.Request) -> web.Response:
     """The best trust path and its score (product of levels) from ``from`` (default: this node)."""
     params = validate_query(PathParams, request.query)
@@ -104,11 +118,10 @@ async def trust_path(request: web.Request) -> web.Response:
 
 
 @routes.get("/network/topology")
+@operation("nodes with sync state and lag, and trust edges, as JSON, GraphML or DOT", query=TopologyParams)
 async def topology(request: web.Request) -> web.Response:
     """Nodes (with sync state and lag) and trust edges, as ``format=json|graphml|dot``."""
-    fmt = request.query.get("format", "json")
-    if fmt not in ("json", "graphml", "dot"):
-        raise InvalidRequest("format: json, graphml or dot")
+    fmt = validate_query(TopologyParams, request.query).format
     status = await request.app[SYNC].status()
     nodes: dict[str, dict[str, object]] = {status["ledger_id"]: {"status": "self", "lag": 0}}
     for peer in status["peers"]:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import web, web_protocol
 
 from node.errors import (
     AppendRejected,
@@ -29,6 +31,7 @@ from node.errors import (
     RequestRejected,
     SchemaTooNew,
     StorageError,
+    StorageFull,
     StoreCorrupted,
     Unauthorized,
 )
@@ -52,13 +55,16 @@ STATUS: dict[type[Exception], int] = {
     DataDirLocked: 503,
     NotReady: 503,
     StorageError: 503,
+    StorageFull: 507,
     RequestRejected: 401,
     RequestRefused: 401,
     IdentityConflict: 409,
     ForkDetected: 409,
     LedgerQuarantined: 409,
-    PeerUnavailable: 503,
-    PeerFailed: 502,
+    # A peer named in the request (POST /network/connect) that does not answer, or answers wrongly:
+    # the request cannot be carried out as given; the node itself is fine (5xx is kept for that).
+    PeerUnavailable: 422,
+    PeerFailed: 422,
 }
 
 PROBLEM_TYPE_BASE = "urn:ledger:problem:"
@@ -94,6 +100,27 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return problem(500, "internal-error", "internal error")
+
+
+def malformed_http_as_problems() -> None:
+    """aiohttp answers requests it cannot parse (a NUL in the URL, a request line over 8 KiB, a bad
+    header) itself, before any middleware, in text/plain; make those answers problem+json too."""
+    original = web_protocol.RequestHandler.handle_error
+    if getattr(original, "problem_json", False):
+        return
+
+    def handle_error(
+        self: web_protocol.RequestHandler, request: Any, status: int = 500, exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:  # fmt: skip
+        original(self, request, status, exc, message)  # logs, and refuses when a response was already sent
+        detail = "internal error" if status >= 500 else (message or HTTPStatus(status).phrase).splitlines()[0]
+        response = problem(status, "internal-error" if status >= 500 else f"http-{status}", detail)
+        response.force_close()
+        return response
+
+    handle_error.problem_json = True  # type: ignore[attr-defined]
+    web_protocol.RequestHandler.handle_error = handle_error  # type: ignore[method-assign]
 
 
 def _allow(exc: web.HTTPException) -> dict[str, str] | None:

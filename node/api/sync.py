@@ -14,7 +14,8 @@ from node.api.context import LEDGER, SYNC
 from node.api.json import json_response, read_json, validate, validate_query
 from node.api.peer_auth import signed_sender
 from node.ledger.rows import page_body
-from protocol.models import MAX_PAGE, LedgerId, Page
+from protocol.models import MAX_PAGE, Heads, LedgerId, Page
+from protocol.openapi import operation
 
 routes = web.RouteTableDef()
 
@@ -30,6 +31,7 @@ class PullParams(BaseModel):
 
 
 @routes.get("/ledger/sync/heads")
+@operation("every ledger held here with its head", response=Heads, auth="signed")
 async def heads(request: web.Request) -> web.Response:
     """Every ledger held here with its head: one request tells a peer all it is missing."""
     await signed_sender(request)
@@ -44,6 +46,8 @@ async def heads(request: web.Request) -> web.Response:
 
 
 @routes.get("/ledger/sync/pull")
+@operation("entries of one held ledger after a seq, with their checkpoints", query=PullParams, response=Page,
+           auth="signed")  # fmt: skip
 async def pull(request: web.Request) -> web.Response:
     """Entries of one held ledger after a seq, with their checkpoints; gzip when asked."""
     await signed_sender(request)
@@ -56,6 +60,7 @@ async def pull(request: web.Request) -> web.Response:
 
 
 @routes.post("/ledger/sync/push")
+@operation("a peer's page of some ledger: verified and committed whole, or refused", body=Page, auth="signed")
 async def push(request: web.Request) -> web.Response:
     """A peer's page of some ledger: verified and committed whole, or refused with the reason."""
     sender = await signed_sender(request)
@@ -68,11 +73,13 @@ async def push(request: web.Request) -> web.Response:
 
 
 @routes.get("/ledger/sync/status")
+@operation("per peer and ledger: seqs, lag, state, failures, last error")
 async def status(request: web.Request) -> web.Response:
     return json_response(await request.app[SYNC].status())
 
 
 @routes.get("/ledger/sync/stream")
+@operation("server-sent events: each committed batch's new head", content_type="text/event-stream", auth="signed")
 async def stream(request: web.Request) -> web.StreamResponse:
     """Server-sent events: one ``data:`` line per committed batch, with the ledger's new head."""
     await signed_sender(request)

@@ -19,7 +19,7 @@ from typing import Any, cast
 
 import aiosqlite
 
-from node.errors import SchemaTooNew, StorageError
+from node.errors import SchemaTooNew, StorageError, StorageFull
 from node.ledger.rows import COLUMNS, SELECT_COLUMNS, Row
 from node.ledger.schema import LATEST, MIGRATIONS
 
@@ -320,6 +320,8 @@ class Store:
                         await conn.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
+                if getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL":
+                    raise StorageFull(f"the disk is full; nothing written ({exc})") from exc
                 raise StorageError(f"write failed, nothing written: {exc}") from exc
 
     async def _mark(
