@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DATA   ?= data
 
-.PHONY: run test lint bench scenarios vectors clean
+.PHONY: run test lint bench scenarios reliability vectors clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ lint: $(VENV)/.installed
 scenarios: $(VENV)/.installed
 	$(PY) -m scenarios run all --nodes 3 --entries 20000
 	$(PY) -m scenarios run partition-heal --netlab --nodes 3 --entries 20000
+
+## reliability: fuzzing, SIGKILL (200 rounds), disk full, network faults and auth at full size; one table of figures
+reliability: $(VENV)/.installed
+	RELIABILITY=full $(PY) -m pytest tests/reliability --timeout 3600 -q -rs
 
 ## bench: every benchmark at full size (prints one JSON line each)
 bench: $(VENV)/.installed

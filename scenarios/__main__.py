@@ -133,7 +133,7 @@ def main() -> None:
             if unknown:
                 raise ValueError(f"no scenario {unknown[0]}; see python -m scenarios list")
             results = [asyncio.run(run(n, args.nodes, args.entries, args.netlab)) for n in chosen]
-            sys.exit(0 if all(results) else 1)
+            sys.exit(0 if all(r.passed for r in results) else 1)
         sys.exit(asyncio.run(up(args.file, args.data, args.samples, args.exit_when_converged)))
     except (OSError, ValueError, RuntimeError, aiohttp.ClientError) as exc:  # PermissionError is an OSError
         print(f"scenarios: error: {exc}", file=sys.stderr)

@@ -108,6 +108,85 @@ async def mdns_discovery(ctx: Context) -> None:
     ctx.check("the mDNS-found peers sync every ledger", synced is not None, f"after {synced}s")
 
 
+@scenario("spoofed-identity", "a node in another lab host claims node-a's id by mDNS: conflict reported, "
+          "nothing taken, pin unchanged (needs netlab)")  # fmt: skip
+async def spoofed_identity(ctx: Context) -> None:
+    await ctx.lab_up(3)
+
+    def mdns(host: int) -> dict[str, str]:
+        return {"LEDGER_DISCOVERY__MDNS": "true", "LEDGER_DISCOVERY__MDNS_INTERFACES": f'["10.77.0.{host}"]',
+                "LEDGER_DISCOVERY__PEER_EXCHANGE": "false"}  # fmt: skip
+
+    a = await ctx.start_in_lab("node-a", 1, env=mdns(1), **FAST)
+    b = await ctx.start_in_lab("node-b", 2, env=mdns(2), **FAST)
+    written = await ctx.write(a, ctx.entries)
+    synced = await ctx.wait(lambda: ctx.all_hold([b], {"node-a": written}), timeout=60)
+    ctx.check("node-b found node-a by mDNS and synced it", synced is not None)
+    genuine = await _entry_hash(ctx, b, "node-a", 1)
+    impostor = await ctx.start_in_lab("node-a", 3, env=mdns(3), directory="impostor", **FAST)  # its own new key
+    await ctx.write(impostor, ctx.entries + 10)
+    conflict = 'ledger_discovery_rejects_total{reason="identity-conflict",source="mdns"}'
+    reported = await ctx.wait(lambda: _metric_shows(ctx, b, conflict), timeout=60)
+    ctx.figures.update(conflict_reported_s=reported)
+    ctx.check("the impostor's record is reported as an identity conflict", reported is not None)
+    await asyncio.sleep(2)  # two more sync rounds in which the impostor could have been taken
+    found = await _discovered(ctx, b, "node-a")
+    real_key = load_key_file(a.data_dir / "node.key").public_key.hex()
+    ctx.check("node-a's pinned key is unchanged", found is not None and found["record"]["public_key"] == real_key)
+    ctx.check("nothing of the impostor was taken", await _entry_hash(ctx, b, "node-a", 1) == genuine
+              and not await ctx.any_hold([b], {"node-a": written + 1}))  # fmt: skip
+
+
+async def _entry_hash(ctx: Context, node: NodeProcess, ledger_id: str, seq: int) -> str | None:
+    async with ctx.session.get(f"{node.url}/ledger/ledgers/{ledger_id}/entries/{seq}") as response:
+        return str((await response.json())["hash"]) if response.status == 200 else None
+
+
+async def _discovered(ctx: Context, node: NodeProcess, ledger_id: str) -> dict[str, Any] | None:
+    async with ctx.session.get(node.url + "/network/discover") as response:
+        found = (await response.json())["nodes"]
+    return next((n for n in found if n["record"]["ledger_id"] == ledger_id), None)
+
+
+@scenario("slow-link", "nodes sync over links with 200 ms delay and 10% loss: they converge, failed rounds back "
+          "off, no request storm (needs netlab)")  # fmt: skip
+async def slow_link(ctx: Context) -> None:
+    count = max(2, ctx.nodes)
+    lab = await ctx.lab_up(count)
+    nodes = [await ctx.start_in_lab(n, i + 1, interval_s=0.5, backoff_max_s=4, timeout_s=5)
+             for i, n in enumerate(names(count))]  # fmt: skip
+    await ctx.mesh(nodes)
+    for host in range(1, count + 1):
+        await lab.command("delay", str(host), "200")
+        await lab.command("loss", str(host), "10")
+    before = [await _requests_served(ctx, n) for n in nodes]
+    started = time.perf_counter()
+    written = await asyncio.gather(*(ctx.write(n, ctx.entries) for n in nodes))
+    heads = {n.data_dir.name: w for n, w in zip(nodes, written, strict=True)}
+    converged = await ctx.wait(lambda: ctx.all_hold(nodes, heads), timeout=300)
+    elapsed = time.perf_counter() - started
+    served = [await _requests_served(ctx, n) - b for n, b in zip(nodes, before, strict=True)]
+    rate = max(served) / elapsed
+    failures = [p["failures"] for n in nodes for p in (await _sync_status(ctx, n))["peers"]]
+    ctx.figures.update(converge_s=converged, entries_moved=sum(written) * (count - 1),
+                       peak_node_requests_per_s=round(rate, 1), failed_rounds_now=failures)  # fmt: skip
+    ctx.check("every node converges over the slow lossy links", converged is not None, f"after {converged}s")
+    ctx.check("no request storm", rate < 50, f"{rate:.1f} requests/s at the busiest node")
+
+
+async def _requests_served(ctx: Context, node: NodeProcess) -> float:
+    """Node-to-node requests (/ledger/sync/...) the node has answered, from its metrics."""
+    async with ctx.session.get(node.url + "/metrics") as response:
+        text = await response.text()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("ledger_http_requests_total{") and "/ledger/sync/" in line)  # fmt: skip
+
+
+async def _sync_status(ctx: Context, node: NodeProcess) -> dict[str, Any]:
+    async with ctx.session.get(node.url + "/ledger/sync/status") as response:
+        return dict(await response.json())
+
+
 async def _all_found_by_mdns(ctx: Context, nodes: list[NodeProcess]) -> bool:
     want = {n.data_dir.name for n in nodes}
     for node in nodes:

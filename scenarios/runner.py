@@ -53,14 +53,18 @@ class Context:
         self.lab = await Lab.up(self.work, hosts)
         return self.lab
 
-    async def start_in_lab(self, name: str, host: int, env: dict[str, str] | None = None, **sync: Any) -> NodeProcess:
-        """Start (or restart) node ``name`` inside lab host ``host``, listening on its lab address."""
+    async def start_in_lab(
+        self, name: str, host: int, env: dict[str, str] | None = None, directory: str | None = None, **sync: Any
+    ) -> NodeProcess:
+        """Start (or restart) node ``name`` inside lab host ``host``, listening on its lab address, with
+        its data in ``directory`` (default: its name)."""
         assert self.lab is not None, "lab_up() first"
         address = self.lab.address(host)
+        env = {**node_env(**sync), **self.lab.env(), **(env or {})}
+        data_dir = self.work / (directory or name)
         node = await asyncio.to_thread(
-            start_node, self.work / name, name, "--host", address, port=LAB_PORT, wrap=self.lab.wrap(host),
-            env={**node_env(**sync), **self.lab.env(), **(env or {})},
-        )  # fmt: skip
+            start_node, data_dir, name, "--host", address, port=LAB_PORT, wrap=self.lab.wrap(host), env=env
+        )
         node.peer_url, node.url = node.url, await self.lab.relay(host, LAB_PORT)
         self.processes.append(node)
         return node
@@ -128,8 +132,18 @@ def scenario(name: str, description: str) -> Callable[[Scenario], Scenario]:
     return register
 
 
-async def run(name: str, nodes: int, entries: int, netlab: bool = False) -> bool:
-    """Run one scenario; print its report; True when every check passed or the scenario was skipped
+@dataclass
+class Report:
+    """What a scenario run found: passed (or skipped, with the reason), its figures and checks."""
+
+    passed: bool
+    skipped: str
+    figures: dict[str, Any]
+    checks: list[Check]
+
+
+async def run(name: str, nodes: int, entries: int, netlab: bool = False) -> Report:
+    """Run one scenario and print its report; it passed when every check passed or it was skipped
     (it needs the network lab and the lab cannot be built here; the report says why)."""
     description, func = SCENARIOS[name]
     started = time.perf_counter()
@@ -154,9 +168,9 @@ async def run(name: str, nodes: int, entries: int, netlab: bool = False) -> bool
           f"wall={time.perf_counter() - started:.2f}s")  # fmt: skip
     if skipped:
         print(f"  skipped: {skipped}")
-        return True
+        return Report(True, skipped, {}, [])
     for key, value in ctx.figures.items():
         print(f"  {key}={value}")
     for check in ctx.checks:
         print(f"  [{'ok' if check.ok else 'FAIL'}] {check.name}{': ' + check.detail if check.detail else ''}")
-    return bool(ctx.checks) and all(c.ok for c in ctx.checks)
+    return Report(bool(ctx.checks) and all(c.ok for c in ctx.checks), "", ctx.figures, ctx.checks)

@@ -43,6 +43,13 @@ class Mdns:
         self._pending: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
 
+    @property
+    def _label(self) -> str:
+        """The instance and host label: the ledger id and the start of the key, so that another key
+        claiming the same id shows up as a service of its own (reported as an identity conflict)
+        rather than a name collision; at most 63 bytes, a DNS label. The TXT carries the full id."""
+        return f"{self._record.ledger_id[:50]}-{self._record.public_key[:12]}"
+
     async def run(self) -> None:
         endpoint = urlsplit(self._record.endpoints[0])
         address = endpoint.hostname or "127.0.0.1"
@@ -51,7 +58,7 @@ class Mdns:
         self._session = aiohttp.ClientSession()
         info = AsyncServiceInfo(
             SERVICE_TYPE,
-            f"{self._record.ledger_id}.{SERVICE_TYPE}",
+            f"{self._label}.{SERVICE_TYPE}",
             addresses=[socket.inet_aton(_ipv4(address))],
             port=port,
             properties={
@@ -60,7 +67,7 @@ class Mdns:
                 "port": str(port),
                 "caps": ",".join(self._record.capabilities),
             },  # fmt: skip
-            server=f"{self._record.ledger_id}.local.",
+            server=f"{self._label}.local.",
         )
         await self._zc.async_register_service(info)
         self._browser = AsyncServiceBrowser(self._zc.zeroconf, SERVICE_TYPE, handlers=[self._on_change])
@@ -74,7 +81,7 @@ class Mdns:
             task.add_done_callback(self._pending.discard)
 
     async def _resolve(self, name: str) -> None:
-        if self._zc is None or self._session is None or name == f"{self._record.ledger_id}.{SERVICE_TYPE}":
+        if self._zc is None or self._session is None or name == f"{self._label}.{SERVICE_TYPE}":
             return
         info = AsyncServiceInfo(SERVICE_TYPE, name)
         if not await info.async_request(self._zc.zeroconf, 3000):
