@@ -20,8 +20,11 @@ from protocol.trust import TrustAttestation
 
 MODELS: list[type[BaseModel]] = [EntryDraft, Entry, Checkpoint, Heads, Page, NodeRecord, KeyRotation, TrustAttestation]
 SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40)
-JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=12), inner,
-                                                                                            max_size=5), max_leaves=30)  # fmt: skip
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    max_leaves=30,
+)
 FIELDS = ["ledger_id", "seq", "id", "stream", "type", "payload", "meta", "timestamp", "prev_hash", "hash", "sig",
           "entries", "checkpoints", "public_key", "issued_at", "endpoints", "level", "from", "to", "key"]  # fmt: skip
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
