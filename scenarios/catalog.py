@@ -243,6 +243,7 @@ async def registry_outage(ctx: Context) -> None:
     registry.terminate()
     written = await ctx.write(nodes[0], ctx.entries)
     synced = await ctx.wait(lambda: ctx.all_hold(nodes, {nodes[0].data_dir.name: written}), timeout=60)
+    ctx.figures.update(entries_moved=written * (len(nodes) - 1), converge_s=synced)
     ctx.check("sync goes on while the registry is down", synced is not None)
     port = int(registry.url.rsplit(":", 1)[1])
     ctx.processes.remove(registry)
@@ -304,7 +305,8 @@ async def byzantine_peer(ctx: Context) -> None:
         ctx.check("another key claiming node-a is an identity conflict", reported is not None)
     victim.terminate()
     verify = await _verify_full(victim)
-    ctx.check("the victim's store verifies in full", verify.returncode == 0, verify.stdout.strip()[:120])
+    said = verify.stdout.strip().splitlines()
+    ctx.check("the victim's store verifies in full", verify.returncode == 0, said[0] if said else verify.stderr[-120:])
 
 
 async def _add_liar(ctx: Context, victim: NodeProcess, url: str, liar_id: str, key: KeyPair) -> None:
@@ -371,6 +373,7 @@ async def trust_gated(ctx: Context) -> None:
     written = {n.data_dir.name: await ctx.write(n, ctx.entries) for n in (a, b, c)}
     synced = await ctx.wait(lambda: ctx.all_hold([a, b], {"node-a": written["node-a"], "node-b": written["node-b"]}),
                             timeout=120)  # fmt: skip
+    ctx.figures.update(entries_moved=written["node-a"] + written["node-b"], converge_s=synced)
     ctx.check("trusted nodes sync", synced is not None)
     ctx.check("the untrusted node's ledger is not synced", not await ctx.all_hold([a], {"node-c": 1}))
     async with ctx.session.get(a.url + "/network/query", params={"limit": "5", "timeout_ms": "1000"}) as response:
