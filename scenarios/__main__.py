@@ -135,7 +135,7 @@ def main() -> None:
             results = [asyncio.run(run(n, args.nodes, args.entries, args.netlab)) for n in chosen]
             sys.exit(0 if all(r.passed for r in results) else 1)
         sys.exit(asyncio.run(up(args.file, args.data, args.samples, args.exit_when_converged)))
-    except (OSError, ValueError, RuntimeError, aiohttp.ClientError) as exc:  # PermissionError is an OSError
+    except (OSError, ValueError, RuntimeError, aiohttp.ClientError) as exc:
         print(f"scenarios: error: {exc}", file=sys.stderr)
         sys.exit(1)
 

@@ -6,18 +6,17 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import aiohttp
 from rich.console import Console
 from rich.table import Table
+
+from node.client import NodeClient
 
 console = Console()
 
 
 async def show(nodes: dict[str, str], token: str | None) -> int:
     """Print one table per view over ``nodes`` (name -> URL); 1 when a node could not be asked."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=10)) as session:
-        answers = await asyncio.gather(*(_gather(session, url) for url in nodes.values()), return_exceptions=True)
+    answers = await asyncio.gather(*(_gather(url, token) for url in nodes.values()), return_exceptions=True)
     heads, lags, conflicts, trust = (_table(t, c) for t, c in (
         ("heads", ["node", "ledger", "seq", "hash", "quarantined"]),
         ("lag per peer", ["node", "peer", "state", "failures", "lag", "last error"]),
@@ -28,8 +27,7 @@ async def show(nodes: dict[str, str], token: str | None) -> int:
     for name, answer in zip(nodes, answers, strict=True):
         if isinstance(answer, BaseException):
             failed += 1
-            reason = str(answer) if isinstance(answer, PermissionError) else f"unreachable ({type(answer).__name__})"
-            heads.add_row(name, reason, "", "", "")
+            heads.add_row(name, str(answer), "", "", "")
             continue
         status, sync, found, edges = answer
         for x in status["ledgers"]:
@@ -47,16 +45,11 @@ async def show(nodes: dict[str, str], token: str | None) -> int:
     return 1 if failed else 0
 
 
-async def _gather(session: aiohttp.ClientSession, url: str) -> tuple[Any, Any, Any, Any]:
-    async def get(path: str, **params: str) -> Any:
-        async with session.get(url + path, params=params) as response:
-            if response.status == 401:
-                raise PermissionError("admin token refused (--token or $LEDGER_ADMIN_TOKEN)")
-            response.raise_for_status()
-            return await response.json()
-
-    return (await get("/admin/status"), await get("/ledger/sync/status"), await get("/admin/conflicts", status="open"),
-            await get("/network/trust"))  # fmt: skip
+async def _gather(url: str, token: str | None) -> tuple[Any, Any, Any, Any]:
+    async with NodeClient(url, token, timeout_s=10) as client:
+        status, sync = await client.get("/admin/status"), await client.get("/ledger/sync/status")
+        conflicts, trust = await client.get("/admin/conflicts", {"status": "open"}), await client.get("/network/trust")
+        return status, sync, conflicts, trust
 
 
 def _table(title: str, columns: list[str]) -> Table:
