@@ -54,15 +54,13 @@ class Replicas:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def held(self, ledger_id: str) -> LedgerRow | None:
-        return next((row for row in await self._store.ledgers() if row.ledger_id == ledger_id), None)
+        return await self._store.ledger(ledger_id)
 
     async def pin(self, ledger_id: str, public_key: bytes) -> LedgerRow:
         """Pin ``ledger_id`` to ``public_key`` on first sight; IdentityConflict if pinned to another key."""
         held = await self.held(ledger_id)
         if held is None:
-            await self._store.add_ledger(ledger_id, public_key, is_local=False, genesis=GENESIS_DIGEST)
-            held = await self.held(ledger_id)
-            assert held is not None
+            held = await self._store.add_ledger(ledger_id, public_key, is_local=False, genesis=GENESIS_DIGEST)
             log.info("pinned ledger=%s key=%s", ledger_id, public_key.hex()[:16])
         elif held.public_key != public_key:
             raise IdentityConflict(f"ledger {ledger_id} is pinned to another key; the record was not used")

@@ -95,13 +95,12 @@ class Ledger:
                 notifier.cancel()
 
     async def _pin_own_key(self) -> None:
-        ledgers = {row.ledger_id: row for row in await self._store.ledgers()}
-        own = ledgers.get(self.ledger_id)
+        own = await self._store.ledger(self.ledger_id)
         if own is None:
-            if any(row.is_local for row in ledgers.values()):
+            if any(row.is_local for row in await self._store.ledgers()):
                 raise KeyFileError(f"{self.settings.db_path}: holds another node's own ledger")
-            await self._store.add_ledger(self.ledger_id, self.keys.public_key, is_local=True, genesis=GENESIS_DIGEST)
-            own = next(row for row in await self._store.ledgers() if row.ledger_id == self.ledger_id)
+            own = await self._store.add_ledger(self.ledger_id, self.keys.public_key, is_local=True,
+                                               genesis=GENESIS_DIGEST)  # fmt: skip
         elif own.public_key != self.keys.public_key:
             raise KeyFileError(f"{self.settings.key_path}: key does not match the key pinned for {self.ledger_id}")
         elif not own.is_local:  # restored from an export of this node's own ledger
@@ -248,7 +247,7 @@ class Ledger:
         The page is cut back to its last checkpoint when it has one, so the receiver verifies it
         with one signature; otherwise the receiver checks each entry's signature.
         """
-        held = next((row for row in await self._store.ledgers() if row.ledger_id == ledger_id), None)
+        held = await self._store.ledger(ledger_id)
         if held is None:
             raise EntryNotFound(f"ledger {ledger_id} is not held here")
         rows = await self._store.entries_after(ledger_id, after, limit)

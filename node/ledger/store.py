@@ -236,12 +236,22 @@ class Store:
         )
         return [_ledger_row(row) for row in rows]
 
-    async def add_ledger(self, ledger_id: str, public_key: bytes, *, is_local: bool, genesis: bytes) -> None:
-        """Pin ``ledger_id`` to ``public_key`` with an empty head."""
+    async def ledger(self, ledger_id: str) -> LedgerRow | None:
+        """One held ledger, or None."""
+        rows = await self._fetchall(
+            self.writer, f"SELECT {_LEDGER_COLUMNS} FROM ledgers WHERE ledger_id = ?", (ledger_id,)
+        )
+        return _ledger_row(rows[0]) if rows else None
+
+    async def add_ledger(self, ledger_id: str, public_key: bytes, *, is_local: bool, genesis: bytes) -> LedgerRow:
+        """Pin ``ledger_id`` to ``public_key`` with an empty head; the new row."""
         await self._write(
             "INSERT INTO ledgers (ledger_id, public_key, is_local, sig_digest, added_at) VALUES (?, ?, ?, ?, ?)",
             (ledger_id, public_key, int(is_local), genesis, _now_ms()),
         )
+        added = await self.ledger(ledger_id)
+        assert added is not None
+        return added
 
     async def mark_local(self, ledger_id: str) -> None:
         """Make a held ledger the node's own (after restoring it from an export)."""

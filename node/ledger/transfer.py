@@ -95,10 +95,9 @@ async def import_ledger(
     numbered = enumerate(lines, start=1)
     header = _header(next(numbered, (1, b""))[1])
     ledger_id, public_key = header["ledger_id"], bytes.fromhex(header["public_key"])
-    held = {row.ledger_id: row for row in await store.ledgers()}.get(ledger_id)
+    held = await store.ledger(ledger_id)
     if held is None:
-        await store.add_ledger(ledger_id, public_key, is_local=False, genesis=GENESIS_DIGEST)
-        held = {row.ledger_id: row for row in await store.ledgers()}[ledger_id]
+        held = await store.add_ledger(ledger_id, public_key, is_local=False, genesis=GENESIS_DIGEST)
     elif held.public_key != public_key:
         raise KeyFileError(f"ledger {ledger_id} is pinned to another key here; refusing the import")
     state = ChainVerifier(public_key, held.head_seq, held.head_hash, held.sig_digest, full=full)
