@@ -13,9 +13,10 @@ from pathlib import Path
 import aiohttp
 
 from scenarios import catalog  # noqa: F401 - registers the scenarios
+from scenarios.cluster import holds
 from scenarios.compose import COMPOSE_FILE, LocalService, load, localize
 from scenarios.procs import NodeProcess, start_process
-from scenarios.runner import SCENARIOS, run
+from scenarios.runner import SCENARIOS, run, until
 from scenarios.status import show
 
 
@@ -31,23 +32,27 @@ async def up(compose: Path, data: Path, samples: int, exit_when_converged: bool)
             proc = await asyncio.to_thread(start_process, service.argv, service.data_dir, env=service.env)
             running.append((service, proc))
             print(f"started {service.name:<10} {proc.url}", flush=True)
-        nodes = [(service.name, proc) for service, proc in running if "node.cli" in service.argv]
+        nodes = {proc.data_dir.name: proc for service, proc in running if "node.cli" in service.argv}
         async with aiohttp.ClientSession() as session:
-            for name, proc in nodes:
+            for name, proc in nodes.items():
                 batch = [{"stream": "samples", "type": "sample", "payload": {"from": name, "n": i},
                           "subject_oid": f"oid:sample:{i}"} for i in range(samples)]  # fmt: skip
                 async with session.post(proc.url + "/ledger/entries", json=batch) as response:
                     response.raise_for_status()
             print(f"appended {samples} sample entries on each of {len(nodes)} nodes; waiting for them to converge",
                   flush=True)  # fmt: skip
-            converged = await _converge(session, nodes, samples, stop)
-            await _status(session, nodes)
-            if converged is not None:
-                print(f"converged in {converged:.2f} s", flush=True)
-            if exit_when_converged:
-                return 0 if converged is not None else 1
-            print("running; Ctrl-C stops every service", flush=True)
-            await stop.wait()
+
+            async def converged() -> bool:
+                return all([await holds(session, proc, other, samples) for proc in nodes.values() for other in nodes])
+
+            after = await until(converged, 60, stop)
+        await show({name: proc.url for name, proc in nodes.items()}, _admin_token(services))
+        if after is not None:
+            print(f"converged in {after:.2f} s", flush=True)
+        if exit_when_converged:
+            return 0 if after is not None else 1
+        print("running; Ctrl-C stops every service", flush=True)
+        await stop.wait()
         return 0
     finally:
         for service, proc in reversed(running):
@@ -55,41 +60,16 @@ async def up(compose: Path, data: Path, samples: int, exit_when_converged: bool)
             print(f"stopped {service.name} (exit {code})", flush=True)
 
 
-async def _converge(
-    session: aiohttp.ClientSession, nodes: list[tuple[str, NodeProcess]], samples: int, stop: asyncio.Event
-) -> float | None:
-    started = loop_time = asyncio.get_running_loop().time()
-    deadline = started + 60
-    while loop_time < deadline and not stop.is_set():
-        holds = []
-        for _, proc in nodes:
-            for other, _ in nodes:
-                async with session.get(f"{proc.url}/ledger/ledgers/{other}/entries/{samples}") as response:
-                    holds.append(response.status == 200)
-        if all(holds):
-            return asyncio.get_running_loop().time() - started
-        await asyncio.sleep(0.2)  # polling the nodes' state, bounded by the deadline
-        loop_time = asyncio.get_running_loop().time()
-    return None
-
-
-async def _status(session: aiohttp.ClientSession, nodes: list[tuple[str, NodeProcess]]) -> None:
-    print(f"{'node':<8} {'url':<24} {'entries':>8} {'peers':>6} {'ledgers in sync'}")
-    for name, proc in nodes:
-        async with session.get(proc.url + "/ledger/stats") as response:
-            stats = await response.json()
-        async with session.get(proc.url + "/ledger/sync/status") as response:
-            status = await response.json()
-        held = sorted({x["ledger_id"] for p in status["peers"] for x in p["ledgers"] if x["local_seq"]})
-        print(f"{name:<8} {proc.url:<24} {stats['entries']:>8} {len(status['peers']):>6} {', '.join(held)}")
-
-
 def _status_targets(args: argparse.Namespace) -> tuple[dict[str, str], str | None]:
     if args.url:
         return {url: url for url in args.url}, args.token
-    nodes = [s for s in localize(load(args.file), Path("data")) if "node.cli" in s.argv]
-    return {s.name: s.url for s in nodes}, args.token or next((s.env["LEDGER_ADMIN_TOKEN"] for s in nodes
-                                                                if s.env.get("LEDGER_ADMIN_TOKEN")), None)  # fmt: skip
+    services = localize(load(args.file), Path("data"))
+    return {s.name: s.url for s in services if "node.cli" in s.argv}, args.token or _admin_token(services)
+
+
+def _admin_token(services: list[LocalService]) -> str | None:
+    """The admin token the compose file gives its nodes."""
+    return next((s.env["LEDGER_ADMIN_TOKEN"] for s in services if s.env.get("LEDGER_ADMIN_TOKEN")), None)
 
 
 def main() -> None:

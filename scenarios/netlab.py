@@ -29,9 +29,8 @@ class LabUnavailable(Exception):
 class Lab:
     """A running lab of ``hosts`` hosts; ``close()`` stops every process inside and removes it."""
 
-    def __init__(self, work: Path, hosts: int) -> None:
+    def __init__(self, work: Path) -> None:
         self.work = work
-        self.hosts = hosts
         self._relays: list[subprocess.Popen[bytes]] = []
         self._servers: list[asyncio.Server] = []
 
@@ -47,7 +46,7 @@ class Lab:
         if up.returncode != 0:
             await asyncio.to_thread(_netlab, "down")
             raise LabUnavailable(f"netlab could not be brought up: {up.stderr.strip()[-200:]}")
-        return cls(work, hosts)
+        return cls(work)
 
     @staticmethod
     def address(host: int) -> str:

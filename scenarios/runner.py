@@ -21,6 +21,18 @@ from scenarios.procs import NodeProcess, start_node, start_process
 LAB_PORT = 8700
 
 
+async def until(
+    condition: Callable[[], Awaitable[bool]], timeout: float, stop: asyncio.Event | None = None
+) -> float | None:
+    """Seconds (rounded to 10 ms) until ``condition`` holds; None after ``timeout`` or once ``stop`` is set."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout and not (stop and stop.is_set()):
+        if await condition():
+            return round(time.perf_counter() - started, 2)
+        await asyncio.sleep(0.1)  # polling real processes, bounded by the timeout
+    return None
+
+
 @dataclass
 class Check:
     name: str
@@ -96,13 +108,7 @@ class Context:
         return written
 
     async def wait(self, condition: Callable[[], Awaitable[bool]], timeout: float) -> float | None:
-        """Seconds until ``condition`` holds, or None after ``timeout``."""
-        started = time.perf_counter()
-        while time.perf_counter() - started < timeout:
-            if await condition():
-                return round(time.perf_counter() - started, 2)
-            await asyncio.sleep(0.1)  # polling real processes, bounded by the timeout
-        return None
+        return await until(condition, timeout)
 
     async def all_hold(self, nodes: list[NodeProcess], heads: dict[str, int]) -> bool:
         results = [await holds(self.session, n, lid, seq) for n in nodes for lid, seq in heads.items() if seq]
@@ -111,9 +117,13 @@ class Context:
     async def any_hold(self, nodes: list[NodeProcess], heads: dict[str, int]) -> bool:
         return any([await holds(self.session, n, lid, seq) for n in nodes for lid, seq in heads.items()])
 
+    async def get(self, node: NodeProcess, path: str) -> Any:
+        """The JSON ``node`` answers for ``path`` (None unless 200)."""
+        async with self.session.get(node.url + path) as response:
+            return await response.json() if response.status == 200 else None
+
     async def digest(self, node: NodeProcess) -> str:
-        async with self.session.get(node.url + "/ledger/state/digest") as response:
-            return str((await response.json())["digest"])
+        return str((await self.get(node, "/ledger/state/digest"))["digest"])
 
     async def admin(self, node: NodeProcess, method: str, path: str, body: Any = None) -> Any:
         async with self.session.request(method, node.url + path, json=body, headers=AUTH) as response:
