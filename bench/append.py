@@ -9,16 +9,14 @@ process.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
 
-from bench.common import append_range, bench_draft, ledger_settings, log, percentile, report
+from bench.common import append_range, arguments, bench_draft, ledger_settings, log, percentile, report
 from node.keys import load_or_create_key_file
 from node.ledger.service import Ledger
 from scenarios.procs import start_node
@@ -69,14 +67,13 @@ async def http_batches(url: str, entries: int, clients: int = 4) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    parser = arguments(__doc__, "small sizes, for a smoke test")
     parser.add_argument("--entries", type=int, help="entries for the batch runs (default 200,000; quick 3,000)")
     args = parser.parse_args()
     batch_entries = args.entries or (3_000 if args.quick else 200_000)
     single_entries = 500 if args.quick else 20_000
-    work = Path(tempfile.mkdtemp(prefix="bench-append-"))
-    try:
+    with tempfile.TemporaryDirectory(prefix="bench-append-") as tmp:
+        work = Path(tmp)
         log(f"in-process: {batch_entries} entries in batches of 1000")
         batch_rate = asyncio.run(in_process(work / "inproc", batch_entries))
         node = start_node(work / "http", "bench")
@@ -87,8 +84,6 @@ def main() -> None:
             http_batch_rate = asyncio.run(http_batches(node.url, batch_entries))
         finally:
             node.terminate()
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     report(
         "bench.append",
         {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import platform
@@ -55,6 +56,13 @@ def report(name: str, figures: dict[str, Any]) -> None:
 def percentile(values: Sequence[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def arguments(doc: str | None, quick: str) -> argparse.ArgumentParser:
+    """A benchmark's parser: its docstring as the help, and ``--quick`` (``quick`` says what it runs)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=quick)
+    return parser
 
 
 def log(message: str) -> None:

@@ -10,10 +10,8 @@ with a sixth peer that never answers (timeout 200 ms). Trust paths: best path on
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +20,7 @@ from types import SimpleNamespace
 import aiohttp
 from aiohttp import web
 
-from bench.common import log, percentile, report
+from bench.common import arguments, log, percentile, report
 from node.interop.trust import TrustGraph
 from node.settings import TrustSettings
 from protocol.signing import KeyPair
@@ -110,18 +108,15 @@ def trust_paths(ledgers: int = 1000, edges: int = 10_000) -> tuple[float, float]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="2,000 entries per node, for a smoke test")
+    parser = arguments(__doc__, "2,000 entries per node, for a smoke test")
     parser.add_argument("--entries", type=int, help="entries per node (default 100,000)")
     args = parser.parse_args()
     entries = args.entries or (2_000 if args.quick else 100_000)
     queries = 40 if args.quick else 200
-    work = Path(tempfile.mkdtemp(prefix="bench-federation-"))
-    try:
+    with tempfile.TemporaryDirectory(prefix="bench-federation-") as tmp:
+        work = Path(tmp)
         log(f"5 nodes x {entries} entries; {queries} federated queries")
         plain, hanging = asyncio.run(federated(work, entries, queries))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     log("trust paths on 1,000 ledgers / 10,000 attestations")
     cold, cached = trust_paths()
     report(

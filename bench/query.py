@@ -6,14 +6,13 @@ and over HTTP, limit 100.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
 import time
 
 import aiohttp
 
-from bench.common import SUBJECTS, built_ledger, log, percentile, report
+from bench.common import SUBJECTS, arguments, built_ledger, log, percentile, report
 from node.keys import load_key_file
 from node.ledger.service import Ledger
 from node.ledger.store import Filters
@@ -45,8 +44,7 @@ async def over_http(url: str, subjects: list[str]) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="20,000 entries, for a smoke test")
+    parser = arguments(__doc__, "20,000 entries, for a smoke test")
     parser.add_argument("--entries", type=int, help="ledger size (default 1,000,000)")
     parser.add_argument("--queries", type=int, default=2000, help="queries to time (default 2000)")
     args = parser.parse_args()

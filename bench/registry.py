@@ -9,11 +9,9 @@ query (capability filter, 100 results) runs every 100 ms. Errors are non-2xx ans
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,7 +21,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from bench.common import log, percentile, report
+from bench.common import arguments, log, percentile, report
 from node.ledger.clock import wall_ms
 from protocol.records import sign_record
 from protocol.requests import sign_request
@@ -100,22 +98,20 @@ async def load(url: str, nodes: int, seconds: float) -> tuple[list[float], list[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="100 nodes for 3 s, for a smoke test")
+    parser = arguments(__doc__, "100 nodes for 3 s, for a smoke test")
     parser.add_argument("--nodes", type=int)
     parser.add_argument("--seconds", type=float)
     args = parser.parse_args()
     nodes = args.nodes or (100 if args.quick else 1000)
     seconds = args.seconds or (3 if args.quick else 30)
-    work = Path(tempfile.mkdtemp(prefix="bench-registry-"))
-    proc, url = start_registry(work)
-    try:
-        log(f"{nodes} nodes heartbeating every second for {seconds:.0f} s")
-        heartbeats, discovers, errors = asyncio.run(load(url, nodes, seconds))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        shutil.rmtree(work, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="bench-registry-") as work:
+        proc, url = start_registry(Path(work))
+        try:
+            log(f"{nodes} nodes heartbeating every second for {seconds:.0f} s")
+            heartbeats, discovers, errors = asyncio.run(load(url, nodes, seconds))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
     report(
         "bench.registry",
         {

@@ -11,9 +11,7 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +20,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from bench.common import log, percentile, report
+from bench.common import arguments, log, percentile, report
 from node.keys import load_key_file
 from node.ledger.clock import wall_ms
 from protocol.requests import sign_request
@@ -112,15 +110,14 @@ async def mesh(work: Path, per_node: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    parser = arguments(__doc__, "small sizes, for a smoke test")
     parser.add_argument("--entries", type=int, help="entries to replicate (default 100,000)")
     args = parser.parse_args()
     entries = args.entries or (3_000 if args.quick else 100_000)
     samples = 20 if args.quick else 200
     per_node = 500 if args.quick else 5_000
-    work = Path(tempfile.mkdtemp(prefix="bench-sync-"))
-    try:
+    with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
+        work = Path(tmp)
         log(f"building node-a with {entries} entries")
         asyncio.run(fill(work / "a", "node-a", entries))
         log("replicating (checkpoint mode)")
@@ -131,8 +128,6 @@ def main() -> None:
         latencies = asyncio.run(propagation(work, samples))
         log(f"mesh: 3 nodes x {per_node} entries")
         mesh_s = asyncio.run(mesh(work, per_node))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     report(
         "bench.sync",
         {

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from bench.common import built_ledger, log, report
+from bench.common import arguments, built_ledger, log, report
 from node.ledger.verify import verify_store
 
 
@@ -45,8 +45,7 @@ def run_child(db: str, mode: str) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="20,000 entries, for a smoke test")
+    parser = arguments(__doc__, "20,000 entries, for a smoke test")
     parser.add_argument("--entries", type=int, help="ledger size (default 1,000,000)")
     parser.add_argument("--child", nargs=2, metavar=("DB", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
