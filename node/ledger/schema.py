@@ -141,6 +141,19 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX refs_pending ON refs (status, checked_at) WHERE status = 'pending';
         """,
     ),
+    (
+        5,
+        "audit log: who changed what",
+        """
+        CREATE TABLE audit (
+            id     INTEGER PRIMARY KEY AUTOINCREMENT,
+            at_ms  INTEGER NOT NULL,
+            actor  TEXT NOT NULL,
+            action TEXT NOT NULL,
+            detail TEXT NOT NULL
+        );
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any, cast
 
 import aiosqlite
+import orjson
 
 from node.errors import SchemaTooNew, StorageError, StorageFull
 from node.ledger.rows import COLUMNS, SELECT_COLUMNS, Row
@@ -60,6 +61,17 @@ class SyncMark:
 
     peer: str
     direction: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One recorded change: who (a credential id, ``config`` or ``node``), what, and its details."""
+
+    id: int
+    at_ms: int
+    actor: str
+    action: str
+    detail: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -539,6 +551,24 @@ class Store:
             (ledger_id,),
         )
         return None if row is None else CheckpointRow(*row)
+
+    # --- audit ---------------------------------------------------------------------------------
+
+    async def audit(self, actor: str, action: str, detail: dict[str, Any]) -> None:
+        """Record that ``actor`` (a credential id, ``config`` or ``node``) did ``action``."""
+        await self._write(
+            "INSERT INTO audit (at_ms, actor, action, detail) VALUES (?, ?, ?, ?)",
+            (_now_ms(), actor, action, orjson.dumps(detail).decode()),
+        )
+
+    async def audit_log(self, limit: int, before_id: int | None = None) -> list[AuditRecord]:
+        """The newest audit records first, ``limit`` at most, older than ``before_id`` when given."""
+        rows = await self._fetchall(
+            self.reader,
+            "SELECT id, at_ms, actor, action, detail FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?",
+            (before_id if before_id is not None else 2**63 - 1, limit),
+        )
+        return [AuditRecord(i, at, actor, action, orjson.loads(detail)) for i, at, actor, action, detail in rows]
 
     # --- plumbing ------------------------------------------------------------------------------
 
