@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from node.api.context import (
     TRUST,
     Lifecycle,
 )
+from node.api.json import PARSE_SLOTS
 from node.api.problems import Handler, malformed_http_as_problems, problems
 from node.interop.discovery import Discovery
 from node.interop.federation import Federation
@@ -100,6 +102,7 @@ def build_app(settings: NodeSettings) -> web.Application:
     app[METRICS] = Metrics()
     app[LIFECYCLE] = Lifecycle()
     app[REPLAY] = ReplayGuard(settings.sync.request_window_s)
+    app[PARSE_SLOTS] = asyncio.Semaphore(settings.limits.large_body_parsers)
     app.cleanup_ctx.append(ledger_ctx)
     app.on_shutdown.append(_stop_serving)
     setup_routes(app, settings)

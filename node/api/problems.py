@@ -16,6 +16,7 @@ from aiohttp import web, web_protocol
 
 from node.errors import (
     AppendRejected,
+    BatchTooLarge,
     DataDirLocked,
     DuplicateEntry,
     EntryNotFound,
@@ -45,6 +46,7 @@ STATUS: dict[type[Exception], int] = {
     InvalidRequest: 400,
     ProtocolError: 422,
     LimitExceeded: 413,
+    BatchTooLarge: 413,
     Unauthorized: 401,
     EntryNotFound: 404,
     DuplicateEntry: 409,

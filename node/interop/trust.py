@@ -115,7 +115,9 @@ class TrustGraph:
         return self.score(self.own, ledger_id, SYNC_TYPES)[0] >= self._settings.sync_threshold
 
     def allows_query(self, ledger_id: str, threshold: float | None = None) -> bool:
-        limit = self._settings.query_threshold if threshold is None else threshold
+        """Whether a query may go to ``ledger_id``: a caller's ``threshold`` may ask for more trust than
+        the operator's ``query_threshold``, never less (the setting is a floor)."""
+        limit = self._settings.query_threshold if threshold is None else max(threshold, self._settings.query_threshold)
         return ledger_id == self.own or self.score(self.own, ledger_id, QUERY_TYPES)[0] >= limit
 
     def _best_path(self, source: str, target: str, kinds: frozenset[str]) -> tuple[float, list[str]]:
