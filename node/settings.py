@@ -102,6 +102,10 @@ class TrustSettings(BaseModel):
     sync_threshold: float = Field(0.5, ge=0, le=1)
     query_threshold: float = Field(0.3, ge=0, le=1)
     max_depth: int = Field(4, ge=1, le=10, description="longest trust path considered")
+    max_per_author: int = Field(
+        1000, ge=1, le=1_000_000,
+        description="attestations held per author (one per target, the newest); more for new targets are refused",
+    )  # fmt: skip
 
 
 class RefSettings(BaseModel):

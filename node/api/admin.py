@@ -14,10 +14,12 @@ import node
 from node.api.auth import Handler, require_token
 from node.api.context import DISCOVERY, LEDGER, LIFECYCLE, METRICS, STATE, SYNC, TRUST
 from node.api.json import json_response, read_json, validate, validate_query
+from node.api.network import take_attestations
 from node.errors import EntryNotFound
 from node.ledger.rows import row_to_wire
 from protocol.models import Entry, LedgerId
 from protocol.openapi import operation
+from protocol.trust import TrustAttestation
 
 
 def admin(summary: str, **details: Any) -> Callable[[Handler], Handler]:
@@ -192,6 +194,14 @@ async def attest(request: web.Request) -> web.Response:
     return json_response(att.wire(), status=201)
 
 
+@admin("take attestations shared out of band; each verified under its author's pinned key",
+       body=list[TrustAttestation])  # fmt: skip
+async def import_attestations(request: web.Request) -> web.Response:
+    """Take attestations the operator brings (e.g. another node's GET /network/trust); counts, and
+    each refusal with its reason."""
+    return await take_attestations(request)
+
+
 def routes(token: str) -> list[web.RouteDef]:
     return [
         web.get("/admin/status", require_token(token, status)),
@@ -204,4 +214,5 @@ def routes(token: str) -> list[web.RouteDef]:
         web.post("/admin/conflicts/{conflict_id}/resolve", require_token(token, resolve_conflict)),
         web.post("/network/connect", require_token(token, connect)),
         web.post("/admin/trust", require_token(token, attest)),
+        web.post("/admin/trust/attestations", require_token(token, import_attestations)),
     ]

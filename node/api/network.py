@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import node
 from node.api.context import DISCOVERY, LEDGER, SYNC, TRUST
 from node.api.json import json_response, read_json, validate, validate_query
+from node.api.peer_auth import signed_sender
 from node.errors import IdentityConflict, InvalidRequest
 from node.interop.records import CAPABILITIES
 from protocol import PROTOCOL_VERSION
@@ -95,14 +96,25 @@ async def trust(request: web.Request) -> web.Response:
     return json_response(request.app[TRUST].attestations())
 
 
-@routes.post("/network/trust")
-@operation("take shared attestations, each verified under its author's pinned key", body=list[TrustAttestation])
-async def share_trust(request: web.Request) -> web.Response:
-    """Take shared attestations; each is verified under its author's pinned key."""
+MAX_SHARED_ATTESTATIONS = 1000
+
+
+async def take_attestations(request: web.Request) -> web.Response:
+    """A list of attestations into the trust graph; counts, and each refusal with its reason."""
     body = await read_json(request)
-    if not isinstance(body, list) or len(body) > 1000:
-        raise InvalidRequest("body: expected a list of at most 1000 attestations")
+    if not isinstance(body, list) or len(body) > MAX_SHARED_ATTESTATIONS:
+        raise InvalidRequest(f"body: expected a list of at most {MAX_SHARED_ATTESTATIONS} attestations")
     return json_response(await request.app[TRUST].add_many(body))
+
+
+@routes.post("/network/trust")
+@operation("a pinned node shares attestations (signed request); each verified under its author's pinned key",
+           body=list[TrustAttestation], auth="signed")  # fmt: skip
+async def share_trust(request: web.Request) -> web.Response:
+    """Take attestations shared by a node this one has pinned (signed request); the operator uses
+    POST /admin/trust/attestations. Each attestation is verified under its author's pinned key."""
+    await signed_sender(request)  # RequestRejected (401) for unsigned requests and unknown senders
+    return await take_attestations(request)
 
 
 @routes.get("/network/trust/path")
@@ -126,5 +138,5 @@ async def topology(request: web.Request) -> web.Response:
     nodes: dict[str, dict[str, object]] = {status["ledger_id"]: {"status": "self", "lag": 0}}
     for peer in status["peers"]:
         nodes[peer["ledger_id"]] = {"status": peer["state"], "lag": sum(x["lag"] for x in peer["ledgers"])}
-    body, content_type = request.app[TRUST].topology(nodes, fmt)
+    body, content_type = await request.app[TRUST].topology(nodes, fmt)
     return web.Response(body=body, content_type=content_type)

@@ -430,15 +430,15 @@ class Store:
         )
         return [row[0] for row in rows]
 
-    async def save_attestation(self, source: str, target: str, attestation: str, issued_at: int) -> bool:
-        """Keep an attestation unless a newer one for (source, target) is held; returns whether kept."""
+    async def save_attestations(self, rows: Sequence[tuple[str, str, str, int]]) -> None:
+        """Keep attestations (source, target, attestation, issued_at) in one transaction; for each
+        (source, target) the one with the latest issued_at stays."""
         async with self._transaction() as conn:
-            cursor = await conn.execute(
+            await conn.executemany(
                 "INSERT INTO trust VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET attestation = excluded.attestation,"
                 " issued_at = excluded.issued_at WHERE excluded.issued_at > trust.issued_at",
-                (source, target, attestation, issued_at),
+                rows,
             )
-            return bool(cursor.rowcount)
 
     async def attestations(self) -> list[str]:
         return [row[0] for row in await self._fetchall(self.writer, "SELECT attestation FROM trust", ())]
