@@ -24,7 +24,7 @@ from node.api.context import (
     TRUST,
     Lifecycle,
 )
-from node.api.json import PARSE_SLOTS
+from node.api.json import BODY_LIMITS, BodyLimits
 from node.api.problems import Handler, malformed_http_as_problems, problems
 from node.interop.discovery import Discovery
 from node.interop.federation import Federation
@@ -102,7 +102,8 @@ def build_app(settings: NodeSettings) -> web.Application:
     app[METRICS] = Metrics()
     app[LIFECYCLE] = Lifecycle()
     app[REPLAY] = ReplayGuard(settings.sync.request_window_s)
-    app[PARSE_SLOTS] = asyncio.Semaphore(settings.limits.large_body_parsers)
+    app[BODY_LIMITS] = BodyLimits(asyncio.Semaphore(settings.limits.large_body_parsers),
+                                  settings.limits.max_body_values)  # fmt: skip
     app.cleanup_ctx.append(ledger_ctx)
     app.on_shutdown.append(_stop_serving)
     setup_routes(app, settings)

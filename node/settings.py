@@ -38,6 +38,12 @@ class LimitSettings(BaseModel):
     large_body_parsers: int = Field(
         2, ge=1, le=64, description="request bodies over 64 KiB parsed at once; more wait their turn"
     )
+    max_body_values: int = Field(
+        250_000, ge=1000, le=10_000_000,
+        description="values a request body over 64 KiB may hold, bounded before parsing by counting ',', '[' "
+        "and '{' (413 beyond): parse time and memory grow with values, not bytes; a batch of max_batch typical "
+        "entries holds tens of thousands. Pages pushed by signed peers are not counted",
+    )  # fmt: skip
 
     def protocol(self) -> Limits:
         """These limits as the protocol package's Limits."""
