@@ -67,15 +67,19 @@ class TrustGraph:
         self._put(att)
         return True
 
-    async def _admit(self, att: TrustAttestation) -> bool:
-        """Whether ``att`` is newer than the one held for its pair; raises when it is refused."""
+    async def _admit(self, att: TrustAttestation, keys: dict[str, bytes | None] | None = None) -> bool:
+        """Whether ``att`` is newer than the one held for its pair; raises when it is refused. ``keys``
+        caches the authors' pinned keys over one batch."""
+        keys = {} if keys is None else keys
         if att.source == self.own:
-            key = self._ledger.keys.public_key
+            key: bytes | None = self._ledger.keys.public_key
+        elif att.source in keys:
+            key = keys[att.source]
         else:
             held = await self._ledger.replicas.held(att.source)
-            if held is None:
-                raise IdentityConflict(f"attestation from {att.source}: no key is pinned for it here")
-            key = held.public_key
+            key = keys[att.source] = None if held is None else held.public_key
+        if key is None:
+            raise IdentityConflict(f"attestation from {att.source}: no key is pinned for it here")
         try:
             att.verify(key)
         except BadSignature as exc:
@@ -146,13 +150,14 @@ class TrustGraph:
         counts = {"kept": 0, "old": 0, "refused": 0}
         refusals: list[dict[str, Any]] = []
         fresh: dict[tuple[str, str], TrustAttestation] = {}
+        keys: dict[str, bytes | None] = {}
         for index, item in enumerate(items):
             try:
                 att = TrustAttestation.model_validate(item)
                 pending = fresh.get((att.source, att.target))
                 if pending is not None and pending.issued_at >= att.issued_at:
                     counts["old"] += 1
-                elif await self._admit(att):
+                elif await self._admit(att, keys):
                     if pending is None:
                         self._targets.setdefault(att.source, set()).add(att.target)  # counts toward the bound
                     fresh[(att.source, att.target)] = att
