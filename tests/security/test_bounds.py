@@ -190,6 +190,32 @@ async def test_a_slow_reference_holder_does_not_delay_propagation_or_state(make_
         print(f"refs: commit {n} at the peer after {time.monotonic() - started:.2f} s")
 
 
+async def test_a_slow_after_append_hook_delays_only_itself(make_node: MakeNode) -> None:
+    a = await make_node("node-a", admin_token=ADMIN_TOKEN, sync=FAST)
+    b = await make_node("node-b", admin_token=ADMIN_TOKEN, sync=FAST)
+    await link(a, b)
+    await link(b, a)
+    release = asyncio.Event()
+    seen: list[int] = []
+
+    async def stalled(rows: Any) -> None:  # a hook that never finishes until the test ends
+        seen.append(rows[-1][1])
+        await release.wait()
+
+    a.app[LEDGER].hooks.after_append.insert(0, stalled)  # first in line, ahead of state and announcements
+    try:
+        for n in range(3):
+            keyed = {"stream": "s", "type": "t", "key": "asset", "payload": {"n": n}}
+            status, entry, _ = await a.request("POST", "/ledger/entries", headers=AUTH, json=keyed)
+            assert status == 201, entry
+            await eventually(functools.partial(_state_is, a, "asset", n), timeout=0.5)
+            await eventually(functools.partial(_holds, b, entry), timeout=2)
+        assert seen == [1]  # the stalled hook still waits on the first commit; the others went on
+    finally:
+        release.set()
+    await eventually(lambda: seen == [1, 2, 3], timeout=2)  # and it sees every commit, in order
+
+
 async def _state_is(node: RunningNode, key: str, n: int) -> bool:
     status, state, _ = await node.request("GET", f"/ledger/state/{key}")
     return status == 200 and state["value"] == {"n": n}
