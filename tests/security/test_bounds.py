@@ -147,33 +147,49 @@ async def test_min_trust_is_clamped_to_the_operators_floor(make_node: MakeNode) 
 # --- references -------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def tarpit() -> AsyncIterator[str]:
-    """A 'peer' that holds every request for 5 s, then answers 404."""
+class Tarpit:
+    """A 'peer' that holds every request for 5 s, then answers 404; counts entry lookups in flight."""
 
-    async def stall(request: web.Request) -> web.Response:
-        await asyncio.sleep(5)  # the attack: a holder that answers slowly
+    def __init__(self) -> None:
+        self.url = ""
+        self.lookups = 0
+        self.most_lookups = 0
+
+    async def stall(self, request: web.Request) -> web.Response:
+        lookup = request.path.startswith("/ledger/ledgers/")
+        self.lookups += lookup
+        self.most_lookups = max(self.most_lookups, self.lookups)
+        try:
+            await asyncio.sleep(5)  # the attack: a holder that answers slowly
+        finally:
+            self.lookups -= lookup
         return web.Response(status=404)
 
+
+@pytest.fixture
+async def tarpit() -> AsyncIterator[Tarpit]:
+    pit = Tarpit()
+
     app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", stall)
+    app.router.add_route("*", "/{tail:.*}", pit.stall)
     runner = web.AppRunner(app, shutdown_timeout=0.1)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     host, port = runner.addresses[0][:2]
-    yield f"http://{host}:{port}"
+    pit.url = f"http://{host}:{port}"
+    yield pit
     await runner.cleanup()
 
 
-async def test_a_slow_reference_holder_does_not_delay_propagation_or_state(make_node: MakeNode, tarpit: str) -> None:
+async def test_a_slow_reference_holder_does_not_delay_propagation_or_state(make_node: MakeNode, tarpit: Tarpit) -> None:
     a = await make_node("node-a", admin_token=ADMIN_TOKEN, sync=FAST, refs={"retry_s": 3600})
     b = await make_node("node-b", admin_token=ADMIN_TOKEN, sync=FAST)
     await link(a, b)
     await link(b, a)
     holder = KeyPair(bytes([7] * 32))
     status, body, _ = await a.request("POST", "/admin/peers", headers=AUTH, json={
-        "url": tarpit, "ledger_id": "node-h", "public_key": holder.public_key.hex(), "mode": "pull"})  # fmt: skip
+        "url": tarpit.url, "ledger_id": "node-h", "public_key": holder.public_key.hex(), "mode": "pull"})  # fmt: skip
     assert status == 201, body
     refs = [{"ledger_id": "node-h", "entry_id": str(uuid.uuid4()), "seq": seq, "hash": f"{seq:064x}", "type": "source"}
             for seq in range(1, 65)]  # fmt: skip
@@ -188,6 +204,8 @@ async def test_a_slow_reference_holder_does_not_delay_propagation_or_state(make_
         await eventually(functools.partial(_state_is, a, "asset", n), timeout=0.5)  # the state view moves at once
         await eventually(functools.partial(_holds, b, entry), timeout=2)  # and the commit reaches the peer
         print(f"refs: commit {n} at the peer after {time.monotonic() - started:.2f} s")
+    await eventually(lambda: tarpit.most_lookups >= 1, timeout=2)
+    assert tarpit.most_lookups <= 4  # refs.concurrency lookups at once, not 64
 
 
 async def test_a_slow_after_append_hook_delays_only_itself(make_node: MakeNode) -> None:
