@@ -44,6 +44,7 @@ from protocol.models import MAX_REFS, Entry, EntryDraft, Ref
 log = logging.getLogger(__name__)
 
 Target = tuple[str, dict[str, Any] | None, str | None]  # status, the entry as wire, detail
+MAX_WALK = 1024  # references one GET /ledger/entries/{id}/refs reports at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,15 +108,28 @@ class References:
             await self._session.close()
 
     async def _check_drafts(self, drafts: Sequence[EntryDraft]) -> str | None:
-        """before_append: the refs must be well-formed; in strict mode, verifiable now."""
+        """before_append: the refs must be well-formed; in strict mode, verifiable now (all of the
+        batch's references within ``refs.deadline_s``)."""
+        deadline = time.monotonic() + self._settings.deadline_s
         for i, draft in enumerate(drafts):
             refs = refs_in(draft.meta, f"entries[{i}].meta.refs" if len(drafts) > 1 else "meta.refs")
             if self._settings.strict:
                 for j, ref in enumerate(refs):
-                    status, _, detail = await self.resolve(ref)
+                    status, _, detail = await self.resolve_by(ref, deadline)
                     if status != "verified":
                         return f"meta.refs[{j}]: {status} ({detail or ref.ledger_id + '/' + str(ref.seq)})"
         return None
+
+    async def resolve_by(self, ref: Ref, deadline: float) -> Target:
+        """``resolve`` within a deadline (``time.monotonic()``); ``pending`` when it passes first."""
+        remaining = deadline - time.monotonic()
+        if remaining > 0:
+            try:
+                async with asyncio.timeout(remaining):
+                    return await self.resolve(ref)
+            except TimeoutError:
+                pass
+        return "pending", None, f"not resolved within refs.deadline_s ({self._settings.deadline_s:g} s)"
 
     async def record(self, rows: Sequence[Row]) -> None:
         """after_append: record the references of committed entries (own or replicated) as pending and
@@ -154,16 +168,7 @@ class References:
         while True:
             lookup = await self._queue.get()
             try:
-                remaining = lookup.deadline - time.monotonic()
-                detail: str | None
-                if remaining <= 0:
-                    status, detail = "pending", "deadline passed; retried later"
-                else:
-                    try:
-                        async with asyncio.timeout(remaining):
-                            status, _, detail = await self.resolve(lookup.ref)
-                    except TimeoutError:
-                        status, detail = "pending", "deadline passed; retried later"
+                status, _, detail = await self.resolve_by(lookup.ref, lookup.deadline)
                 await self._ledger.store.set_ref_status(*lookup.where, status, detail)
             except NodeError as exc:
                 log.warning("resolving reference %s/%s[%d] failed: %s", *lookup.where, exc)
@@ -213,18 +218,23 @@ class References:
         return entry.model_dump()
 
     async def follow(self, entry_id: str, depth: int) -> dict[str, Any]:
-        """The entry and the references reachable from it, ``depth`` hops at most, each entry once."""
+        """The entry and the references reachable from it, ``depth`` hops at most, each entry once; at
+        most ``MAX_WALK`` references, all looked up within ``refs.deadline_s`` (later ones answer
+        ``pending``), so one request cannot fan out without bound."""
         if not 1 <= depth <= self._settings.max_depth:
             raise InvalidRequest(f"depth: between 1 and {self._settings.max_depth}")
         root = row_to_dict(await self._ledger.get(entry_id))
         seen = {(root["ledger_id"], root["seq"])}
         edges: list[dict[str, Any]] = []
         frontier = [root]
+        deadline = time.monotonic() + self._settings.deadline_s
         for hop in range(1, depth + 1):
             nxt = []
             for entry in frontier:
                 for ref in refs_in(entry["meta"]):
-                    status, target, detail = await self.resolve(ref)
+                    if len(edges) >= MAX_WALK:
+                        return {"entry": root, "refs": edges, "truncated": True}
+                    status, target, detail = await self.resolve_by(ref, deadline)
                     edge = {"from": {"ledger_id": entry["ledger_id"], "seq": entry["seq"]}, "hop": hop,
                             "ref": ref.model_dump(), "status": status, "detail": detail}  # fmt: skip
                     key = (ref.ledger_id, ref.seq)
@@ -234,7 +244,7 @@ class References:
                         nxt.append(target)
                     edges.append(edge)
             frontier = nxt
-        return {"entry": root, "refs": edges}
+        return {"entry": root, "refs": edges, "truncated": False}
 
     async def statuses(self, ledger_id: str, seq: int) -> list[dict[str, Any]]:
         return [{"position": r[2], "ledger_id": r[3], "seq": r[4], "type": r[7], "status": r[8], "detail": r[9],
