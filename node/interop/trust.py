@@ -47,6 +47,7 @@ class TrustGraph:
         self._graphs: dict[frozenset[str] | None, nx.DiGraph] = {}
         self._expiries: list[tuple[int, str, str]] = []  # heap of (expires_at, from, to) of counted edges
         self.version = 0  # moves on every change of the graph (the topology export's cache key)
+        self._listing: tuple[int, list[dict[str, object]]] | None = None
         self._exports: dict[str, tuple[tuple[int, str, bytes], asyncio.Future[tuple[bytes, str]]]] = {}
 
     @property
@@ -183,7 +184,10 @@ class TrustGraph:
         return {**counts, "refusals": refusals}
 
     def attestations(self) -> list[dict[str, object]]:
-        return [a.wire() for _, a in sorted(self._edges.items())]
+        """Every attestation held, in (from, to) order; built once per version of the graph."""
+        if self._listing is None or self._listing[0] != self.version:
+            self._listing = (self.version, [a.wire() for _, a in sorted(self._edges.items())])
+        return self._listing[1]
 
     # --- scores --------------------------------------------------------------------------------
 
