@@ -245,7 +245,7 @@ async def _holds(node: RunningNode, entry: dict[str, Any]) -> bool:
 
 # --- trust attestations -----------------------------------------------------------------------------
 
-AUTHORS = {f"author-{i:02d}": KeyPair(bytes([i + 1] * 32)) for i in range(31)}
+AUTHORS = {f"author-{i:02d}": KeyPair(bytes([i + 1] * 32)) for i in range(33)}
 
 
 def attestations(author: str, count: int, issued_at: int = 1, first: int = 0) -> list[dict[str, object]]:
@@ -266,12 +266,11 @@ async def test_trust_batches_cost_the_same_at_30000_held_and_need_authentication
         return time.perf_counter() - started, answer
 
     batches = [attestations(name, 1000) for name in AUTHORS]
-    at_zero, answer = await post(batches[0])
-    assert answer["kept"] == 1000
-    for batch in batches[1:30]:
-        await post(batch)
-    at_30000, answer = await post(batches[30])
-    assert answer["kept"] == 1000
+    timed = [await post(batch) for batch in batches[:30]]  # 0 to 29,000 held
+    timed += [await post(batch) for batch in batches[30:]]  # 30,000 to 32,000 held
+    assert all(answer["kept"] == 1000 for _, answer in timed)
+    at_zero = min(seconds for seconds, _ in timed[:3])  # the best of three: robust to a busy machine
+    at_30000 = min(seconds for seconds, _ in timed[30:])
     print(f"trust: 1000 attestations in {at_zero:.2f} s at 0 held, {at_30000:.2f} s at 30,000 held")
     assert at_30000 / at_zero < 3
 
@@ -282,7 +281,7 @@ async def test_trust_batches_cost_the_same_at_30000_held_and_need_authentication
 
     # unauthenticated sharing is refused and stores nothing; a signed request from a pinned node works
     held = len((await node.request("GET", "/network/trust"))[1])
-    extra = attestations("author-30", 5, issued_at=3)  # newer for held pairs
+    extra = attestations("author-32", 5, issued_at=3)  # newer for held pairs
     status, problem, _ = await node.request("POST", "/network/trust", json=extra)
     assert status == 401, problem
     assert len((await node.request("GET", "/network/trust"))[1]) == held
