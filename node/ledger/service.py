@@ -36,7 +36,6 @@ from node.settings import NodeSettings
 from protocol.canonical import canonical
 from protocol.entry import GENESIS_DIGEST
 from protocol.errors import LimitExceeded
-from protocol.limits import check_json
 from protocol.models import EntryDraft
 from protocol.signing import KeyPair
 
@@ -139,10 +138,10 @@ class Ledger:
     def _prepare(self, draft: EntryDraft, where: str) -> Draft:
         if self._streams is not None and draft.stream not in self._streams:
             raise InvalidRequest(f"{where}stream: unknown stream {draft.stream!r}")
-        payload = canonical(draft.payload, fast=check_json(draft.payload, self._limits, f"{where}payload"))
+        payload = canonical(draft.payload, self._limits, f"{where}payload")
         meta = None
         if draft.meta is not None:
-            meta = canonical(draft.meta, fast=check_json(draft.meta, self._limits, f"{where}meta"))
+            meta = canonical(draft.meta, self._limits, f"{where}meta")
         size = len(payload) + (len(meta) if meta is not None else 0)
         if size > self._limits.max_payload_bytes:
             raise LimitExceeded(
