@@ -2,7 +2,9 @@
 
 ``canonical(value)`` is the only public encoder. It walks the value once, refusing what has no
 canonical form in protocol v1 (docs/protocol.md section 2) and, when given limits, what breaks them,
-each refusal naming the path of the offending member.
+each refusal naming the path of the offending member. The one rule for numbers is applied there,
+by value: a number, whatever its Python type or JSON text (``5``, ``5.0``, ``5e0``), must be finite
+and lie within ±(2^53-1), so ``9007199254740992.0`` is refused exactly like ``9007199254740992``.
 
 The walk also learns whether the value fits orjson's fast path: orjson with sorted keys produces the
 RFC 8785 bytes for every value without floats and without non-ASCII object names (JCS formats
@@ -62,11 +64,20 @@ def canonical(value: Any, limits: Bounds | None = None, field: str = "value") ->
 
 
 def reference(value: Any, field: str = "value") -> bytes:
-    """Encode with the reference RFC 8785 implementation alone."""
+    """Encode with the reference RFC 8785 implementation alone (no protocol rule applied)."""
     try:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError, UnicodeError) as exc:
         raise NotCanonical(f"{field}: {exc}") from exc
+
+
+def number_refusal(value: int | float) -> str | None:
+    """Why protocol v1 refuses this number, or None: the one rule for numbers, applied by value."""
+    if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:  # False for NaN
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN and Infinity are not JSON"
+    return "number outside ±(2^53-1)"
 
 
 def _walk(value: Any, limits: Bounds, path: str, depth: int) -> bool:
@@ -80,16 +91,12 @@ def _walk(value: Any, limits: Bounds, path: str, depth: int) -> bool:
         if len(value) > limits.max_string_chars:
             raise LimitExceeded(f"{path}: string longer than {limits.max_string_chars} characters")
         return True
-    if kind is int:
+    if kind is int or kind is float:
         if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-            raise NotCanonical(f"{path}: integer outside ±(2^53-1)")
-        return True
+            raise NotCanonical(f"{path}: {number_refusal(value)}")
+        return kind is int
     if value is None or kind is bool:
         return True
-    if kind is float:
-        if not math.isfinite(value):
-            raise NotCanonical(f"{path}: NaN and Infinity are not JSON")
-        return False
     if kind is not dict and kind is not list:
         raise NotCanonical(f"{path}: {kind.__name__} is not a JSON value")
     if depth >= limits.max_depth:

@@ -33,9 +33,9 @@ from node.ledger.store import CheckpointRow, Filters, LedgerRow, Store
 from node.ledger.verify import Mode, Progress, VerifyReport, verify_store
 from node.ledger.writer import Draft, Tip, Writer
 from node.settings import NodeSettings
-from protocol.canonical import canonical
 from protocol.entry import GENESIS_DIGEST
 from protocol.errors import LimitExceeded
+from protocol.limits import encode_content
 from protocol.models import EntryDraft
 from protocol.signing import KeyPair
 
@@ -138,15 +138,7 @@ class Ledger:
     def _prepare(self, draft: EntryDraft, where: str) -> Draft:
         if self._streams is not None and draft.stream not in self._streams:
             raise InvalidRequest(f"{where}stream: unknown stream {draft.stream!r}")
-        payload = canonical(draft.payload, self._limits, f"{where}payload")
-        meta = None
-        if draft.meta is not None:
-            meta = canonical(draft.meta, self._limits, f"{where}meta")
-        size = len(payload) + (len(meta) if meta is not None else 0)
-        if size > self._limits.max_payload_bytes:
-            raise LimitExceeded(
-                f"{where}payload: payload and meta are {size} bytes, over {self._limits.max_payload_bytes}"
-            )
+        payload, meta = encode_content(draft.payload, draft.meta, self._limits, where)
         return Draft(
             draft.stream, draft.type, payload.decode(), None if meta is None else meta.decode(),
             draft.issuer_oid, draft.subject_oid, draft.key, draft.id,

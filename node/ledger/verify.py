@@ -6,6 +6,9 @@ Modes:
   signature digest against every checkpoint, every checkpoint signature and the head's signature;
 - ``full``: ``chain`` plus every entry signature.
 
+Every mode also checks each entry's payload and meta against the rules a receiver applies
+(``protocol.limits.encode_content``): a signed entry that peers would refuse is reported.
+
 A ledger is cut at checkpoints into spans. A span verifies on its own: it starts from the state its
 opening checkpoint records and must end exactly in the state its closing checkpoint records, so
 consecutive spans together verify the whole chain. Large ledgers are verified span by span on a
@@ -18,6 +21,7 @@ seq order; memory stays flat whatever the ledger's size.
 from __future__ import annotations
 
 import multiprocessing
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -26,8 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import orjson
+
 from node.errors import StoreCorrupted
-from node.ledger.rows import HASH, SIG, Row, content_hash
+from node.ledger.rows import HASH, META, PAYLOAD, SIG, Row, content_hash
 from node.ledger.store import (
     CheckpointRow,
     LedgerRow,
@@ -38,7 +44,8 @@ from node.ledger.store import (
     read_ledgers,
 )
 from protocol.entry import GENESIS_DIGEST, next_sig_digest, verify_checkpoint, verify_hash_signature
-from protocol.errors import BadSignature
+from protocol.errors import BadSignature, InvalidEntry
+from protocol.limits import encode_content
 
 Mode = Literal["fast", "chain", "full"]
 Progress = Callable[[int], None]
@@ -207,6 +214,7 @@ def _verify_span(conn: sqlite3.Connection, ledger: LedgerRow, begin: _State, end
         computed = content_hash(row)
         if computed != row[HASH]:
             raise StoreCorrupted(lid, seq, "hash does not match the entry's content")
+        _check_content(lid, row)
         if full and _first_bad_signature(key, [(seq, computed, row[SIG])]) is not None:
             raise StoreCorrupted(lid, seq, "signature does not verify")
         digest = next_sig_digest(digest, row[SIG])
@@ -219,6 +227,25 @@ def _verify_span(conn: sqlite3.Connection, ledger: LedgerRow, begin: _State, end
     if expected - 1 != end_seq:
         raise StoreCorrupted(lid, expected, "entry missing")
     return _Span(checked, _State(end_seq, prev, digest))
+
+
+# Canonical text of a number beyond ±(2^53-1) has 16 or more digits in a row or an "e+" exponent
+# (ECMAScript form); only payloads and metas where this matches (rare) are parsed and checked.
+_MAYBE_REFUSED = re.compile(r"[0-9]{16}|e\+")
+
+
+def _check_content(ledger_id: str, row: Row) -> None:
+    """Raise StoreCorrupted when a stored payload or meta breaks a rule every receiver applies.
+
+    Such an entry is validly signed but no peer accepts it (stored before the rule was enforced).
+    """
+    payload, meta = row[PAYLOAD], row[META]
+    if _MAYBE_REFUSED.search(payload) is None and (meta is None or _MAYBE_REFUSED.search(meta) is None):
+        return
+    try:
+        encode_content(orjson.loads(payload), None if meta is None else orjson.loads(meta))
+    except InvalidEntry as exc:
+        raise StoreCorrupted(ledger_id, row[1], f"{exc} (every peer refuses this entry)") from None
 
 
 def _rows(conn: sqlite3.Connection, ledger_id: str, after: int, through: int) -> Iterator[Row]:
