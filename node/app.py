@@ -97,7 +97,7 @@ def build_app(settings: NodeSettings) -> web.Application:
     malformed_http_as_problems()
     app = web.Application(middlewares=[http_metrics, problems], client_max_size=settings.limits.max_body_bytes)
     app[SETTINGS] = settings
-    app[METRICS] = Metrics()
+    app[METRICS] = Metrics(settings.ledger_id)
     app[LIFECYCLE] = Lifecycle()
     app[REPLAY] = ReplayGuard(settings.sync.request_window_s)
     app.cleanup_ctx.append(ledger_ctx)
