@@ -250,6 +250,15 @@ def cmd_verify(args: argparse.Namespace) -> None:
             f"ok ledger={r.ledger_id} mode={r.mode} seq={r.from_seq + 1}..{r.through_seq} entries={r.entries}"
             f" checkpoints={r.checkpoints} signatures={r.signatures} seconds={r.seconds:.2f}"
         )
+    refused = [f"ledger {r.ledger_id} {reason}" for r in reports for reason in r.refused_by_peers]
+    if refused:
+        for line in refused:
+            print(f"refused by peers: {line}", file=sys.stderr)
+        raise Failure(
+            f"{len(refused)} entries listed above are validly signed but break the value rules; no peer or importer "
+            "accepts them or anything after them (docs/protocol.md section 2)",
+            EXIT_CORRUPTED,
+        )
 
 
 def cmd_export(args: argparse.Namespace) -> None:

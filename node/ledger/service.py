@@ -268,6 +268,8 @@ class Ledger:
                 "verified ledger=%s mode=%s entries=%d through=%d seconds=%.2f",
                 report.ledger_id, report.mode, report.entries, report.through_seq, report.seconds,
             )  # fmt: skip
+            for reason in report.refused_by_peers:
+                log.warning("entry every peer refuses ledger=%s %s", report.ledger_id, reason)
         return reports
 
 

@@ -19,7 +19,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.errors import StoreCorrupted
 from node.keys import load_or_create_key_file
 from node.ledger.rows import row_to_wire
 from node.ledger.service import Ledger
@@ -29,6 +28,7 @@ from node.ledger.writer import Draft
 from node.settings import NodeSettings
 from protocol.errors import InvalidEntry, NotCanonical
 from protocol.models import Entry, EntryDraft
+from tests.conftest import cli
 
 BOUND = 2**53 - 1
 REPORTED = 9007199254740992.0  # issue 13: accepted and signed as 9007199254740992, refused by every peer
@@ -134,13 +134,18 @@ async def test_the_reported_value_is_refused_at_append_naming_the_field(origin: 
     assert origin.head.head_seq == 0
 
 
-async def test_an_entry_signed_before_the_rule_is_refused_by_receiver_import_and_verify(
-    origin: Ledger, tmp_path: Path
-) -> None:
-    """As an older node signed {"x": 9007199254740992.0}: the same rule refuses it on every path."""
+async def sign_as_an_older_node(origin: Ledger) -> Any:
+    """Append {"x": 1}, then the entry an older node signed for {"x": 9007199254740992.0}."""
     await origin.append([EntryDraft(stream="s", type="t", payload={"x": 1})])
     assert origin._writer is not None
     [row] = await origin._writer.append([Draft("s", "t", '{"x":9007199254740992}')])
+    return row
+
+
+async def test_an_entry_signed_before_the_rule_is_refused_by_receiver_and_import_and_reported_by_verify(
+    origin: Ledger, tmp_path: Path
+) -> None:
+    row = await sign_as_an_older_node(origin)
     peer, peer_cm = await open_ledger(tmp_path / "b", "node-b")
     try:
         await peer.replicas.pin("node-a", origin.keys.public_key)
@@ -151,5 +156,25 @@ async def test_an_entry_signed_before_the_rule_is_refused_by_receiver_import_and
         await peer_cm.__aexit__(None, None, None)
     with pytest.raises(NotCanonical, match=r"line 4: seq 2: payload\.x: number outside"):
         await import_export(origin, tmp_path / "c.db")
-    with pytest.raises(StoreCorrupted, match=r"seq 2: payload\.x: number outside"):
-        await origin.verify("full")
+    [report] = await origin.verify("chain")
+    assert report.through_seq == 2
+    assert report.refused_by_peers == ("seq 2: payload.x: number outside ±(2^53-1)",)
+
+
+def test_cli_verify_fails_on_such_an_entry_while_the_node_still_starts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    node_settings = NodeSettings(ledger_id="node-a", data_dir=tmp_path)
+    keys = load_or_create_key_file(node_settings.key_path)
+
+    async def write_then_reopen() -> None:
+        async with Ledger.open(node_settings, keys) as ledger:
+            await sign_as_an_older_node(ledger)
+        async with Ledger.open(node_settings, keys, verify="chain") as ledger:
+            assert ledger.head.head_seq == 2
+
+    asyncio.run(write_then_reopen())
+    assert "entry every peer refuses ledger=node-a seq 2: payload.x: number outside" in caplog.text
+    result = cli("verify", "--data-dir", str(tmp_path))
+    assert result.returncode == 3, result.stderr
+    assert "refused by peers: ledger node-a seq 2: payload.x: number outside ±(2^53-1)" in result.stderr
