@@ -34,7 +34,7 @@ UNLIMITED = frozenset({"/health", "/ready"})  # liveness probes answer whatever 
 def actor(request: web.Request) -> str:
     """Who made ``request``: the credential id (``admin-token`` for the bootstrap token), or another
     caller name; this is what the audit log records."""
-    return request.get(ACTOR, "anonymous")
+    return request[ACTOR] if ACTOR in request else "anonymous"
 
 
 async def audit(request: web.Request, action: str, **detail: Any) -> None:

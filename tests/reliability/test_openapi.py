@@ -10,9 +10,9 @@ import schemathesis
 from aiohttp import web
 
 from node.api import setup_routes
+from node.api.auth import check_declarations
 from node.api.openapi import SPEC as NODE_SPEC
 from node.settings import NodeSettings
-from node.api.auth import check_declarations
 from protocol.openapi import UndocumentedRoute, document, operation
 from registry.app import SPEC as REGISTRY_SPEC
 from registry.app import build_app
