@@ -105,10 +105,11 @@ def draft(i: int = 0, **fields: Any) -> dict[str, Any]:
 
 
 def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``ledger-node`` with ``args`` and capture its output."""
+    """Run ``ledger-node`` with ``args`` and capture its output (client commands send ADMIN_TOKEN unless
+    ``env`` sets LEDGER_TOKEN)."""
     return subprocess.run(
-        [sys.executable, "-m", "node.cli", *args],
-        capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}, cwd=cwd or REPO,
+        [sys.executable, "-m", "node.cli", *args], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "LEDGER_TOKEN": ADMIN_TOKEN, **(env or {})}, cwd=cwd or REPO,
     )  # fmt: skip
 
 
