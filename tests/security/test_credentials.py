@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from node.access.limits import RateLimiter
 from node.keys import load_key_file
 from node.ledger.clock import wall_ms
 from protocol.requests import sign_request
@@ -208,3 +209,12 @@ def test_cli_credentials_issue_list_revoke_round_trip(tmp_path: Path, processes:
     assert len(refused.stderr.strip().splitlines()) == 1
     bad = cli("credentials", "issue", "x", "--scopes", "everything", "--url", node.url)
     assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1 and "scopes" in bad.stderr
+
+
+def test_rate_limit_buckets_stay_bounded_under_many_addresses() -> None:
+    limiter = RateLimiter(rate_per_s=1, burst=1, max_callers=1000)
+    for i in range(50_000):
+        assert limiter.take(f"10.{i >> 16}.{i >> 8 & 255}.{i & 255}", now=0.0) == 0
+    assert len(limiter) == 1000
+    assert limiter.take("10.0.195.79", now=0.0) > 0  # a recent caller is still held to its bucket
+    assert limiter.take("10.0.195.79", now=1.0) == 0  # and refilled at its rate
