@@ -114,8 +114,9 @@ class Ledger:
 
     # --- writes --------------------------------------------------------------------------------
 
-    async def append(self, drafts: Sequence[EntryDraft], *, batch: bool = True) -> list[Row]:
-        """Validate and append ``drafts`` as one atomic batch; returns the committed rows.
+    async def append(self, drafts: Sequence[EntryDraft], *, batch: bool = True, actor: str = "node") -> list[Row]:
+        """Validate and append ``drafts`` as one atomic batch; returns the committed rows. ``actor`` (the
+        credential id that asked, or ``node``) is recorded in the audit log with the batch.
 
         Error messages name fields as ``entries[i].payload`` for a batch, ``payload`` otherwise.
         """
@@ -133,7 +134,7 @@ class Ledger:
                 raise AppendRejected(reason)
         if self._writer is None:
             raise NotReady("the ledger is closed")
-        return await self._writer.append(prepared)
+        return await self._writer.append(prepared, actor)
 
     def _prepare(self, draft: EntryDraft, where: str) -> Draft:
         if self._streams is not None and draft.stream not in self._streams:
