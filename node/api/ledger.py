@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Literal
 
 from aiohttp import web
@@ -57,6 +58,7 @@ class QueryParams(FilterParams):
     """Query string of GET /ledger/entries."""
 
     ledger_id: LedgerId | None = None
+    ledgers: Annotated[str, StringConstraints(max_length=4096, pattern=r"^[a-z0-9][a-z0-9._,-]*$")] | None = None
     order: Literal["asc", "desc"] = "asc"
     after: Annotated[str, StringConstraints(pattern=r"^\d{1,16}:[a-z0-9][a-z0-9._-]{0,62}:\d{1,16}$")] | None = None
 
@@ -108,6 +110,8 @@ async def append_entries(request: web.Request) -> web.Response:
 async def query_entries(request: web.Request) -> web.Response:
     params = validate_query(QueryParams, request.query)
     filters = params.filters(params.ledger_id)
+    if params.ledgers is not None:  # a comma list: entries of any of these ledgers
+        filters = replace(filters, ledgers=tuple(x for x in params.ledgers.split(",") if x))
     after = None
     if params.after is not None:
         ts, ledger_id, seq = params.after.split(":")

@@ -92,6 +92,7 @@ class Filters:
     """Query filters; every one is served by an index (see schema.py)."""
 
     ledger_id: str | None = None
+    ledgers: tuple[str, ...] | None = None  # ledger_id is one of these (served by the primary key)
     stream: str | None = None
     type: str | None = None
     issuer_oid: str | None = None
@@ -537,6 +538,9 @@ class Store:
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
+        if filters.ledgers is not None:
+            where.append(f"ledger_id IN ({', '.join('?' * len(filters.ledgers))})")
+            args.extend(filters.ledgers)
         if filters.since is not None:
             where.append("timestamp >= ?")
             args.append(filters.since)
