@@ -9,8 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from scenarios.procs import NodeProcess, start_node
-from tests.conftest import cli
+from scenarios.procs import NodeProcess
+from scenarios.procs import start_node as start_process_node
+from tests.conftest import ADMIN_TOKEN, cli
+
+
+def start_node(data_dir: Path) -> NodeProcess:
+    """A node process whose admin token is the one ``cli`` sends."""
+    return start_process_node(data_dir, env={"LEDGER_ADMIN_TOKEN": ADMIN_TOKEN})
 
 
 def test_help_explains_the_commands() -> None:
@@ -163,13 +169,13 @@ def test_unreadable_key_files_are_named(tmp_path: Path) -> None:
 
 def test_operator_commands_show_the_admin_api_as_tables(tmp_path: Path, processes: list[NodeProcess]) -> None:
     token = "operator-token-0123456789"
-    node = start_node(tmp_path / "a", env={"LEDGER_ADMIN_TOKEN": token})
+    node = start_process_node(tmp_path / "a", env={"LEDGER_ADMIN_TOKEN": token})
     processes.append(node)
-    assert cli("append", "--url", node.url, "--stream", "proofs", "--type", "proof").returncode == 0
+    assert cli("append", "--url", node.url, "--stream", "proofs", "--type", "proof", "--token", token).returncode == 0
     status = cli("status", "--url", node.url, "--token", token)
     assert status.returncode == 0 and "node-a" in status.stdout and "entries" in status.stdout
     for command in (["peers"], ["sync", "--run"], ["conflicts"], ["trust"]):
-        result = cli(*command, "--url", node.url, env={"LEDGER_ADMIN_TOKEN": token})  # token from the environment
+        result = cli(*command, "--url", node.url, env={"LEDGER_TOKEN": token})  # token from the environment
         assert result.returncode == 0, result.stderr
     denied = cli("peers", "--url", node.url, "--token", "wrong")
     assert denied.returncode == 1 and "unauthorized" in denied.stderr and len(denied.stderr.strip().splitlines()) == 1
