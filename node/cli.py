@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+import node
 from node.api.context import DISCOVERY
 from node.app import build_app
 from node.client import ClientError, NodeClient
@@ -302,6 +303,7 @@ def _parser() -> argparse.ArgumentParser:
         "Configuration: flags > LEDGER_* environment > --config TOML > defaults.",
     )
     parser.set_defaults(log_level="info")
+    parser.add_argument("--version", action="version", version=f"ledger-node {node.__version__}")
     sub = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a node", description="Open, verify and serve the node's ledger.")

@@ -12,6 +12,7 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import ValidationError
 
+import registry
 from registry.app import build_app
 from registry.errors import RegistryError
 from registry.settings import RegistrySettings
@@ -19,6 +20,7 @@ from registry.settings import RegistrySettings
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="ledger-registry", description="The registry of a ledger network.")
+    parser.add_argument("--version", action="version", version=f"ledger-registry {registry.__version__}")
     sub = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="run the registry", description="Serve node registration and discovery.")
     run.add_argument("--config", type=Path, help="TOML file with registry settings")

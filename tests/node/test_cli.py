@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import sqlite3
 import stat
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from scenarios.procs import NodeProcess
+from scenarios.procs import REPO, NodeProcess
 from scenarios.procs import start_node as start_process_node
 from tests.conftest import ADMIN_TOKEN, cli
+
+VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
 
 
 def start_node(data_dir: Path) -> NodeProcess:
@@ -25,6 +28,11 @@ def test_help_explains_the_commands() -> None:
     for command in ("run", "keygen", "append", "query", "get", "stats", "verify", "export", "import"):
         assert command in result.stdout
     assert "Exit codes" in result.stdout
+
+
+def test_version_prints_the_package_version() -> None:
+    result = cli("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"ledger-node {VERSION}"
 
 
 def test_keygen_writes_a_private_key_and_refuses_to_overwrite(tmp_path: Path) -> None:

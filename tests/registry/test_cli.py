@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from scenarios.procs import REPO
@@ -34,3 +35,10 @@ def test_bad_configuration_is_one_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 1 and result.stderr.startswith("ledger-registry: error: invalid configuration:")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_version_prints_the_package_version() -> None:
+    result = subprocess.run([sys.executable, "-m", "registry.cli", "--version"], capture_output=True, text=True,
+                            cwd=REPO, timeout=60)  # fmt: skip
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert result.returncode == 0 and result.stdout.strip() == f"ledger-registry {version}"
