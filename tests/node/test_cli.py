@@ -74,6 +74,20 @@ def test_client_commands_say_when_no_node_answers() -> None:
     assert result.returncode == 1 and "cannot reach http://127.0.0.1:9" in result.stderr
 
 
+def test_the_node_url_comes_from_ledger_url_and_needs_a_scheme(tmp_path: Path, processes: list[NodeProcess]) -> None:
+    node = start_node(tmp_path / "a")
+    processes.append(node)
+    for command in (["stats"], ["status"], ["peers"]):
+        result = cli(*command, env={"LEDGER_URL": node.url})
+        assert result.returncode == 0, result.stderr
+    assert "node-a" in cli("status", env={"LEDGER_URL": node.url}).stdout
+    bare = node.url.removeprefix("http://")
+    for args, env in ((["stats", "--url", bare], {}), (["peers"], {"LEDGER_URL": bare})):
+        result = cli(*args, env=env)
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert result.stderr.startswith("ledger-node: error: node URL") and f"write http://{bare}" in result.stderr
+
+
 def test_verify_export_import_round_trip_and_tamper(tmp_path: Path, processes: list[NodeProcess]) -> None:
     node = start_node(tmp_path / "a")
     processes.append(node)
