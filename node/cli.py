@@ -229,6 +229,18 @@ def cmd_stats(args: argparse.Namespace) -> None:
     _client(args, work)
 
 
+def cmd_health(args: argparse.Namespace) -> None:
+    """Exit 0 when the node answers /health and /ready; for container healthchecks (no token needed)."""
+
+    async def run() -> None:
+        async with NodeClient(args.url, timeout_s=args.timeout) as client:
+            await client.get("/health")
+            await client.get("/ready")
+
+    asyncio.run(run())
+    print(f"ok: {args.url} is healthy and ready")
+
+
 def _print_json(data: Any) -> None:
     sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
     sys.stdout.flush()
@@ -371,6 +383,9 @@ def _parser() -> argparse.ArgumentParser:
 
     stats = client("stats", "show the ledger's head and counters")
     stats.set_defaults(func=cmd_stats)
+    health = client("health", "exit 0 when the node answers /health and /ready (for healthchecks)")
+    health.add_argument("--timeout", type=float, default=3, help="seconds to wait for both answers (default 3)")
+    health.set_defaults(func=cmd_health)
     add_operator_commands(sub, url, token)
 
     def offline(name: str, help_text: str) -> argparse.ArgumentParser:

@@ -113,6 +113,16 @@ def localize(services: dict[str, Service], data: Path) -> list[LocalService]:
     return result
 
 
+def health_command(service: Service, url: str) -> list[str]:
+    """The service's healthcheck command (``CMD`` form) as a local process, for the service at ``url``."""
+    test = list((service.healthcheck or {}).get("test") or [])
+    if test[:1] != ["CMD"] or len(test) < 2 or test[1] not in ENTRY_POINTS:
+        raise ValueError(f"service {service.name}: healthcheck is not [CMD, ledger-node|ledger-registry, ...]")
+    container = service.ports[0][1]
+    args = [arg.replace(f"//127.0.0.1:{container}", f"//{url.removeprefix('http://')}") for arg in test[2:]]
+    return [sys.executable, "-m", ENTRY_POINTS[test[1]], *args]
+
+
 def _arg(value: str, published: int, container: int, data_dir: Path) -> str:
     if value == "/data":
         return str(data_dir)

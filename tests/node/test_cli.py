@@ -88,6 +88,17 @@ def test_the_node_url_comes_from_ledger_url_and_needs_a_scheme(tmp_path: Path, p
         assert result.stderr.startswith("ledger-node: error: node URL") and f"write http://{bare}" in result.stderr
 
 
+def test_health_says_in_one_line_whether_the_node_serves(tmp_path: Path, processes: list[NodeProcess]) -> None:
+    node = start_node(tmp_path / "a")
+    processes.append(node)
+    ok = cli("health", f"--url={node.url}", env={"LEDGER_TOKEN": ""})
+    assert ok.returncode == 0 and ok.stdout.strip() == f"ok: {node.url} is healthy and ready", ok.stderr
+    node.terminate()
+    down = cli("health", f"--url={node.url}")
+    assert down.returncode == 1 and down.stderr.startswith(f"ledger-node: error: cannot reach {node.url}")
+    assert len(down.stderr.strip().splitlines()) == 1
+
+
 def test_verify_export_import_round_trip_and_tamper(tmp_path: Path, processes: list[NodeProcess]) -> None:
     node = start_node(tmp_path / "a")
     processes.append(node)

@@ -13,6 +13,11 @@ from pathlib import Path
 from scenarios.procs import REPO
 
 
+def registry_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "registry.cli", *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=60)  # fmt: skip
+
+
 def test_the_registry_process_serves_and_stops_cleanly(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "registry.cli", "run", "--port", "0", "--data-dir", str(tmp_path)],
@@ -21,11 +26,18 @@ def test_the_registry_process_serves_and_stops_cleanly(tmp_path: Path) -> None:
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().decode()
-        assert re.search(r"ledger-registry listening on http://127\.0\.0\.1:\d+", line), line
+        match = re.search(r"ledger-registry listening on (http://127\.0\.0\.1:\d+)", line)
+        assert match, line
+        url = match.group(1)
+        health = registry_cli("health", f"--url={url}")
+        assert health.returncode == 0 and health.stdout.strip() == f"ok: {url} is healthy and ready", health.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
     assert (tmp_path / "registry.db").is_file()
+    down = registry_cli("health", f"--url={url}")
+    assert down.returncode == 1 and down.stderr.startswith(f"ledger-registry: error: cannot reach {url}")
+    assert len(down.stderr.strip().splitlines()) == 1
 
 
 def test_bad_configuration_is_one_line(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from node.settings import NodeSettings
 from registry.settings import RegistrySettings
-from scenarios.compose import load, localize, start_order
+from scenarios.compose import Service, health_command, load, localize, start_order
 from scenarios.procs import REPO
 
 
@@ -24,13 +24,30 @@ def test_the_compose_file_describes_a_registry_and_three_nodes() -> None:
     assert [s.name for s in start_order(services)][0] == "registry"
     for name, service in services.items():
         assert any(v.endswith(":/data") for v in service.volumes), name
-        assert service.healthcheck and "/ready" in " ".join(service.healthcheck["test"]), name
+        assert healthcheck_problems(service) == [], name
         if name == "registry":
             assert service.command[:2] == ["ledger-registry", "run"]
             continue
         assert service.command[:2] == ["ledger-node", "run"] and service.depends_on == ["registry"]
         assert service.environment["LEDGER_ADMIN_TOKEN"]
         assert "http://registry:8600" in service.environment["LEDGER_DISCOVERY__REGISTRY_URLS"]
+
+
+def healthcheck_problems(service: Service) -> list[str]:
+    """What is wrong with a service's healthcheck: it must be the CMD form of a ``health`` command whose
+    arguments hold no whitespace or quotes (some compose implementations split those wrongly)."""
+    test = [str(arg) for arg in (service.healthcheck or {}).get("test") or []]
+    problems = [] if test[:1] == ["CMD"] and "health" in test else [f"not a CMD health command: {test}"]
+    return problems + [f"argument {arg!r} holds a space or quote" for arg in test if re.search(r"[\s'\"]", arg)]
+
+
+def test_a_healthcheck_argument_with_a_space_or_quote_is_refused() -> None:
+    service = load()["node-a"]
+    for bad in ("--url=http://127.0.0.1:8700 ", "--url='http://127.0.0.1:8700'", 'import "x"'):
+        service.healthcheck = {"test": ["CMD", "ledger-node", "health", bad]}
+        assert healthcheck_problems(service), bad
+    service.healthcheck = {"test": ["CMD-SHELL", "ledger-node health"]}
+    assert healthcheck_problems(service)
 
 
 def test_every_setting_the_compose_file_gives_is_accepted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -74,6 +91,10 @@ def test_compose_up_runs_the_topology_converges_and_prints_a_working_curl(tmp_pa
         anonymous = subprocess.run(without_token + " -s -o /dev/null -w '%{http_code}'", shell=True,
                                    capture_output=True, text=True, timeout=30)  # fmt: skip
         assert anonymous.stdout == "401", anonymous.stdout + anonymous.stderr
+        services = load()
+        for name, url in re.findall(r"^started (\S+)\s+(http://\S+)$", "".join(output), re.MULTILINE):
+            health = subprocess.run(health_command(services[name], url), capture_output=True, text=True, timeout=30)
+            assert health.returncode == 0 and url in health.stdout, health.stdout + health.stderr
     finally:
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)
