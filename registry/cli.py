@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     run.add_argument("--port", type=int, help="port; 0 picks a free one (default 8600)")
     run.add_argument("--ttl", type=float, dest="ttl_s", help="seconds without heartbeat before a node is offline")
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default info (settings)")
     run.set_defaults(func=cmd_run)
     add_client_commands(sub)
     args = parser.parse_args(argv)
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def cmd_run(args: argparse.Namespace) -> None:
     settings = RegistrySettings.load(args.config, data_dir=args.data_dir, host=args.host, port=args.port,
-                                     ttl_s=args.ttl_s)  # fmt: skip
+                                     ttl_s=args.ttl_s, log_level=args.log_level)  # fmt: skip
     logging.getLogger().setLevel(settings.log_level.upper())
     asyncio.run(serve(settings))
 

@@ -1,15 +1,20 @@
-"""Commands that ask a running registry over HTTP: ``ledger-registry health``."""
+"""Commands that ask a running registry over HTTP: ``ledger-registry health``, ``ledger-registry nodes``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+from rich.console import Console
+from rich.table import Table
+
+from protocol.signing import fingerprint
 
 DEFAULT_URL = "http://127.0.0.1:8600"
 
@@ -59,6 +64,34 @@ def cmd_health(args: argparse.Namespace) -> None:
     print(f"ok: {args.url} is healthy and ready")
 
 
+def cmd_nodes(args: argparse.Namespace) -> None:
+    nodes: list[dict[str, Any]] = []
+
+    async def work(client: RegistryClient) -> None:
+        after: str | None = None
+        while True:
+            params = {"limit": "1000", "status": args.status, "after": after}
+            page = await client.get("/registry/nodes", {k: v for k, v in params.items() if v is not None})
+            nodes.extend(page["nodes"])
+            after = page["next_after"]
+            if after is None:
+                break
+
+    _ask(args, work)
+    if args.json:
+        print(orjson.dumps(nodes, option=orjson.OPT_INDENT_2).decode())
+        return
+    table = Table(title=f"nodes registered at {args.url}", title_justify="left")
+    for column in ("ledger", "name", "status", "endpoints", "last heartbeat (UTC)", "key fingerprint"):
+        table.add_column(column, no_wrap=column in ("ledger", "endpoints", "key fingerprint"), overflow="fold")
+    for node in nodes:
+        record = node["record"]
+        beat = datetime.fromtimestamp(node["last_heartbeat"] / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(record["ledger_id"], record["name"], node["status"], " ".join(record["endpoints"]), beat,
+                      fingerprint(bytes.fromhex(node["bound_key"])))  # fmt: skip
+    Console().print(table)
+
+
 def add_commands(sub: Any) -> None:
     """Register the client commands on the registry CLI's subparsers."""
 
@@ -71,3 +104,6 @@ def add_commands(sub: Any) -> None:
         return parser
 
     command("health", "exit 0 when the registry answers /health and /ready (for healthchecks)", cmd_health, 3)
+    nodes = command("nodes", "the nodes registered: status, endpoints, last heartbeat, key", cmd_nodes, 30)
+    nodes.add_argument("--status", choices=["online", "offline"], help="only nodes with this status")
+    nodes.add_argument("--json", action="store_true", help="print the registry's records as JSON")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import signal
@@ -10,12 +12,13 @@ import sys
 import tomllib
 from pathlib import Path
 
-from scenarios.procs import REPO
+from scenarios.procs import REPO, NodeProcess, start_node, start_process
+from tests.conftest import eventually
 
 
-def registry_cli(*args: str) -> subprocess.CompletedProcess[str]:
+def registry_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "registry.cli", *args], capture_output=True, text=True, cwd=REPO,
-                          timeout=60)  # fmt: skip
+                          timeout=60, env={**os.environ, **(env or {})})  # fmt: skip
 
 
 def test_the_registry_process_serves_and_stops_cleanly(tmp_path: Path) -> None:
@@ -54,3 +57,28 @@ def test_version_prints_the_package_version() -> None:
                             cwd=REPO, timeout=60)  # fmt: skip
     version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
     assert result.returncode == 0 and result.stdout.strip() == f"ledger-registry {version}"
+
+
+async def test_nodes_lists_the_registered_nodes(tmp_path: Path, processes: list[NodeProcess]) -> None:
+    argv = [sys.executable, "-m", "registry.cli", "run", "--port", "0", "--data-dir", str(tmp_path / "r"),
+            "--log-level", "debug"]  # fmt: skip
+    registry = start_process(argv, tmp_path / "r")
+    processes.append(registry)
+    assert any("DEBUG" in line for line in registry.log), registry.log  # --log-level debug is applied
+    env = {"LEDGER_DISCOVERY__REGISTRY_URLS": json.dumps([registry.url]), "LEDGER_DISCOVERY__HEARTBEAT_S": "1"}
+    node = start_node(tmp_path / "a", "node-a", env=env)
+    processes.append(node)
+
+    async def listed() -> bool:
+        result = await asyncio.to_thread(registry_cli, "nodes", f"--url={registry.url}", "--json")
+        assert result.returncode == 0, result.stderr
+        return [n["record"]["ledger_id"] for n in json.loads(result.stdout)] == ["node-a"]
+
+    await eventually(listed, timeout=20)
+    table = await asyncio.to_thread(registry_cli, "nodes", "--url", registry.url, env={"COLUMNS": "200"})
+    assert table.returncode == 0 and "node-a" in table.stdout and node.url in table.stdout, table.stdout
+    assert "online" in table.stdout
+    offline = await asyncio.to_thread(registry_cli, "nodes", f"--url={registry.url}", "--status", "offline", "--json")
+    assert json.loads(offline.stdout) == []
+    bare = await asyncio.to_thread(registry_cli, "nodes", "--url", registry.url.removeprefix("http://"))
+    assert bare.returncode == 1 and "needs http:// or https://" in bare.stderr
