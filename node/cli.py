@@ -383,6 +383,8 @@ def _parser() -> argparse.ArgumentParser:
 
     stats = client("stats", "show the ledger's head and counters")
     stats.set_defaults(func=cmd_stats)
+    for reading in (query, get, stats):  # JSON already; the flag is accepted so every reading command takes it
+        reading.add_argument("--json", action="store_true", help="JSON output (the default for this command)")
     health = client("health", "exit 0 when the node answers /health and /ready (for healthchecks)")
     health.add_argument("--timeout", type=float, default=3, help="seconds to wait for both answers (default 3)")
     health.set_defaults(func=cmd_health)

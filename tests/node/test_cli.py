@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import stat
+import subprocess
 import tomllib
+import urllib.request
+from collections.abc import Awaitable
 from pathlib import Path
 
 import pytest
 
 from scenarios.procs import REPO, NodeProcess
 from scenarios.procs import start_node as start_process_node
-from tests.conftest import ADMIN_TOKEN, cli
+from tests.conftest import ADMIN_TOKEN, AUTH, cli, eventually
 
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
 
@@ -212,3 +216,46 @@ def test_operator_commands_show_the_admin_api_as_tables(tmp_path: Path, processe
         assert result.returncode == 0, result.stderr
     denied = cli("peers", "--url", node.url, "--token", "wrong")
     assert denied.returncode == 1 and "unauthorized" in denied.stderr and len(denied.stderr.strip().splitlines()) == 1
+
+
+async def test_reading_commands_print_json_and_wide_tables_keep_hashes_and_urls(
+    tmp_path: Path, processes: list[NodeProcess]
+) -> None:
+    def run(*args: str, env: dict[str, str] | None = None) -> Awaitable[subprocess.CompletedProcess[str]]:
+        return asyncio.to_thread(cli, *args, env=env)
+
+    node = start_node(tmp_path / "a")
+    processes.append(node)
+    entry = json.loads((await run("append", "--url", node.url, "--stream", "s", "--type", "t")).stdout)
+    far = "http://a-peer-with-a-rather-long-host-name-that-does-not-answer.invalid:8700/behind/a/long/prefix"
+    peer = {"url": far, "ledger_id": "node-far", "public_key": "ab" * 32}
+    request = urllib.request.Request(node.url + "/admin/peers", data=json.dumps(peer).encode(), method="POST",
+                                     headers={**AUTH, "Content-Type": "application/json"})  # fmt: skip
+    answer = await asyncio.to_thread(urllib.request.urlopen, request, timeout=30)
+    assert answer.status == 201
+
+    async def failed() -> bool:  # the sync round with the peer fails: a long last error beside the long URL
+        return bool(json.loads((await run("peers", "--url", node.url, "--json")).stdout)[0]["last_error"])
+
+    assert (await run("sync", "--url", node.url, "--run")).returncode == 0
+    await eventually(failed, timeout=20)
+    reading = {
+        ("status",): lambda d: d["stats"]["head"]["hash"] == entry["hash"],
+        ("peers",): lambda d: d[0]["url"] == far,
+        ("sync",): lambda d: "peers" in d,
+        ("conflicts",): lambda d: d == [],
+        ("trust",): lambda d: isinstance(d, list),
+        ("credentials", "list"): lambda d: d == [],
+        ("audit",): lambda d: d[-1]["action"] == "append",
+        ("stats",): lambda d: d["entries"] == 1,
+        ("get", entry["id"]): lambda d: d == entry,
+        ("query",): lambda d: d["id"] == entry["id"],
+    }
+    for command, check in reading.items():
+        result = await run(*command, "--url", node.url, "--json")
+        assert result.returncode == 0 and check(json.loads(result.stdout)), (command, result.stdout, result.stderr)
+    wide = {"COLUMNS": "200"}
+    assert entry["hash"] in (await run("status", "--url", node.url, env=wide)).stdout
+    peers = (await run("peers", "--url", node.url, env=wide)).stdout
+    assert far in peers, peers
+    assert far in (await run("audit", "--url", node.url, env=wide)).stdout
