@@ -58,7 +58,7 @@ async def ledger_ctx(app: web.Application) -> AsyncIterator[None]:
             app[LIFECYCLE].started_ms = wall_ms()
             async with (
                 SyncEngine(ledger, settings, app[METRICS], trust) as engine,
-                Discovery(ledger, settings, engine, app[METRICS]) as discovery,
+                Discovery(ledger, settings, engine, app[METRICS], trust) as discovery,
                 Federation(ledger, engine, trust) as federation,
                 References(ledger, engine, settings.refs) as references,
             ):

@@ -14,10 +14,11 @@ import node
 from node.api.auth import Handler, require_token
 from node.api.context import DISCOVERY, LEDGER, LIFECYCLE, METRICS, STATE, SYNC, TRUST
 from node.api.json import json_response, read_json, validate, validate_query
-from node.errors import EntryNotFound
+from node.errors import EntryNotFound, InvalidRequest
 from node.ledger.rows import row_to_wire
 from protocol.models import Entry, LedgerId
 from protocol.openapi import operation
+from protocol.signing import fingerprint
 
 
 def admin(summary: str, **details: Any) -> Callable[[Handler], Handler]:
@@ -112,7 +113,8 @@ async def list_peers(request: web.Request) -> web.Response:
 async def add_peer(request: web.Request) -> web.Response:
     """Add (or replace) a peer: its URL, ledger id and the public key to pin for it."""
     body = validate(PeerBody, await read_json(request))
-    await request.app[SYNC].add_peer(body.url, body.ledger_id, bytes.fromhex(body.public_key), body.mode)
+    await request.app[SYNC].add_peer(body.url, body.ledger_id, bytes.fromhex(body.public_key), body.mode,
+                                     pin_source="operator", actor=ACTOR)  # fmt: skip
     return json_response({"ledger_id": body.ledger_id, "url": body.url, "mode": body.mode}, status=201)
 
 
@@ -189,7 +191,75 @@ async def attest(request: web.Request) -> web.Response:
     body = validate(TrustBody, await read_json(request))
     level = 0.0 if body.revoke else body.level
     att = await request.app[TRUST].attest(body.to, level, body.type, body.expires_at)
+    await request.app[DISCOVERY].reconsider()  # a trust path may now admit a candidate
     return json_response(att.wire(), status=201)
+
+
+# --- admission and pins ------------------------------------------------------------------------
+
+ACTOR = "admin"  # the admin token; the credential id once credentials exist
+
+
+@admin("candidate peers proposed by introductions, mDNS, registries and peer exchange")
+async def list_candidates(request: web.Request) -> web.Response:
+    return json_response(request.app[DISCOVERY].discovered())
+
+
+@admin("admit a candidate: pin its key (operator) and make it a peer", path=PeerPath)
+async def admit_candidate(request: web.Request) -> web.Response:
+    ledger_id = validate_query(PeerPath, request.match_info).ledger_id
+    return json_response((await request.app[DISCOVERY].admit(ledger_id, ACTOR)).to_wire())
+
+
+@admin("refuse a candidate: never admitted automatically", path=PeerPath)
+async def refuse_candidate(request: web.Request) -> web.Response:
+    ledger_id = validate_query(PeerPath, request.match_info).ledger_id
+    return json_response((await request.app[DISCOVERY].refuse(ledger_id, ACTOR)).to_wire())
+
+
+@admin("every pin: ledger id, key fingerprint, provenance, entries held")
+async def list_pins(request: web.Request) -> web.Response:
+    return json_response([
+        {"ledger_id": lid, "public_key": key.hex(), "key_fingerprint": fingerprint(key), "source": source,
+         "entries": held, "local": bool(local)}
+        for lid, key, source, held, local in await request.app[LEDGER].store.pins()
+    ])  # fmt: skip
+
+
+class PinBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    public_key: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+@admin("pin a ledger id to a key (operator), replacing another pin and dropping its data", path=PeerPath,
+       body=PinBody)  # fmt: skip
+async def set_pin(request: web.Request) -> web.Response:
+    """Pin a ledger id to a key with operator provenance; a pin to another key is replaced and every
+    entry held under it dropped (audited)."""
+    ledger_id = validate_query(PeerPath, request.match_info).ledger_id
+    body = validate(PinBody, await read_json(request))
+    ledger = request.app[LEDGER]
+    if ledger_id == ledger.ledger_id:
+        raise InvalidRequest(f"ledger {ledger_id} is this node's own; its pin is its key file")
+    key = bytes.fromhex(body.public_key)
+    held = await ledger.replicas.held(ledger_id)
+    row = await ledger.replicas.pin(ledger_id, key, "operator", actor=ACTOR, replace=True)
+    if held is None or held.public_key == key:  # a replacement was audited with the data it dropped
+        await ledger.store.audit(ACTOR, "pin.set", {"ledger_id": ledger_id, "public_key": body.public_key})
+    elif request.app[SYNC].is_peer(ledger_id):  # the peer answered under the replaced key
+        await request.app[SYNC].remove_peer(ledger_id)
+    return json_response({"ledger_id": ledger_id, "public_key": row.public_key.hex(), "source": "operator",
+                          "entries": row.head_seq})  # fmt: skip
+
+
+@admin("remove a pin with every entry held under it, and the peer", path=PeerPath, ok=204)
+async def remove_pin(request: web.Request) -> web.Response:
+    """Remove a pin, every entry held under it and the peer (never the node's own ledger); audited."""
+    ledger_id = validate_query(PeerPath, request.match_info).ledger_id
+    await request.app[SYNC].remove_peer(ledger_id)
+    await request.app[LEDGER].replicas.unpin(ledger_id, ACTOR)
+    return web.Response(status=204)
 
 
 def routes(token: str) -> list[web.RouteDef]:
@@ -204,4 +274,10 @@ def routes(token: str) -> list[web.RouteDef]:
         web.post("/admin/conflicts/{conflict_id}/resolve", require_token(token, resolve_conflict)),
         web.post("/network/connect", require_token(token, connect)),
         web.post("/admin/trust", require_token(token, attest)),
+        web.get("/admin/candidates", require_token(token, list_candidates)),
+        web.post("/admin/candidates/{ledger_id}/admit", require_token(token, admit_candidate)),
+        web.delete("/admin/candidates/{ledger_id}", require_token(token, refuse_candidate)),
+        web.get("/admin/pins", require_token(token, list_pins)),
+        web.put("/admin/pins/{ledger_id}", require_token(token, set_pin)),
+        web.delete("/admin/pins/{ledger_id}", require_token(token, remove_pin)),
     ]

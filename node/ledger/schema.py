@@ -154,6 +154,16 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        7,
+        "pin provenance: where each ledger's key pin came from",
+        """
+        -- config, operator, attested, registry, peer or first-sight (see node/ledger/pins.py)
+        ALTER TABLE ledgers ADD COLUMN pin_source TEXT NOT NULL DEFAULT 'first-sight';
+        -- a pin that was never ours to make cannot have stronger provenance than the node's own
+        UPDATE ledgers SET pin_source = 'config' WHERE is_local = 1
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]
