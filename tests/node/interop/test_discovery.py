@@ -66,7 +66,9 @@ async def holds(node: RunningNode, ledger_id: str, seq: int) -> bool:
 
 async def test_nodes_find_each_other_through_the_registry_and_sync(make_node: MakeNode, registry: Registry) -> None:
     url = f"http://127.0.0.1:{registry.port}"
-    a = await make_node("node-a", sync=FAST_SYNC, discovery=discovery(registry_urls=[url], registry_token="enrol-node-a"))
+    a = await make_node(
+        "node-a", sync=FAST_SYNC, discovery=discovery(registry_urls=[url], registry_token="enrol-node-a")
+    )
     b = await make_node("node-b", sync=FAST_SYNC, discovery=discovery(registry_urls=["http://127.0.0.1:9", url],
                                                                       registry_token="enrol-node-b"))  # fmt: skip
     await eventually(lambda: peers_of(a, "node-b"), timeout=15)
