@@ -224,6 +224,10 @@ class SyncEngine:
         ``sync.replicate`` must ask for it, and a peer gets at most ``sync.max_vouched_ledgers``
         ledgers pinned that this node did not hold; IdentityConflict when pinned to another key."""
         held = await self._ledger.replicas.held(ledger_id)
+        if ledger_id == peer and held is not None:  # its own ledger: pinned when it was admitted, not on its word
+            if held.public_key != public_key:
+                raise IdentityConflict(f"{peer} answers for its ledger with another key than the one pinned")
+            return held
         if held is None and ledger_id != peer:
             if self._sync.replicate == "peers" and not self.is_peer(ledger_id):
                 raise RequestRejected(f"ledger {ledger_id} is not one of this node's peers; not replicated here")
