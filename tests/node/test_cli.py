@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import stat
+import urllib.request
 from pathlib import Path
 
+import orjson
 import pytest
 
+from node.ledger.clock import wall_ms
+from protocol.records import sign_record
+from protocol.signing import KeyPair
 from scenarios.procs import NodeProcess, start_node
 from tests.conftest import cli
 
@@ -173,3 +178,31 @@ def test_operator_commands_show_the_admin_api_as_tables(tmp_path: Path, processe
         assert result.returncode == 0, result.stderr
     denied = cli("peers", "--url", node.url, "--token", "wrong")
     assert denied.returncode == 1 and "unauthorized" in denied.stderr and len(denied.stderr.strip().splitlines()) == 1
+
+
+def test_candidates_and_pins_commands(tmp_path: Path, processes: list[NodeProcess]) -> None:
+    token = "operator-token-0123456789"
+    node = start_node(tmp_path / "a", env={"LEDGER_ADMIN_TOKEN": token})
+    processes.append(node)
+    stranger = KeyPair(bytes([4] * 32))
+    record = sign_record(stranger, ledger_id="node-x", name="x", endpoints=["http://127.0.0.1:9"], issued_at=wall_ms())
+    request = urllib.request.Request(node.url + "/network/introduce", data=orjson.dumps(record.model_dump()),
+                                     headers={"Content-Type": "application/json"}, method="POST")  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert orjson.loads(response.read()) == {"status": "candidate"}
+    env = {"LEDGER_ADMIN_TOKEN": token}
+    listed = cli("candidates", "--url", node.url, env=env)
+    assert listed.returncode == 0 and "node-x" in listed.stdout and "candidate" in listed.stdout, listed.stderr
+    refused = cli("candidates", "refuse", "node-x", "--url", node.url, env=env)
+    assert refused.returncode == 0 and "node-x: refused" in refused.stdout
+    admitted = cli("candidates", "admit", "node-x", "--url", node.url, env=env)
+    assert admitted.returncode == 0 and "node-x: peer" in admitted.stdout
+    pins = cli("pins", "--url", node.url, env=env)
+    assert pins.returncode == 0 and "node-x" in pins.stdout and "operator" in pins.stdout and "config" in pins.stdout
+    key = KeyPair(bytes([5] * 32)).public_key.hex()
+    assert cli("pins", "set", "node-q", key, "--url", node.url, env=env).returncode == 0
+    assert "node-q" in cli("pins", "list", "--url", node.url, env=env).stdout
+    removed = cli("pins", "remove", "node-q", "--url", node.url, env=env)
+    assert removed.returncode == 0 and "node-q" not in cli("pins", "--url", node.url, env=env).stdout
+    own = cli("pins", "remove", "node-a", "--url", node.url, env=env)
+    assert own.returncode == 1 and "own" in own.stderr
