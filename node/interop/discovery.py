@@ -31,7 +31,7 @@ from node.interop.candidates import Candidates, Found
 from node.interop.records import checked, own_record
 from node.interop.registry_client import NotRegistered, RegistryClient
 from node.interop.trust import TrustGraph
-from node.ledger.pins import PinSource
+from node.ledger.pins import PinSource, stronger
 from node.ledger.service import Ledger
 from node.metrics import Metrics
 from node.settings import NodeSettings
@@ -137,7 +137,9 @@ class Discovery:
         try:
             await checked(self._ledger, record)
         except IdentityConflict as exc:
-            return self._report_conflict(record, source, exc)
+            found = self._report_conflict(record, source, exc)
+            await self._supersede(found)
+            return found
         except PeerFailed as exc:
             log.warning("discarded record from %s: %s", source, exc)
             self._metrics.discovery_rejects.labels(source, "bad-signature").inc()
@@ -154,6 +156,15 @@ class Discovery:
             if pin_source is not None:
                 await self._admit(found, pin_source, source)
         return found
+
+    async def _supersede(self, found: Found) -> None:
+        """A registry record (the registry binds ids on its operator's enrolment) admitted
+        automatically replaces a weaker pin of its id to another key (first-sight, peer)."""
+        if found.sources != {"registry"} or self._automatic(found) != "registry":
+            return
+        held = await self._ledger.store.pin_source(found.record.ledger_id)
+        if held is not None and stronger("registry", held):
+            await self._admit(found, "registry", "registry")
 
     def _automatic(self, found: Found) -> PinSource | None:
         """The provenance under which a candidate is admitted without an operator, or None."""

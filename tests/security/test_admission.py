@@ -13,10 +13,10 @@ import orjson
 import pytest
 from aiohttp import web
 
-from node.api.context import LEDGER, SYNC
+from node.api.context import DISCOVERY, LEDGER, SYNC
 from node.keys import load_key_file
 from node.ledger.clock import wall_ms
-from protocol.records import sign_record
+from protocol.records import NodeRecord, sign_record
 from protocol.requests import sign_request
 from protocol.signing import KeyPair
 from tests.conftest import ADMIN_TOKEN, RunningNode, draft, eventually
@@ -311,3 +311,23 @@ async def test_pinning_an_id_already_pinned_under_the_same_key_succeeds_even_con
         *(replicas.pin("node-q", third, "peer") for _ in range(5)),
     )
     assert [s[0] for s in statuses[:5]] == [200] * 5
+
+
+async def test_a_registry_record_supersedes_a_first_sight_pin_but_not_an_operator_pin(make_node: MakeNode) -> None:
+    node = await make_node("node-a", admin_token=ADMIN_TOKEN, sync=FAST, discovery={"auto_admit": True})
+    squatter, rightful = KeyPair(bytes([31] * 32)), KeyPair(bytes([32] * 32))
+    introduced = await node.request("POST", "/network/introduce", json=record(squatter, "node-d", "http://127.0.0.1:9"))
+    assert introduced[1] == {"status": "peer"}
+    assert (await pins(node))["node-d"]["source"] == "first-sight"
+    discovery = node.app[DISCOVERY]
+    found = await discovery.consider(NodeRecord.model_validate(record(rightful, "node-d", "http://127.0.0.1:8")),
+                                     "registry")  # fmt: skip
+    assert found is not None and found.status == "peer"
+    held = (await pins(node))["node-d"]
+    assert (held["public_key"], held["source"]) == (rightful.public_key.hex(), "registry")
+    again = await node.request("POST", "/network/introduce", json=record(squatter, "node-d", "http://127.0.0.1:9"))
+    assert again[0] == 409 and (await pins(node))["node-d"]["public_key"] == rightful.public_key.hex()
+    # an operator pin is not superseded by a registry record
+    assert (await admin(node, "PUT", "/admin/pins/node-d", {"public_key": squatter.public_key.hex()}))[0] == 200
+    await discovery.consider(NodeRecord.model_validate(record(rightful, "node-d", "http://127.0.0.1:8")), "registry")
+    assert (await pins(node))["node-d"]["public_key"] == squatter.public_key.hex()
