@@ -160,7 +160,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         """
         -- config, operator, attested, registry, peer or first-sight (see node/ledger/pins.py)
         ALTER TABLE ledgers ADD COLUMN pin_source TEXT NOT NULL DEFAULT 'first-sight';
-        -- a pin that was never ours to make cannot have stronger provenance than the node's own
+        -- the node's own ledger is pinned by its key file: the strongest provenance
         UPDATE ledgers SET pin_source = 'config' WHERE is_local = 1
         """,
     ),
