@@ -4,12 +4,16 @@ on 127.0.0.1 and hostile aiohttp servers of the test's own."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
+import psutil
 import pytest
 from aiohttp import web
 
@@ -19,6 +23,7 @@ from node.ledger.clock import wall_ms
 from protocol.records import NodeRecord, sign_record
 from protocol.requests import sign_request
 from protocol.signing import KeyPair
+from scenarios.procs import NodeProcess, start_node
 from tests.conftest import ADMIN_TOKEN, RunningNode, draft, eventually
 
 MakeNode = Callable[..., Awaitable[RunningNode]]
@@ -331,3 +336,87 @@ async def test_a_registry_record_supersedes_a_first_sight_pin_but_not_an_operato
     assert (await admin(node, "PUT", "/admin/pins/node-d", {"public_key": squatter.public_key.hex()}))[0] == 200
     await discovery.consider(NodeRecord.model_validate(record(rightful, "node-d", "http://127.0.0.1:8")), "registry")
     assert (await pins(node))["node-d"]["public_key"] == squatter.public_key.hex()
+
+
+async def test_figures_while_strangers_introduce_and_push_and_a_peer_floods_its_heads(
+    tmp_path: Path, processes: list[NodeProcess]
+) -> None:
+    """A victim process (under a 3 GiB address-space limit) takes 2,000 introductions and 500 pushes
+    from strangers and 5,000-ledger heads from an admitted peer, while an honest peer writes to it:
+    RSS growth < 300 MB, /health p95 < 250 ms, honest propagation < 2 s, nothing of a stranger kept."""
+    env = {"LEDGER_ADMIN_TOKEN": ADMIN_TOKEN, "LEDGER_DURABILITY": "normal", "LEDGER_SYNC__INTERVAL_S": "0.5",
+           "LEDGER_DISCOVERY__MAX_CANDIDATES": "500", "LEDGER_SYNC__MAX_VOUCHED_LEDGERS": "50"}  # fmt: skip
+    victim = await asyncio.to_thread(start_node, tmp_path / "a", "node-a", env=env, wrap=("prlimit", f"--as={3 << 30}"))
+    processes.append(victim)
+    honest = await asyncio.to_thread(start_node, tmp_path / "b", "node-b", env=env)
+    processes.append(honest)
+    liar = KeyPair(bytes([79] * 32))
+    async with aiohttp.ClientSession() as session, hostile(_heads_of_5000(liar)) as peer, hostile() as strangers:
+
+        async def call(node: NodeProcess, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+            async with session.request(method, node.url + path, **kwargs) as response:
+                raw = await response.read()
+                return response.status, orjson.loads(raw) if raw else None
+
+        for here, there in ((victim, honest), (honest, victim)):
+            _, info = await call(there, "GET", "/network/info")
+            body = {"url": there.url, "ledger_id": info["ledger_id"], "public_key": info["public_key"]}
+            assert (await call(here, "POST", "/admin/peers", json=body, headers=AUTH))[0] == 201
+        body = {"url": peer.url, "ledger_id": "node-m", "public_key": liar.public_key.hex(), "mode": "pull"}
+        assert (await call(victim, "POST", "/admin/peers", json=body, headers=AUTH))[0] == 201
+        rss_before = psutil.Process(victim.proc.pid).memory_info().rss
+        rss_peak = rss_before
+        latencies: list[float] = []
+        propagation: list[float] = []
+        done = asyncio.Event()
+
+        async def introduce(start: int) -> None:
+            for i in range(start, 2000, 8):
+                keys = KeyPair(i.to_bytes(4, "big") * 8)
+                await call(victim, "POST", "/network/introduce", json=record(keys, f"stranger-{i:04d}", strangers.url))
+
+        async def push(start: int) -> None:
+            page = orjson.dumps({"ledger_id": "node-d", "public_key": STRANGER.public_key.hex(), "entries": []})
+            for i in range(start, 500, 4):
+                headers = {**sign_request(STRANGER, f"stranger-{i:04d}", "POST", "/ledger/sync/push", page, wall_ms()),
+                           "Content-Type": "application/json"}  # fmt: skip
+                assert (await call(victim, "POST", "/ledger/sync/push", data=page, headers=headers))[0] == 401
+
+        async def health() -> None:
+            nonlocal rss_peak
+            while not done.is_set():
+                started = time.perf_counter()
+                assert (await call(victim, "GET", "/health"))[0] == 200
+                latencies.append(time.perf_counter() - started)
+                rss_peak = max(rss_peak, psutil.Process(victim.proc.pid).memory_info().rss)
+                await asyncio.sleep(0.02)
+
+        async def honest_writes() -> None:
+            for i in range(5):
+                _, written = await call(honest, "POST", "/ledger/entries", json=draft(i), headers=AUTH)
+                started = time.perf_counter()
+                path = f"/ledger/ledgers/node-b/entries/{written['seq']}"
+                await eventually(lambda path=path: _status_is(call(victim, "GET", path), 200), timeout=10)
+                propagation.append(time.perf_counter() - started)
+
+        watcher = asyncio.create_task(health())
+        await asyncio.gather(*(introduce(k) for k in range(8)), *(push(k) for k in range(4)), honest_writes())
+        await eventually(lambda: peer.count("/ledger/sync/heads") >= 3, timeout=30)
+        done.set()
+        await watcher
+        _, candidates = await call(victim, "GET", "/admin/candidates", headers=AUTH)
+        _, pinned = await call(victim, "GET", "/admin/pins", headers=AUTH)
+        assert strangers.seen == []
+    p95 = sorted(latencies)[int(len(latencies) * 0.95)]
+    growth_mb = (rss_peak - rss_before) / 2**20
+    print(f"rss growth {growth_mb:.0f} MB, /health p95 {p95 * 1000:.0f} ms over {len(latencies)},"
+          f" propagation max {max(propagation):.2f} s")  # fmt: skip
+    assert growth_mb < 300 and p95 < 0.25 and max(propagation) < 2.0
+    assert len(candidates) <= 500 and not any(c["status"] == "peer" for c in candidates if "stranger" in c["ledger_id"])
+    kept = {p["ledger_id"] for p in pinned}
+    assert {"node-a", "node-b", "node-m"} <= kept and not any(lid.startswith("stranger") for lid in kept)
+    assert "node-d" not in kept and len([lid for lid in kept if lid.startswith("junk-")]) == 50
+
+
+async def _status_is(request: Awaitable[tuple[int, Any]], status: int) -> bool:
+    return (await request)[0] == status
