@@ -111,6 +111,9 @@ class Discovery:
 
     def discovered(self) -> list[dict[str, Any]]:
         """Every candidate with its sources and status (admin: the pending list)."""
+        for found in self._found.all():
+            if found.status == "peer" and not self._engine.is_peer(found.record.ledger_id):
+                found.status = "candidate"  # removed by the operator since
         return [f.to_wire() for f in self._found.all()]
 
     def records(self) -> list[dict[str, Any]]:
@@ -145,13 +148,13 @@ class Discovery:
             self._metrics.discovery_rejects.labels(source, "bad-signature").inc()
             return None
         sources = (found.sources if found is not None else set()) | {source}
-        status = found.status if found is not None and found.status in ("peer", "refused") else "candidate"
-        found = self._found.put(Found(record, sources, status))
+        refused = found is not None and found.status == "refused"
+        found = self._found.put(Found(record, sources, "refused" if refused else "candidate"))
         if self._engine.is_peer(record.ledger_id):
-            if found.status == "peer" and self._conf.auto_admit:  # a newer record of an admitted peer
+            if self._conf.auto_admit:  # a newer record of a peer: its endpoint may have moved
                 await self._admit(found, self._automatic(found) or "first-sight", source)
             found.status = "peer"
-        elif found.status == "candidate":
+        elif not refused:
             pin_source = self._automatic(found)
             if pin_source is not None:
                 await self._admit(found, pin_source, source)

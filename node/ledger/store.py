@@ -308,14 +308,16 @@ class Store:
         audit: tuple[str, str, dict[str, Any]],
     ) -> int:
         """In one transaction: drop everything held of ``ledger_id`` (entries, checkpoints, stats, sync
-        marks, refs, its attestations), then pin it to ``public_key`` from ``source`` (or, with None,
-        remove the pin and the peer), and write the audit record. Returns the entries dropped."""
+        marks of it and by it as a peer, refs, its attestations), then pin it to ``public_key`` from
+        ``source`` (or, with None, remove the pin and the peer), and write the audit record. Returns
+        the entries dropped."""
         async with self._transaction() as conn:
             async with conn.execute("SELECT COUNT(*) FROM entries WHERE ledger_id = ?", (ledger_id,)) as cursor:
                 (dropped,) = await cursor.fetchone() or (0,)
             for table, column in (("entries", "ledger_id"), ("checkpoints", "ledger_id"), ("stats", "ledger_id"),
                                   ("sync_state", "ledger_id"), ("refs", "ledger_id"), ("trust", "source")):  # fmt: skip
                 await conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (ledger_id,))
+            await conn.execute("DELETE FROM sync_state WHERE peer = ?", (ledger_id,))  # what it vouched for
             if public_key is None:
                 await conn.execute("DELETE FROM ledgers WHERE ledger_id = ? AND is_local = 0", (ledger_id,))
                 await conn.execute("DELETE FROM peers WHERE ledger_id = ?", (ledger_id,))
