@@ -1,6 +1,7 @@
 """``ledger-node``: run a node, make keys, and work with a node's ledger from the shell.
 
-Commands that talk to a running node (append, query, get, stats) take ``--url``; commands that
+Commands that talk to a running node (append, query, get, stats, and the operator commands) take
+``--url`` and ``--token`` (default ``$LEDGER_TOKEN``, else ``$LEDGER_ADMIN_TOKEN``); commands that
 work on a data directory (verify, export, import) open the database themselves. Every failure is
 one line on stderr and a non-zero exit: 1 for errors, 2 for usage, 3 when verification fails.
 """
@@ -33,6 +34,7 @@ from node.ledger.store import Store, held_ledgers
 from node.ledger.transfer import export_ledger, import_ledger
 from node.ledger.verify import Mode, verify_store
 from node.lock import DataDirLock
+from node.operator import TOKEN_HELP
 from node.operator import add_commands as add_operator_commands
 from node.settings import NodeSettings, StoreLocation
 from protocol.errors import ProtocolError
@@ -126,7 +128,7 @@ def cmd_keygen(args: argparse.Namespace) -> None:
 
 def _client(args: argparse.Namespace, work: Callable[[NodeClient], Coroutine[Any, Any, None]]) -> None:
     async def run() -> None:
-        async with NodeClient(args.url) as client:
+        async with NodeClient(args.url, args.token) as client:
             await work(client)
 
     asyncio.run(run())
@@ -250,6 +252,15 @@ def cmd_verify(args: argparse.Namespace) -> None:
             f"ok ledger={r.ledger_id} mode={r.mode} seq={r.from_seq + 1}..{r.through_seq} entries={r.entries}"
             f" checkpoints={r.checkpoints} signatures={r.signatures} seconds={r.seconds:.2f}"
         )
+    refused = [f"ledger {r.ledger_id} {reason}" for r in reports for reason in r.refused_by_peers]
+    if refused:
+        for line in refused:
+            print(f"refused by peers: {line}", file=sys.stderr)
+        raise Failure(
+            f"{len(refused)} entries listed above are validly signed but break the value rules; no peer or importer "
+            "accepts them or anything after them (docs/protocol.md section 2)",
+            EXIT_CORRUPTED,
+        )
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -307,9 +318,12 @@ def _parser() -> argparse.ArgumentParser:
     keygen.add_argument("--out", type=Path, default=Path("data/node.key"), help="where (default data/node.key)")
     keygen.set_defaults(func=cmd_keygen)
 
+    token = os.environ.get("LEDGER_TOKEN") or os.environ.get("LEDGER_ADMIN_TOKEN")
+
     def client(name: str, help_text: str) -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text, description=help_text)
         command.add_argument("--url", default=DEFAULT_URL, help=f"node URL (default {DEFAULT_URL})")
+        command.add_argument("--token", default=token, help=TOKEN_HELP)
         return command
 
     append = client("append", "append one entry (flags) or many (--file)")
@@ -341,7 +355,7 @@ def _parser() -> argparse.ArgumentParser:
 
     stats = client("stats", "show the ledger's head and counters")
     stats.set_defaults(func=cmd_stats)
-    add_operator_commands(sub, DEFAULT_URL, os.environ.get("LEDGER_ADMIN_TOKEN"))
+    add_operator_commands(sub, DEFAULT_URL, token)
 
     def offline(name: str, help_text: str) -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text, description=help_text)

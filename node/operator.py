@@ -1,11 +1,13 @@
 """Operator commands: the admin API as readable tables (``ledger-node status|peers|sync|conflicts|trust``,
-``candidates`` and ``pins``)."""
+``candidates`` and ``pins``), credentials (``ledger-node credentials issue|list|revoke``) and the audit log
+(``ledger-node audit``)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -14,6 +16,7 @@ from rich.table import Table
 from node.client import NodeClient
 
 console = Console()
+TOKEN_HELP = "API token, sent as 'Authorization: Bearer' (default $LEDGER_TOKEN, else $LEDGER_ADMIN_TOKEN)"
 
 
 def _run(args: argparse.Namespace, work: Callable[[NodeClient], Coroutine[Any, Any, None]]) -> None:
@@ -97,6 +100,52 @@ def cmd_trust(args: argparse.Namespace) -> None:
     _run(args, work)
 
 
+def cmd_credentials_issue(args: argparse.Namespace) -> None:
+    scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+
+    async def work(client: NodeClient) -> None:
+        issued = await client.post("/admin/credentials", {"name": args.name, "scopes": scopes})
+        print(f"issued credential {issued['id']} name={issued['name']} scopes={','.join(issued['scopes'])}")
+        print("token (shown only now; keep it secret):")
+        print(issued["token"], flush=True)
+
+    _run(args, work)
+
+
+def cmd_credentials_list(args: argparse.Namespace) -> None:
+    async def work(client: NodeClient) -> None:
+        found = await client.get("/admin/credentials")
+        rows = [(c["id"], c["name"], ",".join(c["scopes"]), _when(c["created_ms"]), _when(c["last_used_ms"]),
+                 _when(c["revoked_ms"]) if c["revoked_ms"] else "") for c in found]  # fmt: skip
+        _table("credentials", ["id", "name", "scopes", "created", "last used", "revoked"], rows)
+
+    _run(args, work)
+
+
+def cmd_credentials_revoke(args: argparse.Namespace) -> None:
+    async def work(client: NodeClient) -> None:
+        revoked = await client.delete(f"/admin/credentials/{args.id}")
+        print(f"revoked credential {revoked['id']} name={revoked['name']}")
+
+    _run(args, work)
+
+
+def cmd_audit(args: argparse.Namespace) -> None:
+    async def work(client: NodeClient) -> None:
+        records = await client.get("/admin/audit", params={"limit": args.limit, "before": args.before})
+        rows = [(r["id"], _when(r["at_ms"]), r["actor"], r["action"],
+                 " ".join(f"{k}={v}" for k, v in r["detail"].items())) for r in records]  # fmt: skip
+        _table("audit log (newest first)", ["id", "at (UTC)", "actor", "action", "detail"], rows)
+
+    _run(args, work)
+
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "never"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def cmd_candidates(args: argparse.Namespace) -> None:
     async def work(client: NodeClient) -> None:
         if args.action in ("admit", "refuse"):
@@ -137,12 +186,24 @@ def cmd_pins(args: argparse.Namespace) -> None:
 def add_commands(sub: Any, url_default: str, token_default: str | None) -> None:
     """Register the operator commands on the CLI's subparsers."""
 
-    def command(name: str, help_text: str, func: Callable[[argparse.Namespace], None]) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+    def command(name: str, help_text: str, func: Callable[[argparse.Namespace], None], parent: Any = sub
+                ) -> argparse.ArgumentParser:  # fmt: skip
+        parser: argparse.ArgumentParser = parent.add_parser(name, help=help_text, description=help_text)
         parser.add_argument("--url", default=url_default, help=f"node URL (default {url_default})")
-        parser.add_argument("--token", default=token_default, help="admin token (default $LEDGER_ADMIN_TOKEN)")
+        parser.add_argument("--token", default=token_default, help=TOKEN_HELP)
         parser.set_defaults(func=func)
         return parser
+
+    credentials = sub.add_parser("credentials", help="issue, list and revoke API tokens (admin)")
+    what = credentials.add_subparsers(title="actions", required=True, metavar="ACTION")
+    issue = command("issue", "issue an API token; prints it once", cmd_credentials_issue, what)
+    issue.add_argument("name", help="who or what the token is for")
+    issue.add_argument("--scopes", required=True, help="comma-separated: read, append, query, admin")
+    command("list", "every credential: scopes, created, last used, revoked", cmd_credentials_list, what)
+    command("revoke", "revoke a credential at once", cmd_credentials_revoke, what).add_argument("id")
+    audit = command("audit", "the audit log, newest first: who did what (admin)", cmd_audit)
+    audit.add_argument("--limit", type=int, default=50, help="records to show (max 1000)")
+    audit.add_argument("--before", type=int, help="only records older than this id (paging)")
 
     command("status", "the node's identity, head and settings (admin)", cmd_status)
     command("peers", "peers with their sync state, failures and lag (admin)", cmd_peers)

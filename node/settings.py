@@ -120,6 +120,19 @@ class RefSettings(BaseModel):
     max_depth: int = Field(5, ge=1, le=20, description="deepest GET /ledger/entries/{id}/refs may follow")
 
 
+class AccessSettings(BaseModel):
+    """Who may use the client API without a credential, and how fast anyone may call it (docs/access.md)."""
+
+    public_read: bool = Field(True, description="reads (entries, stats, state, sync status, trust) need no credential")
+    public_query: bool = Field(False, description="GET /network/query needs no credential (it costs peers' work)")
+    rate_per_s: float = Field(5000, gt=0, le=1e7, description="requests per second per credential (token bucket)")
+    burst: int = Field(10_000, ge=1, le=10**8, description="bucket size per credential")
+    anonymous_rate_per_s: float = Field(100, gt=0, le=1e7, description="per client address, without a credential")
+    anonymous_burst: int = Field(200, ge=1, le=10**8, description="bucket size per client address")
+    peer_rate_per_s: float = Field(2000, gt=0, le=1e7, description="signed node-to-node requests per peer ledger id")
+    peer_burst: int = Field(4000, ge=1, le=10**8, description="bucket size per peer ledger id")
+
+
 class _Loadable(BaseSettings):
     @classmethod
     def settings_customise_sources(
@@ -168,7 +181,9 @@ class NodeSettings(StoreLocation):
     host: str = "127.0.0.1"
     port: int = Field(8700, ge=0, le=65535)
     key_file: Path | None = Field(None, description="Ed25519 key file; default <data_dir>/node.key")
-    admin_token: SecretStr | None = Field(None, description="bearer token for /admin; unset = admin off")
+    admin_token: SecretStr | None = Field(
+        None, description="bootstrap credential with every scope (actor admin-token); unset = only issued tokens"
+    )
     verify_on_start: Literal["fast", "chain", "full"] = "chain"
     durability: Literal["normal", "full"] = Field(
         "full", description="full: fsync every commit; normal: survive process crashes, not power loss"
@@ -182,6 +197,7 @@ class NodeSettings(StoreLocation):
     discovery: DiscoverySettings = DiscoverySettings()
     trust: TrustSettings = TrustSettings()
     refs: RefSettings = RefSettings()
+    access: AccessSettings = AccessSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @property

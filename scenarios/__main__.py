@@ -33,7 +33,8 @@ async def up(compose: Path, data: Path, samples: int, exit_when_converged: bool)
             running.append((service, proc))
             print(f"started {service.name:<10} {proc.url}", flush=True)
         nodes = {proc.data_dir.name: proc for service, proc in running if "node.cli" in service.argv}
-        async with aiohttp.ClientSession() as session:
+        token = _admin_token(services)
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"} if token else None) as session:
             for name, proc in nodes.items():
                 batch = [{"stream": "samples", "type": "sample", "payload": {"from": name, "n": i},
                           "subject_oid": f"oid:sample:{i}"} for i in range(samples)]  # fmt: skip
@@ -46,7 +47,13 @@ async def up(compose: Path, data: Path, samples: int, exit_when_converged: bool)
                 return all([await holds(session, proc, other, samples) for proc in nodes.values() for other in nodes])
 
             after = await until(converged, 60, stop)
-        await show({name: proc.url for name, proc in nodes.items()}, _admin_token(services))
+            first = next(iter(nodes.values()))
+            async with session.post(first.url + "/admin/credentials", json=CLIENT_CREDENTIAL) as response:
+                response.raise_for_status()
+                issued = await response.json()
+        await show({name: proc.url for name, proc in nodes.items()}, token)
+        print(CLIENT_HINT.format(id=issued["id"], scopes=",".join(issued["scopes"]), token=issued["token"],
+                                 url=first.url, body=APPEND_BODY), flush=True)  # fmt: skip
         if after is not None:
             print(f"converged in {after:.2f} s", flush=True)
         if exit_when_converged:
@@ -58,6 +65,15 @@ async def up(compose: Path, data: Path, samples: int, exit_when_converged: bool)
         for service, proc in reversed(running):
             code = proc.terminate()
             print(f"stopped {service.name} (exit {code})", flush=True)
+
+
+CLIENT_CREDENTIAL = {"name": "make-run client", "scopes": ["append", "read", "query"]}
+APPEND_BODY = '{"stream": "notes", "type": "note", "payload": {"text": "hello"}}'
+CLIENT_HINT = (
+    "\na client credential {id} (scopes {scopes}) was issued just now; its token is shown only here. Append:\n"
+    'curl -H "Authorization: Bearer {token}" -H "Content-Type: application/json" -d \'{body}\' {url}/ledger/entries\n'
+    "or, for the ledger-node client commands: export LEDGER_TOKEN={token}\n"
+)
 
 
 def _status_targets(args: argparse.Namespace) -> tuple[dict[str, str], str | None]:

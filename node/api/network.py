@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 import node
+from node.api.auth import audit
 from node.api.context import DISCOVERY, LEDGER, SYNC, TRUST
 from node.api.json import json_response, read_json, validate, validate_query
 from node.errors import IdentityConflict, InvalidRequest
@@ -23,7 +24,7 @@ routes = web.RouteTableDef()
 
 
 @routes.get("/network/info")
-@operation("ledger id, public key and fingerprint, version, capabilities, head, signed record")
+@operation("ledger id, public key and fingerprint, version, capabilities, head, signed record", auth="public")
 async def info(request: web.Request) -> web.Response:
     ledger = request.app[LEDGER]
     discovery = request.app[DISCOVERY]
@@ -50,21 +51,21 @@ async def info(request: web.Request) -> web.Response:
 
 
 @routes.get("/network/discover")
-@operation("the admitted peers discovered, with their sources")
+@operation("the admitted peers discovered, with their sources", auth="read")
 async def discover(request: web.Request) -> web.Response:
     """The admitted peers among the nodes discovered, with their sources (candidates: /admin/candidates)."""
     return json_response({"nodes": [n for n in request.app[DISCOVERY].discovered() if n["status"] == "peer"]})
 
 
 @routes.get("/network/ledgers")
-@operation("peer exchange: signed records of this node and its admitted peers")
+@operation("peer exchange: signed records of this node and its admitted peers", auth="public")
 async def ledgers(request: web.Request) -> web.Response:
     """Peer exchange: signed records of this node and of its admitted peers."""
     return json_response(request.app[DISCOVERY].records())
 
 
 @routes.post("/network/introduce")
-@operation("propose this node as a candidate peer with its signed record", body=NodeRecord, ok=202)
+@operation("propose this node as a candidate peer with its signed record", body=NodeRecord, ok=202, auth="public")
 async def introduce(request: web.Request) -> web.Response:
     """A node proposes itself with its signed record: verified and kept as a candidate (``candidate``),
     or ``peer`` when it is one already; admission is the operator's or a trust path's decision."""
@@ -90,24 +91,27 @@ class PathParams(BaseModel):
 
 
 @routes.get("/network/trust")
-@operation("every trust attestation held")
+@operation("every trust attestation held", auth="read")
 async def trust(request: web.Request) -> web.Response:
     """Every attestation held (shareable: each is signed by its author)."""
     return json_response(request.app[TRUST].attestations())
 
 
 @routes.post("/network/trust")
-@operation("take shared attestations, each verified under its author's pinned key", body=list[TrustAttestation])
+@operation("take shared attestations, each verified under its author's pinned key", body=list[TrustAttestation],
+           auth="admin")  # fmt: skip
 async def share_trust(request: web.Request) -> web.Response:
     """Take shared attestations; each is verified under its author's pinned key."""
     body = await read_json(request)
     if not isinstance(body, list) or len(body) > 1000:
         raise InvalidRequest("body: expected a list of at most 1000 attestations")
-    return json_response(await request.app[TRUST].add_many(body))
+    counts = await request.app[TRUST].add_many(body)
+    await audit(request, "trust.share", **counts)
+    return json_response(counts)
 
 
 @routes.get("/network/trust/path")
-@operation("the best trust path and its score", query=PathParams)
+@operation("the best trust path and its score", query=PathParams, auth="read")
 async def trust_path(request: web.Request) -> web.Response:
     """The best trust path and its score (product of levels) from ``from`` (default: this node)."""
     params = validate_query(PathParams, request.query)
@@ -119,7 +123,8 @@ async def trust_path(request: web.Request) -> web.Response:
 
 
 @routes.get("/network/topology")
-@operation("nodes with sync state and lag, and trust edges, as JSON, GraphML or DOT", query=TopologyParams)
+@operation("nodes with sync state and lag, and trust edges, as JSON, GraphML or DOT", query=TopologyParams,
+           auth="read")  # fmt: skip
 async def topology(request: web.Request) -> web.Response:
     """Nodes (with sync state and lag) and trust edges, as ``format=json|graphml|dot``."""
     fmt = validate_query(TopologyParams, request.query).format

@@ -73,7 +73,7 @@ async def push(request: web.Request) -> web.Response:
 
 
 @routes.get("/ledger/sync/status")
-@operation("per peer and ledger: seqs, lag, state, failures, last error")
+@operation("per peer and ledger: seqs, lag, state, failures, last error", auth="read")
 async def status(request: web.Request) -> web.Response:
     return json_response(await request.app[SYNC].status())
 

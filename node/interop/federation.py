@@ -6,7 +6,8 @@ is verified before it is used: its ledger's key must be pinned here, its hash re
 signature checked. A peer that returns one bad entry is reported (``error``) and all its results
 are dropped. Results are merged with local ones, deduplicated by (ledger_id, seq), ordered by
 (timestamp, ledger_id, seq) and cut to the limit; the cursor is the last position returned, which
-is a position in every ledger at once.
+is a position in every ledger at once, given while any source holds more. A ``ledgers`` filter is
+part of what every source reads, so it never empties a page that was taken from other ledgers.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import aiohttp
@@ -69,9 +70,17 @@ class Federation:
         if not 1 <= timeout_ms <= MAX_TIMEOUT_MS:
             raise InvalidRequest(f"timeout_ms: between 1 and {MAX_TIMEOUT_MS}")
         after = decode_position(cursor) if cursor else None
-        wanted = set(ledgers) if ledgers else None
+        statuses: dict[str, str] = {}
+        if ledgers:  # part of what every source reads, so a page holds only entries of these ledgers
+            known = {row.ledger_id for row in await self._ledger.ledgers()} | {self._ledger.ledger_id}
+            statuses = {lid: "unknown" for lid in ledgers if lid not in known}
+            filters = replace(filters, ledgers=tuple(sorted(set(ledgers) & known)))
+            if not filters.ledgers:  # no key pinned for any of them: nothing here or at a peer can match
+                return {"entries": [], "next_cursor": None, "peers": {}, "ledgers": statuses}
+        wanted = filters.ledgers
         local = await self._ledger.query(filters, limit=limit, after=after)
-        results = {(r[0], r[1]): (r[8], row_to_wire(r)) for r in local.rows if wanted is None or r[0] in wanted}
+        results = {(r[0], r[1]): (r[8], row_to_wire(r)) for r in local.rows}
+        unfinished = {self._ledger.ledger_id} if local.next_cursor else set()  # sources holding more
         peers: dict[str, dict[str, Any]] = {}
         asked = []
         for peer in self._engine.peers():
@@ -89,7 +98,7 @@ class Federation:
             elif isinstance(answer, BaseException):
                 peers[peer.ledger_id] = {"status": "error", "detail": str(answer)[:200]}
             else:
-                entries, elapsed = answer
+                entries, more, elapsed = answer
                 try:
                     await self._verify(entries, signatures=False)  # every hash, recomputed: cheap
                 except BadPeerAnswer as exc:
@@ -97,6 +106,8 @@ class Federation:
                     continue
                 peers[peer.ledger_id] = {"status": "ok", "entries": len(entries), "ms": round(elapsed, 1)}
                 offered[peer.ledger_id] = [e for e in entries if wanted is None or e.ledger_id in wanted]
+                if more:
+                    unfinished.add(peer.ledger_id)
         # merge, then check the signatures of what would be returned; a peer with one bad signature
         # is dropped whole and the page merged again without it
         while True:
@@ -126,20 +137,25 @@ class Federation:
             del offered[failed]
         ordered = [(pos, (ts, item if isinstance(item, dict) else item.model_dump())) for pos, (ts, item) in ordered]
         page = [wire for _, (_, wire) in ordered]
-        statuses = {lid: "ok" for (lid, _), _ in ordered}
+        statuses.update({lid: "ok" for (lid, _), _ in ordered})
         for lid in wanted or ():
             statuses.setdefault(lid, "skipped" if self._trust.allows_query(lid, min_trust) else "untrusted")
+        # more to come if a source left entries out of this page; the cursor is then exact: every
+        # source continues after the last position returned, so no entry is skipped or repeated
+        more = len(candidates) > limit or bool(unfinished & {self._ledger.ledger_id, *offered})
         next_cursor = None
-        if len(ordered) == limit:
+        if more and ordered:
             (lid, seq), (ts, _) = ordered[-1]
             next_cursor = encode_position((ts, lid, seq))
         return {"entries": page, "next_cursor": next_cursor, "peers": peers, "ledgers": statuses}
 
     async def _ask(
         self, url: str, filters: Filters, after: Position | None, limit: int, timeout_ms: int
-    ) -> tuple[list[Entry], float]:
+    ) -> tuple[list[Entry], bool, float]:
         assert self._session is not None
         params = {k: str(v) for k, v in asdict(filters).items() if v is not None}
+        if filters.ledgers is not None:
+            params["ledgers"] = ",".join(filters.ledgers)  # a comma list on the wire
         params["limit"] = str(limit)
         if after is not None:
             params["after"] = f"{after[0]}:{after[1]}:{after[2]}"
@@ -152,9 +168,10 @@ class Federation:
         try:
             body = orjson.loads(raw)
             entries = [Entry.model_validate(item) for item in body["entries"]]
+            more = body.get("next_cursor") is not None  # the peer holds more after this page
         except (orjson.JSONDecodeError, KeyError, TypeError, ValidationError) as exc:
             raise BadPeerAnswer("malformed answer") from exc
-        return entries, (time.perf_counter() - started) * 1000
+        return entries, more, (time.perf_counter() - started) * 1000
 
     async def _verify(self, entries: list[Entry], *, signatures: bool = True) -> None:
         """Entries from a peer count only if their origin's pinned key signed exactly this content:

@@ -155,6 +155,21 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         """,
     ),
     (
+        6,
+        "client credentials: API tokens by scope, the secret kept only as its SHA-256",
+        """
+        CREATE TABLE credentials (
+            id           TEXT PRIMARY KEY,
+            name         TEXT NOT NULL,
+            scopes       TEXT NOT NULL,
+            secret_hash  BLOB NOT NULL,
+            created_ms   INTEGER NOT NULL,
+            last_used_ms INTEGER,
+            revoked_ms   INTEGER
+        );
+        """,
+    ),
+    (
         7,
         "pin provenance: where each ledger's key pin came from",
         """

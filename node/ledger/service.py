@@ -33,10 +33,9 @@ from node.ledger.store import CheckpointRow, Filters, LedgerRow, Store
 from node.ledger.verify import Mode, Progress, VerifyReport, verify_store
 from node.ledger.writer import Draft, Tip, Writer
 from node.settings import NodeSettings
-from protocol.canonical import canonical
 from protocol.entry import GENESIS_DIGEST
 from protocol.errors import LimitExceeded
-from protocol.limits import check_json
+from protocol.limits import encode_content
 from protocol.models import EntryDraft
 from protocol.signing import KeyPair
 
@@ -115,8 +114,9 @@ class Ledger:
 
     # --- writes --------------------------------------------------------------------------------
 
-    async def append(self, drafts: Sequence[EntryDraft], *, batch: bool = True) -> list[Row]:
-        """Validate and append ``drafts`` as one atomic batch; returns the committed rows.
+    async def append(self, drafts: Sequence[EntryDraft], *, batch: bool = True, actor: str = "node") -> list[Row]:
+        """Validate and append ``drafts`` as one atomic batch; returns the committed rows. ``actor`` (the
+        credential id that asked, or ``node``) is recorded in the audit log with the batch.
 
         Error messages name fields as ``entries[i].payload`` for a batch, ``payload`` otherwise.
         """
@@ -134,20 +134,12 @@ class Ledger:
                 raise AppendRejected(reason)
         if self._writer is None:
             raise NotReady("the ledger is closed")
-        return await self._writer.append(prepared)
+        return await self._writer.append(prepared, actor)
 
     def _prepare(self, draft: EntryDraft, where: str) -> Draft:
         if self._streams is not None and draft.stream not in self._streams:
             raise InvalidRequest(f"{where}stream: unknown stream {draft.stream!r}")
-        payload = canonical(draft.payload, fast=check_json(draft.payload, self._limits, f"{where}payload"))
-        meta = None
-        if draft.meta is not None:
-            meta = canonical(draft.meta, fast=check_json(draft.meta, self._limits, f"{where}meta"))
-        size = len(payload) + (len(meta) if meta is not None else 0)
-        if size > self._limits.max_payload_bytes:
-            raise LimitExceeded(
-                f"{where}payload: payload and meta are {size} bytes, over {self._limits.max_payload_bytes}"
-            )
+        payload, meta = encode_content(draft.payload, draft.meta, self._limits, where)
         return Draft(
             draft.stream, draft.type, payload.decode(), None if meta is None else meta.decode(),
             draft.issuer_oid, draft.subject_oid, draft.key, draft.id,
@@ -277,6 +269,8 @@ class Ledger:
                 "verified ledger=%s mode=%s entries=%d through=%d seconds=%.2f",
                 report.ledger_id, report.mode, report.entries, report.through_seq, report.seconds,
             )  # fmt: skip
+            for reason in report.refused_by_peers:
+                log.warning("entry every peer refuses ledger=%s %s", report.ledger_id, reason)
         return reports
 
 

@@ -75,10 +75,24 @@ class AuditRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class CredentialRow:
+    """An issued API token as stored: its secret only as SHA-256, scopes comma-separated."""
+
+    id: str
+    name: str
+    scopes: str
+    secret_hash: bytes
+    created_ms: int
+    last_used_ms: int | None
+    revoked_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Filters:
     """Query filters; every one is served by an index (see schema.py)."""
 
     ledger_id: str | None = None
+    ledgers: tuple[str, ...] | None = None  # ledger_id is one of these (served by the primary key)
     stream: str | None = None
     type: str | None = None
     issuer_oid: str | None = None
@@ -368,13 +382,15 @@ class Store:
         *,
         sig_digest: bytes,
         sync: SyncMark | None = None,
+        audit: Sequence[tuple[str, str, dict[str, Any]]] = (),
     ) -> None:
         """Insert a chain segment of one ledger with its checkpoints and move its head, atomically.
 
         The segment must start right after the stored head; the head update is guarded by the old
         head, so a segment built on a stale head commits nothing. ``sig_digest`` is the running
         signature digest at the segment's last entry. ``sync`` records, in the same transaction,
-        that a peer's copy is held up to the segment's end.
+        that a peer's copy is held up to the segment's end; ``audit`` (actor, action, detail) records
+        who appended, in the same transaction, so no entry is ever committed without its record.
         """
         first, last = rows[0], rows[-1]
         ledger_id = first[0]
@@ -398,6 +414,12 @@ class Store:
             )
             if sync is not None:
                 await self._mark(conn, sync.peer, ledger_id, sync.direction, last[1], last[12])
+            if audit:
+                now = _now_ms()
+                await conn.executemany(
+                    "INSERT INTO audit (at_ms, actor, action, detail) VALUES (?, ?, ?, ?)",
+                    [(now, actor, action, orjson.dumps(detail).decode()) for actor, action, detail in audit],
+                )
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -588,6 +610,9 @@ class Store:
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
+        if filters.ledgers is not None:
+            where.append(f"ledger_id IN ({', '.join('?' * len(filters.ledgers))})")
+            args.extend(filters.ledgers)
         if filters.since is not None:
             where.append("timestamp >= ?")
             args.append(filters.since)
@@ -641,6 +666,31 @@ class Store:
             (before_id if before_id is not None else 2**63 - 1, limit),
         )
         return [AuditRecord(i, at, actor, action, orjson.loads(detail)) for i, at, actor, action, detail in rows]
+
+    # --- credentials ---------------------------------------------------------------------------
+
+    async def add_credential(self, row: CredentialRow) -> None:
+        """Store a newly issued credential."""
+        await self._write(
+            "INSERT INTO credentials VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (row.id, row.name, row.scopes, row.secret_hash, row.created_ms, row.last_used_ms, row.revoked_ms),
+        )
+
+    async def credentials(self) -> list[CredentialRow]:
+        """Every credential ever issued here (revoked ones too), oldest first."""
+        rows = await self._fetchall(self.writer, "SELECT * FROM credentials ORDER BY created_ms, id", ())
+        return [CredentialRow(*row) for row in rows]
+
+    async def revoke_credential(self, credential_id: str, at_ms: int) -> bool:
+        """Mark a credential revoked (kept for the audit trail); False if there is no such live one."""
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE credentials SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL", (at_ms, credential_id)
+            )
+            return cursor.rowcount == 1
+
+    async def credential_used(self, credential_id: str, at_ms: int) -> None:
+        await self._write("UPDATE credentials SET last_used_ms = ? WHERE id = ?", (at_ms, credential_id))
 
     # --- plumbing ------------------------------------------------------------------------------
 

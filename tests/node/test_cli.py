@@ -14,8 +14,14 @@ import pytest
 from node.ledger.clock import wall_ms
 from protocol.records import sign_record
 from protocol.signing import KeyPair
-from scenarios.procs import NodeProcess, start_node
-from tests.conftest import cli
+from scenarios.procs import NodeProcess
+from scenarios.procs import start_node as start_process_node
+from tests.conftest import ADMIN_TOKEN, cli
+
+
+def start_node(data_dir: Path) -> NodeProcess:
+    """A node process whose admin token is the one ``cli`` sends."""
+    return start_process_node(data_dir, env={"LEDGER_ADMIN_TOKEN": ADMIN_TOKEN})
 
 
 def test_help_explains_the_commands() -> None:
@@ -168,21 +174,20 @@ def test_unreadable_key_files_are_named(tmp_path: Path) -> None:
 
 def test_operator_commands_show_the_admin_api_as_tables(tmp_path: Path, processes: list[NodeProcess]) -> None:
     token = "operator-token-0123456789"
-    node = start_node(tmp_path / "a", env={"LEDGER_ADMIN_TOKEN": token})
+    node = start_process_node(tmp_path / "a", env={"LEDGER_ADMIN_TOKEN": token})
     processes.append(node)
-    assert cli("append", "--url", node.url, "--stream", "proofs", "--type", "proof").returncode == 0
+    assert cli("append", "--url", node.url, "--stream", "proofs", "--type", "proof", "--token", token).returncode == 0
     status = cli("status", "--url", node.url, "--token", token)
     assert status.returncode == 0 and "node-a" in status.stdout and "entries" in status.stdout
     for command in (["peers"], ["sync", "--run"], ["conflicts"], ["trust"]):
-        result = cli(*command, "--url", node.url, env={"LEDGER_ADMIN_TOKEN": token})  # token from the environment
+        result = cli(*command, "--url", node.url, env={"LEDGER_TOKEN": token})  # token from the environment
         assert result.returncode == 0, result.stderr
     denied = cli("peers", "--url", node.url, "--token", "wrong")
     assert denied.returncode == 1 and "unauthorized" in denied.stderr and len(denied.stderr.strip().splitlines()) == 1
 
 
 def test_candidates_and_pins_commands(tmp_path: Path, processes: list[NodeProcess]) -> None:
-    token = "operator-token-0123456789"
-    node = start_node(tmp_path / "a", env={"LEDGER_ADMIN_TOKEN": token})
+    node = start_node(tmp_path / "a")
     processes.append(node)
     stranger = KeyPair(bytes([4] * 32))
     record = sign_record(stranger, ledger_id="node-x", name="x", endpoints=["http://127.0.0.1:9"], issued_at=wall_ms())
@@ -190,19 +195,18 @@ def test_candidates_and_pins_commands(tmp_path: Path, processes: list[NodeProces
                                      headers={"Content-Type": "application/json"}, method="POST")  # fmt: skip
     with urllib.request.urlopen(request, timeout=10) as response:
         assert orjson.loads(response.read()) == {"status": "candidate"}
-    env = {"LEDGER_ADMIN_TOKEN": token}
-    listed = cli("candidates", "--url", node.url, env=env)
+    listed = cli("candidates", "--url", node.url)
     assert listed.returncode == 0 and "node-x" in listed.stdout and "candidate" in listed.stdout, listed.stderr
-    refused = cli("candidates", "refuse", "node-x", "--url", node.url, env=env)
+    refused = cli("candidates", "refuse", "node-x", "--url", node.url)
     assert refused.returncode == 0 and "node-x: refused" in refused.stdout
-    admitted = cli("candidates", "admit", "node-x", "--url", node.url, env=env)
+    admitted = cli("candidates", "admit", "node-x", "--url", node.url)
     assert admitted.returncode == 0 and "node-x: peer" in admitted.stdout
-    pins = cli("pins", "--url", node.url, env=env)
+    pins = cli("pins", "--url", node.url)
     assert pins.returncode == 0 and "node-x" in pins.stdout and "operator" in pins.stdout and "config" in pins.stdout
     key = KeyPair(bytes([5] * 32)).public_key.hex()
-    assert cli("pins", "set", "node-q", key, "--url", node.url, env=env).returncode == 0
-    assert "node-q" in cli("pins", "list", "--url", node.url, env=env).stdout
-    removed = cli("pins", "remove", "node-q", "--url", node.url, env=env)
-    assert removed.returncode == 0 and "node-q" not in cli("pins", "--url", node.url, env=env).stdout
-    own = cli("pins", "remove", "node-a", "--url", node.url, env=env)
+    assert cli("pins", "set", "node-q", key, "--url", node.url).returncode == 0
+    assert "node-q" in cli("pins", "list", "--url", node.url).stdout
+    removed = cli("pins", "remove", "node-q", "--url", node.url)
+    assert removed.returncode == 0 and "node-q" not in cli("pins", "--url", node.url).stdout
+    own = cli("pins", "remove", "node-a", "--url", node.url)
     assert own.returncode == 1 and "own" in own.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -50,12 +52,32 @@ def test_the_admin_token_comes_from_the_environment() -> None:
     assert services["node-a"].environment["LEDGER_ADMIN_TOKEN"] == "from-the-env-0123456789"
 
 
-def test_compose_up_runs_the_topology_and_converges(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "scenarios", "compose", "up", "--data", str(tmp_path), "--exit-when-converged"],
-        capture_output=True, text=True, timeout=180, cwd=REPO,
+def test_compose_up_runs_the_topology_converges_and_prints_a_working_curl(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scenarios", "compose", "up", "--data", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert proc.stdout is not None
+    output: list[str] = []
+    try:
+        for line in proc.stdout:
+            output.append(line)
+            if line.startswith("running;") or line.startswith("stopped"):
+                break
+        curl = next((line for line in output if line.startswith("curl ")), None)
+        assert curl is not None and "converged in" in "".join(output), "".join(output)
+        # pasted as printed, plus -w to see the status
+        pasted = subprocess.run(curl.strip() + " -s -o /dev/null -w '%{http_code}'", shell=True, capture_output=True,
+                                text=True, timeout=30)  # fmt: skip
+        assert pasted.stdout == "201", pasted.stdout + pasted.stderr
+        without_token = re.sub(r'-H "Authorization: [^"]*" ', "", curl.strip())
+        anonymous = subprocess.run(without_token + " -s -o /dev/null -w '%{http_code}'", shell=True,
+                                   capture_output=True, text=True, timeout=30)  # fmt: skip
+        assert anonymous.stdout == "401", anonymous.stdout + anonymous.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    output.append(rest)
+    assert proc.returncode == 0, "".join(output)
     for name in ("registry", "node-a", "node-b", "node-c"):
-        assert f"started {name}" in result.stdout and f"stopped {name} (exit 0)" in result.stdout
-    assert "converged in" in result.stdout
+        assert f"started {name}" in "".join(output) and f"stopped {name} (exit 0)" in "".join(output)

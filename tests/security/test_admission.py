@@ -225,7 +225,7 @@ async def test_a_weak_pin_is_replaced_by_an_operator_pin_and_the_squatters_data_
         assert not await _holds(victim, "node-d", seq)
     assert "node-d" not in await peer_ids(victim)  # the squatter's endpoint is no peer any more
     audit = [r for r in await victim.app[LEDGER].store.audit_log(10) if r.action == "pin.replace"]
-    assert len(audit) == 1 and audit[0].actor == "admin"
+    assert len(audit) == 1 and audit[0].actor == "admin-token"
     assert audit[0].detail["old_key"] == squatter_keys.public_key.hex() and audit[0].detail["entries_dropped"] == 5
     await add_peer(victim, real, "pull")
     await eventually(lambda: _holds(victim, "node-d", 2), timeout=10)
