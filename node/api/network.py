@@ -106,6 +106,7 @@ async def share_trust(request: web.Request) -> web.Response:
     if not isinstance(body, list) or len(body) > 1000:
         raise InvalidRequest("body: expected a list of at most 1000 attestations")
     counts = await request.app[TRUST].add_many(body)
+    await request.app[DISCOVERY].reconsider()  # a trust path may now admit a candidate
     await audit(request, "trust.share", **counts)
     return json_response(counts)
 

@@ -420,3 +420,20 @@ async def test_figures_while_strangers_introduce_and_push_and_a_peer_floods_its_
 
 async def _status_is(request: Awaitable[tuple[int, Any]], status: int) -> bool:
     return (await request)[0] == status
+
+
+async def test_a_trust_path_through_a_trusted_node_admits_a_candidate_when_its_attestation_arrives(
+    make_node: MakeNode,
+) -> None:
+    node = await make_node("node-a", admin_token=ADMIN_TOKEN, sync=FAST)
+    c = await make_node("node-c", admin_token=ADMIN_TOKEN, sync=FAST)
+    b = await make_node("node-b", admin_token=ADMIN_TOKEN, sync=FAST)
+    await add_peer(node, c)
+    assert (await admin(node, "POST", "/admin/trust", {"to": "node-c", "level": 0.9}))[0] == 201
+    b_record = (await b.request("GET", "/network/info"))[1]["record"]
+    assert (await node.request("POST", "/network/introduce", json=b_record))[1] == {"status": "candidate"}
+    status, attestation = await admin(c, "POST", "/admin/trust", {"to": "node-b", "level": 0.8})
+    assert status == 201
+    assert (await admin(node, "POST", "/network/trust", [attestation]))[0] == 200  # path a -> c -> b: 0.72
+    assert "node-b" in await peer_ids(node)
+    assert (await pins(node))["node-b"]["source"] == "attested"
