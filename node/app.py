@@ -55,6 +55,7 @@ async def ledger_ctx(app: web.Application) -> AsyncIterator[None]:
             app[STATE] = StateView(ledger, settings.conflicts, app[METRICS])
             trust = TrustGraph(ledger, settings.trust)
             await trust.load()
+            ledger.replicas.unpinned.append(trust.forget)
             app[TRUST] = trust
             ledger.hooks.after_append.append(app[STATE].on_commit)
             app[METRICS].head_seq.set(ledger.head.head_seq)

@@ -94,6 +94,13 @@ class TrustGraph:
                 counts["refused"] += 1
         return counts
 
+    def forget(self, source: str) -> None:
+        """Drop the attestations made by ``source`` (its pin was replaced or removed: they were
+        verified under a key that no longer stands for it; the store dropped them already)."""
+        for edge in [e for e in self._edges if e[0] == source]:
+            del self._edges[edge]
+        self._invalidate()
+
     def attestations(self) -> list[dict[str, object]]:
         return [a.wire() for _, a in sorted(self._edges.items())]
 

@@ -54,6 +54,7 @@ class Replicas:
         self._on_commit = on_commit
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._pin_lock = asyncio.Lock()  # pins are rare: one at a time, so two first sights never race
+        self.unpinned: list[Callable[[str], None]] = []  # told of each ledger id whose pin was replaced or removed
 
     async def held(self, ledger_id: str) -> LedgerRow | None:
         return await self._store.ledger(ledger_id)
@@ -99,6 +100,8 @@ class Replicas:
                                                     (actor, "pin.replace", detail))  # fmt: skip
         log.warning("replaced pin ledger=%s old_source=%s new_source=%s entries_dropped=%d", ledger_id, held_source,
                     source, dropped)  # fmt: skip
+        for forget in self.unpinned:
+            forget(ledger_id)
         replaced = await self.held(ledger_id)
         assert replaced is not None
         return replaced
@@ -113,8 +116,11 @@ class Replicas:
                 raise EntryNotFound(f"no pin for ledger {ledger_id}")
             detail = {"ledger_id": ledger_id, "old_key": held.public_key.hex(),
                       "old_source": await self._store.pin_source(ledger_id)}  # fmt: skip
-            return await self._store.replace_pin(ledger_id, None, "operator", GENESIS_DIGEST,
-                                                 (actor, "pin.remove", detail))  # fmt: skip
+            dropped = await self._store.replace_pin(ledger_id, None, "operator", GENESIS_DIGEST,
+                                                    (actor, "pin.remove", detail))  # fmt: skip
+        for forget in self.unpinned:
+            forget(ledger_id)
+        return dropped
 
     async def ingest(
         self, ledger_id: str, entries: Sequence[Entry], checkpoints: Sequence[Checkpoint], *, peer: str, full: bool

@@ -17,7 +17,7 @@ import psutil
 import pytest
 from aiohttp import web
 
-from node.api.context import DISCOVERY, LEDGER, SYNC
+from node.api.context import DISCOVERY, LEDGER, SYNC, TRUST
 from node.keys import load_key_file
 from node.ledger.clock import wall_ms
 from protocol.records import NodeRecord, sign_record
@@ -212,6 +212,8 @@ async def test_a_weak_pin_is_replaced_by_an_operator_pin_and_the_squatters_data_
     held = (await pins(victim))["node-d"]
     assert (held["source"], held["entries"], held["public_key"]) == ("first-sight", 5, squatter_keys.public_key.hex())
 
+    _, vouch = await admin(squatter, "POST", "/admin/trust", {"to": "node-a", "level": 1.0})
+    assert (await admin(victim, "POST", "/network/trust", [vouch]))[1]["kept"] == 1
     real = await make_node(
         "node-d", data_dir=victim.settings.data_dir.parent / "real-d", admin_token=ADMIN_TOKEN, sync=FAST
     )
@@ -224,6 +226,7 @@ async def test_a_weak_pin_is_replaced_by_an_operator_pin_and_the_squatters_data_
     for seq in range(1, 6):
         assert not await _holds(victim, "node-d", seq)
     assert "node-d" not in await peer_ids(victim)  # the squatter's endpoint is no peer any more
+    assert [a for a in victim.app[TRUST].attestations() if a["from"] == "node-d"] == []  # nor its word
     audit = [r for r in await victim.app[LEDGER].store.audit_log(10) if r.action == "pin.replace"]
     assert len(audit) == 1 and audit[0].actor == "admin-token"
     assert audit[0].detail["old_key"] == squatter_keys.public_key.hex() and audit[0].detail["entries_dropped"] == 5
