@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -100,7 +100,14 @@ class DiscoverySettings(BaseModel):
     registry_token: SecretStr | None = Field(
         None, description="enrolment token the registry operator issued for this ledger id; sent on registration"
     )
-    interval_s: float = Field(15.0, gt=0, le=3600, description="discovery round (registry, exchange)")
+    interval_s: float = Field(15.0, gt=0, le=3600, description="discovery round (registry, exchange, admission)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_auto_peer(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "auto_peer" in data:
+            raise ValueError("auto_peer was replaced by auto_admit (default false); see docs/discovery.md")
+        return data
 
 
 class TrustSettings(BaseModel):
