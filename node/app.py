@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -28,6 +29,7 @@ from node.api.context import (
     TRUST,
     Lifecycle,
 )
+from node.api.json import BODY_LIMITS, BodyLimits
 from node.api.problems import Handler, malformed_http_as_problems, problems
 from node.interop.discovery import Discovery
 from node.interop.federation import Federation
@@ -109,6 +111,8 @@ def build_app(settings: NodeSettings) -> web.Application:
     app[METRICS] = Metrics(settings.ledger_id)
     app[LIFECYCLE] = Lifecycle()
     app[REPLAY] = ReplayGuard(settings.sync.request_window_s)
+    app[BODY_LIMITS] = BodyLimits(asyncio.Semaphore(settings.limits.large_body_parsers),
+                                  settings.limits.max_body_values)  # fmt: skip
     app[LIMITS] = CallerLimits.from_settings(settings.access)
     app.cleanup_ctx.append(ledger_ctx)
     app.on_shutdown.append(_stop_serving)

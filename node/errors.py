@@ -2,6 +2,7 @@
 
 NodeError
 ├── InvalidRequest       malformed input: bad JSON, bad query parameter, bad cursor
+├── BatchTooLarge        an append batch over limits.max_batch (413)
 ├── EntryNotFound        no such entry here
 ├── DuplicateEntry       an entry id already used in this ledger
 ├── AppendRejected       a before_append hook refused the entry
@@ -31,6 +32,12 @@ class InvalidRequest(NodeError):
     """The request is malformed; the message names the offending field."""
 
     code = "invalid-request"
+
+
+class BatchTooLarge(NodeError):
+    """An append batch has more entries than ``limits.max_batch``; refused before any is validated."""
+
+    code = "batch-too-large"
 
 
 class EntryNotFound(NodeError):

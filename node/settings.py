@@ -29,7 +29,21 @@ class LimitSettings(BaseModel):
     max_payload_bytes: int = Field(_PROTOCOL_LIMITS.max_payload_bytes, ge=1, le=_PROTOCOL_LIMITS.max_payload_bytes)
     max_batch: int = Field(_PROTOCOL_LIMITS.max_batch, ge=1, le=_PROTOCOL_LIMITS.max_batch)
     max_query_limit: int = Field(_PROTOCOL_LIMITS.max_query_limit, ge=1, le=_PROTOCOL_LIMITS.max_query_limit)
-    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024,
+        description="largest request body (413 beyond): a batch of max_batch typical entries fits; parsing "
+        "JSON costs up to ~30 times its bytes in memory, so a larger cap lets one request cost more than it "
+        "can carry",
+    )  # fmt: skip
+    large_body_parsers: int = Field(
+        2, ge=1, le=64, description="request bodies over 64 KiB parsed at once; more wait their turn"
+    )
+    max_body_values: int = Field(
+        250_000, ge=1000, le=10_000_000,
+        description="values a request body over 64 KiB may hold, bounded before parsing by counting ',', '[' "
+        "and '{' (413 beyond): parse time and memory grow with values, not bytes; a batch of max_batch typical "
+        "entries holds tens of thousands. Pages pushed by signed peers are not counted",
+    )  # fmt: skip
 
     def protocol(self) -> Limits:
         """These limits as the protocol package's Limits."""
@@ -117,6 +131,10 @@ class TrustSettings(BaseModel):
     sync_threshold: float = Field(0.5, ge=0, le=1)
     query_threshold: float = Field(0.3, ge=0, le=1)
     max_depth: int = Field(4, ge=1, le=10, description="longest trust path considered")
+    max_per_author: int = Field(
+        1000, ge=1, le=1_000_000,
+        description="attestations held per author (one per target, the newest); more for new targets are refused",
+    )  # fmt: skip
 
 
 class RefSettings(BaseModel):
@@ -125,6 +143,14 @@ class RefSettings(BaseModel):
     strict: bool = Field(False, description="refuse local appends whose references cannot be verified now")
     retry_s: float = Field(10.0, gt=0, le=86_400, description="how often pending references are retried")
     max_depth: int = Field(5, ge=1, le=20, description="deepest GET /ledger/entries/{id}/refs may follow")
+    concurrency: int = Field(4, ge=1, le=64, description="references looked up at once, by the background resolver")
+    lookup_timeout_s: float = Field(5.0, gt=0, le=300, description="limit of one fetch of a referenced entry")
+    deadline_s: float = Field(
+        30.0, gt=0, le=3600, description="limit of resolving all references of one entry; then they stay pending"
+    )
+    max_queued: int = Field(
+        10_000, ge=1, le=1_000_000, description="lookups queued at most; the rest wait in the store for the retry"
+    )
 
 
 class AccessSettings(BaseModel):

@@ -18,11 +18,13 @@ from node.access.credentials import parse_scopes
 from node.api.auth import Handler, actor, audit
 from node.api.context import CREDENTIALS, DISCOVERY, LEDGER, LIFECYCLE, METRICS, STATE, SYNC, TRUST
 from node.api.json import json_response, read_json, validate, validate_query
+from node.api.network import take_attestations
 from node.errors import EntryNotFound, InvalidRequest
 from node.ledger.rows import row_to_wire
 from protocol.models import Entry, LedgerId
 from protocol.openapi import operation
 from protocol.signing import fingerprint
+from protocol.trust import TrustAttestation
 
 
 def admin(summary: str, **details: Any) -> Callable[[Handler], Handler]:
@@ -205,6 +207,17 @@ async def attest(request: web.Request) -> web.Response:
     return json_response(att.wire(), status=201)
 
 
+@admin("take attestations shared out of band; each verified under its author's pinned key",
+       body=list[TrustAttestation])  # fmt: skip
+async def import_attestations(request: web.Request) -> web.Response:
+    """Take attestations the operator brings (e.g. another node's GET /network/trust); counts, and
+    each refusal with its reason."""
+    response, counts = await take_attestations(request)
+    await request.app[DISCOVERY].reconsider()  # a trust path may now admit a candidate
+    await audit(request, "trust.import", **counts)
+    return response
+
+
 # --- admission and pins ------------------------------------------------------------------------
 
 
@@ -328,6 +341,7 @@ def routes() -> list[web.RouteDef]:
         web.post("/admin/conflicts/{conflict_id}/resolve", resolve_conflict),
         web.post("/network/connect", connect),
         web.post("/admin/trust", attest),
+        web.post("/admin/trust/attestations", import_attestations),
         web.post("/admin/credentials", issue_credential),
         web.get("/admin/credentials", list_credentials),
         web.delete("/admin/credentials/{credential_id}", revoke_credential),

@@ -97,8 +97,7 @@ async def append_entries(request: web.Request) -> web.Response:
         rows = await ledger.append([validate(EntryDraft, body)], batch=False, actor=actor(request))
         return json_response(row_to_wire(rows[0]), status=201)
     if isinstance(body, list):
-        if len(body) > ledger.settings.limits.max_batch:  # refuse before validating a huge list
-            raise InvalidRequest(f"entries: batch of {len(body)} exceeds {ledger.settings.limits.max_batch}")
+        ledger.check_batch(len(body))  # refuse before validating a huge list
         drafts = [validate(EntryDraft, item, f"entries[{i}]") for i, item in enumerate(body)]
         rows = await ledger.append(drafts, actor=actor(request))
         return json_response({"count": len(rows), "entries": [receipt(row) for row in rows]}, status=201)

@@ -97,18 +97,30 @@ async def trust(request: web.Request) -> web.Response:
     return json_response(request.app[TRUST].attestations())
 
 
-@routes.post("/network/trust")
-@operation("take shared attestations, each verified under its author's pinned key", body=list[TrustAttestation],
-           auth="admin")  # fmt: skip
-async def share_trust(request: web.Request) -> web.Response:
-    """Take shared attestations; each is verified under its author's pinned key."""
+MAX_SHARED_ATTESTATIONS = 1000
+
+
+async def take_attestations(request: web.Request) -> tuple[web.Response, dict[str, int]]:
+    """A list of attestations into the trust graph: the answer (counts, and each refusal with its
+    reason) and the counts, for the audit log."""
     body = await read_json(request)
-    if not isinstance(body, list) or len(body) > 1000:
-        raise InvalidRequest("body: expected a list of at most 1000 attestations")
-    counts = await request.app[TRUST].add_many(body)
+    if not isinstance(body, list) or len(body) > MAX_SHARED_ATTESTATIONS:
+        raise InvalidRequest(f"body: expected a list of at most {MAX_SHARED_ATTESTATIONS} attestations")
+    answer = await request.app[TRUST].add_many(body)
+    return json_response(answer), {k: answer[k] for k in ("kept", "old", "refused")}
+
+
+@routes.post("/network/trust")
+@operation("a pinned node shares attestations (signed request); each verified under its author's pinned key",
+           body=list[TrustAttestation], auth="signed")  # fmt: skip
+async def share_trust(request: web.Request) -> web.Response:
+    """Take attestations shared by a node this one has pinned (the access middleware checks the
+    signature: 401 otherwise, nothing read); the operator uses POST /admin/trust/attestations. Each
+    attestation is verified under its author's pinned key."""
+    response, counts = await take_attestations(request)
     await request.app[DISCOVERY].reconsider()  # a trust path may now admit a candidate
     await audit(request, "trust.share", **counts)
-    return json_response(counts)
+    return response
 
 
 @routes.get("/network/trust/path")
@@ -133,5 +145,5 @@ async def topology(request: web.Request) -> web.Response:
     nodes: dict[str, dict[str, object]] = {status["ledger_id"]: {"status": "self", "lag": 0}}
     for peer in status["peers"]:
         nodes[peer["ledger_id"]] = {"status": peer["state"], "lag": sum(x["lag"] for x in peer["ledgers"])}
-    body, content_type = request.app[TRUST].topology(nodes, fmt)
+    body, content_type = await request.app[TRUST].topology(nodes, fmt)
     return web.Response(body=body, content_type=content_type)

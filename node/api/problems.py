@@ -17,6 +17,7 @@ from aiohttp import web, web_protocol
 
 from node.errors import (
     AppendRejected,
+    BatchTooLarge,
     CredentialNotFound,
     DataDirLocked,
     DuplicateEntry,
@@ -49,6 +50,7 @@ STATUS: dict[type[Exception], int] = {
     InvalidRequest: 400,
     ProtocolError: 422,
     LimitExceeded: 413,
+    BatchTooLarge: 413,
     Unauthorized: 401,
     Forbidden: 403,
     RateLimited: 429,

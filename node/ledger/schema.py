@@ -179,6 +179,20 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         UPDATE ledgers SET pin_source = 'config' WHERE is_local = 1
         """,
     ),
+    (
+        8,
+        "key conflicts keep each head once",
+        """
+        -- a key conflict's heads, each stored once: a new commit adds only the heads not held yet
+        -- (new key conflicts leave conflicts.evidence empty, older ones keep their evidence there)
+        CREATE TABLE conflict_heads (
+            conflict_id INTEGER NOT NULL,
+            hash        BLOB NOT NULL,
+            PRIMARY KEY (conflict_id, hash)
+        ) WITHOUT ROWID;
+        CREATE INDEX conflicts_by_key ON conflicts (key, id) WHERE kind = 'key';
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

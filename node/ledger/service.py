@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from node.errors import (
     AppendRejected,
+    BatchTooLarge,
     DuplicateEntry,
     EntryNotFound,
     InvalidRequest,
@@ -26,7 +27,7 @@ from node.errors import (
 )
 from node.ledger.clock import HybridClock
 from node.ledger.cursor import Position, decode_cursor, encode_cursor
-from node.ledger.hooks import Hooks
+from node.ledger.hooks import AfterAppend, Hooks
 from node.ledger.replicas import Replicas
 from node.ledger.rows import HASH, Row
 from node.ledger.store import CheckpointRow, Filters, LedgerRow, Store
@@ -34,7 +35,6 @@ from node.ledger.verify import Mode, Progress, VerifyReport, verify_store
 from node.ledger.writer import Draft, Tip, Writer
 from node.settings import NodeSettings
 from protocol.entry import GENESIS_DIGEST
-from protocol.errors import LimitExceeded
 from protocol.limits import encode_content
 from protocol.models import EntryDraft
 from protocol.signing import KeyPair
@@ -66,7 +66,9 @@ class Ledger:
         self._head: LedgerRow | None = None
         self._writer: Writer | None = None
         self.replicas: Replicas
-        self._notices: asyncio.Queue[Sequence[Row]] = asyncio.Queue()
+        # one queue and task per after_append hook: a slow hook (reference lookups) never delays
+        # another (live announcements, the state view); each hook still sees commits in order
+        self._hook_workers: dict[AfterAppend, tuple[asyncio.Queue[Sequence[Row]], asyncio.Task[None]]] = {}
 
     @classmethod
     @asynccontextmanager
@@ -80,7 +82,6 @@ class Ledger:
             clock = HybridClock(max((row.last_timestamp or 0) for row in await store.ledgers()))
             ledger.replicas = Replicas(store, ledger.ledger_id, clock, ledger._committed)
             tip = Tip(head.head_seq, head.head_hash, head.sig_digest, head.last_timestamp or 0)
-            notifier = asyncio.create_task(ledger._notify(), name=f"after-append:{ledger.ledger_id}")
             try:
                 async with Writer(
                     store, ledger.ledger_id, keys, tip,
@@ -90,8 +91,7 @@ class Ledger:
                     yield ledger
             finally:
                 ledger._writer = None
-                await ledger._notices.join()
-                notifier.cancel()
+                await ledger._stop_hooks()
 
     async def _pin_own_key(self) -> None:
         own = await self._store.ledger(self.ledger_id)
@@ -120,10 +120,7 @@ class Ledger:
 
         Error messages name fields as ``entries[i].payload`` for a batch, ``payload`` otherwise.
         """
-        if not drafts:
-            raise InvalidRequest("entries: empty batch")
-        if len(drafts) > self._limits.max_batch:
-            raise LimitExceeded(f"entries: batch of {len(drafts)} exceeds {self._limits.max_batch} entries")
+        self.check_batch(len(drafts))
         prepared = [self._prepare(d, f"entries[{i}]." if batch else "") for i, d in enumerate(drafts)]
         ids = [d.entry_id for d in prepared if d.entry_id is not None]
         if len(ids) != len(set(ids)):
@@ -135,6 +132,14 @@ class Ledger:
         if self._writer is None:
             raise NotReady("the ledger is closed")
         return await self._writer.append(prepared, actor)
+
+    def check_batch(self, count: int) -> None:
+        """The one append batch limit: InvalidRequest for an empty batch, BatchTooLarge over max_batch.
+        Handlers call it on the parsed list before validating any item; ``append`` relies on it too."""
+        if count == 0:
+            raise InvalidRequest("entries: empty batch")
+        if count > self._limits.max_batch:
+            raise BatchTooLarge(f"entries: batch of {count} exceeds {self._limits.max_batch} entries")
 
     def _prepare(self, draft: EntryDraft, where: str) -> Draft:
         if self._streams is not None and draft.stream not in self._streams:
@@ -157,20 +162,33 @@ class Ledger:
                 first_timestamp=head.first_timestamp if head.first_timestamp is not None else first[8],
                 last_timestamp=last[8],
             )
-        if self.hooks.after_append:
-            self._notices.put_nowait(rows)
+        for hook in self.hooks.after_append:
+            worker = self._hook_workers.get(hook)
+            if worker is None:
+                queue: asyncio.Queue[Sequence[Row]] = asyncio.Queue()
+                name = getattr(hook, "__qualname__", "hook")
+                task = asyncio.create_task(self._run_hook(hook, queue), name=f"after-append:{self.ledger_id}:{name}")
+                worker = self._hook_workers[hook] = (queue, task)
+            worker[0].put_nowait(rows)
 
-    async def _notify(self) -> None:
+    async def _run_hook(self, hook: AfterAppend, queue: asyncio.Queue[Sequence[Row]]) -> None:
         while True:
-            rows = await self._notices.get()
+            rows = await queue.get()
             try:
-                for hook in self.hooks.after_append:
-                    try:
-                        await hook(rows)
-                    except Exception:
-                        log.exception("after_append hook failed ledger=%s", self.ledger_id)
+                await hook(rows)
+            except Exception:
+                log.exception("after_append hook failed ledger=%s", self.ledger_id)
             finally:
-                self._notices.task_done()
+                queue.task_done()
+
+    async def _stop_hooks(self) -> None:
+        """Let every hook see the commits already made, then stop the hook tasks."""
+        for queue, _ in list(self._hook_workers.values()):
+            await queue.join()
+        for _, task in self._hook_workers.values():
+            task.cancel()
+        await asyncio.gather(*(task for _, task in self._hook_workers.values()), return_exceptions=True)
+        self._hook_workers.clear()
 
     # --- reads ---------------------------------------------------------------------------------
 

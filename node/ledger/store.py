@@ -222,15 +222,16 @@ class Store:
             "CREATE TABLE IF NOT EXISTS schema_migrations"
             " (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at INTEGER NOT NULL)"
         )
-        async with conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations") as cursor:
-            (current,) = await cursor.fetchone() or (0,)
+        async with conn.execute("SELECT version FROM schema_migrations") as cursor:
+            applied = {int(row[0]) for row in await cursor.fetchall()}
+        current = max(applied, default=0)
         if current > LATEST:
             raise SchemaTooNew(
                 f"{self.path}: schema version {current} is newer than this node supports ({LATEST});"
                 " upgrade ledger-node"
             )
         for version, description, script in MIGRATIONS:
-            if version <= current:
+            if version in applied:  # not "<= current": a number assigned earlier may land after a later one
                 continue
             await conn.execute("BEGIN IMMEDIATE")
             try:
@@ -492,9 +493,53 @@ class Store:
 
     async def conflicts(self, status: str | None = None) -> list[Row]:
         """Conflicts, newest first: (id, kind, ledger_id, seq, key, evidence, status, detected_at, resolved_at,
-        resolution)."""
+        resolution). A key conflict's evidence is the JSON list of its heads' hashes, sorted."""
         where, args = ("WHERE status = ?", (status,)) if status else ("", ())
-        return await self._fetchall(self.writer, f"SELECT * FROM conflicts {where} ORDER BY id DESC", args)
+        return await self._fetchall(
+            self.writer,
+            "SELECT id, kind, ledger_id, seq, key, CASE WHEN kind = 'key' AND evidence = '' THEN"
+            " (SELECT json_group_array(h) FROM (SELECT lower(hex(hash)) AS h FROM conflict_heads"
+            " WHERE conflict_id = conflicts.id ORDER BY h)) ELSE evidence END,"
+            f" status, detected_at, resolved_at, resolution FROM conflicts {where} ORDER BY id DESC",
+            args,
+        )
+
+    async def key_conflict(self, key: str) -> tuple[int, str, str | None] | None:
+        """The newest conflict recorded for ``key``: (id, status, resolution)."""
+        row = await self._fetchone(
+            "SELECT id, status, resolution FROM conflicts WHERE kind = 'key' AND key = ? ORDER BY id DESC LIMIT 1",
+            (key,),
+        )
+        return None if row is None else (int(row[0]), str(row[1]), row[2])
+
+    async def conflict_heads(self, conflict_id: int) -> set[bytes]:
+        rows = await self._fetchall(
+            self.writer, "SELECT hash FROM conflict_heads WHERE conflict_id = ?", (conflict_id,)
+        )
+        return {bytes(row[0]) for row in rows}
+
+    async def record_key_conflict(self, key: str, heads: Sequence[bytes], resolution: str | None) -> int:
+        """A new conflict of ``key`` with its heads (resolved at once when ``resolution`` is given)."""
+        async with self._transaction() as conn:
+            now = _now_ms()
+            cursor = await conn.execute(
+                "INSERT INTO conflicts (kind, key, evidence, status, detected_at, resolved_at, resolution)"
+                " VALUES ('key', ?, '', ?, ?, ?, ?)",
+                (key, "open" if resolution is None else "resolved", now, None if resolution is None else now,
+                 resolution),
+            )  # fmt: skip
+            conflict_id = int(cursor.lastrowid or 0)
+            await conn.executemany(
+                "INSERT OR IGNORE INTO conflict_heads VALUES (?, ?)", [(conflict_id, h) for h in heads]
+            )
+            return conflict_id
+
+    async def add_conflict_heads(self, conflict_id: int, heads: Sequence[bytes]) -> None:
+        """Heads that joined a recorded conflict; those held already are not stored again."""
+        async with self._transaction() as conn:
+            await conn.executemany(
+                "INSERT OR IGNORE INTO conflict_heads VALUES (?, ?)", [(conflict_id, h) for h in heads]
+            )
 
     async def resolve_conflict(self, conflict_id: int, resolution: str, *, status: str = "resolved") -> bool:
         async with self._transaction() as conn:
@@ -503,13 +548,6 @@ class Store:
                 (status, _now_ms(), resolution, conflict_id),
             )
             return bool(cursor.rowcount)
-
-    async def conflict_with(self, kind: str, key: str, evidence: str) -> int | None:
-        """The id of a conflict already recorded with exactly this evidence."""
-        row = await self._fetchone(
-            "SELECT id FROM conflicts WHERE kind = ? AND key = ? AND evidence = ? LIMIT 1", (kind, key, evidence)
-        )
-        return None if row is None else int(row[0])
 
     async def keyed(self, key: str) -> list[Row]:
         """Every held entry carrying ``key``, of any ledger."""
@@ -524,15 +562,15 @@ class Store:
         )
         return [row[0] for row in rows]
 
-    async def save_attestation(self, source: str, target: str, attestation: str, issued_at: int) -> bool:
-        """Keep an attestation unless a newer one for (source, target) is held; returns whether kept."""
+    async def save_attestations(self, rows: Sequence[tuple[str, str, str, int]]) -> None:
+        """Keep attestations (source, target, attestation, issued_at) in one transaction; for each
+        (source, target) the one with the latest issued_at stays."""
         async with self._transaction() as conn:
-            cursor = await conn.execute(
+            await conn.executemany(
                 "INSERT INTO trust VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET attestation = excluded.attestation,"
                 " issued_at = excluded.issued_at WHERE excluded.issued_at > trust.issued_at",
-                (source, target, attestation, issued_at),
+                rows,
             )
-            return bool(cursor.rowcount)
 
     async def attestations(self) -> list[str]:
         return [row[0] for row in await self._fetchall(self.writer, "SELECT attestation FROM trust", ())]

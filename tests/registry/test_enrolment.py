@@ -3,6 +3,7 @@ release a squatted id so the rightful owner enrols again."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -26,9 +27,13 @@ ADMIN = "registry-admin-token-0123456789"
 OWNER, SQUATTER, NEW_KEY = KeyPair(bytes([1] * 32)), KeyPair(bytes([2] * 32)), KeyPair(bytes([3] * 32))
 
 
+_ISSUED = itertools.count(wall_ms())
+
+
 def record(keys: KeyPair, ledger_id: str = "node-d") -> dict[str, Any]:
+    """A signed record, each newer than the last (two in one millisecond would be a stale replay)."""
     return sign_record(keys, ledger_id=ledger_id, name=ledger_id, endpoints=["http://127.0.0.1:8700"],
-                       capabilities=["ledger"], issued_at=wall_ms()).model_dump()  # fmt: skip
+                       capabilities=["ledger"], issued_at=next(_ISSUED)).model_dump()  # fmt: skip
 
 
 class Registry:

@@ -213,7 +213,7 @@ async def test_a_weak_pin_is_replaced_by_an_operator_pin_and_the_squatters_data_
     assert (held["source"], held["entries"], held["public_key"]) == ("first-sight", 5, squatter_keys.public_key.hex())
 
     _, vouch = await admin(squatter, "POST", "/admin/trust", {"to": "node-a", "level": 1.0})
-    assert (await admin(victim, "POST", "/network/trust", [vouch]))[1]["kept"] == 1
+    assert (await admin(victim, "POST", "/admin/trust/attestations", [vouch]))[1]["kept"] == 1
     real = await make_node(
         "node-d", data_dir=victim.settings.data_dir.parent / "real-d", admin_token=ADMIN_TOKEN, sync=FAST
     )
@@ -437,6 +437,6 @@ async def test_a_trust_path_through_a_trusted_node_admits_a_candidate_when_its_a
     assert (await node.request("POST", "/network/introduce", json=b_record))[1] == {"status": "candidate"}
     status, attestation = await admin(c, "POST", "/admin/trust", {"to": "node-b", "level": 0.8})
     assert status == 201
-    assert (await admin(node, "POST", "/network/trust", [attestation]))[0] == 200  # path a -> c -> b: 0.72
+    assert (await admin(node, "POST", "/admin/trust/attestations", [attestation]))[0] == 200  # path a -> c -> b: 0.72
     assert "node-b" in await peer_ids(node)
     assert (await pins(node))["node-b"]["source"] == "attested"

@@ -84,7 +84,7 @@ async def test_limits_are_enforced(node: RunningNode) -> None:
     status, problem, _ = await append(node, draft(payload={"big": "x" * 16000, "more": ["y" * 16000] * 4}))
     assert status == 413 and "payload and meta are" in problem["detail"]
     status, problem, _ = await append(node, [draft(i) for i in range(1001)])
-    assert status == 400 and "exceeds 1000" in problem["detail"]
+    assert status == 413 and problem["type"].endswith(":batch-too-large") and "exceeds 1000" in problem["detail"]
     status, problem, _ = await append(node, draft(subject_oid="o" * 257))
     assert status == 400 and problem["detail"].startswith("subject_oid")
     assert await head(node) == 0
