@@ -12,7 +12,10 @@ NodeError
 ├── NotReady             the node is starting, verifying or shutting down
 ├── DataDirLocked        another process holds the data directory
 ├── KeyFileError         the key file is missing, unreadable or malformed
-└── Unauthorized         admin token missing or wrong
+├── Unauthorized         admin token missing or wrong
+├── PeerUnavailable      a peer did not answer (in time); retried
+└── PeerFailed           a peer answered wrongly (status, size, shape)
+    └── UrlRefused       the URL policy refused to contact the URL
 """
 
 from __future__ import annotations
@@ -140,3 +143,9 @@ class PeerFailed(NodeError):
     """A peer answered with an error, or with data that does not verify; retrying will not help now."""
 
     code = "peer-failed"
+
+
+class UrlRefused(PeerFailed):
+    """The URL policy refuses to contact this URL (scheme, userinfo, query, or a non-public address)."""
+
+    code = "url-refused"

@@ -104,6 +104,28 @@ class RefSettings(BaseModel):
     max_depth: int = Field(5, ge=1, le=20, description="deepest GET /ledger/entries/{id}/refs may follow")
 
 
+class NetSettings(BaseModel):
+    """The outbound client: what it reads, how long it waits, how many connections, which URLs."""
+
+    max_response_bytes: int = Field(
+        4 * 1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024,
+        description="largest answer read from another node or a registry, counted after gzip inflation",
+    )  # fmt: skip
+    connect_timeout_s: float = Field(5.0, gt=0, le=300, description="to open a connection")
+    read_timeout_s: float = Field(10.0, gt=0, le=300, description="longest wait for the next bytes of an answer")
+    stream_idle_s: float = Field(
+        40.0, gt=15, le=3600, description="a head stream silent this long is dead (peers send a keep-alive every 15 s)"
+    )
+    max_per_peer: int = Field(4, ge=1, le=64, description="connections to one origin at once (requests)")
+    max_connections: int = Field(100, ge=1, le=10_000, description="request connections at once, all origins")
+    live_gap_s: float = Field(0.25, ge=0, le=60, description="least time between two rounds a head stream wakes")
+    allow_private: bool = Field(
+        False,
+        description="contact loopback, link-local and private addresses even when no operator configured the "
+        "URL (closed local networks, tests)",
+    )
+
+
 class _Loadable(BaseSettings):
     @classmethod
     def settings_customise_sources(
@@ -166,6 +188,7 @@ class NodeSettings(StoreLocation):
     discovery: DiscoverySettings = DiscoverySettings()
     trust: TrustSettings = TrustSettings()
     refs: RefSettings = RefSettings()
+    net: NetSettings = NetSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @property

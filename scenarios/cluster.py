@@ -17,8 +17,9 @@ AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def node_env(**sync: Any) -> dict[str, str]:
-    """``LEDGER_*`` variables for a node process: the admin token, durability normal, sync settings."""
-    values = {"LEDGER_ADMIN_TOKEN": ADMIN_TOKEN, "LEDGER_DURABILITY": "normal"}
+    """``LEDGER_*`` variables for a node process: the admin token, durability normal, private addresses
+    allowed (every node runs on 127.0.0.1 or a lab network), sync settings."""
+    values = {"LEDGER_ADMIN_TOKEN": ADMIN_TOKEN, "LEDGER_DURABILITY": "normal", "LEDGER_NET__ALLOW_PRIVATE": "true"}
     for name, value in sync.items():
         values[f"LEDGER_SYNC__{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
     return values

@@ -15,13 +15,13 @@ import asyncio
 import base64
 import time
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
-import aiohttp
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from node.errors import InvalidRequest
+from node.errors import InvalidRequest, NodeError
 from node.interop.trust import TrustGraph
 from node.ledger.chain import ChainVerifier
 from node.ledger.cursor import Position
@@ -29,10 +29,12 @@ from node.ledger.replicas import check_signatures
 from node.ledger.rows import row_to_wire
 from node.ledger.service import Ledger
 from node.ledger.store import Filters
+from node.net.client import Outbound
+from node.net.shapes import parse
 from node.sync.engine import SyncEngine
 from protocol.entry import GENESIS_DIGEST
 from protocol.errors import ProtocolError
-from protocol.models import Entry
+from protocol.models import MAX_PAGE, Entry
 
 MAX_TIMEOUT_MS = 30_000
 
@@ -41,20 +43,26 @@ class BadPeerAnswer(Exception):
     """A peer answered with something that does not verify."""
 
 
+class QueryAnswer(BaseModel):
+    """A peer's answer to ``GET /ledger/entries`` (the fields used here)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    entries: Annotated[list[Entry], Field(max_length=MAX_PAGE)]
+
+
 class Federation:
-    def __init__(self, ledger: Ledger, engine: SyncEngine, trust: TrustGraph) -> None:
+    def __init__(self, ledger: Ledger, engine: SyncEngine, trust: TrustGraph, net: Outbound) -> None:
         self._ledger = ledger
         self._engine = engine
         self._trust = trust
-        self._session: aiohttp.ClientSession | None = None
+        self._net = net
 
     async def __aenter__(self) -> Federation:
-        self._session = aiohttp.ClientSession()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._session is not None:
-            await self._session.close()
+        pass
 
     async def query(
         self,
@@ -138,22 +146,19 @@ class Federation:
     async def _ask(
         self, url: str, filters: Filters, after: Position | None, limit: int, timeout_ms: int
     ) -> tuple[list[Entry], float]:
-        assert self._session is not None
         params = {k: str(v) for k, v in asdict(filters).items() if v is not None}
         params["limit"] = str(limit)
         if after is not None:
             params["after"] = f"{after[0]}:{after[1]}:{after[2]}"
         started = time.perf_counter()
-        async with asyncio.timeout(timeout_ms / 1000):
-            async with self._session.get(url + "/ledger/entries", params=params) as response:
-                raw = await response.read()
-                if response.status != 200:
-                    raise BadPeerAnswer(f"HTTP {response.status}")
         try:
-            body = orjson.loads(raw)
-            entries = [Entry.model_validate(item) for item in body["entries"]]
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValidationError) as exc:
-            raise BadPeerAnswer("malformed answer") from exc
+            async with asyncio.timeout(timeout_ms / 1000):
+                answer = await self._net.request("GET", url, "/ledger/entries?" + urlencode(params))
+            entries = list(parse(QueryAnswer, answer.data).entries)
+        except NodeError as exc:
+            raise BadPeerAnswer(str(exc)) from exc
+        if len(entries) > limit:
+            raise BadPeerAnswer(f"more entries than the limit of {limit}")
         return entries, (time.perf_counter() - started) * 1000
 
     async def _verify(self, entries: list[Entry], *, signatures: bool = True) -> None:
