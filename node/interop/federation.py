@@ -6,7 +6,8 @@ is verified before it is used: its ledger's key must be pinned here, its hash re
 signature checked. A peer that returns one bad entry is reported (``error``) and all its results
 are dropped. Results are merged with local ones, deduplicated by (ledger_id, seq), ordered by
 (timestamp, ledger_id, seq) and cut to the limit; the cursor is the last position returned, which
-is a position in every ledger at once.
+is a position in every ledger at once. The answer stops at the byte budget of protocol answers
+(at least one entry), with a cursor to go on from.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from node.net.shapes import parse
 from node.sync.engine import SyncEngine
 from protocol.entry import GENESIS_DIGEST
 from protocol.errors import ProtocolError
-from protocol.models import MAX_PAGE, Entry
+from protocol.models import ANSWER_BUDGET_BRACKETS, ANSWER_BUDGET_BYTES, MAX_PAGE, Entry
 
 MAX_TIMEOUT_MS = 30_000
 
@@ -133,12 +134,14 @@ class Federation:
                 break
             del offered[failed]
         ordered = [(pos, (ts, item if isinstance(item, dict) else item.model_dump())) for pos, (ts, item) in ordered]
+        fitting = _within_budget(ordered)
+        cut, ordered = len(fitting) < len(ordered), fitting
         page = [wire for _, (_, wire) in ordered]
         statuses = {lid: "ok" for (lid, _), _ in ordered}
         for lid in wanted or ():
             statuses.setdefault(lid, "skipped" if self._trust.allows_query(lid, min_trust) else "untrusted")
         next_cursor = None
-        if len(ordered) == limit:
+        if len(ordered) == limit or cut:
             (lid, seq), (ts, _) = ordered[-1]
             next_cursor = encode_position((ts, lid, seq))
         return {"entries": page, "next_cursor": next_cursor, "peers": peers, "ledgers": statuses}
@@ -186,6 +189,19 @@ class Federation:
                 await check_signatures(keys[ledger_id], items)
             except ProtocolError as exc:
                 raise BadPeerAnswer(f"{ledger_id}: {exc}") from exc
+
+
+def _within_budget(ordered: list[Any]) -> list[Any]:
+    """The longest prefix of the merged page whose entries fit the answer budget (at least one)."""
+    used = opened = 0
+    for i, (_, (_, wire)) in enumerate(ordered):
+        raw = orjson.dumps(wire)
+        used += len(raw) + 1
+        opened += raw.count(b"[") + raw.count(b"{")
+        # room for the cursor and the peers' statuses
+        if (used > ANSWER_BUDGET_BYTES - 64 * 1024 or opened > ANSWER_BUDGET_BRACKETS - 1024) and i > 0:
+            return ordered[:i]
+    return ordered
 
 
 def encode_position(position: Position) -> str:

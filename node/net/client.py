@@ -29,6 +29,8 @@ from node.net.reader import read_capped
 from node.settings import NetSettings
 
 RETRY_STATUSES = (429, 502, 503, 504)
+# an honest answer holds at most ANSWER_BUDGET_BRACKETS, or one entry (payload and meta <= 64 KiB)
+MAX_BRACKETS = 100_000
 _PROBLEM_CODE = re.compile(r"^(?:urn:ledger:problem:)?([a-z0-9][a-z0-9-]{0,63})$")
 
 
@@ -158,8 +160,12 @@ class Outbound:
 
 
 def _json(url: str, raw: bytes) -> Any:
+    """The answer parsed, if parsing it costs little enough: every ``[`` or ``{`` byte may open a
+    container, and millions of tiny containers take seconds to build."""
     if not raw:
         return None
+    if raw.count(b"[") + raw.count(b"{") > MAX_BRACKETS:
+        raise PeerFailed(f"{url}: answer has more than {MAX_BRACKETS} brackets")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
