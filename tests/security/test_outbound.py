@@ -27,10 +27,12 @@ import pytest
 from aiohttp import web
 
 from node.api.context import LEDGER
-from node.errors import UrlRefused
+from node.errors import PeerFailed, PeerUnavailable, UrlRefused
 from node.ledger.rows import page_body
+from node.net.client import Outbound
 from node.net.policy import UrlPolicy
 from node.net.shapes import parse
+from node.settings import NetSettings
 from protocol.models import ANSWER_BUDGET_BYTES, Heads
 from protocol.records import sign_record
 from protocol.signing import KeyPair
@@ -481,3 +483,63 @@ async def test_large_pages_stop_at_the_answer_budget(make_node: MakeNode) -> Non
         return (await b.request("GET", "/ledger/ledgers/node-a/entries/40"))[0] == 200
 
     await eventually(replicated, timeout=20)
+
+
+# --- the client on its own ------------------------------------------------------------------------
+
+
+def quick_net(**overrides: Any) -> NetSettings:
+    """Net settings with timeouts short enough for a test (below what the settings accept)."""
+    return NetSettings.model_construct(**{**NetSettings().model_dump(), "allow_private": True, **overrides})
+
+
+async def test_timeouts_pools_and_error_messages(hostile: Callable[..., Awaitable[Hostile]]) -> None:
+    """A silent answer times out on read; a stream silent longer than the idle timeout is dead;
+    streams to an origin do not take the connections requests to it need; an error answer is
+    named by its status and problem type, never by its detail."""
+    problem = orjson.dumps({"type": "urn:ledger:problem:internal-error", "detail": SECRET.decode()})
+
+    async def headers_then_silence(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def keep_alive(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        while True:
+            await response.write(b": keep-alive\n\n")
+            await asyncio.sleep(0.05)
+
+    async def fast(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    server = await hostile({
+        "/silent": silence, "/stream": headers_then_silence, "/alive": keep_alive, "/fast": fast,
+        "/problem": text_answer(problem, status=500), "/text": text_answer(SECRET),
+    })  # fmt: skip
+    async with Outbound(quick_net(read_timeout_s=0.3, stream_idle_s=0.3, max_per_peer=2)) as net:
+        started = time.perf_counter()
+        with pytest.raises(PeerUnavailable, match="no answer within the timeout"):
+            await net.request("GET", server.url, "/silent")
+        with pytest.raises(PeerUnavailable, match="stream silent for 0.3 s"):
+            async for _ in net.stream(server.url, "/stream", {}):
+                pass
+        assert time.perf_counter() - started < 3
+        streams = [asyncio.create_task(_drain(net.stream(server.url, "/alive", {}))) for _ in range(2)]
+        await eventually(lambda: server.hits["/alive"] == 2)  # both streams hold a connection now
+        requests = [net.request("GET", server.url, "/fast", timeout_s=2) for _ in range(4)]
+        assert all(answer.data == {"ok": True} for answer in await asyncio.gather(*requests))
+        for task in streams:
+            task.cancel()
+        await asyncio.gather(*streams, return_exceptions=True)
+        for path, expected in (("/problem", "HTTP 500 (internal-error)"), ("/text", "answer is not JSON")):
+            with pytest.raises(PeerFailed) as failure:
+                await net.request("GET", server.url, path)
+            assert expected in str(failure.value) and "SECRET" not in str(failure.value)
+
+
+async def _drain(events: AsyncIterator[dict[str, Any]]) -> None:
+    async for _ in events:
+        pass
