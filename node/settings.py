@@ -118,7 +118,9 @@ class NetSettings(BaseModel):
     )
     max_per_peer: int = Field(4, ge=1, le=64, description="connections to one origin at once (requests)")
     max_connections: int = Field(100, ge=1, le=10_000, description="request connections at once, all origins")
-    live_gap_s: float = Field(0.25, ge=0, le=60, description="least time between two rounds a head stream wakes")
+    live_gap_s: float = Field(
+        0.25, ge=0, le=60, description="least time from a sync round that took no entries to the next round"
+    )
     allow_private: bool = Field(
         False,
         description="contact loopback, link-local and private addresses even when no operator configured the "

@@ -2,8 +2,8 @@
 
 Each peer has one loop (so one sync in flight per peer and ledger), woken periodically, by
 ``trigger`` (``/admin/sync/run``) and by the peer's live head stream (coalesced: an event wakes
-the loop only when it names a head newer than the one held here, at most once per round and
-``net.live_gap_s`` apart). A round asks the peer for its heads, then, holding one of the
+the loop only when it names a head newer than the one held here, at most once per round, and
+``net.live_gap_s`` after a round that took nothing). A round asks the peer for its heads, then, holding one of the
 semaphore's slots that bound how many peers sync at once, pulls every ledger it has more of (pages
 verified and committed whole, with the per-peer checkpoint in the same transaction), checks equal
 heads for forks, and pushes what the peer lacks. The heads request is made outside the semaphore,
@@ -68,6 +68,7 @@ class Peer:
     remote: dict[str, int] = field(default_factory=dict)  # their head seq per ledger
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     last_round: float = 0.0  # monotonic start of the last round
+    took: bool = True  # whether the last round took entries (else the next waits net.live_gap_s)
     live_wakes: int = 0  # wake-ups by the head stream (for tests and metrics)
     seen: dict[str, int] = field(default_factory=dict)  # the newest seq its stream announced, per ledger
 
@@ -87,6 +88,7 @@ class SyncEngine:
         self._peers: dict[str, Peer] = {}
         self._gate = asyncio.Semaphore(settings.sync.max_concurrency)
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._closing = False
 
     async def __aenter__(self) -> SyncEngine:
         self._ledger.hooks.after_append.append(self._announce)
@@ -107,7 +109,9 @@ class SyncEngine:
         self.close_streams()
 
     def close_streams(self) -> None:
-        """End every live head stream served to peers (on shutdown, before handlers are awaited)."""
+        """End every live head stream served to peers (on shutdown, before handlers are awaited), and
+        every stream a peer opens from now on."""
+        self._closing = True
         for queue in self._subscribers:
             queue.put_nowait({"closing": True})
 
@@ -167,7 +171,8 @@ class SyncEngine:
                 await asyncio.wait_for(peer.wake.wait(), timeout=self._sync.interval_s)
             except TimeoutError:
                 pass
-            pause = max(peer.next_attempt, peer.last_round + self._settings.net.live_gap_s) - time.monotonic()
+            gap = 0.0 if peer.took else self._settings.net.live_gap_s  # a stream of empty promises waits
+            pause = max(peer.next_attempt, peer.last_round + gap) - time.monotonic()
             if pause > 0:  # backing off: the round is delayed, not dropped
                 await asyncio.sleep(pause)
             peer.wake.clear()  # whatever woke the loop meanwhile is served by this round
@@ -176,7 +181,7 @@ class SyncEngine:
     async def run_once(self, peer: Peer) -> None:
         """One sync round with ``peer``; failures are recorded, never raised."""
         peer.state = "syncing"
-        peer.last_round = time.monotonic()
+        peer.last_round, peer.took = time.monotonic(), False
         try:
             await self._round(peer)
         except (PeerUnavailable, PeerFailed, ProtocolError, NodeError) as exc:
@@ -277,6 +282,7 @@ class SyncEngine:
                 await self._trust.attest(ledger_id, 0.0, "full")  # the offender's trust drops to 0
             raise
         self._metrics.sync_received.labels(peer.ledger_id).inc(result.accepted)
+        peer.took = peer.took or result.accepted > 0
         if page.entries:
             lag_ms = time.time_ns() // 1_000_000 - page.entries[-1].timestamp
             self._metrics.propagation_seconds.observe(max(0.0, lag_ms / 1000))
@@ -322,6 +328,8 @@ class SyncEngine:
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._subscribers.add(queue)
+        if self._closing:  # a peer reconnecting while this node shuts down would hold the shutdown
+            queue.put_nowait({"closing": True})
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
