@@ -3,13 +3,13 @@
 Each peer has one loop (so one sync in flight per peer and ledger), woken periodically, by
 ``trigger`` (``/admin/sync/run``) and by the peer's live head stream (coalesced: an event wakes
 the loop only when it names a head newer than the one held here, at most once per round, and
-``net.live_gap_s`` after a round that took nothing). A round asks the peer for its heads, then, holding one of the
-semaphore's slots that bound how many peers sync at once, pulls every ledger it has more of (pages
-verified and committed whole, with the per-peer checkpoint in the same transaction), checks equal
-heads for forks, and pushes what the peer lacks. The heads request is made outside the semaphore,
-so peers that never answer cannot hold its slots. A peer that fails is backed off exponentially
-with jitter, capped, and every failure is visible in ``status()`` by what failed, never by what
-the peer answered.
+not before ``net.live_gap_s`` after a round that took nothing). A round asks the peer for its
+heads, then, holding one of the semaphore's slots that bound how many peers sync at once, pulls
+every ledger it has more of (pages verified and committed whole, with the per-peer checkpoint in
+the same transaction), checks equal heads for forks, and pushes what the peer lacks. The heads
+request is made outside the semaphore, so peers that never answer cannot hold its slots. A peer
+that fails is backed off exponentially with jitter, capped, and every failure is visible in
+``status()`` by what failed, never by what the peer answered.
 """
 
 from __future__ import annotations
@@ -69,7 +69,6 @@ class Peer:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     last_round: float = 0.0  # monotonic start of the last round
     took: bool = True  # whether the last round took entries (else the next waits net.live_gap_s)
-    live_wakes: int = 0  # wake-ups by the head stream (for tests and metrics)
     seen: dict[str, int] = field(default_factory=dict)  # the newest seq its stream announced, per ledger
 
 
@@ -344,7 +343,6 @@ class SyncEngine:
                     # a (re)connection (None), after which a round catches up on missed heads, or a new head
                     failures = 0
                     if peer.mode != "push" and not peer.wake.is_set() and await self._newer(peer, event):
-                        peer.live_wakes += 1
                         peer.wake.set()
             except (PeerUnavailable, PeerFailed) as exc:
                 log.debug("live stream peer=%s: %s", peer.ledger_id, exc)
