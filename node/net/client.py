@@ -116,17 +116,17 @@ class Outbound:
             raise _connection_error(base, exc) from exc
         if status in RETRY_STATUSES:
             raise PeerUnavailable(f"{base}: HTTP {status}")
-        data = _json(base, raw)
         if status >= 400 and status not in accept:
-            raise PeerFailed(f"{base}: HTTP {status}{_problem_code(data)}")
+            raise PeerFailed(f"{base}: HTTP {status}{_problem_code(raw)}")
         if 300 <= status < 400:
             raise PeerFailed(f"{base}: HTTP {status} (redirects are not followed)")
-        return Answer(status, data)
+        return Answer(status, _json(base, raw))
 
     async def stream(self, endpoint: str, target: str, headers: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
         """Server-sent events of a node's head stream: ``{"connected": True}`` first, then each event
-        (a JSON object) until the stream ends; PeerUnavailable when it ends or stays silent longer
-        than ``net.stream_idle_s``, PeerFailed for an answer that is not a stream of small events."""
+        (a JSON object) until the stream ends; PeerUnavailable when it cannot be opened or stays
+        silent longer than ``net.stream_idle_s``, PeerFailed for an answer that is not a stream of
+        small JSON events."""
         assert self._streams is not None, "use Outbound as an async context manager"
         self.policy.check(endpoint)
         url = endpoint.rstrip("/")
@@ -172,8 +172,12 @@ def _json(url: str, raw: bytes) -> Any:
         raise PeerFailed(f"{url}: answer is not JSON") from exc
 
 
-def _problem_code(data: Any) -> str:
+def _problem_code(raw: bytes) -> str:
     """`` (code)`` of a problem answer whose ``type`` looks like one of ours; never its detail."""
+    try:
+        data = _json("", raw)
+    except PeerFailed:
+        return ""
     kind = data.get("type") if isinstance(data, dict) else None
     match = _PROBLEM_CODE.match(kind) if isinstance(kind, str) else None
     return f" ({match.group(1)})" if match else ""
