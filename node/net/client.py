@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
 from node.errors import PeerFailed, PeerUnavailable, UrlRefused
 from node.net.policy import AddressRefused, PolicyResolver, UrlPolicy
@@ -114,6 +115,8 @@ class Outbound:
             raise PeerUnavailable(f"{base}: no answer within the timeout") from exc
         except aiohttp.ClientError as exc:
             raise _connection_error(base, exc) from exc
+        except HttpProcessingError as exc:  # its message quotes the bytes it choked on
+            raise PeerFailed(f"{base}: malformed HTTP answer") from exc
         if status in RETRY_STATUSES:
             raise PeerUnavailable(f"{base}: HTTP {status}")
         if status >= 400 and status not in accept:
@@ -155,8 +158,10 @@ class Outbound:
             raise PeerUnavailable(f"{url}: stream silent for {self.settings.stream_idle_s:g} s") from exc
         except aiohttp.ClientError as exc:
             raise _connection_error(url, exc) from exc
-        except ValueError as exc:  # aiohttp: a line longer than its buffer
+        except (ValueError, LineTooLong) as exc:  # a line longer than aiohttp's buffer
             raise PeerFailed(f"{url}: stream line too long") from exc
+        except HttpProcessingError as exc:  # its message quotes the bytes it choked on
+            raise PeerFailed(f"{url}: malformed HTTP answer") from exc
 
 
 def _json(url: str, raw: bytes) -> Any:

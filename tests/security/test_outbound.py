@@ -497,9 +497,10 @@ def quick_net(**overrides: Any) -> NetSettings:
 
 
 async def test_timeouts_pools_and_error_messages(hostile: Callable[..., Awaitable[Hostile]]) -> None:
-    """A silent answer times out on read; a stream silent longer than the idle timeout is dead;
-    streams to an origin do not take the connections requests to it need; an error answer is
-    named by its status and problem type, never by its detail."""
+    """A silent answer times out on read; a stream silent longer than the idle timeout is dead, one
+    that sends an endless line fails without quoting it; streams to an origin do not take the
+    connections requests to it need; an error answer is named by its status and problem type,
+    never by its detail."""
     problem = orjson.dumps({"type": "urn:ledger:problem:internal-error", "detail": SECRET.decode()})
 
     async def headers_then_silence(request: web.Request) -> web.StreamResponse:
@@ -515,11 +516,18 @@ async def test_timeouts_pools_and_error_messages(hostile: Callable[..., Awaitabl
             await response.write(b": keep-alive\n\n")
             await asyncio.sleep(0.05)
 
+    async def endless_line(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for _ in range(64):  # 4 MiB without a newline
+            await response.write(b"data: " + SECRET * 1600)
+        return response
+
     async def fast(request: web.Request) -> web.Response:
         return web.json_response({"ok": True})
 
     server = await hostile({
-        "/silent": silence, "/stream": headers_then_silence, "/alive": keep_alive, "/fast": fast,
+        "/silent": silence, "/stream": headers_then_silence, "/alive": keep_alive, "/line": endless_line, "/fast": fast,
         "/problem": text_answer(problem, status=500), "/text": text_answer(SECRET),
     })  # fmt: skip
     async with Outbound(quick_net(read_timeout_s=0.3, stream_idle_s=0.3, max_per_peer=2)) as net:
@@ -529,6 +537,9 @@ async def test_timeouts_pools_and_error_messages(hostile: Callable[..., Awaitabl
         with pytest.raises(PeerUnavailable, match="stream silent for 0.3 s"):
             async for _ in net.stream(server.url, "/stream", {}):
                 pass
+        with pytest.raises(PeerFailed, match="stream line too long") as failure:
+            await _drain(net.stream(server.url, "/line", {}))
+        assert "SECRET" not in str(failure.value)
         assert time.perf_counter() - started < 3
         streams = [asyncio.create_task(_drain(net.stream(server.url, "/alive", {}))) for _ in range(2)]
         await eventually(lambda: server.hits["/alive"] == 2)  # both streams hold a connection now
