@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DATA   ?= data
+PORT   ?=
 
 .PHONY: run test lint bench scenarios reliability vectors clean
 
@@ -12,9 +13,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-## run: a registry and three nodes on 127.0.0.1 (the docker-compose.yml topology), data under ./data
+## run: a registry and three nodes on 127.0.0.1 (the docker-compose.yml topology), data under ./data;
+##      PORT=8600 puts the registry on 8600 and the nodes on 8601.. (default: the published ports)
 run: $(VENV)/.installed
-	$(PY) -m scenarios compose up --data $(DATA)
+	$(PY) -m scenarios compose up --data $(DATA) $(if $(PORT),--base-port $(PORT))
 
 ## test: lint, type-check, the test suite, and the benchmarks at --quick size
 test: $(VENV)/.installed lint

@@ -19,6 +19,7 @@ import aiohttp
 from bench.common import append_range, arguments, bench_draft, ledger_settings, log, percentile, report
 from node.keys import load_or_create_key_file
 from node.ledger.service import Ledger
+from scenarios.cluster import ADMIN_TOKEN, AUTH
 from scenarios.procs import start_node
 
 
@@ -33,7 +34,7 @@ async def http_single(url: str, entries: int, clients: int = 32) -> tuple[float,
     bodies = [bench_draft(i).model_dump(exclude_none=True) for i in range(entries)]
     latencies: list[float] = []
     connector = aiohttp.TCPConnector(limit=clients)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=connector, headers=AUTH) as session:
 
         async def client(k: int) -> None:
             for body in bodies[k::clients]:
@@ -53,7 +54,7 @@ async def http_batches(url: str, entries: int, clients: int = 4) -> float:
         [bench_draft(i).model_dump(exclude_none=True) for i in range(s, min(s + 1000, entries))]
         for s in range(0, entries, 1000)
     ]
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=AUTH) as session:
 
         async def client(k: int) -> None:
             for batch in batches[k::clients]:
@@ -76,7 +77,7 @@ def main() -> None:
         work = Path(tmp)
         log(f"in-process: {batch_entries} entries in batches of 1000")
         batch_rate = asyncio.run(in_process(work / "inproc", batch_entries))
-        node = start_node(work / "http", "bench")
+        node = start_node(work / "http", "bench", env={"LEDGER_ADMIN_TOKEN": ADMIN_TOKEN})
         try:
             log(f"HTTP single: {single_entries} entries from 32 clients")
             single_rate, latencies = asyncio.run(http_single(node.url, single_entries))

@@ -7,8 +7,8 @@ import asyncio
 import os
 import platform
 import re
+import shutil
 import sqlite3
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -18,8 +18,10 @@ from typing import Any
 import nacl
 import orjson
 
-from node.keys import load_or_create_key_file
+from node.errors import KeyFileError, StorageError
+from node.keys import load_key_file, load_or_create_key_file
 from node.ledger.service import Ledger
+from node.ledger.store import held_ledgers
 from node.settings import NodeSettings
 from protocol.models import EntryDraft
 
@@ -102,14 +104,18 @@ def ledger_settings(data_dir: Path, **overrides: Any) -> NodeSettings:
 
 
 def built_ledger(entries: int) -> NodeSettings:
-    """A data dir holding a ledger of ``entries`` bench entries, built once and cached under .bench-cache."""
+    """A data dir holding a ledger of ``entries`` bench entries, built once and cached under .bench-cache.
+
+    The cache is trusted only when :func:`cache_problem` finds it whole; otherwise it is rebuilt.
+    """
     data_dir = CACHE / f"ledger-{entries}"
     settings = ledger_settings(data_dir, durability="normal", max_group_entries=10_000, verify_on_start="fast")
-    done = data_dir / "complete"
-    if done.exists():
+    problem = cache_problem(settings, entries)
+    if problem is None:
         return settings
     if data_dir.exists():
-        subprocess.run(["rm", "-rf", str(data_dir)], check=True)
+        log(f"rebuilding {data_dir}: {problem}")
+        shutil.rmtree(data_dir)
 
     async def build() -> None:
         async with Ledger.open(settings, load_or_create_key_file(settings.key_path)) as ledger:
@@ -120,5 +126,29 @@ def built_ledger(entries: int) -> NodeSettings:
                 log(f"built {start + n}/{entries} entries ({n / seconds:,.0f}/s)")
 
     asyncio.run(build())
-    done.touch()
+    (data_dir / COMPLETE).touch()
     return settings
+
+
+COMPLETE = "complete"  # written last, after a build finished
+
+
+def cache_problem(settings: NodeSettings, entries: int) -> str | None:
+    """Why the cached ledger at ``settings.data_dir`` cannot be used, or None when it is whole.
+
+    Whole: the build finished (the ``complete`` marker), the key file loads (present, mode 0600,
+    valid), and the database holds the own ledger ``bench`` under that key at head ``entries``.
+    """
+    if not (settings.data_dir / COMPLETE).is_file():
+        return "no finished build"
+    try:
+        keys = load_key_file(settings.key_path)
+        held = held_ledgers(settings.db_path) if settings.db_path.is_file() else []
+    except (KeyFileError, StorageError, sqlite3.Error) as exc:
+        return str(exc)
+    own = next((ledger for ledger in held if ledger.is_local), None)
+    if own is None:
+        return f"{settings.db_path}: no own ledger"
+    if (own.ledger_id, own.public_key, own.head_seq) != (settings.ledger_id, keys.public_key, entries):
+        return f"{settings.db_path}: holds {own.ledger_id} at seq {own.head_seq}, not {settings.ledger_id} at {entries}"
+    return None

@@ -47,7 +47,7 @@ async def federated(work: Path, entries: int, queries: int) -> tuple[list[float]
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     hang_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     try:
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(headers=AUTH) as session:
             first = nodes[0]
             for other in nodes[1:]:
                 await add_peer(session, first, other, "push")  # pins the key; no pulling

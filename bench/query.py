@@ -17,6 +17,7 @@ from node.keys import load_key_file
 from node.ledger.service import Ledger
 from node.ledger.store import Filters
 from node.settings import NodeSettings
+from scenarios.cluster import ADMIN_TOKEN, AUTH
 from scenarios.procs import start_node
 
 
@@ -33,7 +34,7 @@ async def in_process(settings: NodeSettings, subjects: list[str]) -> tuple[list[
 
 async def over_http(url: str, subjects: list[str]) -> list[float]:
     latencies = []
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=AUTH) as session:
         for subject in subjects:
             started = time.perf_counter()
             async with session.get(url + "/ledger/entries", params={"subject_oid": subject, "limit": "100"}) as r:
@@ -54,7 +55,7 @@ def main() -> None:
     subjects = [f"oid:bench:subject:{(rng.randrange(entries) * 7919) % SUBJECTS}" for _ in range(args.queries)]
     log(f"{args.queries} queries by subject_oid on {entries} entries")
     latencies, found = asyncio.run(in_process(settings, subjects))
-    node = start_node(settings.data_dir, "bench", "--verify", "fast")
+    node = start_node(settings.data_dir, "bench", "--verify", "fast", env={"LEDGER_ADMIN_TOKEN": ADMIN_TOKEN})
     try:
         http = asyncio.run(over_http(node.url, subjects))
     finally:

@@ -24,7 +24,7 @@ from bench.common import arguments, log, percentile, report
 from node.keys import load_key_file
 from node.ledger.clock import wall_ms
 from protocol.requests import sign_request
-from scenarios.cluster import add_peer, fill, holds, node_env
+from scenarios.cluster import AUTH, add_peer, fill, holds, node_env
 from scenarios.procs import NodeProcess, start_node
 
 
@@ -41,7 +41,7 @@ async def replicate(work: Path, origin_dir: Path, entries: int, verify: str) -> 
     a = start_node(origin_dir, "node-a", env=node_env(interval_s=3600, live=False))
     b = start_node(work / f"b-{verify}", f"mirror-{verify}", env=node_env(interval_s=3600, live=False, verify=verify))
     try:
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(headers=AUTH) as session:
             await add_peer(session, a, b, "pull")  # a serves b
             await add_peer(session, b, a, "pull")  # the first round starts at once
             return await wait_for(lambda: holds(session, b, "node-a", entries), timeout=600)
@@ -55,7 +55,7 @@ async def propagation(work: Path, samples: int) -> list[float]:
     b = start_node(work / "pb", "node-b", env=node_env(interval_s=3600))
     latencies: list[float] = []
     try:
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(headers=AUTH) as session:
             await add_peer(session, a, b, "pull")
             await add_peer(session, b, a, "pull")
             keys = load_key_file(a.data_dir / "node.key")  # b's stream, read as node-a (a peer of b)
@@ -85,7 +85,7 @@ async def mesh(work: Path, per_node: int) -> float:
     names = ["node-a", "node-b", "node-c"]
     nodes = [start_node(work / f"m-{n}", n, env=node_env(interval_s=1)) for n in names]
     try:
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(headers=AUTH) as session:
             for x in nodes:
                 for y in nodes:
                     if x is not y:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from node.access.credentials import Credentials
+from node.access.limits import CallerLimits
 from node.api import setup_routes
+from node.api.auth import access
 from node.api.context import (
+    CREDENTIALS,
     DISCOVERY,
     FEDERATION,
     LEDGER,
     LIFECYCLE,
+    LIMITS,
     METRICS,
     REFS,
     REPLAY,
@@ -23,6 +29,7 @@ from node.api.context import (
     TRUST,
     Lifecycle,
 )
+from node.api.json import BODY_LIMITS, BodyLimits
 from node.api.problems import Handler, malformed_http_as_problems, problems
 from node.interop.discovery import Discovery
 from node.interop.federation import Federation
@@ -55,6 +62,9 @@ async def ledger_ctx(app: web.Application) -> AsyncIterator[None]:
             ledger.hooks.after_append.append(app[STATE].on_commit)
             app[METRICS].head_seq.set(ledger.head.head_seq)
             app[LEDGER] = ledger
+            token = settings.admin_token.get_secret_value() if settings.admin_token is not None else None
+            app[CREDENTIALS] = Credentials(ledger.store, token)
+            await app[CREDENTIALS].load()
             app[LIFECYCLE].ready = True
             app[LIFECYCLE].started_ms = wall_ms()
             async with (
@@ -97,11 +107,14 @@ async def http_metrics(request: web.Request, handler: Handler) -> web.StreamResp
 def build_app(settings: NodeSettings) -> web.Application:
     """The node application; nothing starts until the runner starts it."""
     malformed_http_as_problems()
-    app = web.Application(middlewares=[http_metrics, problems], client_max_size=settings.limits.max_body_bytes)
+    app = web.Application(middlewares=[http_metrics, problems, access], client_max_size=settings.limits.max_body_bytes)
     app[SETTINGS] = settings
-    app[METRICS] = Metrics()
+    app[METRICS] = Metrics(settings.ledger_id)
     app[LIFECYCLE] = Lifecycle()
     app[REPLAY] = ReplayGuard(settings.sync.request_window_s)
+    app[BODY_LIMITS] = BodyLimits(asyncio.Semaphore(settings.limits.large_body_parsers),
+                                  settings.limits.max_body_values)  # fmt: skip
+    app[LIMITS] = CallerLimits.from_settings(settings.access)
     app.cleanup_ctx.append(ledger_ctx)
     app.on_shutdown.append(_stop_serving)
     setup_routes(app, settings)

@@ -1,7 +1,9 @@
 """``ledger-node``: run a node, make keys, and work with a node's ledger from the shell.
 
-Commands that talk to a running node (append, query, get, stats) take ``--url``; commands that
-work on a data directory (verify, export, import) open the database themselves. Every failure is
+Commands that talk to a running node (append, query, get, stats, and the operator commands) take
+``--url`` (default ``$LEDGER_URL``, else http://127.0.0.1:8700; it needs a scheme) and ``--token``
+(default ``$LEDGER_TOKEN``, else ``$LEDGER_ADMIN_TOKEN``); commands that work on a data directory
+(verify, export, import) open the database themselves. Every failure is
 one line on stderr and a non-zero exit: 1 for errors, 2 for usage, 3 when verification fails.
 """
 
@@ -17,6 +19,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import web
@@ -24,6 +27,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+import node
 from node.api.context import DISCOVERY
 from node.app import build_app
 from node.client import ClientError, NodeClient
@@ -33,12 +37,14 @@ from node.ledger.store import Store, held_ledgers
 from node.ledger.transfer import export_ledger, import_ledger
 from node.ledger.verify import Mode, verify_store
 from node.lock import DataDirLock
+from node.operator import TOKEN_HELP
 from node.operator import add_commands as add_operator_commands
 from node.settings import NodeSettings, StoreLocation
 from protocol.errors import ProtocolError
 from protocol.signing import fingerprint
 
 DEFAULT_URL = "http://127.0.0.1:8700"
+URL_HELP = f"node URL (default $LEDGER_URL, else {DEFAULT_URL})"
 EXIT_ERROR, EXIT_CORRUPTED = 1, 3
 stderr = Console(stderr=True)
 
@@ -60,6 +66,8 @@ def main(argv: list[str] | None = None) -> None:
         stream=sys.stderr,
     )
     try:
+        if getattr(args, "url", None) is not None:
+            _check_url(args.url)
         args.func(args)
     except Failure as exc:
         _fail(str(exc), exc.code)
@@ -73,6 +81,14 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"invalid configuration: {field}: {error['msg']}")
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+
+
+def _check_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return
+    hint = f"; write http://{url}" if "://" not in url else ""
+    raise Failure(f"node URL {url!r} (--url or $LEDGER_URL) needs http:// or https:// and a host{hint}", 2)
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> None:
@@ -126,7 +142,7 @@ def cmd_keygen(args: argparse.Namespace) -> None:
 
 def _client(args: argparse.Namespace, work: Callable[[NodeClient], Coroutine[Any, Any, None]]) -> None:
     async def run() -> None:
-        async with NodeClient(args.url) as client:
+        async with NodeClient(args.url, args.token) as client:
             await work(client)
 
     asyncio.run(run())
@@ -213,6 +229,18 @@ def cmd_stats(args: argparse.Namespace) -> None:
     _client(args, work)
 
 
+def cmd_health(args: argparse.Namespace) -> None:
+    """Exit 0 when the node answers /health and /ready; for container healthchecks (no token needed)."""
+
+    async def run() -> None:
+        async with NodeClient(args.url, timeout_s=args.timeout) as client:
+            await client.get("/health")
+            await client.get("/ready")
+
+    asyncio.run(run())
+    print(f"ok: {args.url} is healthy and ready")
+
+
 def _print_json(data: Any) -> None:
     sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
     sys.stdout.flush()
@@ -249,6 +277,15 @@ def cmd_verify(args: argparse.Namespace) -> None:
         print(
             f"ok ledger={r.ledger_id} mode={r.mode} seq={r.from_seq + 1}..{r.through_seq} entries={r.entries}"
             f" checkpoints={r.checkpoints} signatures={r.signatures} seconds={r.seconds:.2f}"
+        )
+    refused = [f"ledger {r.ledger_id} {reason}" for r in reports for reason in r.refused_by_peers]
+    if refused:
+        for line in refused:
+            print(f"refused by peers: {line}", file=sys.stderr)
+        raise Failure(
+            f"{len(refused)} entries listed above are validly signed but break the value rules; no peer or importer "
+            "accepts them or anything after them (docs/protocol.md section 2)",
+            EXIT_CORRUPTED,
         )
 
 
@@ -291,6 +328,7 @@ def _parser() -> argparse.ArgumentParser:
         "Configuration: flags > LEDGER_* environment > --config TOML > defaults.",
     )
     parser.set_defaults(log_level="info")
+    parser.add_argument("--version", action="version", version=f"ledger-node {node.__version__}")
     sub = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a node", description="Open, verify and serve the node's ledger.")
@@ -307,9 +345,13 @@ def _parser() -> argparse.ArgumentParser:
     keygen.add_argument("--out", type=Path, default=Path("data/node.key"), help="where (default data/node.key)")
     keygen.set_defaults(func=cmd_keygen)
 
+    token = os.environ.get("LEDGER_TOKEN") or os.environ.get("LEDGER_ADMIN_TOKEN")
+    url = os.environ.get("LEDGER_URL") or DEFAULT_URL
+
     def client(name: str, help_text: str) -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text, description=help_text)
-        command.add_argument("--url", default=DEFAULT_URL, help=f"node URL (default {DEFAULT_URL})")
+        command.add_argument("--url", default=url, help=URL_HELP)
+        command.add_argument("--token", default=token, help=TOKEN_HELP)
         return command
 
     append = client("append", "append one entry (flags) or many (--file)")
@@ -341,7 +383,12 @@ def _parser() -> argparse.ArgumentParser:
 
     stats = client("stats", "show the ledger's head and counters")
     stats.set_defaults(func=cmd_stats)
-    add_operator_commands(sub, DEFAULT_URL, os.environ.get("LEDGER_ADMIN_TOKEN"))
+    for reading in (query, get, stats):  # JSON already; the flag is accepted so every reading command takes it
+        reading.add_argument("--json", action="store_true", help="JSON output (the default for this command)")
+    health = client("health", "exit 0 when the node answers /health and /ready (for healthchecks)")
+    health.add_argument("--timeout", type=float, default=3, help="seconds to wait for both answers (default 3)")
+    health.set_defaults(func=cmd_health)
+    add_operator_commands(sub, url, token)
 
     def offline(name: str, help_text: str) -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text, description=help_text)

@@ -43,6 +43,9 @@ class NodeClient:
     async def post(self, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
         return await self._request("POST", path, body=body, params=params)
 
+    async def delete(self, path: str) -> Any:
+        return await self._request("DELETE", path)
+
     async def _request(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
         assert self._session is not None, "use NodeClient as an async context manager"
         data = None if body is None else orjson.dumps(body)

@@ -2,6 +2,7 @@
 
 NodeError
 ├── InvalidRequest       malformed input: bad JSON, bad query parameter, bad cursor
+├── BatchTooLarge        an append batch over limits.max_batch (413)
 ├── EntryNotFound        no such entry here
 ├── DuplicateEntry       an entry id already used in this ledger
 ├── AppendRejected       a before_append hook refused the entry
@@ -12,7 +13,10 @@ NodeError
 ├── NotReady             the node is starting, verifying or shutting down
 ├── DataDirLocked        another process holds the data directory
 ├── KeyFileError         the key file is missing, unreadable or malformed
-├── Unauthorized         admin token missing or wrong
+├── Unauthorized         credential missing, unknown, wrong or revoked (401)
+├── Forbidden            a valid credential without the scope the route needs (403)
+├── RateLimited          over the caller's request rate; retry after ``retry_after_s`` (429)
+├── CredentialNotFound   no credential with that id (404)
 ├── PeerUnavailable      a peer did not answer (in time); retried
 └── PeerFailed           a peer answered wrongly (status, size, shape)
     └── UrlRefused       the URL policy refused to contact the URL
@@ -31,6 +35,12 @@ class InvalidRequest(NodeError):
     """The request is malformed; the message names the offending field."""
 
     code = "invalid-request"
+
+
+class BatchTooLarge(NodeError):
+    """An append batch has more entries than ``limits.max_batch``; refused before any is validated."""
+
+    code = "batch-too-large"
 
 
 class EntryNotFound(NodeError):
@@ -104,9 +114,31 @@ class KeyFileError(NodeError):
 
 
 class Unauthorized(NodeError):
-    """The admin bearer token is missing or wrong."""
+    """The bearer credential is missing, unknown, wrong or revoked."""
 
     code = "unauthorized"
+
+
+class Forbidden(NodeError):
+    """The credential is valid but lacks the scope the route needs."""
+
+    code = "forbidden"
+
+
+class RateLimited(NodeError):
+    """The caller (credential, client address or peer) is over its request rate; nothing was done."""
+
+    code = "rate-limited"
+
+    def __init__(self, detail: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
+class CredentialNotFound(NodeError):
+    """No credential with that id was issued here."""
+
+    code = "credential-not-found"
 
 
 class RequestRejected(NodeError):

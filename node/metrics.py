@@ -12,7 +12,8 @@ from node.ledger.rows import Row
 class Metrics:
     """The node's metrics; ``render()`` gives the text exposition for ``/metrics``."""
 
-    def __init__(self) -> None:
+    def __init__(self, own_ledger_id: str) -> None:
+        self.own_ledger_id = own_ledger_id
         self.registry = CollectorRegistry()
         r = self.registry
         self.entries_appended = Counter("ledger_entries_appended", "Entries appended to the own ledger", registry=r)
@@ -54,7 +55,13 @@ class Metrics:
         )
 
     async def on_append(self, rows: Sequence[Row]) -> None:
-        """An after_append hook: count committed entries."""
+        """An after_append hook: count entries committed to the own ledger and move its head gauge.
+
+        The hook sees every commit, replicas' too; those belong to other ledgers (counted by
+        ``ledger_sync_entries_received``) and change neither figure.
+        """
+        if rows[0][0] != self.own_ledger_id:
+            return
         self.entries_appended.inc(len(rows))
         self.append_batches.inc()
         self.head_seq.set(rows[-1][1])

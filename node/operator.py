@@ -1,18 +1,23 @@
-"""Operator commands: the admin API as readable tables (``ledger-node status|peers|sync|conflicts|trust``)."""
+"""Operator commands: the admin API as readable tables (``ledger-node status|peers|sync|conflicts|trust``),
+credentials (``ledger-node credentials issue|list|revoke``) and the audit log (``ledger-node audit``).
+Every reading command prints the API's JSON answer instead with ``--json``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from rich.console import Console
 from rich.table import Table
 
 from node.client import NodeClient
 
 console = Console()
+TOKEN_HELP = "API token, sent as 'Authorization: Bearer' (default $LEDGER_TOKEN, else $LEDGER_ADMIN_TOKEN)"
 
 
 def _run(args: argparse.Namespace, work: Callable[[NodeClient], Coroutine[Any, Any, None]]) -> None:
@@ -24,12 +29,25 @@ def _run(args: argparse.Namespace, work: Callable[[NodeClient], Coroutine[Any, A
 
 
 def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A table whose one-word cells (URLs, hashes, ids) are never cut: such a column is at least as wide
+    as its widest one-word cell; longer text wraps, and a word too long for its column folds."""
+    cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
     table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    for i, column in enumerate(columns):
+        words = [len(row[i]) for row in cells if " " not in row[i]]
+        table.add_column(column, overflow="fold", min_width=max(words, default=None))
+    for row in cells:
+        table.add_row(*row)
     console.print(table)
+
+
+def _show(args: argparse.Namespace, data: Any, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+          ) -> None:  # fmt: skip
+    """``data`` (the API's answer) as JSON with ``--json``, else the table."""
+    if getattr(args, "json", False):
+        print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode(), flush=True)
+    else:
+        _table(title, columns, rows)
 
 
 def _ago(ms: int | None, now: int | None) -> str:
@@ -40,7 +58,7 @@ def cmd_status(args: argparse.Namespace) -> None:
     async def work(client: NodeClient) -> None:
         status = await client.get("/admin/status")
         stats = status["stats"]
-        _table(f"{status['ledger_id']} (version {status['version']})", ["field", "value"], [
+        _show(args, status, f"{status['ledger_id']} (version {status['version']})", ["field", "value"], [
             ("ready", status["ready"]), ("entries", stats["entries"]), ("head", stats["head"]["hash"]),
             ("streams", ", ".join(f"{k}={v}" for k, v in stats["streams"].items())),
             ("data dir", status["settings"]["data_dir"]), ("durability", status["settings"]["durability"]),
@@ -57,7 +75,7 @@ def cmd_peers(args: argparse.Namespace) -> None:
             lag = sum(x["lag"] for x in p["ledgers"])
             rows.append((p["ledger_id"], p["url"], p["mode"], p["source"], p["state"], p["failures"], lag,
                          p["last_error"]))  # fmt: skip
-        _table("peers", ["peer", "url", "mode", "source", "state", "failures", "lag", "last error"], rows)
+        _show(args, peers, "peers", ["peer", "url", "mode", "source", "state", "failures", "lag", "last error"], rows)
 
     _run(args, work)
 
@@ -72,7 +90,8 @@ def cmd_sync(args: argparse.Namespace) -> None:
              x["pushed_through"], "yes" if x["quarantined"] else "")
             for p in status["peers"] for x in p["ledgers"]
         ]  # fmt: skip
-        _table("sync", ["peer", "ledger", "local", "remote", "lag", "pulled", "pushed", "quarantined"], rows)
+        columns = ["peer", "ledger", "local", "remote", "lag", "pulled", "pushed", "quarantined"]
+        _show(args, status, "sync", columns, rows)
 
     _run(args, work)
 
@@ -82,7 +101,7 @@ def cmd_conflicts(args: argparse.Namespace) -> None:
         found = await client.get("/admin/conflicts", params={"status": args.status})
         rows = [(c["id"], c["kind"], c["ledger_id"] or "", c["seq"] or "", c["key"] or "", c["status"],
                  c["resolution"] or "") for c in found]  # fmt: skip
-        _table("conflicts", ["id", "kind", "ledger", "seq", "key", "status", "resolution"], rows)
+        _show(args, found, "conflicts", ["id", "kind", "ledger", "seq", "key", "status", "resolution"], rows)
 
     _run(args, work)
 
@@ -91,26 +110,86 @@ def cmd_trust(args: argparse.Namespace) -> None:
     async def work(client: NodeClient) -> None:
         edges = await client.get("/network/trust")
         rows = [(e["from"], e["to"], e["level"], e["type"], e["expires_at"]) for e in edges]
-        _table("trust attestations", ["from", "to", "level", "type", "expires_at (ms)"], rows)
+        _show(args, edges, "trust attestations", ["from", "to", "level", "type", "expires_at (ms)"], rows)
 
     _run(args, work)
+
+
+def cmd_credentials_issue(args: argparse.Namespace) -> None:
+    scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+
+    async def work(client: NodeClient) -> None:
+        issued = await client.post("/admin/credentials", {"name": args.name, "scopes": scopes})
+        print(f"issued credential {issued['id']} name={issued['name']} scopes={','.join(issued['scopes'])}")
+        print("token (shown only now; keep it secret):")
+        print(issued["token"], flush=True)
+
+    _run(args, work)
+
+
+def cmd_credentials_list(args: argparse.Namespace) -> None:
+    async def work(client: NodeClient) -> None:
+        found = await client.get("/admin/credentials")
+        rows = [(c["id"], c["name"], ",".join(c["scopes"]), _when(c["created_ms"]), _when(c["last_used_ms"]),
+                 _when(c["revoked_ms"]) if c["revoked_ms"] else "") for c in found]  # fmt: skip
+        _show(args, found, "credentials", ["id", "name", "scopes", "created", "last used", "revoked"], rows)
+
+    _run(args, work)
+
+
+def cmd_credentials_revoke(args: argparse.Namespace) -> None:
+    async def work(client: NodeClient) -> None:
+        revoked = await client.delete(f"/admin/credentials/{args.id}")
+        print(f"revoked credential {revoked['id']} name={revoked['name']}")
+
+    _run(args, work)
+
+
+def cmd_audit(args: argparse.Namespace) -> None:
+    async def work(client: NodeClient) -> None:
+        records = await client.get("/admin/audit", params={"limit": args.limit, "before": args.before})
+        rows = [(r["id"], _when(r["at_ms"]), r["actor"], r["action"],
+                 " ".join(f"{k}={v}" for k, v in r["detail"].items())) for r in records]  # fmt: skip
+        _show(args, records, "audit log (newest first)", ["id", "at (UTC)", "actor", "action", "detail"], rows)
+
+    _run(args, work)
+
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "never"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def add_commands(sub: Any, url_default: str, token_default: str | None) -> None:
     """Register the operator commands on the CLI's subparsers."""
 
-    def command(name: str, help_text: str, func: Callable[[argparse.Namespace], None]) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+    def command(name: str, help_text: str, func: Callable[[argparse.Namespace], None], parent: Any = sub,
+                reading: bool = False) -> argparse.ArgumentParser:  # fmt: skip
+        parser: argparse.ArgumentParser = parent.add_parser(name, help=help_text, description=help_text)
         parser.add_argument("--url", default=url_default, help=f"node URL (default {url_default})")
-        parser.add_argument("--token", default=token_default, help="admin token (default $LEDGER_ADMIN_TOKEN)")
+        parser.add_argument("--token", default=token_default, help=TOKEN_HELP)
+        if reading:
+            parser.add_argument("--json", action="store_true", help="print the API's answer as JSON, not a table")
         parser.set_defaults(func=func)
         return parser
 
-    command("status", "the node's identity, head and settings (admin)", cmd_status)
-    command("peers", "peers with their sync state, failures and lag (admin)", cmd_peers)
-    sync = command("sync", "sync state per peer and ledger; --run starts a round now", cmd_sync)
+    credentials = sub.add_parser("credentials", help="issue, list and revoke API tokens (admin)")
+    what = credentials.add_subparsers(title="actions", required=True, metavar="ACTION")
+    issue = command("issue", "issue an API token; prints it once", cmd_credentials_issue, what)
+    issue.add_argument("name", help="who or what the token is for")
+    issue.add_argument("--scopes", required=True, help="comma-separated: read, append, query, admin")
+    command("list", "every credential: scopes, created, last used, revoked", cmd_credentials_list, what, True)
+    command("revoke", "revoke a credential at once", cmd_credentials_revoke, what).add_argument("id")
+    audit = command("audit", "the audit log, newest first: who did what (admin)", cmd_audit, reading=True)
+    audit.add_argument("--limit", type=int, default=50, help="records to show (max 1000)")
+    audit.add_argument("--before", type=int, help="only records older than this id (paging)")
+
+    command("status", "the node's identity, head and settings (admin)", cmd_status, reading=True)
+    command("peers", "peers with their sync state, failures and lag (admin)", cmd_peers, reading=True)
+    sync = command("sync", "sync state per peer and ledger; --run starts a round now", cmd_sync, reading=True)
     sync.add_argument("--run", action="store_true", help="trigger a sync round first (admin)")
     sync.add_argument("--peer", help="only this peer, with --run")
-    conflicts = command("conflicts", "forks and key conflicts (admin)", cmd_conflicts)
+    conflicts = command("conflicts", "forks and key conflicts (admin)", cmd_conflicts, reading=True)
     conflicts.add_argument("--status", choices=["open", "resolved"])
-    command("trust", "trust attestations held", cmd_trust)
+    command("trust", "trust attestations held", cmd_trust, reading=True)

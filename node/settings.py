@@ -29,7 +29,21 @@ class LimitSettings(BaseModel):
     max_payload_bytes: int = Field(_PROTOCOL_LIMITS.max_payload_bytes, ge=1, le=_PROTOCOL_LIMITS.max_payload_bytes)
     max_batch: int = Field(_PROTOCOL_LIMITS.max_batch, ge=1, le=_PROTOCOL_LIMITS.max_batch)
     max_query_limit: int = Field(_PROTOCOL_LIMITS.max_query_limit, ge=1, le=_PROTOCOL_LIMITS.max_query_limit)
-    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024,
+        description="largest request body (413 beyond): a batch of max_batch typical entries fits; parsing "
+        "JSON costs up to ~30 times its bytes in memory, so a larger cap lets one request cost more than it "
+        "can carry",
+    )  # fmt: skip
+    large_body_parsers: int = Field(
+        2, ge=1, le=64, description="request bodies over 64 KiB parsed at once; more wait their turn"
+    )
+    max_body_values: int = Field(
+        250_000, ge=1000, le=10_000_000,
+        description="values a request body over 64 KiB may hold, bounded before parsing by counting ',', '[' "
+        "and '{' (413 beyond): parse time and memory grow with values, not bytes; a batch of max_batch typical "
+        "entries holds tens of thousands. Pages pushed by signed peers are not counted",
+    )  # fmt: skip
 
     def protocol(self) -> Limits:
         """These limits as the protocol package's Limits."""
@@ -94,6 +108,10 @@ class TrustSettings(BaseModel):
     sync_threshold: float = Field(0.5, ge=0, le=1)
     query_threshold: float = Field(0.3, ge=0, le=1)
     max_depth: int = Field(4, ge=1, le=10, description="longest trust path considered")
+    max_per_author: int = Field(
+        1000, ge=1, le=1_000_000,
+        description="attestations held per author (one per target, the newest); more for new targets are refused",
+    )  # fmt: skip
 
 
 class RefSettings(BaseModel):
@@ -102,6 +120,27 @@ class RefSettings(BaseModel):
     strict: bool = Field(False, description="refuse local appends whose references cannot be verified now")
     retry_s: float = Field(10.0, gt=0, le=86_400, description="how often pending references are retried")
     max_depth: int = Field(5, ge=1, le=20, description="deepest GET /ledger/entries/{id}/refs may follow")
+    concurrency: int = Field(4, ge=1, le=64, description="references looked up at once, by the background resolver")
+    lookup_timeout_s: float = Field(5.0, gt=0, le=300, description="limit of one fetch of a referenced entry")
+    deadline_s: float = Field(
+        30.0, gt=0, le=3600, description="limit of resolving all references of one entry; then they stay pending"
+    )
+    max_queued: int = Field(
+        10_000, ge=1, le=1_000_000, description="lookups queued at most; the rest wait in the store for the retry"
+    )
+
+
+class AccessSettings(BaseModel):
+    """Who may use the client API without a credential, and how fast anyone may call it (docs/access.md)."""
+
+    public_read: bool = Field(True, description="reads (entries, stats, state, sync status, trust) need no credential")
+    public_query: bool = Field(False, description="GET /network/query needs no credential (it costs peers' work)")
+    rate_per_s: float = Field(5000, gt=0, le=1e7, description="requests per second per credential (token bucket)")
+    burst: int = Field(10_000, ge=1, le=10**8, description="bucket size per credential")
+    anonymous_rate_per_s: float = Field(100, gt=0, le=1e7, description="per client address, without a credential")
+    anonymous_burst: int = Field(200, ge=1, le=10**8, description="bucket size per client address")
+    peer_rate_per_s: float = Field(2000, gt=0, le=1e7, description="signed node-to-node requests per peer ledger id")
+    peer_burst: int = Field(4000, ge=1, le=10**8, description="bucket size per peer ledger id")
 
 
 class NetSettings(BaseModel):
@@ -176,7 +215,9 @@ class NodeSettings(StoreLocation):
     host: str = "127.0.0.1"
     port: int = Field(8700, ge=0, le=65535)
     key_file: Path | None = Field(None, description="Ed25519 key file; default <data_dir>/node.key")
-    admin_token: SecretStr | None = Field(None, description="bearer token for /admin; unset = admin off")
+    admin_token: SecretStr | None = Field(
+        None, description="bootstrap credential with every scope (actor admin-token); unset = only issued tokens"
+    )
     verify_on_start: Literal["fast", "chain", "full"] = "chain"
     durability: Literal["normal", "full"] = Field(
         "full", description="full: fsync every commit; normal: survive process crashes, not power loss"
@@ -190,6 +231,7 @@ class NodeSettings(StoreLocation):
     discovery: DiscoverySettings = DiscoverySettings()
     trust: TrustSettings = TrustSettings()
     refs: RefSettings = RefSettings()
+    access: AccessSettings = AccessSettings()
     net: NetSettings = NetSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -1,18 +1,20 @@
-"""Protocol limits and the walk that enforces them on JSON values.
+"""Protocol limits, and the one check of an entry's payload and meta that every path applies.
 
 Limits are part of protocol v1: a node may be configured stricter, never looser, and a value that
-breaks one is refused with an error naming the field.
+breaks one is refused with an error naming the field. ``encode_content`` is what the append path,
+the sync receiver, import and ``verify`` all call on an entry's payload and meta, so a node never
+signs what a peer would refuse.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
-from protocol.errors import LimitExceeded, NotCanonical
+from protocol.canonical import MAX_SAFE_INTEGER, canonical
+from protocol.errors import LimitExceeded
 
-MAX_SAFE_INTEGER = 2**53 - 1
+__all__ = ["DEFAULT_LIMITS", "MAX_SAFE_INTEGER", "Limits", "check_json", "encode_content"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,55 +33,23 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-def check_json(value: Any, limits: Limits, field: str) -> bool:
-    """Check a JSON value against ``limits``; raise naming the first offending path.
+def check_json(value: Any, limits: Limits, field: str) -> None:
+    """Check a JSON value against ``limits`` and the canonical rules; raise naming the first offending path."""
+    canonical(value, limits, field)
 
-    Returns whether the value qualifies for the canonical fast path (no floats, ASCII keys only),
-    so callers walk a value once: ``canonical(value, fast=check_json(value, limits, "payload"))``.
+
+def encode_content(
+    payload: Any, meta: Any, limits: Limits = DEFAULT_LIMITS, where: str = ""
+) -> tuple[bytes, bytes | None]:
+    """The canonical bytes of an entry's payload and meta, checked against ``limits``.
+
+    Raises NotCanonical or LimitExceeded naming the field (``{where}payload.x``): a value without a
+    canonical form, a string, name or nesting over its limit, or payload and meta together over
+    ``max_payload_bytes`` of canonical encoding.
     """
-    return _walk(value, limits, field, 0)
-
-
-def _walk(value: Any, limits: Limits, path: str, depth: int) -> bool:
-    # exact type checks (bool is not int here) keep this hot loop cheap; paths are built only for
-    # containers and errors
-    kind = type(value)
-    if kind is str:
-        if len(value) > limits.max_string_chars:
-            raise LimitExceeded(f"{path}: string longer than {limits.max_string_chars} characters")
-        return True
-    if kind is int:
-        if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-            raise NotCanonical(f"{path}: integer outside ±(2^53-1)")
-        return True
-    if value is None or kind is bool:
-        return True
-    if kind is float:
-        if not math.isfinite(value):
-            raise NotCanonical(f"{path}: NaN and Infinity are not JSON")
-        return False
-    if kind is not dict and kind is not list:
-        raise NotCanonical(f"{path}: {kind.__name__} is not a JSON value")
-    if depth >= limits.max_depth:
-        raise LimitExceeded(f"{path}: nested deeper than {limits.max_depth}")
-    fast = True
-    if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str:
-                raise NotCanonical(f"{path}: object keys must be strings")
-            if len(key) > limits.max_key_chars:
-                raise LimitExceeded(f"{path}: key longer than {limits.max_key_chars} characters")
-            if not key.isascii():
-                fast = False
-            item_kind = type(item)
-            if item_kind is str and len(item) <= limits.max_string_chars:
-                continue
-            if item_kind is int and -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
-                continue
-            if not _walk(item, limits, f"{path}.{key}", depth + 1):
-                fast = False
-        return fast
-    for index, item in enumerate(value):
-        if not _walk(item, limits, f"{path}[{index}]", depth + 1):
-            fast = False
-    return fast
+    payload_bytes = canonical(payload, limits, f"{where}payload")
+    meta_bytes = None if meta is None else canonical(meta, limits, f"{where}meta")
+    size = len(payload_bytes) + (0 if meta_bytes is None else len(meta_bytes))
+    if size > limits.max_payload_bytes:
+        raise LimitExceeded(f"{where}payload: payload and meta are {size} bytes, over {limits.max_payload_bytes}")
+    return payload_bytes, meta_bytes

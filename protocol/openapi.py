@@ -21,7 +21,10 @@ _ATTR = "__openapi_operation__"
 _PATH_PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
 
 F = TypeVar("F", bound=Callable[..., Any])
-Auth = Literal["none", "admin", "signed"]
+# "none": undeclared (a service that enforces access refuses to start with one); "public": anyone;
+# "read", "append", "query", "admin": a bearer credential with that scope; "signed": a peer node
+Auth = Literal["none", "public", "read", "append", "query", "admin", "signed"]
+SCOPED = ("read", "append", "query", "admin")
 
 
 class UndocumentedRoute(Exception):
@@ -68,7 +71,11 @@ PROBLEM_SCHEMA = {
     },
 }
 SECURITY_SCHEMES = {
-    "admin": {"type": "http", "scheme": "bearer", "description": "the node's admin token"},
+    "bearer": {
+        "type": "http", "scheme": "bearer",
+        "description": "an API token (lnt_<id>_<secret>) carrying the scope listed, or the node's admin token; "
+                       "admin implies every scope; reads may be configured public (docs/access.md)",
+    },
     "signed": {
         "type": "apiKey", "in": "header", "name": "X-Ledger-Signature",
         "description": "a node-to-node request signed by a pinned key, with X-Ledger-Id, X-Ledger-Timestamp "
@@ -111,8 +118,10 @@ def _operation(method: str, path: str, op: Operation, schemas: dict[str, Any]) -
         success["content"] = {op.content_type: {"schema": schema}}
     problem = {"content": {"application/problem+json": {"schema": {"$ref": REF_TEMPLATE.format(model="Problem")}}}}
     spec["responses"] = {str(op.ok): success, "4XX": {"description": "refused; nothing changed", **problem}}
-    if op.auth != "none":
-        spec["security"] = [{op.auth: []}]
+    if op.auth in SCOPED:
+        spec["security"] = [{"bearer": [op.auth]}]
+    elif op.auth == "signed":
+        spec["security"] = [{"signed": []}]
     return spec
 
 

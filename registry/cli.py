@@ -1,4 +1,4 @@
-"""``ledger-registry run``: the standalone registry service."""
+"""``ledger-registry``: run the standalone registry service, and ask a running one (registry/commands.py)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,17 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import ValidationError
 
+import registry
 from registry.app import build_app
+from registry.commands import CommandError
+from registry.commands import add_commands as add_client_commands
 from registry.errors import RegistryError
 from registry.settings import RegistrySettings
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="ledger-registry", description="The registry of a ledger network.")
+    parser.add_argument("--version", action="version", version=f"ledger-registry {registry.__version__}")
     sub = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="run the registry", description="Serve node registration and discovery.")
     run.add_argument("--config", type=Path, help="TOML file with registry settings")
@@ -26,18 +30,25 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     run.add_argument("--port", type=int, help="port; 0 picks a free one (default 8600)")
     run.add_argument("--ttl", type=float, dest="ttl_s", help="seconds without heartbeat before a node is offline")
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default info (settings)")
+    run.set_defaults(func=cmd_run)
+    add_client_commands(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
     try:
-        settings = RegistrySettings.load(args.config, data_dir=args.data_dir, host=args.host, port=args.port,
-                                         ttl_s=args.ttl_s)  # fmt: skip
-        logging.getLogger().setLevel(settings.log_level.upper())
-        asyncio.run(serve(settings))
+        args.func(args)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         _fail(f"invalid configuration: {'.'.join(str(p) for p in error['loc'])}: {error['msg']}")
-    except (RegistryError, OSError) as exc:
+    except (RegistryError, CommandError, OSError) as exc:
         _fail(str(exc))
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    settings = RegistrySettings.load(args.config, data_dir=args.data_dir, host=args.host, port=args.port,
+                                     ttl_s=args.ttl_s, log_level=args.log_level)  # fmt: skip
+    logging.getLogger().setLevel(settings.log_level.upper())
+    asyncio.run(serve(settings))
 
 
 def _fail(message: str) -> None:

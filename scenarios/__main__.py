@@ -9,31 +9,40 @@ import os
 import signal
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from scenarios import catalog  # noqa: F401 - registers the scenarios
 from scenarios.cluster import holds
-from scenarios.compose import COMPOSE_FILE, LocalService, load, localize
+from scenarios.compose import COMPOSE_FILE, LocalService, load, local_ports, localize, localize_service, start_order
 from scenarios.procs import NodeProcess, start_process
 from scenarios.runner import SCENARIOS, run, until
 from scenarios.status import show
 
 
-async def up(compose: Path, data: Path, samples: int, exit_when_converged: bool) -> int:
-    services = localize(load(compose), data)
+async def up(compose: Path, data: Path, samples: int, exit_when_converged: bool, base_port: int | None = None) -> int:
+    """Start the services in order (on ``base_port`` and the ports after it, or on free ports for 0),
+    append samples on each node, report convergence, and run until SIGINT or SIGTERM."""
+    topology = load(compose)
+    ports = local_ports(topology, base_port)
+    services: list[LocalService] = []
     running: list[tuple[LocalService, NodeProcess]] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        for service in services:
+        for spec in start_order(topology):
+            service = localize_service(spec, topology, data, ports)
             proc = await asyncio.to_thread(start_process, service.argv, service.data_dir, env=service.env)
+            services.append(service)
             running.append((service, proc))
+            ports[service.name] = urlsplit(proc.url).port or 0
             print(f"started {service.name:<10} {proc.url}", flush=True)
         nodes = {proc.data_dir.name: proc for service, proc in running if "node.cli" in service.argv}
-        async with aiohttp.ClientSession() as session:
+        token = _admin_token(services)
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"} if token else None) as session:
             for name, proc in nodes.items():
                 batch = [{"stream": "samples", "type": "sample", "payload": {"from": name, "n": i},
                           "subject_oid": f"oid:sample:{i}"} for i in range(samples)]  # fmt: skip
@@ -46,7 +55,13 @@ async def up(compose: Path, data: Path, samples: int, exit_when_converged: bool)
                 return all([await holds(session, proc, other, samples) for proc in nodes.values() for other in nodes])
 
             after = await until(converged, 60, stop)
-        await show({name: proc.url for name, proc in nodes.items()}, _admin_token(services))
+            first = next(iter(nodes.values()))
+            async with session.post(first.url + "/admin/credentials", json=CLIENT_CREDENTIAL) as response:
+                response.raise_for_status()
+                issued = await response.json()
+        await show({name: proc.url for name, proc in nodes.items()}, token)
+        print(CLIENT_HINT.format(id=issued["id"], scopes=",".join(issued["scopes"]), token=issued["token"],
+                                 url=first.url, body=APPEND_BODY), flush=True)  # fmt: skip
         if after is not None:
             print(f"converged in {after:.2f} s", flush=True)
         if exit_when_converged:
@@ -60,10 +75,19 @@ async def up(compose: Path, data: Path, samples: int, exit_when_converged: bool)
             print(f"stopped {service.name} (exit {code})", flush=True)
 
 
+CLIENT_CREDENTIAL = {"name": "make-run client", "scopes": ["append", "read", "query"]}
+APPEND_BODY = '{"stream": "notes", "type": "note", "payload": {"text": "hello"}}'
+CLIENT_HINT = (
+    "\na client credential {id} (scopes {scopes}) was issued just now; its token is shown only here. Append:\n"
+    'curl -H "Authorization: Bearer {token}" -H "Content-Type: application/json" -d \'{body}\' {url}/ledger/entries\n'
+    "or, for the ledger-node client commands: export LEDGER_TOKEN={token}\n"
+)
+
+
 def _status_targets(args: argparse.Namespace) -> tuple[dict[str, str], str | None]:
     if args.url:
         return {url: url for url in args.url}, args.token
-    services = localize(load(args.file), Path("data"))
+    services = localize(load(args.file), Path("data"), args.base_port)
     return {s.name: s.url for s in services if "node.cli" in s.argv}, args.token or _admin_token(services)
 
 
@@ -81,9 +105,15 @@ def main() -> None:
     compose.add_argument("--data", type=Path, default=Path("data"), help="data directories (default ./data)")
     compose.add_argument("--samples", type=int, default=3, help="sample entries appended on each node")
     compose.add_argument("--exit-when-converged", action="store_true", help="stop once the samples converged")
+    compose.add_argument(
+        "--base-port",
+        type=int,
+        help="first service on this port, the next ones after it; 0: free ports (default: published)",
+    )
     status = sub.add_parser("status", help="every node of a running network: heads, lag, conflicts, trust")
     status.add_argument("--file", type=Path, default=COMPOSE_FILE, help="the topology whose nodes to ask")
     status.add_argument("--url", action="append", help="ask this node instead (repeatable)")
+    status.add_argument("--base-port", type=int, help="the base port the network was started with")
     status.add_argument(
         "--token",
         default=os.environ.get("LEDGER_ADMIN_TOKEN"),
@@ -114,7 +144,7 @@ def main() -> None:
                 raise ValueError(f"no scenario {unknown[0]}; see python -m scenarios list")
             results = [asyncio.run(run(n, args.nodes, args.entries, args.netlab)) for n in chosen]
             sys.exit(0 if all(r.passed for r in results) else 1)
-        sys.exit(asyncio.run(up(args.file, args.data, args.samples, args.exit_when_converged)))
+        sys.exit(asyncio.run(up(args.file, args.data, args.samples, args.exit_when_converged, args.base_port)))
     except (OSError, ValueError, RuntimeError, aiohttp.ClientError) as exc:
         print(f"scenarios: error: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -2,8 +2,9 @@
 
 Each service runs its own command with its own environment, as the compose file gives them, with
 what only makes sense inside containers mapped to this machine: a service's hostname and container
-port become 127.0.0.1 and its published port (in URLs in the environment too), ``/data`` becomes
-``<data>/<service>``, and ``ledger-node``/``ledger-registry`` run from this checkout.
+port become 127.0.0.1 and its published port (in URLs in the environment too; or a port counted from
+a base port, or a free port picked at start), ``/data`` becomes ``<data>/<service>``, and
+``ledger-node``/``ledger-registry`` run from this checkout.
 """
 
 from __future__ import annotations
@@ -84,39 +85,61 @@ class LocalService:
     url: str
 
 
-def localize(services: dict[str, Service], data: Path) -> list[LocalService]:
-    """The local processes that stand for ``services``, in start order."""
-    hosts = {(s.name, container): published for s in services.values() for published, container in s.ports}
-
-    def local(value: str) -> str:
-        for (host, container), published in hosts.items():
-            value = value.replace(f"//{host}:{container}", f"//127.0.0.1:{published}")
-        return value
-
-    result = []
-    for service in start_order(services):
+def local_ports(services: dict[str, Service], base_port: int | None = None) -> dict[str, int]:
+    """The port each service listens on here: its published port (``base_port`` None), ``base_port`` plus
+    its place in start order, or 0 for every service (``base_port`` 0: each picks a free port at start)."""
+    for service in services.values():
         if not service.ports:
             raise ValueError(f"service {service.name}: publishes no port")
-        published, container = service.ports[0]
-        data_dir = data / service.name
-        env = {k: local(v) for k, v in service.environment.items()}
-        env.update({"LEDGER_HOST": "127.0.0.1", "LEDGER_PORT": str(published), "LEDGER_DATA_DIR": str(data_dir)})
-        program, *args = service.command
-        if program not in ENTRY_POINTS:
-            raise ValueError(f"service {service.name}: runs {program}, not ledger-node or ledger-registry")
-        args = [_arg(a, published, container, data_dir) for a in args]
-        if program == "ledger-registry":
-            args = _set(args, "--host", "127.0.0.1")
-            args = _set(args, "--port", str(published))
-        argv = [sys.executable, "-m", ENTRY_POINTS[program], *args]
-        result.append(LocalService(service.name, argv, env, data_dir, f"http://127.0.0.1:{published}"))
-    return result
+    order = start_order(services)
+    if base_port is None:
+        return {s.name: s.ports[0][0] for s in order}
+    return {s.name: base_port + i if base_port else 0 for i, s in enumerate(order)}
 
 
-def _arg(value: str, published: int, container: int, data_dir: Path) -> str:
-    if value == "/data":
-        return str(data_dir)
-    return value
+def localize(services: dict[str, Service], data: Path, base_port: int | None = None) -> list[LocalService]:
+    """The local processes that stand for ``services``, in start order (ports as ``local_ports`` gives)."""
+    ports = local_ports(services, base_port)
+    return [localize_service(service, services, data, ports) for service in start_order(services)]
+
+
+def localize_service(service: Service, services: dict[str, Service], data: Path, ports: dict[str, int]) -> LocalService:
+    """The local process for ``service``; ``ports`` says where each service listens here, 0 for a port
+    picked at start. Such a port is known once that service runs; until then only the service itself
+    may name it, and that variable is left out (a node then announces the address it listens on)."""
+    port = ports[service.name]
+    data_dir = data / service.name
+    env = {}
+    for key, value in service.environment.items():
+        for other in services.values():
+            address = f"//{other.name}:{other.ports[0][1]}"
+            if address in value and not ports[other.name]:
+                if other.name != service.name:
+                    raise ValueError(f"service {service.name}: {key} names {other.name}, which has not started")
+                break
+            value = value.replace(address, f"//127.0.0.1:{ports[other.name]}")
+        else:
+            env[key] = value
+    env.update({"LEDGER_HOST": "127.0.0.1", "LEDGER_PORT": str(port), "LEDGER_DATA_DIR": str(data_dir)})
+    program, *args = service.command
+    if program not in ENTRY_POINTS:
+        raise ValueError(f"service {service.name}: runs {program}, not ledger-node or ledger-registry")
+    args = [str(data_dir) if a == "/data" else a for a in args]
+    if program == "ledger-registry":
+        args = _set(args, "--host", "127.0.0.1")
+        args = _set(args, "--port", str(port))
+    argv = [sys.executable, "-m", ENTRY_POINTS[program], *args]
+    return LocalService(service.name, argv, env, data_dir, f"http://127.0.0.1:{port}")
+
+
+def health_command(service: Service, url: str) -> list[str]:
+    """The service's healthcheck command (``CMD`` form) as a local process, for the service at ``url``."""
+    test = list((service.healthcheck or {}).get("test") or [])
+    if test[:1] != ["CMD"] or len(test) < 2 or test[1] not in ENTRY_POINTS:
+        raise ValueError(f"service {service.name}: healthcheck is not [CMD, ledger-node|ledger-registry, ...]")
+    container = service.ports[0][1]
+    args = [arg.replace(f"//127.0.0.1:{container}", f"//{url.removeprefix('http://')}") for arg in test[2:]]
+    return [sys.executable, "-m", ENTRY_POINTS[test[1]], *args]
 
 
 def _set(args: list[str], flag: str, value: str) -> list[str]:

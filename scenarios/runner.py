@@ -159,7 +159,7 @@ async def run(name: str, nodes: int, entries: int, netlab: bool = False) -> Repo
     started = time.perf_counter()
     skipped = ""
     with tempfile.TemporaryDirectory(prefix=f"scenario-{name}-") as work:
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(headers=AUTH) as session:
             ctx = Context(Path(work), nodes, entries, session, netlab)
             try:
                 await func(ctx)

@@ -22,6 +22,7 @@ from node.settings import NodeSettings
 from scenarios.procs import REPO, NodeProcess
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float = 5.0, interval: float = 0.02) -> None:
@@ -48,8 +49,11 @@ class RunningNode:
     runner: web.AppRunner
     session: aiohttp.ClientSession
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any, str]:
-        """(status, JSON body or None, content type)."""
+    async def request(self, method: str, path: str, *, anonymous: bool = False, **kwargs: Any) -> tuple[int, Any, str]:
+        """(status, JSON body or None, content type). Sent with the admin token unless ``anonymous`` or
+        the caller passes its own Authorization header."""
+        if not anonymous:
+            kwargs["headers"] = {**AUTH, **(kwargs.get("headers") or {})}
         async with self.session.request(method, self.url + path, **kwargs) as response:
             raw = await response.read()
             try:
@@ -64,12 +68,14 @@ class RunningNode:
 
 @pytest.fixture
 async def make_node(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[RunningNode]]]:
-    """Factory of in-process nodes; every node is stopped at teardown (running every cleanup_ctx exit)."""
+    """Factory of in-process nodes (with ``admin_token=ADMIN_TOKEN`` unless given); every node is stopped at
+    teardown (running every cleanup_ctx exit)."""
     started: list[RunningNode] = []
     session = aiohttp.ClientSession()
 
     async def start(ledger_id: str = "node-a", **overrides: Any) -> RunningNode:
         data_dir = overrides.pop("data_dir", tmp_path / ledger_id)
+        overrides.setdefault("admin_token", ADMIN_TOKEN)
         overrides["net"] = {"allow_private": True, **overrides.get("net", {})}  # every node here is on 127.0.0.1
         settings = NodeSettings(ledger_id=ledger_id, data_dir=data_dir, port=0, **overrides)
         app = build_app(settings)
@@ -100,10 +106,11 @@ def draft(i: int = 0, **fields: Any) -> dict[str, Any]:
 
 
 def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``ledger-node`` with ``args`` and capture its output."""
+    """Run ``ledger-node`` with ``args`` and capture its output (client commands send ADMIN_TOKEN unless
+    ``env`` sets LEDGER_TOKEN)."""
     return subprocess.run(
-        [sys.executable, "-m", "node.cli", *args],
-        capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}, cwd=cwd or REPO,
+        [sys.executable, "-m", "node.cli", *args], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "LEDGER_TOKEN": ADMIN_TOKEN, **(env or {})}, cwd=cwd or REPO,
     )  # fmt: skip
 
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 from aiohttp import web
 
 from node.api import admin, health, ledger, network, openapi, sync
+from node.api.auth import check_declarations
 from node.settings import NodeSettings
 
 
 def setup_routes(app: web.Application, settings: NodeSettings) -> None:
-    """Register every route (admin routes only when an admin token is configured) and the OpenAPI
-    document describing exactly those."""
+    """Register every route and the OpenAPI document describing exactly those; a route without an
+    access declaration stops the node from starting (node/api/auth.py enforces them)."""
     app.add_routes(ledger.routes)
     app.add_routes(network.routes)
     app.add_routes(sync.routes)
     app.add_routes(health.routes)
-    if settings.admin_token is not None:
-        app.add_routes(admin.routes(settings.admin_token.get_secret_value()))
+    app.add_routes(admin.routes())
     openapi.setup(app)
+    check_declarations(app.router.routes())

@@ -1,4 +1,7 @@
-"""``/admin/...``: operator endpoints behind the admin bearer token."""
+"""``/admin/...``: operator endpoints, for credentials with the ``admin`` scope (node/api/auth.py).
+
+Every change made here is recorded in the audit log with the credential that made it.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +14,20 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 import node
-from node.api.auth import Handler, require_token
-from node.api.context import DISCOVERY, LEDGER, LIFECYCLE, METRICS, STATE, SYNC, TRUST
+from node.access.credentials import parse_scopes
+from node.api.auth import Handler, audit
+from node.api.context import CREDENTIALS, DISCOVERY, LEDGER, LIFECYCLE, METRICS, STATE, SYNC, TRUST
 from node.api.json import json_response, read_json, validate, validate_query
+from node.api.network import take_attestations
 from node.errors import EntryNotFound
 from node.ledger.rows import row_to_wire
 from protocol.models import Entry, LedgerId
 from protocol.openapi import operation
+from protocol.trust import TrustAttestation
 
 
 def admin(summary: str, **details: Any) -> Callable[[Handler], Handler]:
-    """``@operation`` of an admin route (bearer token)."""
+    """``@operation`` of an admin route (a credential with the admin scope)."""
     return operation(summary, auth="admin", **details)
 
 
@@ -113,6 +119,7 @@ async def add_peer(request: web.Request) -> web.Response:
     """Add (or replace) a peer: its URL, ledger id and the public key to pin for it."""
     body = validate(PeerBody, await read_json(request))
     await request.app[SYNC].add_peer(body.url, body.ledger_id, bytes.fromhex(body.public_key), body.mode)
+    await audit(request, "peer.add", ledger_id=body.ledger_id, url=body.url, mode=body.mode)
     return json_response({"ledger_id": body.ledger_id, "url": body.url, "mode": body.mode}, status=201)
 
 
@@ -121,6 +128,7 @@ async def remove_peer(request: web.Request) -> web.Response:
     ledger_id = validate_query(PeerPath, request.match_info).ledger_id
     if not await request.app[SYNC].remove_peer(ledger_id):
         raise EntryNotFound(f"no peer {ledger_id}")
+    await audit(request, "peer.remove", ledger_id=ledger_id)
     return web.Response(status=204)
 
 
@@ -129,6 +137,7 @@ async def run_sync(request: web.Request) -> web.Response:
     """Start a sync round with every peer (or ``?peer=``) now, skipping backoff."""
     peer = validate_query(RunParams, request.query).peer
     request.app[SYNC].trigger(peer)
+    await audit(request, "sync.run", peer=peer)
     return json_response({"triggered": peer or "all"}, status=202)
 
 
@@ -156,6 +165,7 @@ async def resolve_conflict(request: web.Request) -> web.Response:
     conflict_id = validate_query(ConflictPath, request.match_info).conflict_id
     body = validate(Resolution, await read_json(request))
     row = await request.app[STATE].resolve(conflict_id, body.winner, body.payload)
+    await audit(request, "conflict.resolve", conflict_id=conflict_id, winner=body.winner, seq=row[1])
     return json_response(row_to_wire(row), status=201)
 
 
@@ -170,6 +180,7 @@ async def connect(request: web.Request) -> web.Response:
     """Fetch a node's signed record from its URL, verify it, and make it a peer."""
     body = validate(ConnectBody, await read_json(request))
     found = await request.app[DISCOVERY].connect(body.url)
+    await audit(request, "peer.connect", url=body.url, ledger_id=found.record.ledger_id)
     return json_response(found.to_wire(), status=201)
 
 
@@ -189,19 +200,81 @@ async def attest(request: web.Request) -> web.Response:
     body = validate(TrustBody, await read_json(request))
     level = 0.0 if body.revoke else body.level
     att = await request.app[TRUST].attest(body.to, level, body.type, body.expires_at)
+    await audit(request, "trust.attest", to=body.to, level=level, type=body.type, expires_at=body.expires_at)
     return json_response(att.wire(), status=201)
 
 
-def routes(token: str) -> list[web.RouteDef]:
+@admin("take attestations shared out of band; each verified under its author's pinned key",
+       body=list[TrustAttestation])  # fmt: skip
+async def import_attestations(request: web.Request) -> web.Response:
+    """Take attestations the operator brings (e.g. another node's GET /network/trust); counts, and
+    each refusal with its reason."""
+    response, counts = await take_attestations(request)
+    await audit(request, "trust.import", **counts)
+    return response
+
+
+class CredentialBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    scopes: Annotated[list[Literal["read", "append", "query", "admin"]], Field(min_length=1, max_length=4)]
+
+
+class CredentialPath(BaseModel):
+    credential_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{12}$")]
+
+
+class AuditParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+    before: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = None
+
+
+@admin("issue an API token with scopes; the token is shown in this answer only", body=CredentialBody, ok=201)
+async def issue_credential(request: web.Request) -> web.Response:
+    body = validate(CredentialBody, await read_json(request))
+    issued = await request.app[CREDENTIALS].issue(body.name, parse_scopes(body.scopes))
+    await audit(request, "credential.issue", id=issued.credential.id, name=body.name, scopes=sorted(body.scopes))
+    return json_response({**issued.credential.wire(), "token": issued.token}, status=201)
+
+
+@admin("every credential issued (no secrets): scopes, created, last used, revoked")
+async def list_credentials(request: web.Request) -> web.Response:
+    return json_response([c.wire() for c in request.app[CREDENTIALS].list()])
+
+
+@admin("revoke a credential: refused from the next request on", path=CredentialPath)
+async def revoke_credential(request: web.Request) -> web.Response:
+    credential_id = validate_query(CredentialPath, request.match_info).credential_id
+    revoked = await request.app[CREDENTIALS].revoke(credential_id)
+    await audit(request, "credential.revoke", id=credential_id)
+    return json_response(revoked.wire())
+
+
+@admin("the audit log, newest first: who (credential id) did what", query=AuditParams)
+async def audit_log(request: web.Request) -> web.Response:
+    params = validate_query(AuditParams, request.query)
+    records = await request.app[LEDGER].store.audit_log(params.limit, params.before)
+    return json_response([dataclasses.asdict(r) for r in records])
+
+
+def routes() -> list[web.RouteDef]:
     return [
-        web.get("/admin/status", require_token(token, status)),
-        web.post("/admin/verify", require_token(token, verify)),
-        web.get("/admin/peers", require_token(token, list_peers)),
-        web.post("/admin/peers", require_token(token, add_peer)),
-        web.delete("/admin/peers/{ledger_id}", require_token(token, remove_peer)),
-        web.post("/admin/sync/run", require_token(token, run_sync)),
-        web.get("/admin/conflicts", require_token(token, conflicts)),
-        web.post("/admin/conflicts/{conflict_id}/resolve", require_token(token, resolve_conflict)),
-        web.post("/network/connect", require_token(token, connect)),
-        web.post("/admin/trust", require_token(token, attest)),
+        web.get("/admin/status", status),
+        web.post("/admin/verify", verify),
+        web.get("/admin/peers", list_peers),
+        web.post("/admin/peers", add_peer),
+        web.delete("/admin/peers/{ledger_id}", remove_peer),
+        web.post("/admin/sync/run", run_sync),
+        web.get("/admin/conflicts", conflicts),
+        web.post("/admin/conflicts/{conflict_id}/resolve", resolve_conflict),
+        web.post("/network/connect", connect),
+        web.post("/admin/trust", attest),
+        web.post("/admin/trust/attestations", import_attestations),
+        web.post("/admin/credentials", issue_credential),
+        web.get("/admin/credentials", list_credentials),
+        web.delete("/admin/credentials/{credential_id}", revoke_credential),
+        web.get("/admin/audit", audit_log),
     ]

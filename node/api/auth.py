@@ -1,33 +1,101 @@
-"""Admin authentication: a bearer token compared in constant time.
+"""Access control for every route, in one middleware.
 
-Admin routes are registered only when a token is configured, and each admin handler is wrapped
-here, so no path trick can reach one without the check.
+Each route declares what it needs with ``@operation(auth=...)``: ``public``, a scope (``read``,
+``append``, ``query``, ``admin``; a bearer credential carrying it, ``admin`` carrying all), or
+``signed`` (a node-to-node request signed by a pinned key). The middleware finds the matched
+route's declaration, identifies the caller, spends one request of the caller's rate limit and
+enforces the declaration before the handler runs, so no route can forget its check. Reads (and
+federated queries) are open to anonymous callers when the operator configured them public; a
+signed request from a pinned peer may read too. Writes are never public.
 """
 
 from __future__ import annotations
 
-import functools
-import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from aiohttp import web
 
-from node.errors import Unauthorized
+from node.access.credentials import Credential
+from node.access.limits import RateLimiter
+from node.api.context import CREDENTIALS, LEDGER, LIMITS, SETTINGS
+from node.api.peer_auth import signed_sender
+from node.errors import Forbidden, RateLimited, Unauthorized
+from protocol.openapi import declared
+from protocol.requests import SIGNATURE
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+ACTOR = web.RequestKey("actor", str)  # who is calling: a credential id, admin-token, peer:<id>
+NODE_AUTH = ("public", "read", "append", "query", "admin", "signed")
+UNLIMITED = frozenset({"/health", "/ready"})  # liveness probes answer whatever else is going on
 
-def require_token(token: str, handler: Handler) -> Handler:
-    """Wrap ``handler`` so it runs only for ``Authorization: Bearer <token>``."""
-    expected = token.encode()
 
-    @functools.wraps(handler)  # keeps the name, docstring and @operation declaration
-    async def guarded(request: web.Request) -> web.StreamResponse:
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        # compare_digest on bytes of equal and unequal length alike: no early exit on content
-        # the scheme is case-insensitive (RFC 9110), the token is compared byte for byte
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
-            raise Unauthorized("admin endpoints need 'Authorization: Bearer <admin token>'")
+def actor(request: web.Request) -> str:
+    """Who made ``request``: the credential id (``admin-token`` for the bootstrap token), or another
+    caller name; this is what the audit log records."""
+    return request[ACTOR] if ACTOR in request else "anonymous"
+
+
+async def audit(request: web.Request, action: str, **detail: Any) -> None:
+    """Record in the audit log that the caller of ``request`` did ``action``."""
+    await request.app[LEDGER].store.audit(actor(request), action, detail)
+
+
+def check_declarations(routes: Iterable[Any]) -> None:
+    """Refuse to start with a route that declares no access of the node's kinds."""
+    for route in routes:
+        op = declared(route.handler)
+        if route.method != "HEAD" and (op is None or op.auth not in NODE_AUTH):
+            raise ValueError(f"{route.method} {route.resource.canonical}: declare auth= one of {NODE_AUTH}")
+
+
+@web.middleware
+async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
+    op = declared(request.match_info.handler)
+    need = "public" if op is None else op.auth  # None: no such route, the handler answers 404/405
+    if need == "signed":
+        sender = await signed_sender(request)
+        _spend(request.app[LIMITS].peers, sender, f"peer {sender}")
+        request[ACTOR] = f"peer:{sender}"
         return await handler(request)
+    credential = _credential(request, need)
+    settings = request.app[SETTINGS].access
+    if credential is not None:
+        _spend(request.app[LIMITS].credentials, credential.id, f"credential {credential.id}")
+        request[ACTOR] = credential.id
+        await request.app[CREDENTIALS].used(credential)
+    elif need == "read" and SIGNATURE in request.headers and not settings.public_read:
+        sender = await signed_sender(request)  # a pinned peer may read what it replicates anyway
+        _spend(request.app[LIMITS].peers, sender, f"peer {sender}")
+        request[ACTOR] = f"peer:{sender}"
+        return await handler(request)
+    else:
+        resource = request.match_info.route.resource
+        if resource is None or resource.canonical not in UNLIMITED:
+            _spend(request.app[LIMITS].anonymous, request.remote or "unknown", "this client address")
+    if need == "public" or (need == "read" and settings.public_read) or (need == "query" and settings.public_query):
+        return await handler(request)
+    if credential is None:
+        raise Unauthorized(f"this route needs 'Authorization: Bearer <token>' with scope {need}")
+    if not credential.allows(need):  # type: ignore[arg-type]  # need is a scope here
+        raise Forbidden(f"credential {credential.id} lacks scope {need}")
+    return await handler(request)
 
-    return guarded
+
+def _credential(request: web.Request, need: str) -> Credential | None:
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    # the scheme is case-insensitive (RFC 9110), the token is compared byte for byte
+    found = request.app[CREDENTIALS].check(token.strip()) if scheme.lower() == "bearer" else None
+    if found is None and need != "public":
+        raise Unauthorized("'Authorization: Bearer <token>' names no live credential (unknown, wrong or revoked)")
+    return found
+
+
+def _spend(limiter: RateLimiter, caller: str, who: str) -> None:
+    wait = limiter.take(caller)
+    if wait > 0:
+        raise RateLimited(f"{who} is over {limiter.rate_per_s:g} requests/s; retry later", wait)

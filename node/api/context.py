@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from node.access.credentials import Credentials
+from node.access.limits import CallerLimits
 from node.interop.discovery import Discovery
 from node.interop.federation import Federation
 from node.interop.refs import References
@@ -37,3 +39,5 @@ DISCOVERY = web.AppKey("discovery", Discovery)
 TRUST = web.AppKey("trust", TrustGraph)
 FEDERATION = web.AppKey("federation", Federation)
 REFS = web.AppKey("refs", References)
+CREDENTIALS = web.AppKey("credentials", Credentials)
+LIMITS = web.AppKey("limits", CallerLimits)

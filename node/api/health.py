@@ -13,13 +13,13 @@ routes = web.RouteTableDef()
 
 
 @routes.get("/health")
-@operation("the process answers")
+@operation("the process answers", auth="public")
 async def health(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
 @routes.get("/ready")
-@operation("the ledger is open and verified (503 otherwise)")
+@operation("the ledger is open and verified (503 otherwise)", auth="public")
 async def ready(request: web.Request) -> web.Response:
     if not request.app[LIFECYCLE].ready:
         raise NotReady("the node is not serving (starting or stopping)")
@@ -27,6 +27,6 @@ async def ready(request: web.Request) -> web.Response:
 
 
 @routes.get("/metrics")
-@operation("Prometheus metrics", content_type="text/plain")
+@operation("Prometheus metrics", content_type="text/plain", auth="read")
 async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=request.app[METRICS].render(), content_type="text/plain", charset="utf-8")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from node.api.auth import actor
 from node.api.context import FEDERATION, LEDGER, REFS, STATE
 from node.api.json import json_response, read_json, validate, validate_query
 from node.errors import InvalidRequest
@@ -56,6 +58,7 @@ class QueryParams(FilterParams):
     """Query string of GET /ledger/entries."""
 
     ledger_id: LedgerId | None = None
+    ledgers: Annotated[str, StringConstraints(max_length=4096, pattern=r"^[a-z0-9][a-z0-9._,-]*$")] | None = None
     order: Literal["asc", "desc"] = "asc"
     after: Annotated[str, StringConstraints(pattern=r"^\d{1,16}:[a-z0-9][a-z0-9._-]{0,62}:\d{1,16}$")] | None = None
 
@@ -85,28 +88,29 @@ class RefsParams(BaseModel):
 
 @routes.post("/ledger/entries")
 @operation("append one entry (201, the signed entry) or a batch of entries, all or none (201, receipts)",
-           body=EntryDraft | list[EntryDraft], ok=201)  # fmt: skip
+           body=EntryDraft | list[EntryDraft], ok=201, auth="append")  # fmt: skip
 async def append_entries(request: web.Request) -> web.Response:
     """One draft object appends one entry (201 with the entry); a list appends a batch atomically."""
     body = await read_json(request)
     ledger = request.app[LEDGER]
     if isinstance(body, dict):
-        rows = await ledger.append([validate(EntryDraft, body)], batch=False)
+        rows = await ledger.append([validate(EntryDraft, body)], batch=False, actor=actor(request))
         return json_response(row_to_wire(rows[0]), status=201)
     if isinstance(body, list):
-        if len(body) > ledger.settings.limits.max_batch:  # refuse before validating a huge list
-            raise InvalidRequest(f"entries: batch of {len(body)} exceeds {ledger.settings.limits.max_batch}")
+        ledger.check_batch(len(body))  # refuse before validating a huge list
         drafts = [validate(EntryDraft, item, f"entries[{i}]") for i, item in enumerate(body)]
-        rows = await ledger.append(drafts)
+        rows = await ledger.append(drafts, actor=actor(request))
         return json_response({"count": len(rows), "entries": [receipt(row) for row in rows]}, status=201)
     raise InvalidRequest("body: expected an entry object or a list of entries")
 
 
 @routes.get("/ledger/entries")
-@operation("query entries by indexed filters, paged by cursor", query=QueryParams)
+@operation("query entries by indexed filters, paged by cursor", query=QueryParams, auth="read")
 async def query_entries(request: web.Request) -> web.Response:
     params = validate_query(QueryParams, request.query)
     filters = params.filters(params.ledger_id)
+    if params.ledgers is not None:  # a comma list: entries of any of these ledgers
+        filters = replace(filters, ledgers=tuple(x for x in params.ledgers.split(",") if x))
     after = None
     if params.after is not None:
         ts, ledger_id, seq = params.after.split(":")
@@ -126,7 +130,8 @@ class FederatedParams(FilterParams):
 
 
 @routes.get("/network/query")
-@operation("one query answered here and by trusted peers, every remote entry verified", query=FederatedParams)
+@operation("one query answered here and by trusted peers, every remote entry verified", query=FederatedParams,
+           auth="query")  # fmt: skip
 async def federated_query(request: web.Request) -> web.Response:
     """The query answered here and by trusted peers, every remote entry verified first."""
     params = validate_query(FederatedParams, request.query)
@@ -140,7 +145,7 @@ async def federated_query(request: web.Request) -> web.Response:
 
 
 @routes.get("/ledger/entries/{entry_id}")
-@operation("one entry by id", path=EntryPath, response=Entry)
+@operation("one entry by id", path=EntryPath, response=Entry, auth="read")
 async def get_entry(request: web.Request) -> web.Response:
     entry_id = validate_query(EntryPath, request.match_info).entry_id
     return json_response(row_to_wire(await request.app[LEDGER].get(entry_id)))
@@ -148,7 +153,7 @@ async def get_entry(request: web.Request) -> web.Response:
 
 @routes.get("/ledger/entries/{entry_id}/refs")
 @operation("the entry's cross-ledger references with their status, followed depth hops", path=EntryPath,
-           query=RefsParams)  # fmt: skip
+           query=RefsParams, auth="read")  # fmt: skip
 async def entry_refs(request: web.Request) -> web.Response:
     """The entry's references with their stored status, and the references reachable from it
     (``depth`` hops, default 1), cycle-safe."""
@@ -161,27 +166,28 @@ async def entry_refs(request: web.Request) -> web.Response:
 
 
 @routes.get("/ledger/hashes/{hash}")
-@operation("one entry by hash", path=HashPath, response=Entry)
+@operation("one entry by hash", path=HashPath, response=Entry, auth="read")
 async def get_by_hash(request: web.Request) -> web.Response:
     digest = validate_query(HashPath, request.match_info).hash
     return json_response(row_to_wire(await request.app[LEDGER].get_by_hash(bytes.fromhex(digest))))
 
 
 @routes.get("/ledger/ledgers/{ledger_id}/entries/{seq}")
-@operation("one entry of a held ledger by position", path=SeqPath, response=Entry)
+@operation("one entry of a held ledger by position", path=SeqPath, response=Entry, auth="read")
 async def get_by_seq(request: web.Request) -> web.Response:
     path = validate_query(SeqPath, request.match_info)
     return json_response(row_to_wire(await request.app[LEDGER].get_by_seq(path.ledger_id, path.seq)))
 
 
 @routes.get("/ledger/stats")
-@operation("head, counts per stream and type, first and last timestamps")
+@operation("head, counts per stream and type, first and last timestamps", auth="read")
 async def stats(request: web.Request) -> web.Response:
     return json_response(await request.app[LEDGER].stats())
 
 
 @routes.get("/ledger/checkpoint")
-@operation("the latest signed checkpoint (null before the first entry)", response=Checkpoint | None)
+@operation("the latest signed checkpoint (null before the first entry)", response=Checkpoint | None,
+           auth="read")  # fmt: skip
 async def checkpoint(request: web.Request) -> web.Response:
     """The latest signed checkpoint of the node's own ledger (null before the first entry)."""
     cp = await request.app[LEDGER].checkpoint()
@@ -196,7 +202,7 @@ class StateParams(BaseModel):
 
 
 @routes.get("/ledger/state")
-@operation("every key's state, in key order, paged by after", query=StateParams)
+@operation("every key's state, in key order, paged by after", query=StateParams, auth="read")
 async def states(request: web.Request) -> web.Response:
     """Every key's state, in key order, paged by ``after`` (the last key of the previous page)."""
     params = validate_query(StateParams, request.query)
@@ -205,7 +211,7 @@ async def states(request: web.Request) -> web.Response:
 
 
 @routes.get("/ledger/state/digest")
-@operation("a hash of the whole state view")
+@operation("a hash of the whole state view", auth="read")
 async def state_digest(request: web.Request) -> web.Response:
     """A hash of the whole state view: equal on nodes that hold the same entries and configuration."""
     view = request.app[STATE]
@@ -213,7 +219,7 @@ async def state_digest(request: web.Request) -> web.Response:
 
 
 @routes.get("/ledger/state/{key}")
-@operation("one key's state: heads, winner, conflicts", path=KeyPath)
+@operation("one key's state: heads, winner, conflicts", path=KeyPath, auth="read")
 async def state(request: web.Request) -> web.Response:
     key = validate_query(KeyPath, request.match_info).key
     return json_response((await request.app[STATE].state(key)).to_wire())

@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 import node
+from node.api.auth import audit
 from node.api.context import DISCOVERY, LEDGER, SYNC, TRUST
 from node.api.json import json_response, read_json, validate, validate_query
 from node.errors import IdentityConflict, InvalidRequest
@@ -23,7 +24,7 @@ routes = web.RouteTableDef()
 
 
 @routes.get("/network/info")
-@operation("ledger id, public key and fingerprint, version, capabilities, head, signed record")
+@operation("ledger id, public key and fingerprint, version, capabilities, head, signed record", auth="public")
 async def info(request: web.Request) -> web.Response:
     ledger = request.app[LEDGER]
     discovery = request.app[DISCOVERY]
@@ -50,21 +51,21 @@ async def info(request: web.Request) -> web.Response:
 
 
 @routes.get("/network/discover")
-@operation("every node discovered, with its sources and status")
+@operation("every node discovered, with its sources and status", auth="read")
 async def discover(request: web.Request) -> web.Response:
     """Every node discovered (registry, mDNS, bootstrap, exchange), with its sources and status."""
     return json_response({"nodes": request.app[DISCOVERY].discovered()})
 
 
 @routes.get("/network/ledgers")
-@operation("peer exchange: signed records of this node and its verified peers")
+@operation("peer exchange: signed records of this node and its verified peers", auth="public")
 async def ledgers(request: web.Request) -> web.Response:
     """Peer exchange: signed records of this node and of its verified peers."""
     return json_response(request.app[DISCOVERY].records())
 
 
 @routes.post("/network/introduce")
-@operation("hand over a signed node record, verified like any discovered one", body=NodeRecord, ok=202)
+@operation("hand over a signed node record, verified like any discovered one", body=NodeRecord, ok=202, auth="public")
 async def introduce(request: web.Request) -> web.Response:
     """A node hands over its signed record; it is verified like any discovered record."""
     record = validate(NodeRecord, await read_json(request))
@@ -89,24 +90,39 @@ class PathParams(BaseModel):
 
 
 @routes.get("/network/trust")
-@operation("every trust attestation held")
+@operation("every trust attestation held", auth="read")
 async def trust(request: web.Request) -> web.Response:
     """Every attestation held (shareable: each is signed by its author)."""
     return json_response(request.app[TRUST].attestations())
 
 
-@routes.post("/network/trust")
-@operation("take shared attestations, each verified under its author's pinned key", body=list[TrustAttestation])
-async def share_trust(request: web.Request) -> web.Response:
-    """Take shared attestations; each is verified under its author's pinned key."""
+MAX_SHARED_ATTESTATIONS = 1000
+
+
+async def take_attestations(request: web.Request) -> tuple[web.Response, dict[str, int]]:
+    """A list of attestations into the trust graph: the answer (counts, and each refusal with its
+    reason) and the counts, for the audit log."""
     body = await read_json(request)
-    if not isinstance(body, list) or len(body) > 1000:
-        raise InvalidRequest("body: expected a list of at most 1000 attestations")
-    return json_response(await request.app[TRUST].add_many(body))
+    if not isinstance(body, list) or len(body) > MAX_SHARED_ATTESTATIONS:
+        raise InvalidRequest(f"body: expected a list of at most {MAX_SHARED_ATTESTATIONS} attestations")
+    answer = await request.app[TRUST].add_many(body)
+    return json_response(answer), {k: answer[k] for k in ("kept", "old", "refused")}
+
+
+@routes.post("/network/trust")
+@operation("a pinned node shares attestations (signed request); each verified under its author's pinned key",
+           body=list[TrustAttestation], auth="signed")  # fmt: skip
+async def share_trust(request: web.Request) -> web.Response:
+    """Take attestations shared by a node this one has pinned (the access middleware checks the
+    signature: 401 otherwise, nothing read); the operator uses POST /admin/trust/attestations. Each
+    attestation is verified under its author's pinned key."""
+    response, counts = await take_attestations(request)
+    await audit(request, "trust.share", **counts)
+    return response
 
 
 @routes.get("/network/trust/path")
-@operation("the best trust path and its score", query=PathParams)
+@operation("the best trust path and its score", query=PathParams, auth="read")
 async def trust_path(request: web.Request) -> web.Response:
     """The best trust path and its score (product of levels) from ``from`` (default: this node)."""
     params = validate_query(PathParams, request.query)
@@ -118,7 +134,8 @@ async def trust_path(request: web.Request) -> web.Response:
 
 
 @routes.get("/network/topology")
-@operation("nodes with sync state and lag, and trust edges, as JSON, GraphML or DOT", query=TopologyParams)
+@operation("nodes with sync state and lag, and trust edges, as JSON, GraphML or DOT", query=TopologyParams,
+           auth="read")  # fmt: skip
 async def topology(request: web.Request) -> web.Response:
     """Nodes (with sync state and lag) and trust edges, as ``format=json|graphml|dot``."""
     fmt = validate_query(TopologyParams, request.query).format
@@ -126,5 +143,5 @@ async def topology(request: web.Request) -> web.Response:
     nodes: dict[str, dict[str, object]] = {status["ledger_id"]: {"status": "self", "lag": 0}}
     for peer in status["peers"]:
         nodes[peer["ledger_id"]] = {"status": peer["state"], "lag": sum(x["lag"] for x in peer["ledgers"])}
-    body, content_type = request.app[TRUST].topology(nodes, fmt)
+    body, content_type = await request.app[TRUST].topology(nodes, fmt)
     return web.Response(body=body, content_type=content_type)

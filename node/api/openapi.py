@@ -13,7 +13,7 @@ DESCRIPTION = ("A ledger network node: its own signed, hash-chained ledger, veri
                "ledgers, discovery, trust and federated queries. Errors are application/problem+json.")  # fmt: skip
 
 
-@operation("this OpenAPI document")
+@operation("this OpenAPI document", auth="public")
 async def openapi(request: web.Request) -> web.Response:
     return json_response(request.app[SPEC])
 

@@ -9,9 +9,14 @@ from node.errors import RequestRejected
 from protocol.errors import BadSignature
 from protocol.requests import LEDGER_ID, NONCE, SIGNATURE, TIMESTAMP, verify_request
 
+SENDER = web.RequestKey("signed_sender", str)
+
 
 async def signed_sender(request: web.Request) -> str:
-    """The ledger id of the node that signed ``request``; RequestRejected unless it checks out."""
+    """The ledger id of the node that signed ``request``; RequestRejected unless it checks out.
+    Checked once per request (the access middleware does it first; handlers get the same answer)."""
+    if SENDER in request:
+        return request[SENDER]
     try:
         sender = request.headers[LEDGER_ID]
         timestamp = int(request.headers[TIMESTAMP])
@@ -30,4 +35,5 @@ async def signed_sender(request: web.Request) -> str:
     except BadSignature as exc:
         raise RequestRejected("request signature does not verify") from exc
     request.app[REPLAY].check(sender, nonce, timestamp)  # only after the signature: no nonce burning
+    request[SENDER] = sender
     return sender

@@ -7,6 +7,7 @@ client (it goes to the log once, here).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
@@ -16,9 +17,12 @@ from aiohttp import web, web_protocol
 
 from node.errors import (
     AppendRejected,
+    BatchTooLarge,
+    CredentialNotFound,
     DataDirLocked,
     DuplicateEntry,
     EntryNotFound,
+    Forbidden,
     ForkDetected,
     IdentityConflict,
     InvalidRequest,
@@ -28,6 +32,7 @@ from node.errors import (
     NotReady,
     PeerFailed,
     PeerUnavailable,
+    RateLimited,
     RequestRejected,
     SchemaTooNew,
     StorageError,
@@ -45,8 +50,12 @@ STATUS: dict[type[Exception], int] = {
     InvalidRequest: 400,
     ProtocolError: 422,
     LimitExceeded: 413,
+    BatchTooLarge: 413,
     Unauthorized: 401,
+    Forbidden: 403,
+    RateLimited: 429,
     EntryNotFound: 404,
+    CredentialNotFound: 404,
     DuplicateEntry: 409,
     AppendRejected: 422,
     StoreCorrupted: 500,
@@ -91,8 +100,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         status = status_of(exc)
         if status >= 500:
             log.error("request failed %s %s: %s", request.method, request.path, exc)
-        headers = {"WWW-Authenticate": 'Bearer realm="admin"'} if isinstance(exc, Unauthorized) else None
-        return problem(status, exc.code, str(exc), headers=headers)
+        return problem(status, exc.code, str(exc), headers=_headers(exc))
     except web.HTTPException as exc:  # unknown route, wrong method, body too large
         if exc.status < 400:
             raise
@@ -121,6 +129,14 @@ def malformed_http_as_problems() -> None:
 
     handle_error.problem_json = True  # type: ignore[attr-defined]
     web_protocol.RequestHandler.handle_error = handle_error  # type: ignore[method-assign]
+
+
+def _headers(exc: Exception) -> dict[str, str] | None:
+    if isinstance(exc, Unauthorized):
+        return {"WWW-Authenticate": 'Bearer realm="ledger-node"'}
+    if isinstance(exc, RateLimited):
+        return {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
+    return None
 
 
 def _allow(exc: web.HTTPException) -> dict[str, str] | None:

@@ -6,8 +6,9 @@ is verified before it is used: its ledger's key must be pinned here, its hash re
 signature checked. A peer that returns one bad entry is reported (``error``) and all its results
 are dropped. Results are merged with local ones, deduplicated by (ledger_id, seq), ordered by
 (timestamp, ledger_id, seq) and cut to the limit; the cursor is the last position returned, which
-is a position in every ledger at once. The answer stops at the byte budget of protocol answers
-(at least one entry), with a cursor to go on from.
+is a position in every ledger at once, given while any source holds more. A ``ledgers`` filter is
+part of what every source reads, so it never empties a page that was taken from other ledgers.
+The answer stops at the budget of protocol answers (at least one entry), with a cursor to go on.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from node.errors import InvalidRequest, NodeError
 from node.interop.trust import TrustGraph
@@ -50,6 +51,7 @@ class QueryAnswer(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     entries: Annotated[list[Entry], Field(max_length=MAX_PAGE)]
+    next_cursor: Annotated[str, StringConstraints(max_length=1024)] | None = None
 
 
 class Federation:
@@ -78,9 +80,17 @@ class Federation:
         if not 1 <= timeout_ms <= MAX_TIMEOUT_MS:
             raise InvalidRequest(f"timeout_ms: between 1 and {MAX_TIMEOUT_MS}")
         after = decode_position(cursor) if cursor else None
-        wanted = set(ledgers) if ledgers else None
+        statuses: dict[str, str] = {}
+        if ledgers:  # part of what every source reads, so a page holds only entries of these ledgers
+            known = {row.ledger_id for row in await self._ledger.ledgers()} | {self._ledger.ledger_id}
+            statuses = {lid: "unknown" for lid in ledgers if lid not in known}
+            filters = replace(filters, ledgers=tuple(sorted(set(ledgers) & known)))
+            if not filters.ledgers:  # no key pinned for any of them: nothing here or at a peer can match
+                return {"entries": [], "next_cursor": None, "peers": {}, "ledgers": statuses}
+        wanted = filters.ledgers
         local = await self._ledger.query(filters, limit=limit, after=after)
-        results = {(r[0], r[1]): (r[8], row_to_wire(r)) for r in local.rows if wanted is None or r[0] in wanted}
+        results = {(r[0], r[1]): (r[8], row_to_wire(r)) for r in local.rows}
+        unfinished = {self._ledger.ledger_id} if local.next_cursor else set()  # sources holding more
         peers: dict[str, dict[str, Any]] = {}
         asked = []
         for peer in self._engine.peers():
@@ -98,7 +108,7 @@ class Federation:
             elif isinstance(answer, BaseException):
                 peers[peer.ledger_id] = {"status": "error", "detail": str(answer)[:200]}
             else:
-                entries, elapsed = answer
+                entries, more, elapsed = answer
                 try:
                     await self._verify(entries, signatures=False)  # every hash, recomputed: cheap
                 except BadPeerAnswer as exc:
@@ -106,6 +116,8 @@ class Federation:
                     continue
                 peers[peer.ledger_id] = {"status": "ok", "entries": len(entries), "ms": round(elapsed, 1)}
                 offered[peer.ledger_id] = [e for e in entries if wanted is None or e.ledger_id in wanted]
+                if more:
+                    unfinished.add(peer.ledger_id)
         # merge, then check the signatures of what would be returned; a peer with one bad signature
         # is dropped whole and the page merged again without it
         while True:
@@ -137,19 +149,24 @@ class Federation:
         fitting = _within_budget(ordered)
         cut, ordered = len(fitting) < len(ordered), fitting
         page = [wire for _, (_, wire) in ordered]
-        statuses = {lid: "ok" for (lid, _), _ in ordered}
+        statuses.update({lid: "ok" for (lid, _), _ in ordered})
         for lid in wanted or ():
             statuses.setdefault(lid, "skipped" if self._trust.allows_query(lid, min_trust) else "untrusted")
+        # more to come if a source left entries out of this page; the cursor is then exact: every
+        # source continues after the last position returned, so no entry is skipped or repeated
+        more = len(candidates) > limit or bool(unfinished & {self._ledger.ledger_id, *offered})
         next_cursor = None
-        if len(ordered) == limit or cut:
+        if (more or cut) and ordered:
             (lid, seq), (ts, _) = ordered[-1]
             next_cursor = encode_position((ts, lid, seq))
         return {"entries": page, "next_cursor": next_cursor, "peers": peers, "ledgers": statuses}
 
     async def _ask(
         self, url: str, filters: Filters, after: Position | None, limit: int, timeout_ms: int
-    ) -> tuple[list[Entry], float]:
+    ) -> tuple[list[Entry], bool, float]:
         params = {k: str(v) for k, v in asdict(filters).items() if v is not None}
+        if filters.ledgers is not None:
+            params["ledgers"] = ",".join(filters.ledgers)  # a comma list on the wire
         params["limit"] = str(limit)
         if after is not None:
             params["after"] = f"{after[0]}:{after[1]}:{after[2]}"
@@ -157,12 +174,13 @@ class Federation:
         try:
             async with asyncio.timeout(timeout_ms / 1000):
                 answer = await self._net.request("GET", url, "/ledger/entries?" + urlencode(params))
-            entries = list(parse(QueryAnswer, answer.data).entries)
+            body = parse(QueryAnswer, answer.data)
         except NodeError as exc:
             raise BadPeerAnswer(str(exc)) from exc
-        if len(entries) > limit:
+        if len(body.entries) > limit:
             raise BadPeerAnswer(f"more entries than the limit of {limit}")
-        return entries, (time.perf_counter() - started) * 1000
+        more = body.next_cursor is not None  # the peer holds more after this page
+        return list(body.entries), more, (time.perf_counter() - started) * 1000
 
     async def _verify(self, entries: list[Entry], *, signatures: bool = True) -> None:
         """Entries from a peer count only if their origin's pinned key signed exactly this content:

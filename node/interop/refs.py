@@ -8,13 +8,22 @@ Status: ``verified``, ``broken`` (the entry at that position has another hash or
 in the background). In strict mode a local append whose references cannot all be verified now is
 refused. ``follow`` walks references across ledgers to a bounded depth, never visiting an entry
 twice, so cycles end.
+
+Resolution never runs on the after_append hook: the hook records the references as ``pending`` and
+queues them. A resolver runs ``refs.concurrency`` lookups at once, each peer fetch limited to
+``refs.lookup_timeout_s``, and all references of one entry to ``refs.deadline_s`` together; what is
+not resolved by then stays ``pending`` for the retry loop (every ``refs.retry_s``), which feeds the
+same queue. The queue holds at most ``refs.max_queued`` lookups; beyond that, references wait in the
+store for the retry loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -36,6 +45,22 @@ from protocol.models import MAX_REFS, Entry, EntryDraft, Ref
 log = logging.getLogger(__name__)
 
 Target = tuple[str, dict[str, Any] | None, str | None]  # status, the entry as wire, detail
+MAX_WALK = 1024  # references one GET /ledger/entries/{id}/refs reports at most
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """One reference to resolve: where it is recorded, what it names, and its entry's deadline."""
+
+    ledger_id: str
+    seq: int
+    position: int
+    ref: Ref
+    deadline: float  # time.monotonic() by which the entry's references must be settled
+
+    @property
+    def where(self) -> tuple[str, int, int]:
+        return (self.ledger_id, self.seq, self.position)
 
 
 def refs_in(meta: dict[str, Any] | None, where: str = "meta.refs") -> list[Ref]:
@@ -61,33 +86,54 @@ class References:
         self._engine = engine
         self._settings = settings
         self._net = net
-        self._retry: asyncio.Task[None] | None = None
+        self._queue: asyncio.Queue[Lookup] = asyncio.Queue()
+        self._queued: set[tuple[str, int, int]] = set()  # lookups in the queue or running
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def __aenter__(self) -> References:
         self._ledger.hooks.before_append.append(self._check_drafts)
         self._ledger.hooks.after_append.append(self.record)
-        self._retry = asyncio.create_task(self._retry_pending(), name="refs:retry")
+        self._tasks = [asyncio.create_task(self._retry_pending(), name="refs:retry")]
+        self._tasks += [
+            asyncio.create_task(self._resolver(), name=f"refs:resolver-{i}") for i in range(self._settings.concurrency)
+        ]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._retry is not None:
-            self._retry.cancel()
-            await asyncio.gather(self._retry, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
 
     async def _check_drafts(self, drafts: Sequence[EntryDraft]) -> str | None:
-        """before_append: the refs must be well-formed; in strict mode, verifiable now."""
+        """before_append: the refs must be well-formed; in strict mode, verifiable now (all of the
+        batch's references within ``refs.deadline_s``)."""
+        deadline = time.monotonic() + self._settings.deadline_s
         for i, draft in enumerate(drafts):
             refs = refs_in(draft.meta, f"entries[{i}].meta.refs" if len(drafts) > 1 else "meta.refs")
             if self._settings.strict:
                 for j, ref in enumerate(refs):
-                    status, _, detail = await self.resolve(ref)
+                    status, _, detail = await self.resolve_by(ref, deadline)
                     if status != "verified":
                         return f"meta.refs[{j}]: {status} ({detail or ref.ledger_id + '/' + str(ref.seq)})"
         return None
 
+    async def resolve_by(self, ref: Ref, deadline: float) -> Target:
+        """``resolve`` within a deadline (``time.monotonic()``); ``pending`` when it passes first."""
+        remaining = deadline - time.monotonic()
+        if remaining > 0:
+            try:
+                async with asyncio.timeout(remaining):
+                    return await self.resolve(ref)
+            except TimeoutError:
+                pass
+        return "pending", None, f"not resolved within refs.deadline_s ({self._settings.deadline_s:g} s)"
+
     async def record(self, rows: Sequence[Row]) -> None:
-        """after_append: record and resolve the references of committed entries (own or replicated)."""
+        """after_append: record the references of committed entries (own or replicated) as pending and
+        queue them for the resolver; nothing is looked up here."""
         now = wall_ms()
+        deadline = time.monotonic() + self._settings.deadline_s
         for row in rows:
             if row[10] is None:
                 continue
@@ -104,8 +150,31 @@ class References:
                 for i, r in enumerate(refs)
             ])  # fmt: skip
             for i, ref in enumerate(refs):
-                status, _, detail = await self.resolve(ref)
-                await self._ledger.store.set_ref_status(row[0], row[1], i, status, detail)
+                self._enqueue(Lookup(row[0], row[1], i, ref, deadline))
+
+    def _enqueue(self, lookup: Lookup) -> bool:
+        """Queue a lookup unless it is queued already or the queue is full (it then stays pending in
+        the store for the retry loop)."""
+        if lookup.where in self._queued or len(self._queued) >= self._settings.max_queued:
+            return False
+        self._queued.add(lookup.where)
+        self._queue.put_nowait(lookup)
+        return True
+
+    async def _resolver(self) -> None:
+        """One of ``refs.concurrency`` workers: resolve queued lookups within their entry's deadline."""
+        while True:
+            lookup = await self._queue.get()
+            try:
+                status, _, detail = await self.resolve_by(lookup.ref, lookup.deadline)
+                await self._ledger.store.set_ref_status(*lookup.where, status, detail)
+            except NodeError as exc:
+                log.warning("resolving reference %s/%s[%d] failed: %s", *lookup.where, exc)
+            except Exception:
+                log.exception("resolving reference %s/%s[%d] failed", *lookup.where)
+            finally:
+                self._queued.discard(lookup.where)
+                self._queue.task_done()
 
     async def resolve(self, ref: Ref) -> Target:
         """Find and check the referenced entry: local store first, then peers holding its ledger."""
@@ -127,7 +196,7 @@ class References:
     async def _fetch(self, url: str, ref: Ref, key: bytes) -> dict[str, Any] | None:
         try:
             answer = await self._net.request("GET", url, f"/ledger/ledgers/{ref.ledger_id}/entries/{ref.seq}",
-                                             timeout_s=5)  # fmt: skip
+                                             timeout_s=self._settings.lookup_timeout_s)  # fmt: skip
             entry = parse(Entry, answer.data)
         except NodeError as exc:
             log.debug("reference %s/%s not shown by %s: %s", ref.ledger_id, ref.seq, url, exc)
@@ -143,18 +212,23 @@ class References:
         return entry.model_dump()
 
     async def follow(self, entry_id: str, depth: int) -> dict[str, Any]:
-        """The entry and the references reachable from it, ``depth`` hops at most, each entry once."""
+        """The entry and the references reachable from it, ``depth`` hops at most, each entry once; at
+        most ``MAX_WALK`` references, all looked up within ``refs.deadline_s`` (later ones answer
+        ``pending``), so one request cannot fan out without bound."""
         if not 1 <= depth <= self._settings.max_depth:
             raise InvalidRequest(f"depth: between 1 and {self._settings.max_depth}")
         root = row_to_dict(await self._ledger.get(entry_id))
         seen = {(root["ledger_id"], root["seq"])}
         edges: list[dict[str, Any]] = []
         frontier = [root]
+        deadline = time.monotonic() + self._settings.deadline_s
         for hop in range(1, depth + 1):
             nxt = []
             for entry in frontier:
                 for ref in refs_in(entry["meta"]):
-                    status, target, detail = await self.resolve(ref)
+                    if len(edges) >= MAX_WALK:
+                        return {"entry": root, "refs": edges, "truncated": True}
+                    status, target, detail = await self.resolve_by(ref, deadline)
                     edge = {"from": {"ledger_id": entry["ledger_id"], "seq": entry["seq"]}, "hop": hop,
                             "ref": ref.model_dump(), "status": status, "detail": detail}  # fmt: skip
                     key = (ref.ledger_id, ref.seq)
@@ -164,22 +238,30 @@ class References:
                         nxt.append(target)
                     edges.append(edge)
             frontier = nxt
-        return {"entry": root, "refs": edges}
+        return {"entry": root, "refs": edges, "truncated": False}
 
     async def statuses(self, ledger_id: str, seq: int) -> list[dict[str, Any]]:
         return [{"position": r[2], "ledger_id": r[3], "seq": r[4], "type": r[7], "status": r[8], "detail": r[9],
                  "attempts": r[10]} for r in await self._ledger.store.refs_of(ledger_id, seq)]  # fmt: skip
 
     async def _retry_pending(self) -> None:
+        """Every ``retry_s``, queue pending references not checked for ``retry_s`` (each entry's
+        references get a fresh deadline)."""
         while True:
             await asyncio.sleep(self._settings.retry_s)
             try:
-                for r in await self._ledger.store.pending_refs(wall_ms() - int(self._settings.retry_s * 1000), 200):
-                    ref = Ref(ledger_id=r[3], entry_id=r[6], seq=r[4], hash=r[5].hex(), type=r[7])
-                    status, _, detail = await self.resolve(ref)
-                    await self._ledger.store.set_ref_status(r[0], r[1], r[2], status, detail)
+                due = await self._ledger.store.pending_refs(wall_ms() - int(self._settings.retry_s * 1000), 200)
             except NodeError as exc:
                 log.warning("retrying references failed: %s", exc)
+                continue
+            deadlines: dict[tuple[str, int], float] = {}
+            for r in due:
+                deadline = deadlines.setdefault((r[0], r[1]), time.monotonic() + self._settings.deadline_s)
+                ref = Ref(ledger_id=r[3], entry_id=r[6], seq=r[4], hash=r[5].hex(), type=r[7])
+                if not self._enqueue(Lookup(r[0], r[1], r[2], ref, deadline)) and len(self._queued) >= (
+                    self._settings.max_queued
+                ):
+                    break
 
 
 def _compare(ref: Ref, entry: dict[str, Any]) -> Target:

@@ -2,12 +2,19 @@
 product of levels along a path of bounded length, expired edges absent.
 
 Attestations are verified against the pinned key of their ``from`` ledger before they count, kept
-newest-per-(from, to), and shareable (``GET /network/trust``). Scores are cached; the cache is
-dropped when an attestation arrives or the earliest expiry in the graph passes.
+newest-per-(from, to), and shareable (``GET /network/trust``). One author holds at most
+``trust.max_per_author`` attestations (one per target); beyond that, attestations for new targets are
+refused with the reason.
+
+Updates are incremental: an attestation changes one edge of each cached graph, and an expiry heap
+removes edges as they expire, so taking an attestation costs the same at 30,000 held as at none.
+Scores are cached and the cache is dropped on every change (a score is a bounded walk from one node).
 """
 
 from __future__ import annotations
 
+import asyncio
+import heapq
 import logging
 from collections.abc import Callable, Iterable
 from io import BytesIO
@@ -21,7 +28,7 @@ from node.errors import IdentityConflict, InvalidRequest
 from node.ledger.clock import wall_ms
 from node.ledger.service import Ledger
 from node.settings import TrustSettings
-from protocol.errors import BadSignature
+from protocol.errors import BadSignature, LimitExceeded
 from protocol.trust import QUERY_TYPES, SYNC_TYPES, TrustAttestation, attest
 
 log = logging.getLogger(__name__)
@@ -35,9 +42,13 @@ class TrustGraph:
         self._settings = settings
         self._clock = clock
         self._edges: dict[tuple[str, str], TrustAttestation] = {}
+        self._targets: dict[str, set[str]] = {}  # author -> targets it attested (the per-author bound)
         self._cache: dict[tuple[str, str, frozenset[str]], tuple[float, list[str]]] = {}
         self._graphs: dict[frozenset[str] | None, nx.DiGraph] = {}
-        self._valid_until = FOREVER
+        self._expiries: list[tuple[int, str, str]] = []  # heap of (expires_at, from, to) of counted edges
+        self.version = 0  # moves on every change of the graph (the topology export's cache key)
+        self._listing: tuple[int, list[dict[str, object]]] | None = None
+        self._exports: dict[str, tuple[tuple[int, str, bytes], asyncio.Future[tuple[bytes, str]]]] = {}
 
     @property
     def own(self) -> str:
@@ -45,64 +56,144 @@ class TrustGraph:
 
     async def load(self) -> None:
         for text in await self._ledger.store.attestations():
-            att = TrustAttestation.model_validate_json(text)
-            self._edges[(att.source, att.target)] = att
-        self._invalidate()
+            self._put(TrustAttestation.model_validate_json(text))
 
     async def add(self, att: TrustAttestation) -> bool:
-        """Verify an attestation under its author's pinned key and keep it if it is the newest."""
+        """Verify an attestation under its author's pinned key and keep it if it is the newest.
+        IdentityConflict for an author without a pinned key, BadSignature, LimitExceeded when the
+        author already holds ``max_per_author`` attestations for other targets."""
+        if not await self._admit(att):
+            return False
+        await self._ledger.store.save_attestations([self._row(att)])
+        self._put(att)
+        return True
+
+    async def _admit(self, att: TrustAttestation, keys: dict[str, bytes | None] | None = None) -> bool:
+        """Whether ``att`` is newer than the one held for its pair; raises when it is refused. ``keys``
+        caches the authors' pinned keys over one batch."""
+        keys = {} if keys is None else keys
         if att.source == self.own:
-            key = self._ledger.keys.public_key
+            key: bytes | None = self._ledger.keys.public_key
+        elif att.source in keys:
+            key = keys[att.source]
         else:
             held = await self._ledger.replicas.held(att.source)
-            if held is None:
-                raise IdentityConflict(f"attestation from {att.source}: no key is pinned for it here")
-            key = held.public_key
+            key = keys[att.source] = None if held is None else held.public_key
+        if key is None:
+            raise IdentityConflict(f"attestation from {att.source}: no key is pinned for it here")
         try:
             att.verify(key)
         except BadSignature as exc:
             raise BadSignature(f"attestation {att.source}->{att.target}: signature does not verify") from exc
         held_att = self._edges.get((att.source, att.target))
-        if held_att is not None and held_att.issued_at >= att.issued_at:
-            return False
-        kept = await self._ledger.store.save_attestation(att.source, att.target, att.model_dump_json(by_alias=True),
-                                                         att.issued_at)  # fmt: skip
-        if kept:
-            self._edges[(att.source, att.target)] = att
-            self._invalidate()
-        return kept
+        if held_att is not None:
+            return held_att.issued_at < att.issued_at
+        targets = self._targets.get(att.source, set())
+        if att.target not in targets and len(targets) >= self._settings.max_per_author:
+            raise LimitExceeded(
+                f"attestation {att.source}->{att.target}: {att.source} already holds "
+                f"{self._settings.max_per_author} attestations (trust.max_per_author)"
+            )
+        return True
+
+    @staticmethod
+    def _row(att: TrustAttestation) -> tuple[str, str, str, int]:
+        return (att.source, att.target, att.model_dump_json(by_alias=True), att.issued_at)
+
+    def _put(self, att: TrustAttestation) -> None:
+        """Hold ``att`` for its pair and update the cached graphs' one edge."""
+        pair = (att.source, att.target)
+        self._edges[pair] = att
+        self._targets.setdefault(att.source, set()).add(att.target)
+        counted = att.expires_at > self._clock() and att.level > 0
+        for kinds, graph in self._graphs.items():
+            if graph.has_edge(*pair):
+                graph.remove_edge(*pair)
+            if counted and (kinds is None or att.type in kinds):
+                graph.add_edge(*pair, level=att.level, type=att.type, expires_at=att.expires_at)
+        if counted and att.expires_at < FOREVER:
+            heapq.heappush(self._expiries, (att.expires_at, *pair))
+        self._changed()
+
+    def _changed(self) -> None:
+        self._cache.clear()
+        self.version += 1
+
+    def _expire(self) -> None:
+        """Drop the edges whose attestations expired since the last look (each once, from the heap)."""
+        now = self._clock()
+        dropped = False
+        while self._expiries and self._expiries[0][0] <= now:
+            expires_at, source, target = heapq.heappop(self._expiries)
+            att = self._edges.get((source, target))
+            if att is None or att.expires_at != expires_at:
+                continue  # replaced since; the newer one has its own heap entry
+            for graph in self._graphs.values():
+                if graph.has_edge(source, target):
+                    graph.remove_edge(source, target)
+            dropped = True
+        if dropped:
+            self._changed()
 
     async def attest(self, target: str, level: float, type_: str, expires_at: int | None = None) -> TrustAttestation:
         """Sign and keep this node's attestation for ``target`` (level 0 revokes)."""
         if target == self.own:
             raise InvalidRequest("to: a node does not attest itself")
-        now = max(self._clock(), max((a.issued_at + 1 for a in self._edges.values() if a.source == self.own),
-                                     default=0))  # fmt: skip
+        own = [self._edges[(self.own, t)] for t in self._targets.get(self.own, ())]
+        now = max(self._clock(), max((a.issued_at + 1 for a in own), default=0))
         att = attest(self._ledger.keys, self.own, target, level, type_, expires_at or FOREVER, now)
         await self.add(att)
         return att
 
-    async def add_many(self, items: Iterable[Any]) -> dict[str, int]:
-        """Take shared attestations (wire dicts); returns counts of kept, old and refused ones."""
+    async def add_many(self, items: Iterable[Any]) -> dict[str, Any]:
+        """Take shared attestations (wire dicts), stored in one transaction; returns counts of kept, old
+        and refused ones, and for each refused one its index and the reason."""
         counts = {"kept": 0, "old": 0, "refused": 0}
-        for item in items:
+        refusals: list[dict[str, Any]] = []
+        fresh: dict[tuple[str, str], TrustAttestation] = {}
+        keys: dict[str, bytes | None] = {}
+        for index, item in enumerate(items):
             try:
                 att = TrustAttestation.model_validate(item)
-                counts["kept" if await self.add(att) else "old"] += 1
-            except (ValidationError, BadSignature, IdentityConflict) as exc:
-                log.info("refused attestation: %s", exc)
-                counts["refused"] += 1
-        return counts
+                pending = fresh.get((att.source, att.target))
+                if pending is not None and pending.issued_at >= att.issued_at:
+                    counts["old"] += 1
+                elif await self._admit(att, keys):
+                    if pending is None:
+                        self._targets.setdefault(att.source, set()).add(att.target)  # counts toward the bound
+                    fresh[(att.source, att.target)] = att
+                    counts["kept"] += 1
+                else:
+                    counts["old"] += 1
+            except ValidationError as exc:
+                error = exc.errors(include_url=False)[0]  # a flat model: a handful of errors at most
+                where = ".".join(map(str, error["loc"])) or "attestation"
+                refusals.append({"index": index, "reason": f"{where}: {error['msg']}"})
+            except (BadSignature, IdentityConflict, LimitExceeded) as exc:
+                refusals.append({"index": index, "reason": str(exc)})
+        counts["refused"] = len(refusals)
+        if fresh:
+            try:
+                await self._ledger.store.save_attestations([self._row(att) for att in fresh.values()])
+            finally:
+                for att in fresh.values():  # the bound counted them already; undo that if the store failed
+                    if (att.source, att.target) not in self._edges:
+                        self._targets[att.source].discard(att.target)
+            for att in fresh.values():
+                self._put(att)
+        return {**counts, "refusals": refusals}
 
     def attestations(self) -> list[dict[str, object]]:
-        return [a.wire() for _, a in sorted(self._edges.items())]
+        """Every attestation held, in (from, to) order; built once per version of the graph."""
+        if self._listing is None or self._listing[0] != self.version:
+            self._listing = (self.version, [a.wire() for _, a in sorted(self._edges.items())])
+        return self._listing[1]
 
     # --- scores --------------------------------------------------------------------------------
 
     def score(self, source: str, target: str, kinds: frozenset[str]) -> tuple[float, list[str]]:
         """Best product of levels over paths of at most ``max_depth`` unexpired edges of ``kinds``."""
-        if self._clock() >= self._valid_until:
-            self._invalidate()
+        self._expire()
         key = (source, target, kinds)
         cached = self._cache.get(key)
         if cached is None:
@@ -115,7 +206,9 @@ class TrustGraph:
         return self.score(self.own, ledger_id, SYNC_TYPES)[0] >= self._settings.sync_threshold
 
     def allows_query(self, ledger_id: str, threshold: float | None = None) -> bool:
-        limit = self._settings.query_threshold if threshold is None else threshold
+        """Whether a query may go to ``ledger_id``: a caller's ``threshold`` may ask for more trust than
+        the operator's ``query_threshold``, never less (the setting is a floor)."""
+        limit = self._settings.query_threshold if threshold is None else max(threshold, self._settings.query_threshold)
         return ledger_id == self.own or self.score(self.own, ledger_id, QUERY_TYPES)[0] >= limit
 
     def _best_path(self, source: str, target: str, kinds: frozenset[str]) -> tuple[float, list[str]]:
@@ -143,9 +236,9 @@ class TrustGraph:
         return best.get(target, (0.0, []))
 
     def graph(self, kinds: frozenset[str] | None = None) -> nx.DiGraph:
-        """The unexpired edges (of ``kinds``) as a DiGraph with level, type and expires_at (cached)."""
-        if self._clock() >= self._valid_until:
-            self._invalidate()
+        """The unexpired edges (of ``kinds``) as a DiGraph with level, type and expires_at (built once,
+        then kept up to date edge by edge)."""
+        self._expire()
         cached = self._graphs.get(kinds)
         if cached is not None:
             return cached
@@ -156,32 +249,49 @@ class TrustGraph:
                 graph.add_edge(att.source, att.target, level=att.level, type=att.type, expires_at=att.expires_at)
         return graph
 
-    def _invalidate(self) -> None:
-        self._cache.clear()
-        self._graphs.clear()
-        now = self._clock()
-        self._valid_until = min((a.expires_at for a in self._edges.values() if a.expires_at > now), default=FOREVER)
-
     # --- export --------------------------------------------------------------------------------
 
-    def topology(self, nodes: dict[str, dict[str, Any]], fmt: str) -> tuple[bytes, str]:
-        """The trust graph with node attributes (status, lag) as JSON, GraphML or DOT."""
-        graph = self.graph().copy()
-        for name, attrs in nodes.items():
-            graph.add_node(name, **{k: v for k, v in attrs.items() if v is not None})
-        if fmt == "graphml":
-            buffer = BytesIO()
-            nx.write_graphml(graph, buffer)
-            return buffer.getvalue(), "application/graphml+xml"
-        if fmt == "dot":
-            lines = ["digraph trust {"]
-            for name, attrs in graph.nodes(data=True):
-                label = ", ".join(f"{k}={v}" for k, v in sorted(attrs.items()))
-                lines.append(f'  "{name}" [label="{name}\\n{label}"];')
-            for a, b, data in graph.edges(data=True):
-                lines.append(f'  "{a}" -> "{b}" [label="{data["type"]} {data["level"]:g}"];')
-            lines.append("}")
-            return ("\n".join(lines) + "\n").encode(), "text/vnd.graphviz"
-        data = {"nodes": [{"id": n, **a} for n, a in graph.nodes(data=True)],
-                "edges": [{"from": a, "to": b, **d} for a, b, d in graph.edges(data=True)]}  # fmt: skip
-        return orjson.dumps(data), "application/json"
+    async def topology(self, nodes: dict[str, dict[str, Any]], fmt: str) -> tuple[bytes, str]:
+        """The trust graph with node attributes (status, lag) as JSON, GraphML or DOT.
+
+        Rendered in a worker thread from a snapshot of the (immutable) attestations, so a large graph
+        never holds the event loop; the answer is kept until the graph or the node attributes change,
+        and concurrent requests for the same answer share one rendering."""
+        self._expire()
+        key = (self.version, fmt, orjson.dumps(nodes, option=orjson.OPT_SORT_KEYS))
+        cached = self._exports.get(fmt)
+        if cached is None or cached[0] != key:
+            edges = list(self._edges.values())
+            task = asyncio.ensure_future(asyncio.to_thread(_render, edges, self._clock(), nodes, fmt))
+            cached = self._exports[fmt] = (key, task)
+        try:
+            return await asyncio.shield(cached[1])
+        except Exception:
+            if self._exports.get(fmt) is cached:
+                del self._exports[fmt]  # a failed rendering is not kept
+            raise
+
+
+def _render(edges: list[TrustAttestation], now: int, nodes: dict[str, dict[str, Any]], fmt: str) -> tuple[bytes, str]:
+    graph = nx.DiGraph()
+    for att in edges:
+        if att.expires_at > now and att.level > 0:
+            graph.add_edge(att.source, att.target, level=att.level, type=att.type, expires_at=att.expires_at)
+    for name, attrs in nodes.items():
+        graph.add_node(name, **{k: v for k, v in attrs.items() if v is not None})
+    if fmt == "graphml":
+        buffer = BytesIO()
+        nx.write_graphml(graph, buffer)
+        return buffer.getvalue(), "application/graphml+xml"
+    if fmt == "dot":
+        lines = ["digraph trust {"]
+        for name, attrs in graph.nodes(data=True):
+            label = ", ".join(f"{k}={v}" for k, v in sorted(attrs.items()))
+            lines.append(f'  "{name}" [label="{name}\\n{label}"];')
+        for a, b, data in graph.edges(data=True):
+            lines.append(f'  "{a}" -> "{b}" [label="{data["type"]} {data["level"]:g}"];')
+        lines.append("}")
+        return ("\n".join(lines) + "\n").encode(), "text/vnd.graphviz"
+    data = {"nodes": [{"id": n, **a} for n, a in graph.nodes(data=True)],
+            "edges": [{"from": a, "to": b, **d} for a, b, d in graph.edges(data=True)]}  # fmt: skip
+    return orjson.dumps(data), "application/json"

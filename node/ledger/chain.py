@@ -1,7 +1,8 @@
 """Incremental verification of a ledger's chain as entries arrive (sync pages, imports).
 
 A ``ChainVerifier`` starts from a held state (seq, hash, signature digest) and extends it one
-received entry at a time; checkpoints are checked against the state they claim. Entries that no
+received entry at a time (its payload and meta through ``protocol.limits.encode_content``, the
+check the append path applies); checkpoints are checked against the state they claim. Entries that no
 checkpoint covers yet are listed in ``uncovered`` so the caller can check their signatures before
 committing them.
 """
@@ -10,9 +11,9 @@ from __future__ import annotations
 
 from node.ledger.rows import Row
 from node.ledger.store import CheckpointRow
-from protocol.canonical import canonical
 from protocol.entry import check_hash, check_link, entry_hash, next_sig_digest, verify_checkpoint, verify_hash_signature
 from protocol.errors import VerificationFailed
+from protocol.limits import DEFAULT_LIMITS, encode_content
 from protocol.models import Checkpoint, Entry
 
 
@@ -29,8 +30,9 @@ class ChainVerifier:
         """Check that ``e`` extends the state and hashes right; returns its stored row."""
         prev = None if e.prev_hash is None else bytes.fromhex(e.prev_hash)
         check_link(e.seq, prev, self.seq, self.head)
-        payload = canonical(e.payload).decode()
-        meta = None if e.meta is None else canonical(e.meta).decode()
+        # the same check and encoding as the append path: what an origin may sign, a receiver accepts
+        payload_bytes, meta_bytes = encode_content(e.payload, e.meta, DEFAULT_LIMITS, f"seq {e.seq}: ")
+        payload, meta = payload_bytes.decode(), None if meta_bytes is None else meta_bytes.decode()
         claimed, sig = bytes.fromhex(e.hash), bytes.fromhex(e.sig)
         fields = (e.ledger_id, e.seq, e.id, e.stream, e.type, e.issuer_oid, e.subject_oid, e.key, e.timestamp,
                   payload, meta, prev)  # fmt: skip

@@ -2,7 +2,8 @@
 
 - ``before_append(drafts)`` runs before a batch reaches the writer; returning a string rejects the
   whole batch with that reason.
-- ``after_append(rows)`` is told of every committed batch, in commit order, off the write path.
+- ``after_append(rows)`` is told of every committed batch, in commit order, off the write path;
+  each hook runs in a task of its own, so a slow hook delays only itself.
 - ``before_query(filters)`` may raise a NodeError to refuse a query; ``after_query(filters, rows)``
   is told of each answer.
 """

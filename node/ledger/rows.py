@@ -18,7 +18,7 @@ COLUMNS = (
     "timestamp", "payload", "meta", "prev_hash", "hash", "sig",
 )  # fmt: skip
 SELECT_COLUMNS = ", ".join(COLUMNS)
-HASH, SIG = 12, 13
+PAYLOAD, META, HASH, SIG = 9, 10, 12, 13
 
 Row = tuple[Any, ...]
 

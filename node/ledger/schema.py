@@ -154,6 +154,35 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        6,
+        "client credentials: API tokens by scope, the secret kept only as its SHA-256",
+        """
+        CREATE TABLE credentials (
+            id           TEXT PRIMARY KEY,
+            name         TEXT NOT NULL,
+            scopes       TEXT NOT NULL,
+            secret_hash  BLOB NOT NULL,
+            created_ms   INTEGER NOT NULL,
+            last_used_ms INTEGER,
+            revoked_ms   INTEGER
+        );
+        """,
+    ),
+    (
+        8,
+        "key conflicts keep each head once",
+        """
+        -- a key conflict's heads, each stored once: a new commit adds only the heads not held yet
+        -- (new key conflicts leave conflicts.evidence empty, older ones keep their evidence there)
+        CREATE TABLE conflict_heads (
+            conflict_id INTEGER NOT NULL,
+            hash        BLOB NOT NULL,
+            PRIMARY KEY (conflict_id, hash)
+        ) WITHOUT ROWID;
+        CREATE INDEX conflicts_by_key ON conflicts (key, id) WHERE kind = 'key';
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from node.errors import (
     AppendRejected,
+    BatchTooLarge,
     DuplicateEntry,
     EntryNotFound,
     InvalidRequest,
@@ -26,17 +27,15 @@ from node.errors import (
 )
 from node.ledger.clock import HybridClock
 from node.ledger.cursor import Position, decode_cursor, encode_cursor
-from node.ledger.hooks import Hooks
+from node.ledger.hooks import AfterAppend, Hooks
 from node.ledger.replicas import Replicas
 from node.ledger.rows import HASH, Row, within_budget
 from node.ledger.store import CheckpointRow, Filters, LedgerRow, Store
 from node.ledger.verify import Mode, Progress, VerifyReport, verify_store
 from node.ledger.writer import Draft, Tip, Writer
 from node.settings import NodeSettings
-from protocol.canonical import canonical
 from protocol.entry import GENESIS_DIGEST
-from protocol.errors import LimitExceeded
-from protocol.limits import check_json
+from protocol.limits import encode_content
 from protocol.models import ANSWER_BUDGET_BRACKETS, ANSWER_BUDGET_BYTES, EntryDraft
 from protocol.signing import KeyPair
 
@@ -67,7 +66,9 @@ class Ledger:
         self._head: LedgerRow | None = None
         self._writer: Writer | None = None
         self.replicas: Replicas
-        self._notices: asyncio.Queue[Sequence[Row]] = asyncio.Queue()
+        # one queue and task per after_append hook: a slow hook (reference lookups) never delays
+        # another (live announcements, the state view); each hook still sees commits in order
+        self._hook_workers: dict[AfterAppend, tuple[asyncio.Queue[Sequence[Row]], asyncio.Task[None]]] = {}
 
     @classmethod
     @asynccontextmanager
@@ -81,7 +82,6 @@ class Ledger:
             clock = HybridClock(max((row.last_timestamp or 0) for row in await store.ledgers()))
             ledger.replicas = Replicas(store, ledger.ledger_id, clock, ledger._committed)
             tip = Tip(head.head_seq, head.head_hash, head.sig_digest, head.last_timestamp or 0)
-            notifier = asyncio.create_task(ledger._notify(), name=f"after-append:{ledger.ledger_id}")
             try:
                 async with Writer(
                     store, ledger.ledger_id, keys, tip,
@@ -91,8 +91,7 @@ class Ledger:
                     yield ledger
             finally:
                 ledger._writer = None
-                await ledger._notices.join()
-                notifier.cancel()
+                await ledger._stop_hooks()
 
     async def _pin_own_key(self) -> None:
         own = await self._store.ledger(self.ledger_id)
@@ -115,15 +114,13 @@ class Ledger:
 
     # --- writes --------------------------------------------------------------------------------
 
-    async def append(self, drafts: Sequence[EntryDraft], *, batch: bool = True) -> list[Row]:
-        """Validate and append ``drafts`` as one atomic batch; returns the committed rows.
+    async def append(self, drafts: Sequence[EntryDraft], *, batch: bool = True, actor: str = "node") -> list[Row]:
+        """Validate and append ``drafts`` as one atomic batch; returns the committed rows. ``actor`` (the
+        credential id that asked, or ``node``) is recorded in the audit log with the batch.
 
         Error messages name fields as ``entries[i].payload`` for a batch, ``payload`` otherwise.
         """
-        if not drafts:
-            raise InvalidRequest("entries: empty batch")
-        if len(drafts) > self._limits.max_batch:
-            raise LimitExceeded(f"entries: batch of {len(drafts)} exceeds {self._limits.max_batch} entries")
+        self.check_batch(len(drafts))
         prepared = [self._prepare(d, f"entries[{i}]." if batch else "") for i, d in enumerate(drafts)]
         ids = [d.entry_id for d in prepared if d.entry_id is not None]
         if len(ids) != len(set(ids)):
@@ -134,20 +131,20 @@ class Ledger:
                 raise AppendRejected(reason)
         if self._writer is None:
             raise NotReady("the ledger is closed")
-        return await self._writer.append(prepared)
+        return await self._writer.append(prepared, actor)
+
+    def check_batch(self, count: int) -> None:
+        """The one append batch limit: InvalidRequest for an empty batch, BatchTooLarge over max_batch.
+        Handlers call it on the parsed list before validating any item; ``append`` relies on it too."""
+        if count == 0:
+            raise InvalidRequest("entries: empty batch")
+        if count > self._limits.max_batch:
+            raise BatchTooLarge(f"entries: batch of {count} exceeds {self._limits.max_batch} entries")
 
     def _prepare(self, draft: EntryDraft, where: str) -> Draft:
         if self._streams is not None and draft.stream not in self._streams:
             raise InvalidRequest(f"{where}stream: unknown stream {draft.stream!r}")
-        payload = canonical(draft.payload, fast=check_json(draft.payload, self._limits, f"{where}payload"))
-        meta = None
-        if draft.meta is not None:
-            meta = canonical(draft.meta, fast=check_json(draft.meta, self._limits, f"{where}meta"))
-        size = len(payload) + (len(meta) if meta is not None else 0)
-        if size > self._limits.max_payload_bytes:
-            raise LimitExceeded(
-                f"{where}payload: payload and meta are {size} bytes, over {self._limits.max_payload_bytes}"
-            )
+        payload, meta = encode_content(draft.payload, draft.meta, self._limits, where)
         return Draft(
             draft.stream, draft.type, payload.decode(), None if meta is None else meta.decode(),
             draft.issuer_oid, draft.subject_oid, draft.key, draft.id,
@@ -165,20 +162,33 @@ class Ledger:
                 first_timestamp=head.first_timestamp if head.first_timestamp is not None else first[8],
                 last_timestamp=last[8],
             )
-        if self.hooks.after_append:
-            self._notices.put_nowait(rows)
+        for hook in self.hooks.after_append:
+            worker = self._hook_workers.get(hook)
+            if worker is None:
+                queue: asyncio.Queue[Sequence[Row]] = asyncio.Queue()
+                name = getattr(hook, "__qualname__", "hook")
+                task = asyncio.create_task(self._run_hook(hook, queue), name=f"after-append:{self.ledger_id}:{name}")
+                worker = self._hook_workers[hook] = (queue, task)
+            worker[0].put_nowait(rows)
 
-    async def _notify(self) -> None:
+    async def _run_hook(self, hook: AfterAppend, queue: asyncio.Queue[Sequence[Row]]) -> None:
         while True:
-            rows = await self._notices.get()
+            rows = await queue.get()
             try:
-                for hook in self.hooks.after_append:
-                    try:
-                        await hook(rows)
-                    except Exception:
-                        log.exception("after_append hook failed ledger=%s", self.ledger_id)
+                await hook(rows)
+            except Exception:
+                log.exception("after_append hook failed ledger=%s", self.ledger_id)
             finally:
-                self._notices.task_done()
+                queue.task_done()
+
+    async def _stop_hooks(self) -> None:
+        """Let every hook see the commits already made, then stop the hook tasks."""
+        for queue, _ in list(self._hook_workers.values()):
+            await queue.join()
+        for _, task in self._hook_workers.values():
+            task.cancel()
+        await asyncio.gather(*(task for _, task in self._hook_workers.values()), return_exceptions=True)
+        self._hook_workers.clear()
 
     # --- reads ---------------------------------------------------------------------------------
 
@@ -280,6 +290,8 @@ class Ledger:
                 "verified ledger=%s mode=%s entries=%d through=%d seconds=%.2f",
                 report.ledger_id, report.mode, report.entries, report.through_seq, report.seconds,
             )  # fmt: skip
+            for reason in report.refused_by_peers:
+                log.warning("entry every peer refuses ledger=%s %s", report.ledger_id, reason)
         return reports
 
 

@@ -75,10 +75,24 @@ class AuditRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class CredentialRow:
+    """An issued API token as stored: its secret only as SHA-256, scopes comma-separated."""
+
+    id: str
+    name: str
+    scopes: str
+    secret_hash: bytes
+    created_ms: int
+    last_used_ms: int | None
+    revoked_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Filters:
     """Query filters; every one is served by an index (see schema.py)."""
 
     ledger_id: str | None = None
+    ledgers: tuple[str, ...] | None = None  # ledger_id is one of these (served by the primary key)
     stream: str | None = None
     type: str | None = None
     issuer_oid: str | None = None
@@ -296,13 +310,15 @@ class Store:
         *,
         sig_digest: bytes,
         sync: SyncMark | None = None,
+        audit: Sequence[tuple[str, str, dict[str, Any]]] = (),
     ) -> None:
         """Insert a chain segment of one ledger with its checkpoints and move its head, atomically.
 
         The segment must start right after the stored head; the head update is guarded by the old
         head, so a segment built on a stale head commits nothing. ``sig_digest`` is the running
         signature digest at the segment's last entry. ``sync`` records, in the same transaction,
-        that a peer's copy is held up to the segment's end.
+        that a peer's copy is held up to the segment's end; ``audit`` (actor, action, detail) records
+        who appended, in the same transaction, so no entry is ever committed without its record.
         """
         first, last = rows[0], rows[-1]
         ledger_id = first[0]
@@ -326,6 +342,12 @@ class Store:
             )
             if sync is not None:
                 await self._mark(conn, sync.peer, ledger_id, sync.direction, last[1], last[12])
+            if audit:
+                now = _now_ms()
+                await conn.executemany(
+                    "INSERT INTO audit (at_ms, actor, action, detail) VALUES (?, ?, ?, ?)",
+                    [(now, actor, action, orjson.dumps(detail).decode()) for actor, action, detail in audit],
+                )
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -398,9 +420,53 @@ class Store:
 
     async def conflicts(self, status: str | None = None) -> list[Row]:
         """Conflicts, newest first: (id, kind, ledger_id, seq, key, evidence, status, detected_at, resolved_at,
-        resolution)."""
+        resolution). A key conflict's evidence is the JSON list of its heads' hashes, sorted."""
         where, args = ("WHERE status = ?", (status,)) if status else ("", ())
-        return await self._fetchall(self.writer, f"SELECT * FROM conflicts {where} ORDER BY id DESC", args)
+        return await self._fetchall(
+            self.writer,
+            "SELECT id, kind, ledger_id, seq, key, CASE WHEN kind = 'key' AND evidence = '' THEN"
+            " (SELECT json_group_array(h) FROM (SELECT lower(hex(hash)) AS h FROM conflict_heads"
+            " WHERE conflict_id = conflicts.id ORDER BY h)) ELSE evidence END,"
+            f" status, detected_at, resolved_at, resolution FROM conflicts {where} ORDER BY id DESC",
+            args,
+        )
+
+    async def key_conflict(self, key: str) -> tuple[int, str, str | None] | None:
+        """The newest conflict recorded for ``key``: (id, status, resolution)."""
+        row = await self._fetchone(
+            "SELECT id, status, resolution FROM conflicts WHERE kind = 'key' AND key = ? ORDER BY id DESC LIMIT 1",
+            (key,),
+        )
+        return None if row is None else (int(row[0]), str(row[1]), row[2])
+
+    async def conflict_heads(self, conflict_id: int) -> set[bytes]:
+        rows = await self._fetchall(
+            self.writer, "SELECT hash FROM conflict_heads WHERE conflict_id = ?", (conflict_id,)
+        )
+        return {bytes(row[0]) for row in rows}
+
+    async def record_key_conflict(self, key: str, heads: Sequence[bytes], resolution: str | None) -> int:
+        """A new conflict of ``key`` with its heads (resolved at once when ``resolution`` is given)."""
+        async with self._transaction() as conn:
+            now = _now_ms()
+            cursor = await conn.execute(
+                "INSERT INTO conflicts (kind, key, evidence, status, detected_at, resolved_at, resolution)"
+                " VALUES ('key', ?, '', ?, ?, ?, ?)",
+                (key, "open" if resolution is None else "resolved", now, None if resolution is None else now,
+                 resolution),
+            )  # fmt: skip
+            conflict_id = int(cursor.lastrowid or 0)
+            await conn.executemany(
+                "INSERT OR IGNORE INTO conflict_heads VALUES (?, ?)", [(conflict_id, h) for h in heads]
+            )
+            return conflict_id
+
+    async def add_conflict_heads(self, conflict_id: int, heads: Sequence[bytes]) -> None:
+        """Heads that joined a recorded conflict; those held already are not stored again."""
+        async with self._transaction() as conn:
+            await conn.executemany(
+                "INSERT OR IGNORE INTO conflict_heads VALUES (?, ?)", [(conflict_id, h) for h in heads]
+            )
 
     async def resolve_conflict(self, conflict_id: int, resolution: str, *, status: str = "resolved") -> bool:
         async with self._transaction() as conn:
@@ -409,13 +475,6 @@ class Store:
                 (status, _now_ms(), resolution, conflict_id),
             )
             return bool(cursor.rowcount)
-
-    async def conflict_with(self, kind: str, key: str, evidence: str) -> int | None:
-        """The id of a conflict already recorded with exactly this evidence."""
-        row = await self._fetchone(
-            "SELECT id FROM conflicts WHERE kind = ? AND key = ? AND evidence = ? LIMIT 1", (kind, key, evidence)
-        )
-        return None if row is None else int(row[0])
 
     async def keyed(self, key: str) -> list[Row]:
         """Every held entry carrying ``key``, of any ledger."""
@@ -430,15 +489,15 @@ class Store:
         )
         return [row[0] for row in rows]
 
-    async def save_attestation(self, source: str, target: str, attestation: str, issued_at: int) -> bool:
-        """Keep an attestation unless a newer one for (source, target) is held; returns whether kept."""
+    async def save_attestations(self, rows: Sequence[tuple[str, str, str, int]]) -> None:
+        """Keep attestations (source, target, attestation, issued_at) in one transaction; for each
+        (source, target) the one with the latest issued_at stays."""
         async with self._transaction() as conn:
-            cursor = await conn.execute(
+            await conn.executemany(
                 "INSERT INTO trust VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET attestation = excluded.attestation,"
                 " issued_at = excluded.issued_at WHERE excluded.issued_at > trust.issued_at",
-                (source, target, attestation, issued_at),
+                rows,
             )
-            return bool(cursor.rowcount)
 
     async def attestations(self) -> list[str]:
         return [row[0] for row in await self._fetchall(self.writer, "SELECT attestation FROM trust", ())]
@@ -516,6 +575,9 @@ class Store:
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
+        if filters.ledgers is not None:
+            where.append(f"ledger_id IN ({', '.join('?' * len(filters.ledgers))})")
+            args.extend(filters.ledgers)
         if filters.since is not None:
             where.append("timestamp >= ?")
             args.append(filters.since)
@@ -569,6 +631,31 @@ class Store:
             (before_id if before_id is not None else 2**63 - 1, limit),
         )
         return [AuditRecord(i, at, actor, action, orjson.loads(detail)) for i, at, actor, action, detail in rows]
+
+    # --- credentials ---------------------------------------------------------------------------
+
+    async def add_credential(self, row: CredentialRow) -> None:
+        """Store a newly issued credential."""
+        await self._write(
+            "INSERT INTO credentials VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (row.id, row.name, row.scopes, row.secret_hash, row.created_ms, row.last_used_ms, row.revoked_ms),
+        )
+
+    async def credentials(self) -> list[CredentialRow]:
+        """Every credential ever issued here (revoked ones too), oldest first."""
+        rows = await self._fetchall(self.writer, "SELECT * FROM credentials ORDER BY created_ms, id", ())
+        return [CredentialRow(*row) for row in rows]
+
+    async def revoke_credential(self, credential_id: str, at_ms: int) -> bool:
+        """Mark a credential revoked (kept for the audit trail); False if there is no such live one."""
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE credentials SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL", (at_ms, credential_id)
+            )
+            return cursor.rowcount == 1
+
+    async def credential_used(self, credential_id: str, at_ms: int) -> None:
+        await self._write("UPDATE credentials SET last_used_ms = ? WHERE id = ?", (at_ms, credential_id))
 
     # --- plumbing ------------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from node.ledger.store import (
     read_ledgers,
 )
 from protocol.entry import GENESIS_DIGEST
-from protocol.errors import VerificationFailed
+from protocol.errors import InvalidEntry, VerificationFailed
 from protocol.models import LEDGER_ID_PATTERN, Checkpoint, Entry
 
 FORMAT = "ledger-export/1"
@@ -130,8 +130,8 @@ async def import_ledger(
                 raise InvalidRequest(f"line {number}: expected an entry or a checkpoint")
         except ValidationError as exc:
             raise InvalidRequest(f"line {number}: {exc.errors(include_url=False)[0]['msg']}") from exc
-        except VerificationFailed as exc:
-            raise VerificationFailed(f"line {number}: {exc}") from exc
+        except (VerificationFailed, InvalidEntry) as exc:
+            raise type(exc)(f"line {number}: {exc}") from exc
     if pending and covered and covered[-1].seq == pending[-1][1]:
         imported += await _commit(store, pending, covered, state.digest, progress)
     elif pending:

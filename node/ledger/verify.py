@@ -6,6 +6,11 @@ Modes:
   signature digest against every checkpoint, every checkpoint signature and the head's signature;
 - ``full``: ``chain`` plus every entry signature.
 
+Every mode also checks each entry's payload and meta against the rules a receiver applies
+(``protocol.limits.encode_content``). An entry that breaks them is validly signed, so the store is
+not corrupt, but no peer or importer accepts it: it is listed in ``VerifyReport.refused_by_peers``
+(``ledger-node verify`` then fails; a starting node logs it and starts).
+
 A ledger is cut at checkpoints into spans. A span verifies on its own: it starts from the state its
 opening checkpoint records and must end exactly in the state its closing checkpoint records, so
 consecutive spans together verify the whole chain. Large ledgers are verified span by span on a
@@ -18,6 +23,7 @@ seq order; memory stays flat whatever the ledger's size.
 from __future__ import annotations
 
 import multiprocessing
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -26,8 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import orjson
+
 from node.errors import StoreCorrupted
-from node.ledger.rows import HASH, SIG, Row, content_hash
+from node.ledger.rows import HASH, META, PAYLOAD, SIG, Row, content_hash
 from node.ledger.store import (
     CheckpointRow,
     LedgerRow,
@@ -38,13 +46,15 @@ from node.ledger.store import (
     read_ledgers,
 )
 from protocol.entry import GENESIS_DIGEST, next_sig_digest, verify_checkpoint, verify_hash_signature
-from protocol.errors import BadSignature
+from protocol.errors import BadSignature, InvalidEntry
+from protocol.limits import encode_content
 
 Mode = Literal["fast", "chain", "full"]
 Progress = Callable[[int], None]
 
 SPAN_ENTRIES = 50_000  # a span closes at the first checkpoint at least this far from its start
 PARALLEL_FROM = 200_000  # below this many entries, worker processes cost more than they save
+LISTED_REFUSALS = 100  # entries peers refuse, listed per ledger in a report
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +69,9 @@ class VerifyReport:
     checkpoints: int
     signatures: int
     seconds: float
+    # entries whose payload or meta every receiver refuses (signed before that rule was enforced):
+    # the chain is intact, but these entries and every later one cannot be replicated or imported
+    refused_by_peers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,23 +117,25 @@ def _verify_ledger(
                 pool.submit(_verify_span_in_worker, db_path, ledger, begin, end.seq, full) for begin, end in spans
             ]
             # in span order: the first failing span names the first bad position
-            checkpoints = sum(
+            done = [
                 _done(job.result(), end.seq - begin.seq, progress)
                 for job, (begin, end) in zip(jobs, spans, strict=True)
-            )
+            ]
     else:
-        checkpoints = sum(
+        done = [
             _done(_verify_span(conn, ledger, begin, end.seq, full), end.seq - begin.seq, progress)
             for begin, end in spans
-        )
+        ]
     last = spans[-1][1] if spans else start
     end = _State(last.seq, last.hash, last.sig_digest if isinstance(last, CheckpointRow) else last.digest)
     if end.seq < head:
         # entries after the last checkpoint (a replica's head between checkpoints, or a lost
         # checkpoint row): no signed head covers them, so every one of their signatures is checked
         tail = _verify_span(conn, ledger, end, head, full=True)
-        checkpoints += tail.checked
+        done.append(tail)
         end = tail.end
+    checkpoints = sum(span.checked for span in done)
+    refused = tuple(reason for span in done for reason in span.refused)[:LISTED_REFUSALS]
     if end.seq != head or end.hash != ledger.head_hash or end.digest != ledger.sig_digest:
         raise StoreCorrupted(lid, head, "entries do not end at the recorded head")
     beyond = next(iter_checkpoints(conn, lid, head), None)
@@ -130,7 +145,7 @@ def _verify_ledger(
         _check_head_signature(conn, ledger, head)
     return VerifyReport(
         lid, mode, start.seq, head, head - start.seq, checkpoints, head - start.seq if full else min(head, 1),
-        time.perf_counter() - started,
+        time.perf_counter() - started, refused,
     )  # fmt: skip
 
 
@@ -175,12 +190,13 @@ def _spans(
 class _Span:
     checked: int  # checkpoints checked
     end: _State
+    refused: tuple[str, ...]  # the first LISTED_REFUSALS entries peers refuse, "seq N: reason"
 
 
-def _done(span: _Span, entries: int, progress: Progress | None) -> int:
+def _done(span: _Span, entries: int, progress: Progress | None) -> _Span:
     if progress is not None:
         progress(entries)
-    return span.checked
+    return span
 
 
 def _verify_span_in_worker(db_path: Path, ledger: LedgerRow, begin: _State, end_seq: int, full: bool) -> _Span:
@@ -198,6 +214,7 @@ def _verify_span(conn: sqlite3.Connection, ledger: LedgerRow, begin: _State, end
     checkpoints = iter_checkpoints(conn, lid, begin.seq)
     next_cp = next(checkpoints, None)
     prev, digest, expected, last_cp, checked = begin.hash, begin.digest, begin.seq + 1, begin.seq, 0
+    refused: list[str] = []
     for row in _rows(conn, lid, begin.seq, end_seq):
         seq = row[1]
         if seq != expected:
@@ -207,6 +224,8 @@ def _verify_span(conn: sqlite3.Connection, ledger: LedgerRow, begin: _State, end
         computed = content_hash(row)
         if computed != row[HASH]:
             raise StoreCorrupted(lid, seq, "hash does not match the entry's content")
+        if len(refused) < LISTED_REFUSALS and (reason := _refusal(row)) is not None:
+            refused.append(f"seq {seq}: {reason}")
         if full and _first_bad_signature(key, [(seq, computed, row[SIG])]) is not None:
             raise StoreCorrupted(lid, seq, "signature does not verify")
         digest = next_sig_digest(digest, row[SIG])
@@ -218,7 +237,24 @@ def _verify_span(conn: sqlite3.Connection, ledger: LedgerRow, begin: _State, end
         expected += 1
     if expected - 1 != end_seq:
         raise StoreCorrupted(lid, expected, "entry missing")
-    return _Span(checked, _State(end_seq, prev, digest))
+    return _Span(checked, _State(end_seq, prev, digest), tuple(refused))
+
+
+# Canonical text of a number beyond ±(2^53-1) has 16 or more digits in a row or an "e+" exponent
+# (ECMAScript form); only payloads and metas where this matches (rare) are parsed and checked.
+_MAYBE_REFUSED = re.compile(r"[0-9]{16}|e\+")
+
+
+def _refusal(row: Row) -> str | None:
+    """Why every receiver refuses this stored entry's payload or meta, or None."""
+    payload, meta = row[PAYLOAD], row[META]
+    if _MAYBE_REFUSED.search(payload) is None and (meta is None or _MAYBE_REFUSED.search(meta) is None):
+        return None
+    try:
+        encode_content(orjson.loads(payload), None if meta is None else orjson.loads(meta))
+    except InvalidEntry as exc:
+        return str(exc)
+    return None
 
 
 def _rows(conn: sqlite3.Connection, ledger_id: str, after: int, through: int) -> Iterator[Row]:

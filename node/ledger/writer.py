@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 from node.errors import DuplicateEntry, NotReady
 from node.ledger.clock import HybridClock
@@ -60,6 +60,7 @@ class Tip:
 class _Request:
     drafts: Sequence[Draft]
     future: asyncio.Future[list[Row]]
+    actor: str
 
 
 @dataclass(slots=True)
@@ -117,12 +118,13 @@ class Writer:
             await self._task
         self._pool.shutdown(wait=True)
 
-    async def append(self, drafts: Sequence[Draft]) -> list[Row]:
-        """Append drafts as one atomic batch; returns their committed rows."""
+    async def append(self, drafts: Sequence[Draft], actor: str = "node") -> list[Row]:
+        """Append drafts as one atomic batch; returns their committed rows. The audit log records,
+        in the same transaction, that ``actor`` (a credential id, or ``node``) appended them."""
         if self._closing or self._task is None or self._task.done():
             raise NotReady("the ledger writer is not running")
         future: asyncio.Future[list[Row]] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Request(drafts, future))
+        await self._queue.put(_Request(drafts, future, actor))
         return await future
 
     async def _run(self) -> None:
@@ -235,7 +237,7 @@ class Writer:
         self._inflight_ids |= ids
         try:
             await self._store.commit_entries(
-                batch.rows, batch.checkpoints, batch.counts, sig_digest=batch.tip.sig_digest
+                batch.rows, batch.checkpoints, batch.counts, sig_digest=batch.tip.sig_digest, audit=_audit(batch)
             )
         except Exception as exc:
             log.error("append failed ledger=%s entries=%d error=%s", self._ledger_id, len(batch.rows), exc)
@@ -260,6 +262,20 @@ class Writer:
             request = self._queue.get_nowait()
             if request is not None and not request.future.done():
                 request.future.set_exception(exc)
+
+
+def _audit(batch: _Batch) -> list[tuple[str, str, dict[str, Any]]]:
+    """One ``append`` record per run of consecutive requests by the same actor in the group."""
+    records: list[tuple[str, str, dict[str, Any]]] = []
+    seq = batch.base.seq
+    for request in batch.requests:
+        first, seq = seq + 1, seq + len(request.drafts)
+        if records and records[-1][0] == request.actor:
+            records[-1][2].update(last_seq=seq, count=records[-1][2]["count"] + len(request.drafts))
+        else:
+            records.append((request.actor, "append", {"first_seq": first, "last_seq": seq,
+                                                      "count": len(request.drafts)}))  # fmt: skip
+    return records
 
 
 def _sign_all(keys: KeyPair, hashes: list[bytes]) -> list[bytes]:

@@ -156,23 +156,33 @@ class StateView:
         return self._digest
 
     async def on_commit(self, rows: Sequence[Row]) -> None:
-        """after_append hook: drop the cached digest; record concurrent writes to the keys touched."""
+        """after_append hook: drop the cached digest; record concurrent writes to the keys touched.
+
+        Evidence is stored once per head: while the key's latest conflict is open (or was resolved by
+        the configured strategy, which resolves every later head the same way), new heads join it and
+        heads it holds are not stored again; otherwise a new conflict starts with the current heads."""
         keys = sorted({row[7] for row in rows if row[7] is not None})
         if not keys:
             return
         self._digest = None
+        store = self._ledger.store
+        strategy = self._settings.strategy
         for key in keys:
             state = await self.state(key)
             if len(state.heads) < 2:
                 continue
-            evidence = orjson.dumps(sorted(h[12].hex() for h in state.heads)).decode()
-            if await self._ledger.store.conflict_with("key", key, evidence) is not None:
+            heads = {h[12] for h in state.heads}
+            latest = await store.key_conflict(key)
+            if latest is not None and (latest[1] == "open" or (strategy != "manual" and latest[2] == strategy)):
+                new = heads - await store.conflict_heads(latest[0])
+                if new:
+                    await store.add_conflict_heads(latest[0], sorted(new))
+                    log.info("concurrent writes key=%s new_heads=%d conflict=%d", key, len(new), latest[0])
                 continue
-            conflict = await self._ledger.store.record_conflict("key", None, None, key, evidence, quarantine=False)
+            resolution = strategy if state.status == "resolved" else None
+            conflict = await store.record_key_conflict(key, sorted(heads), resolution)
             if self._metrics is not None:
                 self._metrics.conflicts.labels("key").inc()
-            if state.status == "resolved":
-                await self._ledger.store.resolve_conflict(conflict, self._settings.strategy)
             log.info("concurrent writes key=%s heads=%d conflict=%d status=%s", key, len(state.heads), conflict,
                      state.status)  # fmt: skip
 

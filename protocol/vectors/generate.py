@@ -5,6 +5,8 @@
 - ``entries.json``: a three-entry chain of ledger ``vector-ledger`` signed with the published test
   seed (bytes 0..31): each entry's content bytes, hash, signature and running signature digest,
   and the checkpoint over the head.
+- ``refused.json``: payloads, as JSON text, that every node refuses, each with the error code and
+  the reason this implementation gives (numbers outside ±(2^53-1) by value, whatever their text).
 """
 
 from __future__ import annotations
@@ -25,13 +27,16 @@ from protocol.entry import (
     sign_checkpoint,
     sign_hash,
 )
+from protocol.errors import InvalidEntry
+from protocol.limits import encode_content
 from protocol.signing import KeyPair
 from protocol.vectors import DIRECTORY, TEST_SEED
 
 CANONICAL_INPUTS: list[Any] = [
     {"b": 2, "a": 1},
     {"nested": {"z": [3, 2, 1], "a": None}, "flag": True, "off": False},
-    {"numbers": [0, -0.0, 1.0, 1.5, -2.25, 1e21, 1e-7, 123456789012345, 9007199254740991, 0.1, 333333333.3333333]},
+    {"numbers": [0, -0.0, 1.0, 1.5, -2.25, 56.0, 1e-7, 5e-324, 123456789012345, 0.1, 333333333.3333333]},
+    {"bounds": [9007199254740991, -9007199254740991, 9007199254740991.0, -9007199254740991.0, 4503599627370495.5]},
     {"text": 'quote " backslash \\ newline \n tab \t bell \u0007 del \u007f'},
     {"unicode": "é ü 日本 😀 \u2028 \u2029"},
     {"\u20ac": "euro key", "\U0001f600": "astral key", "\ufb33": "hebrew key", "a": "ascii"},
@@ -39,6 +44,20 @@ CANONICAL_INPUTS: list[Any] = [
     {},
     "plain string",
     [1, "two", [3, {"four": 4}]],
+]
+
+# payload texts refused by every node: the number rule applies to the value, not the text
+REFUSED_PAYLOADS: list[str] = [
+    '{"x":9007199254740992}',
+    '{"x":-9007199254740992}',
+    '{"x":9007199254740992.0}',
+    '{"x":9.007199254740992e15}',
+    '{"x":9007199254740993}',
+    '{"x":9007199254740991.5}',
+    '{"x":1e21}',
+    '{"x":1e300}',
+    '{"x":123456789012345678901234567890}',
+    '{"a":[1,{"b":-1.7e308}]}',
 ]
 
 ENTRY_DRAFTS: list[dict[str, Any]] = [
@@ -84,12 +103,23 @@ def build() -> dict[str, bytes]:
         "signed_bytes": checkpoint_bytes(ledger_id, len(entries), prev, digest, head_ts).decode(),
         "sig": sign_checkpoint(keys, ledger_id, len(entries), prev, digest, head_ts).hex(),
     }  # fmt: skip
+    refused = [_refusal(text) for text in REFUSED_PAYLOADS]
     chain = {"seed": TEST_SEED.hex(), "public_key": keys.public_key.hex(), "entries": entries, "checkpoint": checkpoint}
     dump = orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
     return {
         "canonical.json": orjson.dumps(canonical_cases, option=dump),
         "entries.json": orjson.dumps(chain, option=dump),
+        "refused.json": orjson.dumps(refused, option=dump),
     }
+
+
+def _refusal(text: str) -> dict[str, str]:
+    """A refused payload with the error code and reason the reference implementation gives."""
+    try:
+        encode_content(orjson.loads(text), None)
+    except InvalidEntry as exc:
+        return {"payload": text, "refused": exc.code, "reason": str(exc)}
+    raise AssertionError(f"{text} is accepted; it does not belong among the refused vectors")
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The canonical fast path is byte-identical to the reference RFC 8785 encoder where it is used."""
+"""``canonical`` gives the reference RFC 8785 bytes for every value protocol v1 accepts, whichever path it takes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.canonical import _fast_path_safe, canonical, reference
+from protocol.canonical import canonical, reference
 from protocol.errors import NotCanonical
 from protocol.limits import DEFAULT_LIMITS, check_json
 from protocol.vectors import DIRECTORY
@@ -30,29 +30,48 @@ def json_values(floats: bool) -> st.SearchStrategy[Any]:
     )
 
 
+def within_rule(value: Any) -> bool:
+    """True when every number in ``value`` lies within ±(2^53-1) (docs/protocol.md section 2)."""
+    if isinstance(value, dict):
+        return all(within_rule(v) for v in value.values())
+    if isinstance(value, list):
+        return all(within_rule(v) for v in value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return -(2**53 - 1) <= value <= 2**53 - 1
+    return True
+
+
 @given(json_values(floats=False))
 @settings(max_examples=800, deadline=None)
-def test_fast_path_matches_reference_without_floats(value: Any) -> None:
-    if _fast_path_safe(value):
-        assert orjson.dumps(value, option=orjson.OPT_SORT_KEYS) == rfc8785.dumps(value)
+def test_canonical_matches_reference_without_floats(value: Any) -> None:
     assert canonical(value) == rfc8785.dumps(value)
+    assert canonical(value, DEFAULT_LIMITS, "payload") == rfc8785.dumps(value)
 
 
 @given(json_values(floats=True))
 @settings(max_examples=800, deadline=None)
-def test_canonical_matches_reference_on_any_json(value: Any) -> None:
+def test_canonical_matches_reference_or_refuses_by_the_number_rule(value: Any) -> None:
+    if within_rule(value):
+        assert canonical(value) == rfc8785.dumps(value)
+    else:
+        with pytest.raises(NotCanonical, match="number outside"):
+            canonical(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [56.0, {"x": 56.0}, [1, 2.0, -0.0], {"\U0001f600": 1, "\ufb33": 2, "a": 3}, {"k": {"\U0001d11e": [0.5]}}],
+    ids=["integral-float", "integral-float-member", "floats-in-list", "astral-names", "nested-astral-name"],
+)
+def test_inputs_the_fast_path_cannot_encode_get_the_reference_bytes(value: Any) -> None:
     assert canonical(value) == rfc8785.dumps(value)
+    assert canonical(value, DEFAULT_LIMITS, "payload") == rfc8785.dumps(value)
+    check_json(value, DEFAULT_LIMITS, "payload")  # a check only: nothing a caller could misuse as a path choice
 
 
-@given(json_values(floats=True))
-@settings(max_examples=300, deadline=None)
-def test_limits_walk_agrees_with_fast_path_check(value: Any) -> None:
-    try:
-        fast = check_json({"v": value}, DEFAULT_LIMITS, "payload")
-    except Exception:
-        return  # too deep or too long for the limits: not a question for the fast path
-    assert fast == _fast_path_safe({"v": value})
-    assert canonical({"v": value}, fast=fast) == rfc8785.dumps({"v": value})
+def test_there_is_no_switch_to_force_the_fast_path() -> None:
+    with pytest.raises(TypeError):
+        canonical(56.0, fast=True)  # type: ignore[call-arg]
 
 
 def test_sorting_follows_utf16_code_units_not_code_points() -> None:
@@ -69,7 +88,9 @@ def test_vectors_canonical_bytes() -> None:
         assert canonical(case["input"]).decode() == case["canonical"]
 
 
-@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, 2**53, -(2**53), "\ud800"])
+@pytest.mark.parametrize(
+    "value", [math.nan, math.inf, -math.inf, 2**53, -(2**53), 2.0**53, -(2.0**53), 1e21, 1e300, 10**30, "\ud800"]
+)
 def test_values_without_canonical_form_are_refused(value: Any) -> None:
     with pytest.raises(NotCanonical):
         canonical({"x": value})

@@ -14,7 +14,8 @@ from protocol.entry import (
     verify_checkpoint,
     verify_hash_signature,
 )
-from protocol.errors import BadSignature
+from protocol.errors import BadSignature, InvalidEntry
+from protocol.limits import encode_content
 from protocol.models import Entry
 from protocol.signing import KeyPair
 from protocol.vectors import DIRECTORY, TEST_SEED
@@ -66,3 +67,12 @@ def test_a_flipped_bit_fails_the_signature() -> None:
     sig[10] ^= 1
     with pytest.raises(BadSignature):
         verify_hash_signature(key, bytes.fromhex(e["hash"]), bytes(sig))
+
+
+def test_refused_vectors_are_refused_for_the_reason_they_give() -> None:
+    cases = orjson.loads((DIRECTORY / "refused.json").read_bytes())
+    assert len(cases) >= 10
+    for case in cases:
+        with pytest.raises(InvalidEntry) as refused:
+            encode_content(orjson.loads(case["payload"]), None)
+        assert (refused.value.code, str(refused.value)) == (case["refused"], case["reason"]), case["payload"]

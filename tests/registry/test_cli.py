@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
-from scenarios.procs import REPO
+from scenarios.procs import REPO, NodeProcess, start_node, start_process
+from tests.conftest import eventually
+
+
+def registry_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "registry.cli", *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=60, env={**os.environ, **(env or {})})  # fmt: skip
 
 
 def test_the_registry_process_serves_and_stops_cleanly(tmp_path: Path) -> None:
@@ -20,11 +29,18 @@ def test_the_registry_process_serves_and_stops_cleanly(tmp_path: Path) -> None:
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().decode()
-        assert re.search(r"ledger-registry listening on http://127\.0\.0\.1:\d+", line), line
+        match = re.search(r"ledger-registry listening on (http://127\.0\.0\.1:\d+)", line)
+        assert match, line
+        url = match.group(1)
+        health = registry_cli("health", f"--url={url}")
+        assert health.returncode == 0 and health.stdout.strip() == f"ok: {url} is healthy and ready", health.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
     assert (tmp_path / "registry.db").is_file()
+    down = registry_cli("health", f"--url={url}")
+    assert down.returncode == 1 and down.stderr.startswith(f"ledger-registry: error: cannot reach {url}")
+    assert len(down.stderr.strip().splitlines()) == 1
 
 
 def test_bad_configuration_is_one_line(tmp_path: Path) -> None:
@@ -34,3 +50,35 @@ def test_bad_configuration_is_one_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 1 and result.stderr.startswith("ledger-registry: error: invalid configuration:")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_version_prints_the_package_version() -> None:
+    result = subprocess.run([sys.executable, "-m", "registry.cli", "--version"], capture_output=True, text=True,
+                            cwd=REPO, timeout=60)  # fmt: skip
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert result.returncode == 0 and result.stdout.strip() == f"ledger-registry {version}"
+
+
+async def test_nodes_lists_the_registered_nodes(tmp_path: Path, processes: list[NodeProcess]) -> None:
+    argv = [sys.executable, "-m", "registry.cli", "run", "--port", "0", "--data-dir", str(tmp_path / "r"),
+            "--log-level", "debug"]  # fmt: skip
+    registry = start_process(argv, tmp_path / "r")
+    processes.append(registry)
+    assert any("DEBUG" in line for line in registry.log), registry.log  # --log-level debug is applied
+    env = {"LEDGER_DISCOVERY__REGISTRY_URLS": json.dumps([registry.url]), "LEDGER_DISCOVERY__HEARTBEAT_S": "1"}
+    node = start_node(tmp_path / "a", "node-a", env=env)
+    processes.append(node)
+
+    async def listed() -> bool:
+        result = await asyncio.to_thread(registry_cli, "nodes", f"--url={registry.url}", "--json")
+        assert result.returncode == 0, result.stderr
+        return [n["record"]["ledger_id"] for n in json.loads(result.stdout)] == ["node-a"]
+
+    await eventually(listed, timeout=20)
+    table = await asyncio.to_thread(registry_cli, "nodes", "--url", registry.url, env={"COLUMNS": "200"})
+    assert table.returncode == 0 and "node-a" in table.stdout and node.url in table.stdout, table.stdout
+    assert "online" in table.stdout
+    offline = await asyncio.to_thread(registry_cli, "nodes", f"--url={registry.url}", "--status", "offline", "--json")
+    assert json.loads(offline.stdout) == []
+    bare = await asyncio.to_thread(registry_cli, "nodes", "--url", registry.url.removeprefix("http://"))
+    assert bare.returncode == 1 and "needs http:// or https://" in bare.stderr

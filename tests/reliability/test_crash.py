@@ -16,11 +16,13 @@ import aiohttp
 import pytest
 
 from scenarios.procs import NodeProcess, start_node
-from tests.conftest import cli
+from tests.conftest import ADMIN_TOKEN, AUTH, cli
 from tests.reliability.conftest import record, size
 
 ROUNDS = int(os.environ.get("CRASH_ROUNDS", str(size(3, 200))))
 TALLY: dict[str, list[float]] = {"acked": [], "lost": [], "restart_verify_s": []}
+
+TOKEN_ENV = {"LEDGER_ADMIN_TOKEN": ADMIN_TOKEN}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -56,14 +58,14 @@ async def hammer(url: str, acked: dict[int, str], stop_after: float) -> None:
             except (TimeoutError, aiohttp.ClientError):
                 return
 
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=AUTH) as session:
         await asyncio.gather(*(writer(session, k) for k in range(4)))
 
 
 @pytest.mark.parametrize("round_", range(ROUNDS))
 async def test_acknowledged_entries_survive_sigkill(tmp_path: Path, processes: list[NodeProcess], round_: int) -> None:
     data_dir = tmp_path / "node"
-    node = start_node(data_dir)
+    node = start_node(data_dir, env=TOKEN_ENV)
     processes.append(node)
     acked: dict[int, str] = {}
     kill_after = random.uniform(0.2, 1.5)
@@ -76,10 +78,10 @@ async def test_acknowledged_entries_survive_sigkill(tmp_path: Path, processes: l
     assert acked, "nothing was acknowledged before the kill"
 
     restart_started = time.perf_counter()
-    restarted = start_node(data_dir)  # verifies the whole chain on start
+    restarted = start_node(data_dir, env=TOKEN_ENV)  # verifies the whole chain on start
     processes.append(restarted)
     restart_s = time.perf_counter() - restart_started
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=AUTH) as session:
         stored: dict[int, str] = {}
         params = {"stream": "crash", "limit": "1000"}
         while True:

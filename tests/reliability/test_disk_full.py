@@ -17,16 +17,18 @@ import aiohttp
 import pytest
 
 from scenarios.procs import NodeProcess, start_node
-from tests.conftest import cli
+from tests.conftest import ADMIN_TOKEN, AUTH, cli
 from tests.reliability.conftest import record
 
 PAD = "x" * 400
+
+TOKEN_ENV = {"LEDGER_ADMIN_TOKEN": ADMIN_TOKEN}
 
 
 async def fill_until_refused(node: NodeProcess) -> tuple[int, list[tuple[int, str, str]]]:
     """Append batches of 50 until the node has refused 20 of them; (entries acknowledged, refusals)."""
     acked, refusals = 0, []
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=AUTH) as session:
         for i in range(2000):
             body = [{"stream": "full", "type": "t", "payload": {"i": i, "k": k, "pad": PAD}} for k in range(50)]
             async with session.post(node.url + "/ledger/entries", json=body) as response:
@@ -64,12 +66,12 @@ async def test_a_file_size_limit_refuses_writes_cleanly(tmp_path: Path, processe
     if shutil.which("prlimit") is None:
         pytest.skip("prlimit (util-linux) is not installed")
     data_dir = tmp_path / "node"
-    node = start_node(data_dir, wrap=["prlimit", "--fsize=2500000"], env={"LEDGER_DURABILITY": "normal"})
+    node = start_node(data_dir, wrap=["prlimit", "--fsize=2500000"], env={**TOKEN_ENV, "LEDGER_DURABILITY": "normal"})
     processes.append(node)
     await check_full_disk(node, data_dir, {503}, "file size limit")
-    restarted = start_node(data_dir)  # without the limit: writes work again on the same chain
+    restarted = start_node(data_dir, env=TOKEN_ENV)  # without the limit: writes work again on the same chain
     processes.append(restarted)
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=AUTH) as session:
         async with session.post(
             restarted.url + "/ledger/entries", json={"stream": "s", "type": "t", "payload": {}}
         ) as r:
@@ -96,6 +98,6 @@ async def test_a_full_filesystem_refuses_writes_with_storage_full(
     small_tmpfs: Path, tmp_path: Path, processes: list[NodeProcess]
 ) -> None:
     data_dir = small_tmpfs / "node"
-    node = start_node(data_dir, env={"LEDGER_DURABILITY": "normal"})
+    node = start_node(data_dir, env={**TOKEN_ENV, "LEDGER_DURABILITY": "normal"})
     processes.append(node)
     await check_full_disk(node, data_dir, {507}, "tmpfs")

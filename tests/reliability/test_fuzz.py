@@ -170,11 +170,11 @@ def test_malformed_requests(services: dict[str, NodeProcess], service: str) -> N
 @given(body=st.binary(max_size=4096), ctype=st.sampled_from(["application/json", "application/octet-stream"]))
 def test_random_bytes_never_break_append(services: dict[str, NodeProcess], body: bytes, ctype: str) -> None:
     ok, line = call(requests.Session(), "POST", services["node"].url + "/ledger/entries", data=body,
-                    headers={"Content-Type": ctype})  # fmt: skip
+                    headers={"Content-Type": ctype, **AUTH})  # fmt: skip
     assert ok, line
 
 
 def test_a_valid_append_still_works_after_the_fuzzing(services: dict[str, NodeProcess], tmp_path: Path) -> None:
-    response = requests.post(services["node"].url + "/ledger/entries", timeout=10,
+    response = requests.post(services["node"].url + "/ledger/entries", timeout=10, headers=AUTH,
                              json={"stream": "after", "type": "t", "payload": {"ok": True}})  # fmt: skip
     assert response.status_code == 201, response.text

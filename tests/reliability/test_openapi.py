@@ -10,9 +10,10 @@ import schemathesis
 from aiohttp import web
 
 from node.api import setup_routes
+from node.api.auth import check_declarations
 from node.api.openapi import SPEC as NODE_SPEC
 from node.settings import NodeSettings
-from protocol.openapi import UndocumentedRoute, document
+from protocol.openapi import UndocumentedRoute, document, operation
 from registry.app import SPEC as REGISTRY_SPEC
 from registry.app import build_app
 from registry.settings import RegistrySettings
@@ -39,7 +40,29 @@ def test_the_node_document_has_every_registered_route_and_no_other(admin: bool) 
     spec = app[NODE_SPEC]
     assert spec["openapi"] == "3.1.0"
     assert described(spec) == registered(app)
-    assert any(path.startswith("/admin") for _, path in described(spec)) is admin
+    assert any(path.startswith("/admin") for _, path in described(spec))  # always there, 401 without a credential
+
+
+def test_every_node_operation_declares_its_access() -> None:
+    paths = node_app(True)[NODE_SPEC]["paths"]
+    assert paths["/ledger/entries"]["post"]["security"] == [{"bearer": ["append"]}]
+    assert paths["/ledger/entries"]["get"]["security"] == [{"bearer": ["read"]}]
+    assert paths["/network/query"]["get"]["security"] == [{"bearer": ["query"]}]
+    assert paths["/admin/credentials"]["post"]["security"] == [{"bearer": ["admin"]}]
+    assert paths["/ledger/sync/pull"]["get"]["security"] == [{"signed": []}]
+    assert "security" not in paths["/health"]["get"] and "security" not in paths["/network/introduce"]["post"]
+
+
+def test_a_route_with_an_undeclared_access_stops_the_node() -> None:
+    app = web.Application()
+
+    @operation("no auth declared")
+    async def bare(request: web.Request) -> web.Response:
+        return web.Response()
+
+    app.router.add_get("/ledger/bare", bare)
+    with pytest.raises(ValueError, match="GET /ledger/bare: declare auth="):
+        check_declarations(app.router.routes())
 
 
 def test_the_registry_document_has_every_registered_route_and_no_other(tmp_path: Path) -> None:

@@ -253,6 +253,9 @@ async def test_large_answers_on_exchange_query_and_references_are_bounded(
     victim = await start_victim(tmp_path, processes, LEDGER_DISCOVERY__INTERVAL_S="0.5", LEDGER_REFS__RETRY_S="0.5")
     async with aiohttp.ClientSession() as session:
         await add_hostile_peer(session, victim.url, server.url, "evil")
+        trust = {"to": "evil", "level": 1.0, "type": "full"}  # a peer the operator trusted, turned hostile
+        async with session.post(victim.url + "/admin/trust", json=trust, headers=AUTH) as response:
+            assert response.status == 201, await response.text()
         ref = {"ledger_id": "evil", "entry_id": str(uuid.uuid4()), "seq": 5, "hash": "ab" * 32, "type": "source"}
         async with session.post(victim.url + "/ledger/entries", json=draft(1, meta={"refs": [ref]}),
                                 headers=AUTH) as response:  # fmt: skip

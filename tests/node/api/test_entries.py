@@ -58,6 +58,8 @@ async def test_append_batch_is_atomic_and_returns_receipts(node: RunningNode) ->
         (b'{"stream":"proofs","type":"proof","payload":{},"extra":1}', 400, "invalid-request", "extra:"),
         (b'{"stream":"proofs","type":"proof","payload":{},"id":"not-a-uuid"}', 400, "invalid-request", "id:"),
         (b'{"stream":"proofs","type":"proof","payload":{"n":9007199254740993}}', 422, "not-canonical", "payload.n"),
+        (b'{"stream":"proofs","type":"proof","payload":{"x":9007199254740992.0}}', 422, "not-canonical", "payload.x"),
+        (b'{"stream":"proofs","type":"proof","payload":{},"meta":{"m":[1e300]}}', 422, "not-canonical", "meta.m[0]"),
         (b'"just a string"', 400, "invalid-request", "expected an entry object or a list"),
         (b"[]", 400, "invalid-request", "empty batch"),
     ],
@@ -82,7 +84,7 @@ async def test_limits_are_enforced(node: RunningNode) -> None:
     status, problem, _ = await append(node, draft(payload={"big": "x" * 16000, "more": ["y" * 16000] * 4}))
     assert status == 413 and "payload and meta are" in problem["detail"]
     status, problem, _ = await append(node, [draft(i) for i in range(1001)])
-    assert status == 400 and "exceeds 1000" in problem["detail"]
+    assert status == 413 and problem["type"].endswith(":batch-too-large") and "exceeds 1000" in problem["detail"]
     status, problem, _ = await append(node, draft(subject_oid="o" * 257))
     assert status == 400 and problem["detail"].startswith("subject_oid")
     assert await head(node) == 0

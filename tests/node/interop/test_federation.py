@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 
 from protocol.signing import KeyPair
-from tests.conftest import ADMIN_TOKEN, RunningNode, draft
+from tests.conftest import ADMIN_TOKEN, RunningNode, draft, eventually
 
 MakeNode = Callable[..., Awaitable[RunningNode]]
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -34,8 +34,8 @@ async def key_of(node: RunningNode) -> str:
     return str((await node.request("GET", "/network/info"))[1]["public_key"])
 
 
-async def add_peer(node: RunningNode, url: str, key: str, ledger_id: str) -> None:
-    body = {"url": url, "ledger_id": ledger_id, "public_key": key, "mode": "push"}
+async def add_peer(node: RunningNode, url: str, key: str, ledger_id: str, mode: str = "push") -> None:
+    body = {"url": url, "ledger_id": ledger_id, "public_key": key, "mode": mode}
     assert (await node.request("POST", "/admin/peers", headers=AUTH, json=body))[0] == 201
 
 
@@ -61,7 +61,7 @@ async def test_trusted_peers_answer_and_untrusted_ones_are_not_asked(make_node: 
     await trust(a, "node-c")
     answer = await query(a, ledgers="node-b,node-c,node-z")
     assert sorted({e["ledger_id"] for e in answer["entries"]}) == ["node-b", "node-c"]
-    assert answer["ledgers"]["node-z"] == "untrusted"
+    assert answer["ledgers"]["node-z"] == "unknown"  # no key pinned here: not a trust question
     keys = [(e["timestamp"], e["ledger_id"], e["seq"]) for e in answer["entries"]]
     assert keys == sorted(keys) and len(set(keys)) == len(keys)
 
@@ -79,6 +79,78 @@ async def test_pages_follow_the_cursor_without_duplicates(make_node: MakeNode) -
         if cursor is None:
             break
     assert len(seen) == 9 and len(set(seen)) == 9
+
+
+async def page_through(node: RunningNode, limit: int, **params: str) -> list[tuple[str, int]]:
+    """Every entry the federated query returns, page by page, until it gives no cursor; each page
+    but the last is full, so no empty page is needed to learn that the query is done."""
+    seen: list[tuple[str, int]] = []
+    cursor = None
+    for _ in range(20):
+        status, answer, _ = await node.request(
+            "GET", "/network/query", params={"limit": str(limit), **params, **({"cursor": cursor} if cursor else {})}
+        )
+        assert status == 200, answer
+        seen += [(e["ledger_id"], e["seq"]) for e in answer["entries"]]
+        cursor = answer["next_cursor"]
+        if cursor is None:
+            return seen
+        assert len(answer["entries"]) == limit, answer
+    raise AssertionError("the cursor never ended")
+
+
+async def holds(node: RunningNode, ledger_id: str, seq: int) -> bool:
+    return (await node.request("GET", f"/ledger/ledgers/{ledger_id}/entries/{seq}"))[0] == 200
+
+
+async def append(node: RunningNode, count: int) -> None:
+    batch = [draft(i) for i in range(count)]
+    assert (await node.request("POST", "/ledger/entries", headers=AUTH, json=batch))[0] == 201
+
+
+NODE_C = [("node-c", seq) for seq in range(1, 7)]
+
+
+async def test_the_ledgers_filter_pages_through_local_replicas(make_node: MakeNode) -> None:
+    a, c = [await make_node(n, admin_token=ADMIN_TOKEN, sync=QUIET) for n in ("node-a", "node-c")]
+    for node in (a, c):  # a's own entries come first in time, so a page taken before filtering has none of c's
+        await append(node, 6)
+    await add_peer(c, a.url, await key_of(a), "node-a")  # c serves only nodes it knows
+    await add_peer(a, c.url, await key_of(c), "node-c", "pull")
+    await eventually(lambda: holds(a, "node-c", 6))
+    _, answer, _ = await a.request("GET", "/network/query", params={"ledgers": "node-c", "limit": "5"})
+    assert [(e["ledger_id"], e["seq"]) for e in answer["entries"]] == NODE_C[:5]
+    assert answer["next_cursor"] is not None and answer["ledgers"] == {"node-c": "ok"}
+    assert answer["peers"] == {"node-c": {"status": "untrusted"}}  # only the local replicas were read
+    for limit in (1, 2, 5, 10):
+        assert await page_through(a, limit, ledgers="node-c") == NODE_C
+    await trust(a, "node-c")  # now node-c answers too: its copies and the local ones merge without duplicates
+    for limit in (1, 2, 5, 10):
+        assert await page_through(a, limit, ledgers="node-c") == NODE_C
+    _, answer, _ = await a.request("GET", "/network/query", params={"ledgers": "nope,node-c", "limit": "10"})
+    assert answer["ledgers"] == {"nope": "unknown", "node-c": "ok"} and len(answer["entries"]) == 6
+    _, answer, _ = await a.request("GET", "/network/query", params={"ledgers": "nope"})
+    assert answer == {"entries": [], "next_cursor": None, "peers": {}, "ledgers": {"nope": "unknown"}}
+
+
+async def test_the_ledgers_filter_is_sent_to_the_peers(make_node: MakeNode) -> None:
+    a, b, c = [await make_node(n, admin_token=ADMIN_TOKEN, sync=QUIET) for n in ("node-a", "node-b", "node-c")]
+    for node in (b, c):  # b's own entries come first in time, before its replicas of c's
+        await append(node, 6)
+    await add_peer(c, b.url, await key_of(b), "node-b")  # c serves only nodes it knows
+    await add_peer(b, c.url, await key_of(c), "node-c", "pull")
+    await eventually(lambda: holds(b, "node-c", 6))
+    await add_peer(a, c.url, await key_of(c), "node-c")  # pins c's key; a pulls nothing and c is not trusted
+    await add_peer(a, b.url, await key_of(b), "node-b")
+    _, answer, _ = await a.request("GET", "/network/query", params={"ledgers": "node-c"})
+    assert answer["entries"] == [] and answer["ledgers"] == {"node-c": "untrusted"}
+    await trust(a, "node-b")  # only b, which holds replicas of c, can answer for node-c
+    _, answer, _ = await a.request("GET", "/network/query", params={"ledgers": "node-c", "limit": "5"})
+    assert [(e["ledger_id"], e["seq"]) for e in answer["entries"]] == NODE_C[:5] and answer["next_cursor"]
+    assert answer["peers"]["node-b"] == {"status": "ok", "entries": 5, "ms": answer["peers"]["node-b"]["ms"]}
+    for limit in (1, 2, 5, 10):
+        assert await page_through(a, limit, ledgers="node-c") == NODE_C
+    assert (await a.request("GET", "/ledger/entries", params={"ledger_id": "node-c"}))[1]["entries"] == []
 
 
 @asynccontextmanager

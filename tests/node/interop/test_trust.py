@@ -53,7 +53,7 @@ async def test_best_path_is_the_best_product_within_the_depth_bound(graph: tuple
     await trust.attest("n2", 0.5, "full")
     counts = await trust.add_many([edge("n1", "n3", 0.9), edge("n2", "n3", 1.0), edge("n3", "n4", 0.8),
                                    edge("n4", "n5", 1.0)])  # fmt: skip
-    assert counts == {"kept": 4, "old": 0, "refused": 0}
+    assert counts == {"kept": 4, "old": 0, "refused": 0, "refusals": []}
     score, path = trust.score("me", "n3", SYNC_TYPES)
     assert path == ["me", "n1", "n3"] and score == pytest.approx(0.81)
     assert trust.score("me", "n4", SYNC_TYPES) == (pytest.approx(0.648), ["me", "n1", "n3", "n4"])
@@ -79,7 +79,9 @@ async def test_types_expiry_revocation_and_refusals(graph: tuple[TrustGraph, Clo
     with pytest.raises(BadSignature):
         await trust.add(forged)
     bad = [{**edge("n3", "n5", 0.5), "level": 1.5}, {"from": "n3"}, edge("n4", "n5", 0.5)]
-    assert await trust.add_many(bad) == {"kept": 1, "old": 0, "refused": 2}
+    answer = await trust.add_many(bad)
+    assert {k: answer[k] for k in ("kept", "old", "refused")} == {"kept": 1, "old": 0, "refused": 2}
+    assert [(r["index"], r["reason"].split(":")[0]) for r in answer["refusals"]] == [(0, "level"), (1, "to")]
 
 
 async def test_trust_gates_sync_and_a_revocation_stops_it(make_node: MakeNode) -> None:
@@ -125,8 +127,8 @@ async def test_attestations_are_shared_and_topology_exports(make_node: MakeNode)
                                                                                   "type": "partial"})  # fmt: skip
     assert status == 201 and att["from"] == "node-a"
     _, shared, _ = await a.request("GET", "/network/trust")
-    _, counts, _ = await b.request("POST", "/network/trust", json=shared)
-    assert counts == {"kept": 1, "old": 0, "refused": 0}  # b verified a's signature with a's pinned key
+    _, counts, _ = await b.request("POST", "/admin/trust/attestations", headers=AUTH, json=shared)
+    assert counts == {"kept": 1, "old": 0, "refused": 0, "refusals": []}  # verified with a's pinned key
     _, path, _ = await b.request("GET", "/network/trust/path", params={"from": "node-a", "to": "node-b"})
     assert path["score"] == pytest.approx(0.6) and path["path"] == ["node-a", "node-b"]
     for fmt, ctype, needle in (("json", "application/json", '"node-b"'),

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from node.errors import AppendRejected, DuplicateEntry, StorageError
+from node.errors import AppendRejected, BatchTooLarge, DuplicateEntry, StorageError
 from node.keys import load_or_create_key_file
 from node.ledger.clock import HybridClock
 from node.ledger.rows import Row, content_hash
@@ -73,7 +73,7 @@ async def test_batch_with_one_bad_entry_writes_nothing(ledger: Ledger) -> None:
 async def test_oversized_payload_and_batch_are_refused(ledger: Ledger) -> None:
     with pytest.raises(LimitExceeded, match="payload and meta are"):
         await ledger.append([EntryDraft(stream="s", type="t", payload={"a": "x" * 16000, "b": ["y" * 16000] * 4})])
-    with pytest.raises(LimitExceeded, match="exceeds 1000"):
+    with pytest.raises(BatchTooLarge, match="exceeds 1000"):
         await ledger.append(drafts(1001))
     assert ledger.head.head_seq == 0
 

@@ -1,0 +1,1 @@
+"""Client access: API credentials by scope, and request rate limits."""

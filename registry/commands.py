@@ -1,0 +1,109 @@
+"""Commands that ask a running registry over HTTP: ``ledger-registry health``, ``ledger-registry nodes``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from protocol.signing import fingerprint
+
+DEFAULT_URL = "http://127.0.0.1:8600"
+
+
+class CommandError(Exception):
+    """The registry could not be reached or answered with a problem; one line for the user."""
+
+
+class RegistryClient:
+    """GET requests to one registry; every failure becomes a CommandError."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+        self._session = session
+        self._url = url.rstrip("/")
+
+    async def get(self, path: str, params: dict[str, str] | None = None) -> Any:
+        try:
+            async with self._session.get(self._url + path, params=params) as response:
+                raw = await response.read()
+        except aiohttp.ClientError as exc:
+            raise CommandError(f"cannot reach {self._url}: {exc}") from exc
+        except TimeoutError as exc:
+            raise CommandError(f"{self._url} did not answer in time") from exc
+        if response.status >= 400:
+            raise CommandError(f"{self._url}{path}: HTTP {response.status}")
+        return orjson.loads(raw) if raw else None
+
+
+def _ask(args: argparse.Namespace, work: Callable[[RegistryClient], Coroutine[Any, Any, None]]) -> None:
+    parts = urlsplit(args.url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise CommandError(f"registry URL {args.url!r} needs http:// or https:// and a host")
+
+    async def run() -> None:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=args.timeout)) as session:
+            await work(RegistryClient(session, args.url))
+
+    asyncio.run(run())
+
+
+def cmd_health(args: argparse.Namespace) -> None:
+    async def work(client: RegistryClient) -> None:
+        await client.get("/health")
+        await client.get("/ready")
+
+    _ask(args, work)
+    print(f"ok: {args.url} is healthy and ready")
+
+
+def cmd_nodes(args: argparse.Namespace) -> None:
+    nodes: list[dict[str, Any]] = []
+
+    async def work(client: RegistryClient) -> None:
+        after: str | None = None
+        while True:
+            params = {"limit": "1000", "status": args.status, "after": after}
+            page = await client.get("/registry/nodes", {k: v for k, v in params.items() if v is not None})
+            nodes.extend(page["nodes"])
+            after = page["next_after"]
+            if after is None:
+                break
+
+    _ask(args, work)
+    if args.json:
+        print(orjson.dumps(nodes, option=orjson.OPT_INDENT_2).decode())
+        return
+    table = Table(title=f"nodes registered at {args.url}", title_justify="left")
+    for column in ("ledger", "name", "status", "endpoints", "last heartbeat (UTC)", "key fingerprint"):
+        table.add_column(column, no_wrap=column in ("ledger", "endpoints", "key fingerprint"), overflow="fold")
+    for node in nodes:
+        record = node["record"]
+        beat = datetime.fromtimestamp(node["last_heartbeat"] / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(record["ledger_id"], record["name"], node["status"], " ".join(record["endpoints"]), beat,
+                      fingerprint(bytes.fromhex(node["bound_key"])))  # fmt: skip
+    Console().print(table)
+
+
+def add_commands(sub: Any) -> None:
+    """Register the client commands on the registry CLI's subparsers."""
+
+    def command(name: str, help_text: str, func: Callable[[argparse.Namespace], None], timeout: float
+                ) -> argparse.ArgumentParser:  # fmt: skip
+        parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+        parser.add_argument("--url", default=DEFAULT_URL, help=f"registry URL (default {DEFAULT_URL})")
+        parser.add_argument("--timeout", type=float, default=timeout, help=f"seconds (default {timeout:g})")
+        parser.set_defaults(func=func)
+        return parser
+
+    command("health", "exit 0 when the registry answers /health and /ready (for healthchecks)", cmd_health, 3)
+    nodes = command("nodes", "the nodes registered: status, endpoints, last heartbeat, key", cmd_nodes, 30)
+    nodes.add_argument("--status", choices=["online", "offline"], help="only nodes with this status")
+    nodes.add_argument("--json", action="store_true", help="print the registry's records as JSON")
