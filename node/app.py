@@ -40,6 +40,7 @@ from node.ledger.clock import wall_ms
 from node.ledger.service import Ledger
 from node.lock import DataDirLock
 from node.metrics import Metrics
+from node.net.client import Outbound
 from node.settings import NodeSettings
 from node.sync.conflicts import StateView
 from node.sync.engine import SyncEngine
@@ -68,10 +69,11 @@ async def ledger_ctx(app: web.Application) -> AsyncIterator[None]:
             app[LIFECYCLE].ready = True
             app[LIFECYCLE].started_ms = wall_ms()
             async with (
-                SyncEngine(ledger, settings, app[METRICS], trust) as engine,
-                Discovery(ledger, settings, engine, app[METRICS], trust) as discovery,
-                Federation(ledger, engine, trust) as federation,
-                References(ledger, engine, settings.refs) as references,
+                Outbound(settings.net, settings.sync.timeout_s) as net,
+                SyncEngine(ledger, settings, app[METRICS], trust, net) as engine,
+                Discovery(ledger, settings, engine, app[METRICS], trust, net) as discovery,
+                Federation(ledger, engine, trust, net) as federation,
+                References(ledger, engine, settings.refs, net) as references,
             ):
                 app[REFS] = references
                 app[FEDERATION] = federation

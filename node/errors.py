@@ -16,7 +16,10 @@ NodeError
 ├── Unauthorized         credential missing, unknown, wrong or revoked (401)
 ├── Forbidden            a valid credential without the scope the route needs (403)
 ├── RateLimited          over the caller's request rate; retry after ``retry_after_s`` (429)
-└── CredentialNotFound   no credential with that id (404)
+├── CredentialNotFound   no credential with that id (404)
+├── PeerUnavailable      a peer did not answer (in time); retried
+└── PeerFailed           a peer answered wrongly (status, size, shape)
+    └── UrlRefused       the URL policy refused to contact the URL
 """
 
 from __future__ import annotations
@@ -172,3 +175,9 @@ class PeerFailed(NodeError):
     """A peer answered with an error, or with data that does not verify; retrying will not help now."""
 
     code = "peer-failed"
+
+
+class UrlRefused(PeerFailed):
+    """The URL policy refuses to contact this URL (scheme, userinfo, query, or a non-public address)."""
+
+    code = "url-refused"

@@ -166,6 +166,30 @@ class AccessSettings(BaseModel):
     peer_burst: int = Field(4000, ge=1, le=10**8, description="bucket size per peer ledger id")
 
 
+class NetSettings(BaseModel):
+    """The outbound client: what it reads, how long it waits, how many connections, which URLs."""
+
+    max_response_bytes: int = Field(
+        4 * 1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024,
+        description="largest answer read from another node or a registry, counted after gzip inflation",
+    )  # fmt: skip
+    connect_timeout_s: float = Field(5.0, gt=0, le=300, description="to open a connection")
+    read_timeout_s: float = Field(10.0, gt=0, le=300, description="longest wait for the next bytes of an answer")
+    stream_idle_s: float = Field(
+        40.0, gt=15, le=3600, description="a head stream silent this long is dead (peers send a keep-alive every 15 s)"
+    )
+    max_per_peer: int = Field(4, ge=1, le=64, description="connections to one origin at once (requests)")
+    max_connections: int = Field(100, ge=1, le=10_000, description="request connections at once, all origins")
+    live_gap_s: float = Field(
+        0.25, ge=0, le=60, description="least time from a sync round that took no entries to the next round"
+    )
+    allow_private: bool = Field(
+        False,
+        description="contact loopback, link-local and private addresses even when no operator configured the "
+        "URL (closed local networks, tests)",
+    )
+
+
 class _Loadable(BaseSettings):
     @classmethod
     def settings_customise_sources(
@@ -231,6 +255,7 @@ class NodeSettings(StoreLocation):
     trust: TrustSettings = TrustSettings()
     refs: RefSettings = RefSettings()
     access: AccessSettings = AccessSettings()
+    net: NetSettings = NetSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @property

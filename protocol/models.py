@@ -101,6 +101,8 @@ class Heads(BaseModel):
 
 
 MAX_PAGE = 1000
+ANSWER_BUDGET_BYTES = 2 * 1024 * 1024  # a page or query answer stops here (at least one entry): see protocol.md
+ANSWER_BUDGET_BRACKETS = 32_768  # ... or here: bytes "[" and "{" in it, strings included (parse cost)
 
 
 class Page(BaseModel):

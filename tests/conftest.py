@@ -76,6 +76,7 @@ async def make_node(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Run
     async def start(ledger_id: str = "node-a", **overrides: Any) -> RunningNode:
         data_dir = overrides.pop("data_dir", tmp_path / ledger_id)
         overrides.setdefault("admin_token", ADMIN_TOKEN)
+        overrides["net"] = {"allow_private": True, **overrides.get("net", {})}  # every node here is on 127.0.0.1
         settings = NodeSettings(ledger_id=ledger_id, data_dir=data_dir, port=0, **overrides)
         app = build_app(settings)
         runner = web.AppRunner(app)

@@ -22,9 +22,7 @@ import random
 from types import TracebackType
 from typing import Any
 
-import aiohttp
 import orjson
-from pydantic import ValidationError
 
 from node.errors import EntryNotFound, IdentityConflict, NodeError, PeerFailed, PeerUnavailable
 from node.interop.candidates import Candidates, Found
@@ -34,6 +32,8 @@ from node.interop.trust import TrustGraph
 from node.ledger.pins import PinSource, stronger
 from node.ledger.service import Ledger
 from node.metrics import Metrics
+from node.net.client import Outbound
+from node.net.shapes import parse, parse_list
 from node.settings import NodeSettings
 from node.sync.engine import SyncEngine
 from protocol.records import NodeRecord
@@ -41,14 +41,23 @@ from protocol.trust import SYNC_TYPES
 
 log = logging.getLogger(__name__)
 
+MAX_EXCHANGED = 1000  # records in one peer-exchange answer
+
 
 class Discovery:
     """Owns the discovery loops; ``start(url)`` begins announcing once the node's URL is known."""
 
     def __init__(
-        self, ledger: Ledger, settings: NodeSettings, engine: SyncEngine, metrics: Metrics, trust: TrustGraph
+        self,
+        ledger: Ledger,
+        settings: NodeSettings,
+        engine: SyncEngine,
+        metrics: Metrics,
+        trust: TrustGraph,
+        net: Outbound,
     ) -> None:
         self._ledger = ledger
+        self._net = net
         self._settings = settings
         self._conf = settings.discovery
         self._engine = engine
@@ -56,16 +65,14 @@ class Discovery:
         self._trust = trust
         self._found = Candidates(self._conf.max_candidates)
         self._tasks: list[asyncio.Task[None]] = []
-        self._session: aiohttp.ClientSession | None = None
         self._registry: RegistryClient | None = None
         self.record: NodeRecord | None = None
         self._mdns: Any = None
 
     async def __aenter__(self) -> Discovery:
-        self._session = aiohttp.ClientSession()
         if self._conf.registry_urls:
             token = self._conf.registry_token
-            self._registry = RegistryClient(self._session, self._conf.registry_urls, self._ledger.keys,
+            self._registry = RegistryClient(self._net, self._conf.registry_urls, self._ledger.keys,
                                             self._ledger.ledger_id, self._settings.sync.timeout_s,
                                             None if token is None else token.get_secret_value())  # fmt: skip
         return self
@@ -86,8 +93,6 @@ class Discovery:
                 await asyncio.wait_for(self._registry.deregister(), timeout=3)
             except (NodeError, TimeoutError) as exc:
                 log.info("could not deregister: %s", exc)
-        if self._session is not None:
-            await self._session.close()
 
     def start(self, url: str) -> None:
         """Sign this node's record for ``url`` and start every configured source."""
@@ -104,7 +109,7 @@ class Discovery:
         if self._conf.mdns:
             from node.interop.mdns import Mdns  # zeroconf only when asked for
 
-            self._mdns = Mdns(self.record, self._conf.mdns_interfaces, self.consider)
+            self._mdns = Mdns(self.record, self._conf.mdns_interfaces, self.consider, self._net)
             self._tasks.append(asyncio.create_task(self._mdns.run(), name="discovery:mdns"))
 
     # --- what was found ------------------------------------------------------------------------
@@ -231,7 +236,10 @@ class Discovery:
 
     async def connect(self, url: str, source: str = "connect", pin_source: PinSource = "operator") -> Found:
         """Fetch a node's signed record from its /network/info, admit it (the operator or the
-        configuration asked for this URL), and introduce ourselves to it (so it can consider us)."""
+        configuration asked for this URL), and introduce ourselves to it (so it can consider us). The
+        operator gave ``url`` (bootstrap, POST /network/connect): it, and the endpoint the record of the
+        node it chose names (when that node becomes a peer), count as the operator's."""
+        self._net.operator(url)
         record = await self._fetch_record(url)
         found = await self.consider(record, source)
         if found is None:
@@ -244,16 +252,12 @@ class Discovery:
         return found
 
     async def _introduce(self, url: str) -> None:
-        assert self._session is not None and self.record is not None
+        assert self.record is not None
         try:
-            async with self._session.post(
-                url.rstrip("/") + "/network/introduce",
-                data=orjson.dumps(self.record.model_dump()),
-                headers={"Content-Type": "application/json"},
-                timeout=aiohttp.ClientTimeout(total=self._settings.sync.timeout_s),
-            ) as response:
-                await response.read()
-        except (TimeoutError, aiohttp.ClientError) as exc:
+            await self._net.request(
+                "POST", url, "/network/introduce", body=orjson.dumps(self.record.model_dump()), accept=(409,)
+            )
+        except (PeerUnavailable, PeerFailed) as exc:
             log.info("could not introduce this node to %s: %s", url, exc)
 
     # --- sources -------------------------------------------------------------------------------
@@ -298,7 +302,7 @@ class Discovery:
                 try:
                     await self.connect(url, "bootstrap", "first-sight")
                     pending.remove(url)
-                except (NodeError, ValidationError) as exc:
+                except NodeError as exc:
                     log.info("bootstrap %s: %s", url, exc)
             if pending:
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
@@ -309,9 +313,10 @@ class Discovery:
             await asyncio.sleep(self._conf.interval_s * random.uniform(0.8, 1.2))
             for peer in self._engine.peers():
                 try:
-                    for data in await self._get_json(peer.url + "/network/ledgers", list):
-                        await self.consider(NodeRecord.model_validate(data), "exchange")
-                except (NodeError, ValidationError, TypeError) as exc:
+                    answer = await self._net.request("GET", peer.url, "/network/ledgers")
+                    for record in parse_list(NodeRecord, answer.data, MAX_EXCHANGED):
+                        await self.consider(record, "exchange")
+                except NodeError as exc:
                     log.debug("peer exchange with %s: %s", peer.ledger_id, exc)
 
     async def _admission_loop(self) -> None:
@@ -320,25 +325,7 @@ class Discovery:
             await self.reconsider()
 
     async def _fetch_record(self, url: str) -> NodeRecord:
-        info = await self._get_json(url.rstrip("/") + "/network/info", dict)
-        try:
-            return NodeRecord.model_validate(info.get("record"))
-        except ValidationError as exc:
-            raise PeerFailed(f"{url}: /network/info carries no valid signed record") from exc
-
-    async def _get_json(self, url: str, kind: type[Any]) -> Any:
-        assert self._session is not None
-        try:
-            async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=self._settings.sync.timeout_s)) as r:
-                raw = await r.read()
-                if r.status != 200:
-                    raise PeerFailed(f"{url}: HTTP {r.status}")
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise PeerUnavailable(f"{url}: {type(exc).__name__}") from exc
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise PeerFailed(f"{url}: not JSON") from exc
-        if not isinstance(data, kind):
-            raise PeerFailed(f"{url}: unexpected answer")
-        return data
+        info = (await self._net.request("GET", url, "/network/info")).data
+        if not isinstance(info, dict):
+            raise PeerFailed(f"{url}: /network/info is not an object")
+        return parse(NodeRecord, info.get("record"), "record.")

@@ -8,6 +8,7 @@ are dropped. Results are merged with local ones, deduplicated by (ledger_id, seq
 (timestamp, ledger_id, seq) and cut to the limit; the cursor is the last position returned, which
 is a position in every ledger at once, given while any source holds more. A ``ledgers`` filter is
 part of what every source reads, so it never empties a page that was taken from other ledgers.
+The answer stops at the budget of protocol answers (at least one entry), with a cursor to go on.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import asyncio
 import base64
 import time
 from dataclasses import asdict, replace
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
-import aiohttp
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from node.errors import InvalidRequest
+from node.errors import InvalidRequest, NodeError
 from node.interop.trust import TrustGraph
 from node.ledger.chain import ChainVerifier
 from node.ledger.cursor import Position
@@ -30,10 +31,12 @@ from node.ledger.replicas import check_signatures
 from node.ledger.rows import row_to_wire
 from node.ledger.service import Ledger
 from node.ledger.store import Filters
+from node.net.client import Outbound
+from node.net.shapes import parse
 from node.sync.engine import SyncEngine
 from protocol.entry import GENESIS_DIGEST
 from protocol.errors import ProtocolError
-from protocol.models import Entry
+from protocol.models import ANSWER_BUDGET_BRACKETS, ANSWER_BUDGET_BYTES, MAX_PAGE, Entry
 
 MAX_TIMEOUT_MS = 30_000
 
@@ -42,20 +45,27 @@ class BadPeerAnswer(Exception):
     """A peer answered with something that does not verify."""
 
 
+class QueryAnswer(BaseModel):
+    """A peer's answer to ``GET /ledger/entries`` (the fields used here)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    entries: Annotated[list[Entry], Field(max_length=MAX_PAGE)]
+    next_cursor: Annotated[str, StringConstraints(max_length=1024)] | None = None
+
+
 class Federation:
-    def __init__(self, ledger: Ledger, engine: SyncEngine, trust: TrustGraph) -> None:
+    def __init__(self, ledger: Ledger, engine: SyncEngine, trust: TrustGraph, net: Outbound) -> None:
         self._ledger = ledger
         self._engine = engine
         self._trust = trust
-        self._session: aiohttp.ClientSession | None = None
+        self._net = net
 
     async def __aenter__(self) -> Federation:
-        self._session = aiohttp.ClientSession()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._session is not None:
-            await self._session.close()
+        pass
 
     async def query(
         self,
@@ -136,6 +146,8 @@ class Federation:
                 break
             del offered[failed]
         ordered = [(pos, (ts, item if isinstance(item, dict) else item.model_dump())) for pos, (ts, item) in ordered]
+        fitting = _within_budget(ordered)
+        cut, ordered = len(fitting) < len(ordered), fitting
         page = [wire for _, (_, wire) in ordered]
         statuses.update({lid: "ok" for (lid, _), _ in ordered})
         for lid in wanted or ():
@@ -144,7 +156,7 @@ class Federation:
         # source continues after the last position returned, so no entry is skipped or repeated
         more = len(candidates) > limit or bool(unfinished & {self._ledger.ledger_id, *offered})
         next_cursor = None
-        if more and ordered:
+        if (more or cut) and ordered:
             (lid, seq), (ts, _) = ordered[-1]
             next_cursor = encode_position((ts, lid, seq))
         return {"entries": page, "next_cursor": next_cursor, "peers": peers, "ledgers": statuses}
@@ -152,7 +164,6 @@ class Federation:
     async def _ask(
         self, url: str, filters: Filters, after: Position | None, limit: int, timeout_ms: int
     ) -> tuple[list[Entry], bool, float]:
-        assert self._session is not None
         params = {k: str(v) for k, v in asdict(filters).items() if v is not None}
         if filters.ledgers is not None:
             params["ledgers"] = ",".join(filters.ledgers)  # a comma list on the wire
@@ -160,18 +171,16 @@ class Federation:
         if after is not None:
             params["after"] = f"{after[0]}:{after[1]}:{after[2]}"
         started = time.perf_counter()
-        async with asyncio.timeout(timeout_ms / 1000):
-            async with self._session.get(url + "/ledger/entries", params=params) as response:
-                raw = await response.read()
-                if response.status != 200:
-                    raise BadPeerAnswer(f"HTTP {response.status}")
         try:
-            body = orjson.loads(raw)
-            entries = [Entry.model_validate(item) for item in body["entries"]]
-            more = body.get("next_cursor") is not None  # the peer holds more after this page
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValidationError) as exc:
-            raise BadPeerAnswer("malformed answer") from exc
-        return entries, more, (time.perf_counter() - started) * 1000
+            async with asyncio.timeout(timeout_ms / 1000):
+                answer = await self._net.request("GET", url, "/ledger/entries?" + urlencode(params))
+            body = parse(QueryAnswer, answer.data)
+        except NodeError as exc:
+            raise BadPeerAnswer(str(exc)) from exc
+        if len(body.entries) > limit:
+            raise BadPeerAnswer(f"more entries than the limit of {limit}")
+        more = body.next_cursor is not None  # the peer holds more after this page
+        return list(body.entries), more, (time.perf_counter() - started) * 1000
 
     async def _verify(self, entries: list[Entry], *, signatures: bool = True) -> None:
         """Entries from a peer count only if their origin's pinned key signed exactly this content:
@@ -198,6 +207,19 @@ class Federation:
                 await check_signatures(keys[ledger_id], items)
             except ProtocolError as exc:
                 raise BadPeerAnswer(f"{ledger_id}: {exc}") from exc
+
+
+def _within_budget(ordered: list[Any]) -> list[Any]:
+    """The longest prefix of the merged page whose entries fit the answer budget (at least one)."""
+    used = opened = 0
+    for i, (_, (_, wire)) in enumerate(ordered):
+        raw = orjson.dumps(wire)
+        used += len(raw) + 1
+        opened += raw.count(b"[") + raw.count(b"{")
+        # room for the cursor and the peers' statuses
+        if (used > ANSWER_BUDGET_BYTES - 64 * 1024 or opened > ANSWER_BUDGET_BRACKETS - 1024) and i > 0:
+            return ordered[:i]
+    return ordered
 
 
 def encode_position(position: Position) -> str:

@@ -3,7 +3,9 @@ browse for others.
 
 TXT: ``ledger_id``, ``fp`` (the key fingerprint), ``port``, ``caps``. A browsed service is only a
 hint: its signed record is fetched from the advertised address's ``/network/info`` and must carry
-the fingerprint the TXT announced before it is considered like any other discovered record.
+the fingerprint the TXT announced before it is considered like any other discovered record. The
+lookup goes through the node's outbound client, which lets mDNS reach link-local and private
+addresses (where mDNS lives), never loopback unless ``net.allow_private``.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
-import orjson
-from pydantic import ValidationError
 from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
+from node.errors import NodeError
+from node.net.client import Outbound
+from node.net.shapes import parse
 from protocol.records import NodeRecord
 from protocol.signing import fingerprint
 
@@ -34,14 +36,14 @@ Consider = Callable[[NodeRecord, str], Awaitable[Any]]
 class Mdns:
     """Announces ``record`` and reports verified records of browsed services to ``consider``."""
 
-    def __init__(self, record: NodeRecord, interfaces: list[str] | None, consider: Consider) -> None:
+    def __init__(self, record: NodeRecord, interfaces: list[str] | None, consider: Consider, net: Outbound) -> None:
         self._record = record
+        self._net = net
         self._interfaces = interfaces
         self._consider = consider
         self._zc: AsyncZeroconf | None = None
         self._browser: AsyncServiceBrowser | None = None
         self._pending: set[asyncio.Task[None]] = set()
-        self._session: aiohttp.ClientSession | None = None
 
     @property
     def _label(self) -> str:
@@ -55,7 +57,6 @@ class Mdns:
         address = endpoint.hostname or "127.0.0.1"
         port = endpoint.port or 80
         self._zc = AsyncZeroconf(interfaces=self._interfaces or "all", ip_version=IPVersion.V4Only)
-        self._session = aiohttp.ClientSession()
         info = AsyncServiceInfo(
             SERVICE_TYPE,
             f"{self._label}.{SERVICE_TYPE}",
@@ -81,7 +82,7 @@ class Mdns:
             task.add_done_callback(self._pending.discard)
 
     async def _resolve(self, name: str) -> None:
-        if self._zc is None or self._session is None or name == f"{self._label}.{SERVICE_TYPE}":
+        if self._zc is None or name == f"{self._label}.{SERVICE_TYPE}":
             return
         info = AsyncServiceInfo(SERVICE_TYPE, name)
         if not await info.async_request(self._zc.zeroconf, 3000):
@@ -90,12 +91,13 @@ class Mdns:
         addresses = info.parsed_addresses()
         if not addresses or info.port is None:
             return
-        url = f"http://{addresses[0]}:{info.port}"
+        host = addresses[0] if ":" not in addresses[0] else f"[{addresses[0]}]"
+        url = f"http://{host}:{info.port}"
         try:
-            async with self._session.get(url + "/network/info", timeout=aiohttp.ClientTimeout(total=5)) as response:
-                record = NodeRecord.model_validate(orjson.loads(await response.read()).get("record"))
-        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError, ValidationError, AttributeError) as exc:
-            log.info("mdns: %s at %s gave no usable record (%s)", name, url, type(exc).__name__)
+            answer = await self._net.request("GET", url, "/network/info", timeout_s=5, lan=True)
+            record = parse(NodeRecord, answer.data.get("record") if isinstance(answer.data, dict) else None)
+        except NodeError as exc:
+            log.info("mdns: %s at %s gave no usable record (%s)", name, url, exc)
             return
         if record.ledger_id != props.get("ledger_id") or fingerprint(bytes.fromhex(record.public_key)) != props.get(
             "fp"
@@ -115,8 +117,6 @@ class Mdns:
             steps.append(self._browser.async_cancel())
         if self._zc is not None:
             steps += [self._zc.async_unregister_all_services(), self._zc.async_close()]
-        if self._session is not None:
-            steps.append(self._session.close())
         for step in steps:
             try:
                 await asyncio.wait_for(step, timeout=3)

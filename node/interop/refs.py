@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import orjson
 from pydantic import ValidationError
 
@@ -35,6 +34,8 @@ from node.ledger.chain import ChainVerifier
 from node.ledger.clock import wall_ms
 from node.ledger.rows import Row, row_to_dict
 from node.ledger.service import Ledger
+from node.net.client import Outbound
+from node.net.shapes import parse
 from node.settings import RefSettings
 from node.sync.engine import SyncEngine
 from protocol.entry import GENESIS_DIGEST
@@ -80,17 +81,16 @@ def refs_in(meta: dict[str, Any] | None, where: str = "meta.refs") -> list[Ref]:
 
 
 class References:
-    def __init__(self, ledger: Ledger, engine: SyncEngine, settings: RefSettings) -> None:
+    def __init__(self, ledger: Ledger, engine: SyncEngine, settings: RefSettings, net: Outbound) -> None:
         self._ledger = ledger
         self._engine = engine
         self._settings = settings
-        self._session: aiohttp.ClientSession | None = None
+        self._net = net
         self._queue: asyncio.Queue[Lookup] = asyncio.Queue()
         self._queued: set[tuple[str, int, int]] = set()  # lookups in the queue or running
         self._tasks: list[asyncio.Task[None]] = []
 
     async def __aenter__(self) -> References:
-        self._session = aiohttp.ClientSession()
         self._ledger.hooks.before_append.append(self._check_drafts)
         self._ledger.hooks.after_append.append(self.record)
         self._tasks = [asyncio.create_task(self._retry_pending(), name="refs:retry")]
@@ -104,8 +104,6 @@ class References:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        if self._session is not None:
-            await self._session.close()
 
     async def _check_drafts(self, drafts: Sequence[EntryDraft]) -> str | None:
         """before_append: the refs must be well-formed; in strict mode, verifiable now (all of the
@@ -196,16 +194,12 @@ class References:
         return "pending", None, "no node could show the entry yet"
 
     async def _fetch(self, url: str, ref: Ref, key: bytes) -> dict[str, Any] | None:
-        assert self._session is not None
         try:
-            async with self._session.get(
-                f"{url}/ledger/ledgers/{ref.ledger_id}/entries/{ref.seq}",
-                timeout=aiohttp.ClientTimeout(total=self._settings.lookup_timeout_s),
-            ) as response:
-                if response.status != 200:
-                    return None
-                entry = Entry.model_validate(orjson.loads(await response.read()))
-        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError, ValidationError):
+            answer = await self._net.request("GET", url, f"/ledger/ledgers/{ref.ledger_id}/entries/{ref.seq}",
+                                             timeout_s=self._settings.lookup_timeout_s)  # fmt: skip
+            entry = parse(Entry, answer.data)
+        except NodeError as exc:
+            log.debug("reference %s/%s not shown by %s: %s", ref.ledger_id, ref.seq, url, exc)
             return None
         prev = None if entry.prev_hash is None else bytes.fromhex(entry.prev_hash)
         try:

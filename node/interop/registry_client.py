@@ -3,6 +3,8 @@
 Registry URLs are tried in order; a registry that does not answer is skipped for the next one
 (tenacity retries each with exponential backoff and jitter first). A heartbeat answered 404 means
 the registry lost the record (restart with data loss, or a sweep): the caller registers again.
+Requests go through the node's outbound client (capped answers, timeouts, URL policy); registry
+URLs come from the configuration, so they count as the operator's.
 """
 
 from __future__ import annotations
@@ -10,13 +12,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import aiohttp
 import orjson
-from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from node.errors import PeerFailed, PeerUnavailable
 from node.ledger.clock import wall_ms
+from node.net.client import Outbound
+from node.net.shapes import parse
 from protocol.records import NodeRecord
 from protocol.requests import sign_request
 from protocol.signing import KeyPair
@@ -30,14 +32,16 @@ class NotRegistered(Exception):
 
 class RegistryClient:
     def __init__(
-        self, session: aiohttp.ClientSession, urls: list[str], keys: KeyPair, ledger_id: str, timeout_s: float = 5.0,
+        self, net: Outbound, urls: list[str], keys: KeyPair, ledger_id: str, timeout_s: float = 5.0,
         enrolment_token: str | None = None,
     ) -> None:  # fmt: skip
         self.urls = [u.rstrip("/") for u in urls]
-        self._session = session
+        self._net = net
         self._keys = keys
         self._ledger_id = ledger_id
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._timeout_s = timeout_s
+        for url in self.urls:
+            net.operator(url)
         self.active: str | None = None  # the registry that answered last
         self._enrolment = {"Authorization": f"Bearer {enrolment_token}"} if enrolment_token else {}
 
@@ -60,12 +64,17 @@ class RegistryClient:
         while True:
             query = "&".join(f"{k}={v}" for k, v in {"status": "online", **filters, "limit": str(limit)}.items())
             _, body = await self._each("GET", "/registry/nodes?" + query + (f"&after={after}" if after else ""), b"")
-            for node in body.get("nodes", []) if isinstance(body, dict) else []:
+            nodes = body.get("nodes", []) if isinstance(body, dict) else []
+            if not isinstance(nodes, list) or len(nodes) > limit:
+                raise PeerFailed(f"registry {self.active}: malformed answer at nodes")
+            for node in nodes:
                 try:
-                    found.append(NodeRecord.model_validate(node["record"]))
-                except (ValidationError, KeyError, TypeError):
+                    found.append(parse(NodeRecord, node.get("record") if isinstance(node, dict) else None))
+                except PeerFailed:
                     log.warning("registry returned a malformed record")
             after = body.get("next_after") if isinstance(body, dict) else None
+            if after is not None and not isinstance(after, str):
+                raise PeerFailed(f"registry {self.active}: malformed answer at next_after")
             if not after:
                 return found
 
@@ -100,24 +109,10 @@ class RegistryClient:
     async def _once(
         self, url: str, method: str, path: str, body: bytes, signed: bool, extra: dict[str, str]
     ) -> tuple[int, Any]:
-        headers = {"Content-Type": "application/json", **extra} if body else dict(extra)
+        headers = dict(extra)
         if signed:
             headers.update(sign_request(self._keys, self._ledger_id, method, path, body, wall_ms()))
-        try:
-            async with self._session.request(
-                method, url + path, data=body or None, headers=headers, timeout=self._timeout
-            ) as response:
-                raw = await response.read()
-                status = response.status
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise PeerUnavailable(f"{url}: {type(exc).__name__}") from exc
-        if status in (429, 502, 503, 504):
-            raise PeerUnavailable(f"{url}: HTTP {status}")
-        try:
-            data = orjson.loads(raw) if raw else None
-        except orjson.JSONDecodeError as exc:
-            raise PeerFailed(f"registry {url}: answer is not JSON") from exc
-        if status >= 400 and status != 404:
-            detail = data.get("detail") if isinstance(data, dict) else None
-            raise PeerFailed(f"registry {url}: HTTP {status}: {detail}")
-        return status, data
+        answer = await self._net.request(
+            method, url, path, body=body, headers=headers, timeout_s=self._timeout_s, accept=(404,)
+        )
+        return answer.status, answer.data

@@ -76,6 +76,51 @@ def receipt(row: Row) -> dict[str, Any]:
     return {"id": row[2], "seq": row[1], "hash": row[HASH].hex()}
 
 
+def wire_size(row: Row) -> int:
+    """An upper bound of the bytes ``row_to_wire(row)`` takes as JSON (free-text labels counted as if
+    every character were escaped), so a page cut by it never exceeds its budget."""
+    payload, meta = row[9], row[10]
+    size = 560 + len(row[0]) + len(row[2]) + len(row[3]) + len(row[4])  # keys, numbers, hashes, signature
+    size += _text_bytes(payload) + (4 if meta is None else _text_bytes(meta))
+    for label in (row[5], row[6], row[7]):  # issuer_oid, subject_oid, key
+        if label is not None:
+            size += 6 * len(label)
+    return size
+
+
+def brackets(row: Row) -> int:
+    """An upper bound of the ``[`` and ``{`` bytes in ``row_to_wire(row)`` as JSON (strings included):
+    what parsing it costs a reader."""
+    count = 1
+    for text in (row[9], row[10], row[5], row[6], row[7]):  # payload, meta, issuer_oid, subject_oid, key
+        if text is not None:
+            count += _brackets(text)
+    return count
+
+
+def within_budget(rows: list[Row], budget: int, brackets_budget: int, per_row: int = 0) -> list[Row]:
+    """The longest prefix of ``rows`` whose wire size (plus ``per_row`` bytes and one bracket each)
+    fits ``budget`` bytes and ``brackets_budget`` brackets; at least one row, so a page always moves
+    forward."""
+    used = opened = 0
+    for i, row in enumerate(rows):
+        used += wire_size(row) + per_row
+        opened += brackets(row) + 1
+        if (used > budget or opened > brackets_budget) and i > 0:
+            return rows[:i]
+    return rows
+
+
+def _text_bytes(text: str | bytes) -> int:
+    return len(text) if isinstance(text, bytes) else len(text.encode())
+
+
+def _brackets(text: str | bytes) -> int:
+    if isinstance(text, bytes):
+        return text.count(b"[") + text.count(b"{")
+    return text.count("[") + text.count("{")
+
+
 def page_body(held: Any, rows: list[Row], checkpoints: Sequence[Any]) -> dict[str, Any]:
     """The wire form of a sync page of ledger ``held`` (a store.LedgerRow): pull answers, push bodies."""
     return {

@@ -29,14 +29,14 @@ from node.ledger.clock import HybridClock
 from node.ledger.cursor import Position, decode_cursor, encode_cursor
 from node.ledger.hooks import AfterAppend, Hooks
 from node.ledger.replicas import Replicas
-from node.ledger.rows import HASH, Row
+from node.ledger.rows import HASH, Row, within_budget
 from node.ledger.store import CheckpointRow, Filters, LedgerRow, Store
 from node.ledger.verify import Mode, Progress, VerifyReport, verify_store
 from node.ledger.writer import Draft, Tip, Writer
 from node.settings import NodeSettings
 from protocol.entry import GENESIS_DIGEST
 from protocol.limits import encode_content
-from protocol.models import EntryDraft
+from protocol.models import ANSWER_BUDGET_BRACKETS, ANSWER_BUDGET_BYTES, EntryDraft
 from protocol.signing import KeyPair
 
 log = logging.getLogger(__name__)
@@ -222,8 +222,9 @@ class Ledger:
         if cursor is not None:
             after = decode_cursor(cursor, described)
         rows = await self._store.query(filters, descending=order == "desc", after=after, limit=limit + 1)
-        more = len(rows) > limit
-        rows = rows[:limit]
+        fitting = within_budget(rows[:limit], ANSWER_BUDGET_BYTES, ANSWER_BUDGET_BRACKETS)  # the answer budget
+        more = len(rows) > len(fitting)
+        rows = fitting
         next_cursor = encode_cursor((rows[-1][8], rows[-1][0], rows[-1][1]), described) if more else None
         for after_hook in self.hooks.after_query:
             await after_hook(filters, rows)
@@ -254,13 +255,15 @@ class Ledger:
     async def page(self, ledger_id: str, after: int, limit: int) -> tuple[list[Row], list[CheckpointRow], LedgerRow]:
         """Entries of a held ledger after ``after`` for a peer: (entries, their checkpoints, the ledger).
 
-        The page is cut back to its last checkpoint when it has one, so the receiver verifies it
-        with one signature; otherwise the receiver checks each entry's signature.
+        The page stops at the answer budget (at least one entry; a checkpoint counted for every
+        entry), then is cut back to its last checkpoint when it has one, so the receiver
+        verifies it with one signature; otherwise the receiver checks each entry's signature.
         """
         held = await self._store.ledger(ledger_id)
         if held is None:
             raise EntryNotFound(f"ledger {ledger_id} is not held here")
         rows = await self._store.entries_after(ledger_id, after, limit)
+        rows = within_budget(rows, ANSWER_BUDGET_BYTES, ANSWER_BUDGET_BRACKETS, per_row=400)
         if not rows:
             return [], [], held
         checkpoints = await self._store.checkpoints_between(ledger_id, after, rows[-1][1])

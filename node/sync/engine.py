@@ -1,11 +1,15 @@
 """The sync engine: keeps this node's copies of its peers' ledgers current, and theirs of ours.
 
 Each peer has one loop (so one sync in flight per peer and ledger), woken periodically, by
-``trigger`` (``/admin/sync/run``) and by the peer's live head stream; a semaphore bounds how many
-peers sync at once. A round asks the peer for its heads, pulls every ledger it has more of (pages
-verified and committed whole, with the per-peer checkpoint in the same transaction), checks equal
-heads for forks, and pushes what the peer lacks. A peer that fails is backed off exponentially
-with jitter, capped, and every failure is visible in ``status()``.
+``trigger`` (``/admin/sync/run``) and by the peer's live head stream (coalesced: an event wakes
+the loop only when it names a head newer than the one held here, at most once per round, and
+not before ``net.live_gap_s`` after a round that took nothing). A round asks the peer for its
+heads, then, holding one of the semaphore's slots that bound how many peers sync at once, pulls
+every ledger it has more of (pages verified and committed whole, with the per-peer checkpoint in
+the same transaction), checks equal heads for forks, and pushes what the peer lacks. The heads
+request is made outside the semaphore, so peers that never answer cannot hold its slots. A peer
+that fails is backed off exponentially with jitter, capped, and every failure is visible in
+``status()`` by what failed, never by what the peer answered.
 """
 
 from __future__ import annotations
@@ -18,8 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
-
-import aiohttp
 
 from node.errors import (
     ForkDetected,
@@ -37,14 +39,17 @@ from node.ledger.rows import Row, page_body
 from node.ledger.service import Ledger
 from node.ledger.store import LedgerRow
 from node.metrics import Metrics
+from node.net.client import Outbound
 from node.settings import NodeSettings
-from node.sync.peers import PeerClient
+from node.sync.peers import HeadEvent, PeerClient
 from protocol.errors import ProtocolError
-from protocol.models import Page
+from protocol.models import Heads, Page
 
 log = logging.getLogger(__name__)
 
 MODES = ("pull", "push", "both")
+OPERATOR_SOURCES = frozenset({"config", "admin", "operator", "connect", "bootstrap"})  # URLs an operator gave
+MAX_ERROR_CHARS = 300
 
 
 @dataclass
@@ -64,25 +69,30 @@ class Peer:
     last_error: str | None = None
     remote: dict[str, int] = field(default_factory=dict)  # their head seq per ledger
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    last_round: float = 0.0  # monotonic start of the last round
+    took: bool = True  # whether the last round took entries (else the next waits net.live_gap_s)
+    seen: dict[str, int] = field(default_factory=dict)  # the newest seq its stream announced, per ledger
 
 
 class SyncEngine:
     """Owns the peer loops; use as an async context manager after the ledger is open."""
 
-    def __init__(self, ledger: Ledger, settings: NodeSettings, metrics: Metrics, trust: TrustGraph) -> None:
+    def __init__(
+        self, ledger: Ledger, settings: NodeSettings, metrics: Metrics, trust: TrustGraph, net: Outbound
+    ) -> None:
         self._ledger = ledger
+        self._net = net
         self._trust = trust
         self._settings = settings
         self._sync = settings.sync
         self._metrics = metrics
         self._peers: dict[str, Peer] = {}
-        self._session: aiohttp.ClientSession | None = None
         self._gate = asyncio.Semaphore(settings.sync.max_concurrency)
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._vouched_by: dict[str, set[str]] = {}  # per peer: ledgers pinned here on its word
+        self._closing = False
 
     async def __aenter__(self) -> SyncEngine:
-        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
         self._ledger.hooks.after_append.append(self._announce)
         for peer in self._settings.peers:
             await self.add_peer(peer.url, peer.ledger_id, bytes.fromhex(peer.public_key), peer.mode, "config",
@@ -100,11 +110,11 @@ class SyncEngine:
         for peer in list(self._peers.values()):
             await self._stop(peer)
         self.close_streams()
-        if self._session is not None:
-            await self._session.close()
 
     def close_streams(self) -> None:
-        """End every live head stream served to peers (on shutdown, before handlers are awaited)."""
+        """End every live head stream served to peers (on shutdown, before handlers are awaited), and
+        every stream a peer opens from now on."""
+        self._closing = True
         for queue in self._subscribers:
             queue.put_nowait({"closing": True})
 
@@ -143,8 +153,9 @@ class SyncEngine:
                 peer.wake.set()
 
     def _start(self, ledger_id: str, url: str, mode: str, source: str) -> Peer:
-        assert self._session is not None
-        client = PeerClient(self._session, url, self._ledger.keys, self._ledger.ledger_id, self._sync)
+        if source in OPERATOR_SOURCES:
+            self._net.operator(url)
+        client = PeerClient(self._net, url, self._ledger.keys, self._ledger.ledger_id, self._sync)
         peer = Peer(ledger_id, url, mode, source, client)
         self._peers[ledger_id] = peer
         peer.tasks.append(asyncio.create_task(self._loop(peer), name=f"sync:{ledger_id}"))
@@ -166,23 +177,24 @@ class SyncEngine:
                 await asyncio.wait_for(peer.wake.wait(), timeout=self._sync.interval_s)
             except TimeoutError:
                 pass
-            peer.wake.clear()
-            pause = peer.next_attempt - time.monotonic()
+            gap = 0.0 if peer.took else self._settings.net.live_gap_s  # a stream of empty promises waits
+            pause = max(peer.next_attempt, peer.last_round + gap) - time.monotonic()
             if pause > 0:  # backing off: the round is delayed, not dropped
                 await asyncio.sleep(pause)
-            async with self._gate:
-                await self.run_once(peer)
+            peer.wake.clear()  # whatever woke the loop meanwhile is served by this round
+            await self.run_once(peer)
 
     async def run_once(self, peer: Peer) -> None:
         """One sync round with ``peer``; failures are recorded, never raised."""
         peer.state = "syncing"
+        peer.last_round, peer.took = time.monotonic(), False
         try:
             await self._round(peer)
         except (PeerUnavailable, PeerFailed, ProtocolError, NodeError) as exc:
             peer.failures += 1
             delay = min(self._sync.backoff_max_s, self._sync.interval_s * 2 ** min(peer.failures, 16))
             peer.next_attempt = time.monotonic() + delay * random.uniform(0.5, 1.0)
-            peer.state, peer.last_error = "backing-off", f"{type(exc).__name__}: {exc}"
+            peer.state, peer.last_error = "backing-off", f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
             self._metrics.sync_failures.labels(peer.ledger_id, type(exc).__name__).inc()
             log.warning("sync failed peer=%s failures=%d error=%s", peer.ledger_id, peer.failures, exc)
         else:
@@ -200,10 +212,15 @@ class SyncEngine:
         if not self._trust.allows_sync(peer.ledger_id):
             peer.state = "untrusted"  # checked every round: a drop or an expiry stops sync within one
             return
-        heads = await peer.client.heads()
+        heads = await peer.client.heads()  # outside the gate: a peer that does not answer holds no slot
         if heads.ledger_id != peer.ledger_id:
             raise PeerFailed(f"{peer.url} answers as {heads.ledger_id}, not {peer.ledger_id}")
         peer.remote = {h.ledger_id: h.seq for h in heads.ledgers}
+        async with self._gate:
+            await self._exchange(peer, heads)
+
+    async def _exchange(self, peer: Peer, heads: Heads) -> None:
+        """Pull what the peer has more of, push what it lacks."""
         if peer.mode in ("pull", "both"):
             for head in heads.ledgers:
                 if (
@@ -298,6 +315,7 @@ class SyncEngine:
                 await self._trust.attest(ledger_id, 0.0, "full")  # the offender's trust drops to 0
             raise
         self._metrics.sync_received.labels(peer.ledger_id).inc(result.accepted)
+        peer.took = peer.took or result.accepted > 0
         if page.entries:
             lag_ms = time.time_ns() // 1_000_000 - page.entries[-1].timestamp
             self._metrics.propagation_seconds.observe(max(0.0, lag_ms / 1000))
@@ -311,10 +329,9 @@ class SyncEngine:
             if not rows:
                 break
             answer = await peer.client.push(page_body(held, rows, checkpoints))
-            reached = answer.get("head_seq")
-            if not isinstance(reached, int) or reached < rows[-1][1]:
-                raise PeerFailed(f"{peer.url}: push of ledger {ledger_id} was not taken (head {reached})")
-            self._metrics.sync_sent.labels(peer.ledger_id).inc(answer.get("accepted", 0))
+            if answer.head_seq < rows[-1][1]:
+                raise PeerFailed(f"{peer.url}: push of ledger {ledger_id} was not taken (head {answer.head_seq})")
+            self._metrics.sync_sent.labels(peer.ledger_id).inc(answer.accepted)
             await self._ledger.store.mark_synced(peer.ledger_id, ledger_id, "push", rows[-1][1], rows[-1][12])
             after = rows[-1][1]
         peer.remote[ledger_id] = after
@@ -345,25 +362,41 @@ class SyncEngine:
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._subscribers.add(queue)
+        if self._closing:  # a peer reconnecting while this node shuts down would hold the shutdown
+            queue.put_nowait({"closing": True})
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
         self._subscribers.discard(queue)
 
     async def _follow(self, peer: Peer) -> None:
-        """Follow the peer's head stream; a head we lack wakes the peer's loop at once."""
+        """Follow the peer's head stream; a head newer than ours wakes the peer's loop (once per round)."""
         failures = 0
         while True:
             try:
-                async for _event in peer.client.stream():
-                    # a new head, or a (re)connection after which a round catches up on missed heads
+                async for event in peer.client.stream():
+                    # a (re)connection (None), after which a round catches up on missed heads, or a new head
                     failures = 0
-                    if peer.mode != "push":
+                    if peer.mode != "push" and not peer.wake.is_set() and await self._newer(peer, event):
                         peer.wake.set()
             except (PeerUnavailable, PeerFailed) as exc:
                 log.debug("live stream peer=%s: %s", peer.ledger_id, exc)
             failures += 1
             await asyncio.sleep(min(self._sync.backoff_max_s, 0.2 * 2 ** min(failures, 10)) * random.uniform(0.5, 1))
+
+    async def _newer(self, peer: Peer, event: HeadEvent | None) -> bool:
+        """Whether a stream event is worth a round: a reconnection, or a head newer than the one held
+        (an event no newer than one the stream announced before costs no lookup)."""
+        if event is None:
+            peer.seen.clear()
+            return True
+        if event.ledger_id == self._ledger.ledger_id or event.seq <= peer.seen.get(event.ledger_id, -1):
+            return False
+        if len(peer.seen) >= 10_000:
+            peer.seen.clear()
+        peer.seen[event.ledger_id] = event.seq
+        held = await self._ledger.replicas.held(event.ledger_id)
+        return event.seq > (held.head_seq if held is not None else 0)
 
     # --- status --------------------------------------------------------------------------------
 

@@ -1,0 +1,78 @@
+"""Validation of answers with its cost bounded before it starts.
+
+Validating a parsed answer costs about one step, and on failure one error object, per item: an
+answer of millions of empty lists where objects belong would build millions of errors. So before
+pydantic sees an answer, ``bound`` walks the model's shape once: every list is at most its field's
+``max_length`` (else ``MAX_ITEMS``) long, and every object that stands for a model that forbids
+extra fields has no more keys than the model has fields. What is left fails with a few errors per
+item at most; only the first is reported, by location and error type, never with the value.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any, TypeVar, Union, get_args, get_origin
+
+from annotated_types import MaxLen
+from pydantic import BaseModel, ValidationError
+
+from node.errors import PeerFailed
+
+MAX_ITEMS = 10_000  # a list in an answer, when its model field names no bound (heads: ledgers held)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], data: Any, where: str = "") -> M:
+    """``data`` validated as ``model``; PeerFailed naming the first malformed field."""
+    bound(model, data, where)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False, include_input=False, include_context=False)[0]
+        loc = where + ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in error["loc"])
+        raise PeerFailed(f"malformed answer at {loc.replace('.[', '[') or 'top'} ({error['type']})") from exc
+
+
+def parse_list(model: type[M], data: Any, max_items: int, where: str = "") -> list[M]:
+    """A JSON list of ``model`` items, at most ``max_items``; PeerFailed otherwise."""
+    if not isinstance(data, list):
+        raise PeerFailed(f"malformed answer at {where or 'top'} (list expected)")
+    if len(data) > max_items:
+        raise PeerFailed(f"malformed answer at {where or 'top'} (more than {max_items} items)")
+    return [parse(model, item, f"{where}[{i}].") for i, item in enumerate(data)]
+
+
+def bound(model: type[BaseModel], data: Any, path: str = "") -> None:
+    """Refuse ``data`` whose lists or objects are larger than ``model`` allows (PeerFailed)."""
+    if not isinstance(data, dict):
+        return  # one error from pydantic
+    fields = model.model_fields
+    if len(data) > len(fields) and model.model_config.get("extra") == "forbid":  # one error per extra key
+        raise PeerFailed(f"malformed answer at {path.rstrip('.') or 'top'} (unexpected fields)")
+    for name, field in fields.items():
+        value = data.get(name)
+        if isinstance(value, list):
+            limit = next((m.max_length for m in field.metadata if isinstance(m, MaxLen)), MAX_ITEMS)
+            if len(value) > limit:
+                raise PeerFailed(f"malformed answer at {path}{name} (more than {limit} items)")
+            item = _model_in(get_args(field.annotation)[0] if get_origin(field.annotation) is list else None)
+            if item is not None:
+                for i, element in enumerate(value):
+                    bound(item, element, f"{path}{name}[{i}].")
+        elif isinstance(value, dict):
+            sub = _model_in(field.annotation)
+            if sub is not None:
+                bound(sub, value, f"{path}{name}.")
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model an annotation stands for (``M``, ``M | None``), or None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (Union, types.UnionType):
+        for arg in get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
