@@ -1,0 +1,71 @@
+"""The console's HTTP side, in-process: the page and its headers, links as JSON, login check, live feed."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import orjson
+
+from tests.conftest import AUTH, RunningNode, draft
+
+Start = Callable[..., Awaitable[RunningNode]]
+
+
+async def test_the_page_is_served_with_a_strict_policy_and_links_answer_json(make_node: Start) -> None:
+    node = await make_node("node-a")
+    async with node.session.get(node.url + "/", headers={"Accept": "text/html"}) as response:
+        page = await response.text()
+        headers = response.headers
+    assert response.status == 200 and response.content_type == "text/html"
+    csp = headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert "<script" in page and "<script>" not in page and "style=" not in page  # nothing inline
+    assert "http" not in page.split("<body")[0]  # nothing from elsewhere
+    for asset, kind in (("console.js", "text/javascript"), ("console.css", "text/css")):
+        async with node.session.get(f"{node.url}/console/{asset}") as response:
+            assert response.status == 200 and response.content_type == kind
+            assert b"http://" not in (await response.read()).replace(b"http://www.w3.org/2000/svg", b"")
+    status, body, kind = await node.request("GET", "/", headers={"Accept": "application/json"}, anonymous=True)
+    assert status == 200 and kind == "application/json"
+    assert body["links"]["openapi"] == "/openapi.json" and body["links"]["console"] == "/"
+
+
+async def test_the_login_check_refuses_a_wrong_or_missing_credential(make_node: Start) -> None:
+    node = await make_node("node-a")
+    status, body, _ = await node.request("GET", "/console/whoami")
+    assert status == 200 and body["id"] == "admin-token" and "admin" in body["scopes"]
+    for headers in ({"Authorization": "Bearer lnt_000000000000_wrong"}, {"Authorization": "Bearer nope"}, {}):
+        status, body, kind = await node.request("GET", "/console/whoami", headers=headers, anonymous=True)
+        assert status == 401 and kind == "application/problem+json", (headers, status)
+    status, issued, _ = await node.request("POST", "/admin/credentials", json={"name": "viewer", "scopes": ["read"]})
+    status, body, _ = await node.request(
+        "GET", "/console/whoami", headers={"Authorization": f"Bearer {issued['token']}"}, anonymous=True
+    )
+    assert status == 200 and body["scopes"] == ["read"]
+
+
+async def test_the_feed_pushes_a_snapshot_and_each_new_head(make_node: Start) -> None:
+    node = await make_node("node-a")
+    async with node.session.get(node.url + "/console/events", headers=AUTH) as response:
+        assert response.status == 200 and response.content_type == "text/event-stream"
+        snapshot = await _next_event(response)
+        assert snapshot[0] == "snapshot"
+        assert snapshot[1]["node"]["ledger_id"] == "node-a" and snapshot[1]["node"]["key_fingerprint"]
+        assert snapshot[1]["nodes"][0]["self"] and snapshot[1]["in_sync"]["in_sync"]
+        status, _, _ = await node.request("POST", "/ledger/entries", json=draft(1))
+        assert status == 201
+        kind, head = await _next_event(response)
+        assert kind == "head" and head["ledger_id"] == "node-a" and head["seq"] == 1
+
+
+async def _next_event(response: object) -> tuple[str, dict[str, object]]:
+    kind, data = "message", b""
+    async for line in response.content:  # type: ignore[attr-defined]
+        if line.startswith(b"event: "):
+            kind = line[7:].strip().decode()
+        elif line.startswith(b"data: "):
+            data += line[6:].strip()
+        elif line == b"\n" and data:
+            return kind, orjson.loads(data)
+    raise AssertionError("the stream ended")
