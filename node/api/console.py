@@ -24,6 +24,7 @@ from protocol.openapi import operation
 
 FEED = web.AppKey("console_feed", ConsoleFeed)
 HEARTBEAT_S = 15.0
+HEAD_SETTLE_S = 0.3  # a snapshot follows a burst of heads this soon (the feed shares and spaces them)
 
 # no inline script or style, nothing from elsewhere, never framed (docs/console.md)
 SECURITY_HEADERS = {
@@ -78,6 +79,12 @@ async def script(request: web.Request) -> web.Response:
 @operation("the console's style sheet", content_type="text/css", auth="public")
 async def style(request: web.Request) -> web.Response:
     return _asset_response("console.css")
+
+
+@routes.get("/favicon.ico")
+@operation("no icon: an empty answer, so browsers do not log a missing one", ok=204, auth="public")
+async def favicon(request: web.Request) -> web.Response:
+    return web.Response(status=204, headers={"Cache-Control": "max-age=86400"})
 
 
 @routes.get("/console/whoami")
@@ -139,6 +146,7 @@ async def _feed(response: web.StreamResponse, queue: asyncio.Queue[dict[str, Any
         for head in {event["ledger_id"]: event for event in events}.values():
             await _send(response, "head", head)
         quiet = loop.time()
+        due = min(due, quiet + HEAD_SETTLE_S)  # the heads compared in the next snapshot include this one
 
 
 async def _send(response: web.StreamResponse, kind: str, data: Any) -> None:

@@ -5,7 +5,8 @@
 
 const TOKEN_KEY = "ledger-console-token";
 const SVG_NS = "http://www.w3.org/2000/svg";
-const state = { token: null, scopes: [], snapshot: null, selected: null, stream: null, refreshTimer: null };
+const state = { token: null, scopes: [], snapshot: null, selected: null, stream: null, refreshTimer: null,
+  candidates: undefined };
 
 // --- small helpers ------------------------------------------------------------------------------
 
@@ -245,12 +246,12 @@ function renderNetwork() {
   const picture = $("network");
   const nodes = snap.nodes;
   const others = nodes.filter((n) => !n.self);
-  const width = 640, height = 360, cx = width / 2, cy = height / 2;
+  const width = 960, height = 340, cx = width / 2, cy = height / 2;
   const place = {};
   for (const n of nodes) if (n.self) place[n.ledger_id] = [cx, cy];
   others.forEach((n, i) => {
-    const angle = -Math.PI / 2 + (2 * Math.PI * i) / Math.max(1, others.length);
-    place[n.ledger_id] = [cx + 230 * Math.cos(angle), cy + 135 * Math.sin(angle)];
+    const angle = Math.PI + (2 * Math.PI * i) / Math.max(1, others.length);
+    place[n.ledger_id] = [cx + 300 * Math.cos(angle), cy + 120 * Math.sin(angle)];
   });
   const layer = [svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 26, refY: 5, markerWidth: 7,
     markerHeight: 7, orient: "auto-start-reverse" }, svg("path", { d: "M 0 0 L 10 5 L 0 10 z", class: "arrowhead" })))];
@@ -343,6 +344,14 @@ async function refreshConflicts() {
 async function refreshCandidates() {
   const box = $("candidates");
   if (!has("admin")) { box.className = "muted"; box.replaceChildren("Proposed peers are shown to an admin credential."); return; }
+  if (state.candidates === undefined) {  // does this node have the candidate list? (asked once, without a 404)
+    try { state.candidates = "/admin/candidates" in (await api("/openapi.json")).paths; } catch { state.candidates = false; }
+  }
+  if (!state.candidates) {
+    box.className = "muted";
+    box.replaceChildren("Not available: this node has no candidate list (GET /admin/candidates).");
+    return;
+  }
   try {
     const body = await api("/admin/candidates");
     const rows = Array.isArray(body) ? body : (body && body.candidates) || [];

@@ -91,7 +91,7 @@ class ConsoleFeed:
             "registry": registry,
             "nodes": list(nodes.values()),
             "trust_edges": [
-                {"from": a["source"], "to": a["target"], "level": a["level"], "type": a["type"]}
+                {"from": a["from"], "to": a["to"], "level": a["level"], "type": a["type"]}
                 for a in self._trust.attestations()
             ],
             "in_sync": _in_sync(self._ledger.ledger_id, nodes, held, sync),
@@ -201,7 +201,7 @@ class ConsoleFeed:
     def _mark(self, nodes: dict[str, dict[str, Any]], held: list[LedgerRow]) -> None:
         pinned = {row.ledger_id: row for row in held}
         own = self._ledger.ledger_id
-        distrusted = {a["target"] for a in self._trust.attestations() if a["source"] == own and a["level"] == 0}
+        distrusted = {a["to"] for a in self._trust.attestations() if a["from"] == own and a["level"] == 0}
         threshold = self._settings.trust.sync_threshold
         for lid, item in nodes.items():
             marks: list[str] = item["marks"]
