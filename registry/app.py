@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 import registry
 from protocol.openapi import document, operation
 from protocol.requests import ReplayGuard
+from registry import console
 from registry.api import (
     REGISTRY,
     REPLAY,
@@ -59,6 +60,7 @@ def build_app(settings: RegistrySettings) -> web.Application:
     app.middlewares.insert(0, count)
     app.cleanup_ctx.append(registry_ctx)
     app.add_routes(routes)
+    app.add_routes(console.routes)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/openapi.json", openapi)
     app[SPEC] = document("ledger-registry", registry.__version__, DESCRIPTION, app.router.routes())

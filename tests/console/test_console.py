@@ -104,6 +104,16 @@ async def test_the_console_shows_the_network_live(network: dict[str, NodeProcess
         await expect(page.locator("#in-sync")).to_contain_text("In sync", timeout=10_000)
         await expect(page.locator("#node-facts")).to_contain_text("node-c")
 
+        # the registry's console lists the three nodes online, each with a link to its own console
+        registry = await browser.new_page()
+        registry.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        await registry.goto(network["registry"].url + "/")
+        await expect(registry.locator('#nodes tbody tr[data-status="online"]')).to_have_count(3)
+        await expect(registry.locator("#network g.node.online")).to_have_count(3)
+        await expect(registry.locator(f'#nodes a[href="{node_c.url}"]')).to_have_count(1)
+        await registry.close()
+        assert errors == [], errors
+
         # an entry appended on node-a appears on node-c's page within 2 s
         marker = secrets.token_hex(6)
         started = time.monotonic()

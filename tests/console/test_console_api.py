@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
+import aiohttp
 import orjson
+from aiohttp import web
 
+from registry.app import build_app as build_registry
+from registry.settings import RegistrySettings
 from tests.conftest import AUTH, RunningNode, draft
 
 Start = Callable[..., Awaitable[RunningNode]]
@@ -69,3 +74,23 @@ async def _next_event(response: object) -> tuple[str, dict[str, object]]:
         elif line == b"\n" and data:
             return kind, orjson.loads(data)
     raise AssertionError("the stream ended")
+
+
+async def test_the_registry_serves_its_console_and_links(tmp_path: Path) -> None:
+    runner = web.AppRunner(build_registry(RegistrySettings(data_dir=tmp_path / "registry", port=0)))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://{host}:{port}/", headers={"Accept": "text/html"}) as response:
+                assert response.status == 200 and response.content_type == "text/html"
+                assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+                assert response.headers["X-Content-Type-Options"] == "nosniff"
+            async with session.get(f"http://{host}:{port}/", headers={"Accept": "application/json"}) as response:
+                body = await response.json()
+                assert body["links"]["openapi"] == "/openapi.json" and body["links"]["console"] == "/"
+            async with session.get(f"http://{host}:{port}/openapi.json") as response:
+                assert "/" in (await response.json())["paths"]
+    finally:
+        await runner.cleanup()
