@@ -144,7 +144,8 @@ async def test_the_console_shows_the_network_live(network: dict[str, NodeProcess
         await expect(page.locator("#node-detail")).to_contain_text("known from")
         if os.environ.get("CONSOLE_SCREENSHOT"):
             await expect(page.locator("#in-sync")).to_contain_text("In sync", timeout=10_000)
-            await page.screenshot(path=os.environ["CONSOLE_SCREENSHOT"], full_page=True)
+            await page.evaluate("window.scrollTo(0, 0)")
+            await page.screenshot(path=os.environ["CONSOLE_SCREENSHOT"])
 
         # a stopped node turns offline
         impostor_port = urlsplit(network["node-b"].url).port
