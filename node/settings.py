@@ -157,6 +157,9 @@ class ConsoleSettings(BaseModel):
         description="limit of one reachability probe of a known node (its /network/info) made for a snapshot",
     )
     max_probed: int = Field(32, ge=0, le=256, description="known nodes probed per snapshot at most (peers first)")
+    max_streams: int = Field(
+        64, ge=1, le=10_000, description="console event streams open at once; more are refused (429) until one closes"
+    )
 
 
 class _Loadable(BaseSettings):

@@ -15,11 +15,12 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from node.api.auth import actor
 from node.api.context import CREDENTIALS, DISCOVERY, LEDGER, LIFECYCLE, SETTINGS, SYNC, TRUST
 from node.api.json import json_response
 from node.console import ASSETS, asset
 from node.console.feed import ConsoleFeed
-from node.errors import Unauthorized
+from node.errors import RateLimited, Unauthorized
 from protocol.openapi import operation
 
 FEED = web.AppKey("console_feed", ConsoleFeed)
@@ -104,8 +105,22 @@ async def whoami(request: web.Request) -> web.Response:
            content_type="text/event-stream", auth="read")  # fmt: skip
 async def events(request: web.Request) -> web.StreamResponse:
     """``event: snapshot`` at once and every ``console.snapshot_s``; ``event: head`` for each committed
-    batch (coalesced per ledger); a comment line keeps an idle stream open."""
-    engine, feed = request.app[SYNC], request.app[FEED]
+    batch (coalesced per ledger); a comment line keeps an idle stream open. Needs a credential even
+    where reads are public (the console logs in), and at most ``console.max_streams`` are open."""
+    feed = request.app[FEED]
+    if actor(request) == "anonymous" or actor(request).startswith("peer:"):  # even where reads are public
+        raise Unauthorized("the console's event stream needs 'Authorization: Bearer <token>' with scope read")
+    if feed.streams >= request.app[SETTINGS].console.max_streams:
+        raise RateLimited(f"{feed.streams} console event streams are open, the most this node serves", 5.0)
+    feed.streams += 1
+    try:
+        return await _stream(request, feed)
+    finally:
+        feed.streams -= 1
+
+
+async def _stream(request: web.Request, feed: ConsoleFeed) -> web.StreamResponse:
+    engine = request.app[SYNC]
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                            "X-Content-Type-Options": "nosniff"})  # fmt: skip
     await response.prepare(request)

@@ -52,6 +52,7 @@ class ConsoleFeed:
         self._session: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()
         self._cached: tuple[float, dict[str, Any]] | None = None
+        self.streams = 0  # console event streams open now
 
     async def __aenter__(self) -> ConsoleFeed:
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=16))

@@ -9,9 +9,10 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from node.api.console import FEED
 from registry.app import build_app as build_registry
 from registry.settings import RegistrySettings
-from tests.conftest import AUTH, RunningNode, draft
+from tests.conftest import AUTH, RunningNode, draft, eventually
 
 Start = Callable[..., Awaitable[RunningNode]]
 
@@ -94,3 +95,17 @@ async def test_the_registry_serves_its_console_and_links(tmp_path: Path) -> None
                 assert "/" in (await response.json())["paths"]
     finally:
         await runner.cleanup()
+
+
+async def test_the_feed_needs_a_credential_even_where_reads_are_public_and_is_bounded(make_node: Start) -> None:
+    node = await make_node("node-a", console={"max_streams": 1})
+    assert node.settings.access.public_read
+    status, body, kind = await node.request("GET", "/console/events", anonymous=True)
+    assert status == 401 and kind == "application/problem+json"
+    async with node.session.get(node.url + "/console/events", headers=AUTH) as first:
+        assert first.status == 200 and (await _next_event(first))[0] == "snapshot"
+        status, body, _ = await node.request("GET", "/console/events")
+        assert status == 429, body
+    await eventually(lambda: node.app[FEED].streams == 0)
+    async with node.session.get(node.url + "/console/events", headers=AUTH) as again:
+        assert again.status == 200
