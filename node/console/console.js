@@ -290,7 +290,7 @@ function renderDetail() {
   const n = state.snapshot && state.snapshot.nodes.find((x) => x.ledger_id === state.selected);
   if (!n) { box.className = "detail muted"; box.replaceChildren("Click a node for its detail."); return; }
   const peer = state.snapshot.sync.peers.find((p) => p.ledger_id === n.ledger_id);
-  const facts = [["ledger id", n.ledger_id], ["url", n.url || "—"], ["status", n.status], ["known from", n.sources.join(", ") || "—"],
+  const facts = [["ledger id", n.ledger_id], ["name", n.name], ["url", n.url || "—"], ["status", n.status], ["known from", n.sources.join(", ") || "—"],
     ["registry says", n.registry_status || "—"], ["its head", n.head ? `${n.head.seq} ${short(n.head.hash)}` : "—"],
     ["held here", n.held ? `${n.held.seq} ${short(n.held.hash)}` : "not held"],
     ["marks", n.marks.join(", ") || "none"], ["trust score", n.trust_score === undefined ? "—" : n.trust_score],

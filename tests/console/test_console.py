@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from protocol.records import sign_record
 from protocol.signing import KeyPair
 from scenarios.compose import load, local_ports, localize_service, start_order
 from scenarios.procs import NodeProcess, start_process
@@ -104,6 +105,15 @@ async def test_the_console_shows_the_network_live(network: dict[str, NodeProcess
         await expect(page.locator("#in-sync")).to_contain_text("In sync", timeout=10_000)
         await expect(page.locator("#node-facts")).to_contain_text("node-c")
 
+        # live without polling: an idle page makes no request at all, the snapshots come over its one stream
+        requests: list[str] = []
+        page.on("request", lambda request: requests.append(request.url))
+        uptime = page.locator('#node-facts dd[data-fact="uptime"]')
+        before = await uptime.inner_text()
+        await page.wait_for_timeout(3_000)  # watching the page idle for three snapshot periods, not waiting on it
+        assert requests == [], requests
+        assert await uptime.inner_text() != before  # yet the views moved on
+
         # the registry's console lists the three nodes online, each with a link to its own console
         registry = await browser.new_page()
         registry.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
@@ -177,6 +187,23 @@ async def test_the_console_shows_the_network_live(network: dict[str, NodeProcess
         await expect(reader.locator("#network g.node")).to_have_count(3)
         await reader.click("#append-form button")
         await expect(reader.locator("#append-result")).to_contain_text("may not append")
+
+        # a hostile record's text is shown as text: never parsed as HTML, never run
+        hostile = '<img src=x onerror="document.title=1">'
+        record = sign_record(KeyPair(secrets.token_bytes(32)), ledger_id="node-x", name=hostile,
+                             endpoints=["http://127.0.0.1:9"], issued_at=int(time.time() * 1000))  # fmt: skip
+        async with http.post(network["registry"].url + "/registry/nodes", json=record.model_dump()) as response:
+            assert response.status == 201, await response.text()
+        registry = await browser.new_page()
+        await registry.goto(network["registry"].url + "/")
+        await expect(registry.locator('#nodes tr[data-ledger="node-x"]')).to_contain_text(hostile)
+        hostile_node = page.locator('#network g.node[data-ledger="node-x"]')
+        await expect(hostile_node).to_have_count(1, timeout=5_000)
+        await hostile_node.click()
+        await expect(page.locator("#node-detail")).to_contain_text(hostile)
+        for shown in (page, registry):
+            assert await shown.locator("img").count() == 0
+            assert await shown.title() != "1"
         await browser.close()
     assert not [e for e in errors if "uncaught" in e], errors
 
