@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,6 +24,8 @@ from node.console import ASSETS, asset
 from node.console.feed import ConsoleFeed
 from node.errors import RateLimited, Unauthorized
 from protocol.openapi import operation
+
+log = logging.getLogger(__name__)
 
 FEED = web.AppKey("console_feed", ConsoleFeed)
 HEARTBEAT_S = 15.0
@@ -137,31 +141,50 @@ async def _stream(request: web.Request, feed: ConsoleFeed) -> web.StreamResponse
 
 
 async def _feed(response: web.StreamResponse, queue: asyncio.Queue[dict[str, Any]], feed: ConsoleFeed) -> None:
-    """Write snapshots on time, head events as they come, a keep-alive comment when idle; return when
-    the node closes its streams (shutdown)."""
+    """Write snapshots on time, head events as they come (a snapshot being built, which may wait for
+    probes, never holds them back), a keep-alive comment when idle; return when the node closes its
+    streams (shutdown)."""
     loop = asyncio.get_running_loop()
     await _send(response, "snapshot", await feed.snapshot())
     due, quiet = loop.time() + feed.interval_s, loop.time()
-    while True:
-        wait = max(0.0, min(due, quiet + HEARTBEAT_S) - loop.time())
-        try:
-            events = [await asyncio.wait_for(queue.get(), timeout=wait)]
-        except TimeoutError:
-            if loop.time() >= due:
-                await _send(response, "snapshot", await feed.snapshot())
+    building: asyncio.Task[dict[str, Any]] | None = None
+    getting: asyncio.Task[dict[str, Any]] | None = None
+    try:
+        while True:
+            if building is None and loop.time() >= due:
+                building = asyncio.create_task(feed.snapshot())
+            if getting is None:
+                getting = asyncio.create_task(queue.get())
+            until = min(quiet + HEARTBEAT_S, due if building is None else math.inf)
+            waiting: set[asyncio.Task[dict[str, Any]]] = {getting} if building is None else {getting, building}
+            done, _ = await asyncio.wait(waiting, timeout=max(0.0, until - loop.time()),
+                                         return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            if building is not None and building in done:
+                snapshot, building = building, None
                 due = loop.time() + feed.interval_s
-            else:
+                if snapshot.exception() is not None:
+                    log.warning("console snapshot failed: %r", snapshot.exception())
+                else:
+                    await _send(response, "snapshot", snapshot.result())
+                    quiet = loop.time()
+            if getting in done:
+                events = [getting.result()]
+                getting = None
+                while not queue.empty():  # a burst of commits becomes one event per ledger
+                    events.append(queue.get_nowait())
+                if any(event.get("closing") for event in events):
+                    return
+                for head in {event["ledger_id"]: event for event in events}.values():
+                    await _send(response, "head", head)
+                quiet = loop.time()
+                due = min(due, quiet + HEAD_SETTLE_S)  # the heads compared in the next snapshot include these
+            if loop.time() >= quiet + HEARTBEAT_S:
                 await response.write(b": keep-alive\n\n")
-            quiet = loop.time()
-            continue
-        while not queue.empty():  # a burst of commits becomes one event per ledger
-            events.append(queue.get_nowait())
-        if any(event.get("closing") for event in events):
-            return
-        for head in {event["ledger_id"]: event for event in events}.values():
-            await _send(response, "head", head)
-        quiet = loop.time()
-        due = min(due, quiet + HEAD_SETTLE_S)  # the heads compared in the next snapshot include this one
+                quiet = loop.time()
+    finally:
+        for task in (building, getting):
+            if task is not None:
+                task.cancel()
 
 
 async def _send(response: web.StreamResponse, kind: str, data: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -109,3 +110,12 @@ async def test_the_feed_needs_a_credential_even_where_reads_are_public_and_is_bo
     await eventually(lambda: node.app[FEED].streams == 0)
     async with node.session.get(node.url + "/console/events", headers=AUTH) as again:
         assert again.status == 200
+
+
+async def test_an_open_feed_does_not_hold_the_node_shutdown(make_node: Start) -> None:
+    node = await make_node("node-a")
+    async with node.session.get(node.url + "/console/events", headers=AUTH) as response:
+        assert (await _next_event(response))[0] == "snapshot"
+        started = time.monotonic()
+        await node.stop()
+        assert time.monotonic() - started < 5
