@@ -99,7 +99,7 @@ async def test_the_registry_serves_its_console_and_links(tmp_path: Path) -> None
 
 
 async def test_the_feed_needs_a_credential_even_where_reads_are_public_and_is_bounded(make_node: Start) -> None:
-    node = await make_node("node-a", console={"max_streams": 1})
+    node = await make_node("node-a", console={"max_streams": 1, "snapshot_s": 0.5})
     assert node.settings.access.public_read
     status, body, kind = await node.request("GET", "/console/events", anonymous=True)
     assert status == 401 and kind == "application/problem+json"
