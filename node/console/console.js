@@ -6,7 +6,7 @@
 const TOKEN_KEY = "ledger-console-token";
 const SVG_NS = "http://www.w3.org/2000/svg";
 const state = { token: null, scopes: [], snapshot: null, selected: null, stream: null, refreshTimer: null,
-  candidates: undefined };
+  candidates: undefined, samples: {} };
 
 // --- small helpers ------------------------------------------------------------------------------
 
@@ -185,7 +185,23 @@ function handleEvent(block) {
   }
 }
 
+function sample(ledgerId, seq) {  // (time, seq) of the last 30 s per ledger, for entries per second
+  const now = Date.now();
+  const list = (state.samples[ledgerId] ||= []);
+  if (!list.length || list[list.length - 1][1] !== seq) list.push([now, seq]);
+  while (list.length > 2 && now - list[0][0] > 30000) list.shift();
+}
+
+function rate(ledgerId) {
+  const list = state.samples[ledgerId] || [];
+  if (list.length < 2) return 0;
+  const [t0, s0] = list[0], [t1, s1] = list[list.length - 1];
+  const span = Math.max(Date.now(), t1) - t0;
+  return span > 0 ? ((s1 - s0) * 1000) / span : 0;
+}
+
 function noteHead(head) {
+  sample(head.ledger_id, head.seq);
   const snap = state.snapshot;
   if (!snap) return;
   const row = snap.ledgers.find((l) => l.ledger_id === head.ledger_id);
@@ -211,12 +227,15 @@ function renderSnapshot() {
       ["verification", `${v.state}: through seq ${v.verified_seq} of ${v.head_seq} (on start: ${v.on_start})`],
       ["registry", snap.registry.url ? `${snap.registry.url}${snap.registry.error ? " — " + snap.registry.error : ""}` : "none configured"],
     ].flatMap(([k, val]) => [el("dt", {}, k), el("dd", { "data-fact": k }, val)]));
+  for (const l of snap.ledgers) sample(l.ledger_id, l.head_seq);
   const line = $("in-sync");
   const sync = snap.in_sync;
+  const running = snap.sync.peers.filter((p) => p.state === "syncing").map((p) => p.ledger_id);
   line.className = "sync-line " + (sync.in_sync ? "ok" : "behind");
-  line.textContent = sync.in_sync
-    ? `In sync: ${sync.nodes.join(", ")} hold the same heads.`
-    : `Not in sync (${sync.nodes.join(", ")} reached): ${sync.differences.join("; ")}`;
+  line.textContent = (sync.nodes.length < 2 ? "No other node reached: nothing to compare."
+    : sync.in_sync ? `In sync: ${sync.nodes.join(", ")} hold the same heads.`
+    : `Not in sync (${sync.nodes.join(", ")} reached): ${sync.differences.join("; ")}`)
+    + (running.length ? ` Syncing now with ${running.join(", ")}.` : "");
   renderLedgers();
   renderPeers();
   renderNetwork();
@@ -226,10 +245,11 @@ function renderLedgers() {
   const snap = state.snapshot;
   const lags = {};
   for (const peer of snap.sync.peers) for (const l of peer.ledgers) (lags[l.ledger_id] ||= []).push(`${peer.ledger_id}: ${l.lag}`);
-  table("ledgers", ["ledger", "head seq", "head hash", "lag per peer", "quarantined"], snap.ledgers.map((l) =>
+  table("ledgers", ["ledger", "head seq", "head hash", "entries/s", "lag per peer", "quarantined"], snap.ledgers.map((l) =>
     el("tr", { "data-ledger": l.ledger_id, class: l.quarantined ? "marked" : null },
       el("td", {}, l.ledger_id + (l.local ? " (own)" : "")), el("td", { class: "num" }, l.head_seq),
       el("td", { class: "hash", title: l.head_hash || "" }, short(l.head_hash)),
+      el("td", { class: "num" }, rate(l.ledger_id).toFixed(1)),
       el("td", {}, (lags[l.ledger_id] || []).join(", ") || "—"), el("td", {}, l.quarantined ? "yes" : "no"))));
 }
 
