@@ -30,7 +30,9 @@ from scenarios.procs import REPO
 
 
 def start_registry(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    env = {**os.environ, "LEDGER_REGISTRY_RATE_PER_S": "1000000", "LEDGER_REGISTRY_BURST": "1000000"}
+    # open enrolment: the simulated nodes are the benchmark's own
+    env = {**os.environ, "LEDGER_REGISTRY_RATE_PER_S": "1000000", "LEDGER_REGISTRY_BURST": "1000000",
+           "LEDGER_REGISTRY_ENROLMENT": "open"}  # fmt: skip
     proc = subprocess.Popen(
         [sys.executable, "-m", "registry.cli", "run", "--port", "0", "--data-dir", str(data_dir), "--ttl", "10"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO, env=env,

@@ -58,6 +58,7 @@ async def ledger_ctx(app: web.Application) -> AsyncIterator[None]:
             app[STATE] = StateView(ledger, settings.conflicts, app[METRICS])
             trust = TrustGraph(ledger, settings.trust)
             await trust.load()
+            ledger.replicas.unpinned.append(trust.forget)
             app[TRUST] = trust
             ledger.hooks.after_append.append(app[STATE].on_commit)
             app[METRICS].head_seq.set(ledger.head.head_seq)
@@ -69,7 +70,7 @@ async def ledger_ctx(app: web.Application) -> AsyncIterator[None]:
             app[LIFECYCLE].started_ms = wall_ms()
             async with (
                 SyncEngine(ledger, settings, app[METRICS], trust) as engine,
-                Discovery(ledger, settings, engine, app[METRICS]) as discovery,
+                Discovery(ledger, settings, engine, app[METRICS], trust) as discovery,
                 Federation(ledger, engine, trust) as federation,
                 References(ledger, engine, settings.refs) as references,
             ):

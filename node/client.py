@@ -43,6 +43,9 @@ class NodeClient:
     async def post(self, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
         return await self._request("POST", path, body=body, params=params)
 
+    async def put(self, path: str, body: Any = None) -> Any:
+        return await self._request("PUT", path, body=body)
+
     async def delete(self, path: str) -> Any:
         return await self._request("DELETE", path)
 

@@ -1,6 +1,6 @@
-"""Operator commands: the admin API as readable tables (``ledger-node status|peers|sync|conflicts|trust``),
-credentials (``ledger-node credentials issue|list|revoke``) and the audit log (``ledger-node audit``).
-Every reading command prints the API's JSON answer instead with ``--json``."""
+"""Operator commands: the admin API as readable tables (``ledger-node status|peers|sync|conflicts|trust``,
+``candidates`` and ``pins``), credentials (``ledger-node credentials issue|list|revoke``) and the audit log
+(``ledger-node audit``). Every reading command prints the API's JSON answer instead with ``--json``."""
 
 from __future__ import annotations
 
@@ -161,6 +161,45 @@ def _when(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def cmd_candidates(args: argparse.Namespace) -> None:
+    async def work(client: NodeClient) -> None:
+        if args.action in ("admit", "refuse"):
+            if not args.ledger_id:
+                raise SystemExit(f"ledger-node candidates {args.action}: a ledger id is needed")
+            path = f"/admin/candidates/{args.ledger_id}"
+            found = await (client.post(path + "/admit") if args.action == "admit" else client.delete(path))
+            console.print(f"{found['ledger_id']}: {found['status']}")
+            return
+        found = await client.get("/admin/candidates")
+        rows = [(c["ledger_id"], c["record"]["endpoints"][0], c["record"]["public_key"][:16], ", ".join(c["sources"]),
+                 c["status"], c["detail"] or "") for c in found]  # fmt: skip
+        _show(args, found, "candidates", ["ledger", "url", "key", "sources", "status", "detail"], rows)
+
+    _run(args, work)
+
+
+def cmd_pins(args: argparse.Namespace) -> None:
+    async def work(client: NodeClient) -> None:
+        if args.action == "set":
+            if not args.ledger_id or not args.key:
+                raise SystemExit("ledger-node pins set: a ledger id and a public key (hex) are needed")
+            pin = await client.put(f"/admin/pins/{args.ledger_id}", {"public_key": args.key})
+            console.print(f"{pin['ledger_id']}: pinned to {pin['public_key'][:16]}... (operator)")
+            return
+        if args.action == "remove":
+            if not args.ledger_id:
+                raise SystemExit("ledger-node pins remove: a ledger id is needed")
+            await client.delete(f"/admin/pins/{args.ledger_id}")
+            console.print(f"{args.ledger_id}: pin, entries and peer removed")
+            return
+        pins = await client.get("/admin/pins")
+        rows = [(p["ledger_id"], p["key_fingerprint"], p["source"], p["entries"], "yes" if p["local"] else "")
+                for p in pins]  # fmt: skip
+        _show(args, pins, "pins", ["ledger", "key fingerprint", "source", "entries", "own"], rows)
+
+    _run(args, work)
+
+
 def add_commands(sub: Any, url_default: str, token_default: str | None) -> None:
     """Register the operator commands on the CLI's subparsers."""
 
@@ -193,3 +232,10 @@ def add_commands(sub: Any, url_default: str, token_default: str | None) -> None:
     conflicts = command("conflicts", "forks and key conflicts (admin)", cmd_conflicts, reading=True)
     conflicts.add_argument("--status", choices=["open", "resolved"])
     command("trust", "trust attestations held", cmd_trust, reading=True)
+    candidates = command("candidates", "candidate peers; admit or refuse one (admin)", cmd_candidates, reading=True)
+    candidates.add_argument("action", nargs="?", choices=["list", "admit", "refuse"], default="list")
+    candidates.add_argument("ledger_id", nargs="?")
+    pins = command("pins", "pinned ledger keys and their provenance; set or remove one (admin)", cmd_pins, reading=True)
+    pins.add_argument("action", nargs="?", choices=["list", "set", "remove"], default="list")
+    pins.add_argument("ledger_id", nargs="?")
+    pins.add_argument("key", nargs="?", help="public key (64 hex) for set")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -75,6 +75,14 @@ class SyncSettings(BaseModel):
     backoff_max_s: float = Field(60.0, gt=0, le=3600, description="cap of the per-peer backoff")
     request_window_s: float = Field(60.0, gt=0, le=3600, description="accepted clock skew of signed requests")
     live: bool = Field(True, description="subscribe to peers' head streams for immediate pulls")
+    replicate: Literal["all", "peers"] = Field(
+        "all",
+        description="which ledgers to pin and store: all = every ledger an admitted peer vouches for"
+        " (transitive replication), peers = only the ledgers of this node's own peers",
+    )
+    max_vouched_ledgers: int = Field(
+        1000, ge=0, le=1_000_000, description="ledgers one peer may get pinned here by listing them in its heads"
+    )
 
 
 class ConflictSettings(BaseModel):
@@ -97,8 +105,23 @@ class DiscoverySettings(BaseModel):
     mdns: bool = Field(False, description="announce and browse _ledger._tcp.local.")
     mdns_interfaces: list[str] | None = Field(None, description="addresses for mDNS; unset = all")
     peer_exchange: bool = Field(True, description="learn nodes from peers' /network/ledgers")
-    auto_peer: bool = Field(True, description="discovered, verified nodes become sync peers")
-    interval_s: float = Field(15.0, gt=0, le=3600, description="discovery round (registry, exchange)")
+    auto_admit: bool = Field(
+        False,
+        description="admit every verified candidate (introductions, mDNS, registry, peer exchange) as a peer"
+        " without an operator decision; only for a closed network whose every member is trusted",
+    )
+    max_candidates: int = Field(1000, ge=1, le=100_000, description="candidates kept; the oldest are dropped")
+    registry_token: SecretStr | None = Field(
+        None, description="enrolment token the registry operator issued for this ledger id; sent on registration"
+    )
+    interval_s: float = Field(15.0, gt=0, le=3600, description="discovery round (registry, exchange, admission)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_auto_peer(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "auto_peer" in data:
+            raise ValueError("auto_peer was replaced by auto_admit (default false); see docs/discovery.md")
+        return data
 
 
 class TrustSettings(BaseModel):

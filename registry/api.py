@@ -3,6 +3,8 @@ a per-client rate limit."""
 
 from __future__ import annotations
 
+import functools
+import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -22,6 +24,7 @@ from registry.errors import (
     InvalidRequest,
     KeyMismatch,
     NodeNotFound,
+    NotEnrolled,
     RateLimited,
     RegistryError,
     StaleRecord,
@@ -40,6 +43,7 @@ STATUS: dict[type[Exception], int] = {
     InvalidRequest: 400,
     Unauthenticated: 401,
     RequestRefused: 401,
+    NotEnrolled: 403,
     NodeNotFound: 404,
     KeyMismatch: 409,
     StaleRecord: 409,
@@ -180,7 +184,61 @@ class BaseLedger(BaseModel):
 async def register(request: web.Request) -> web.Response:
     """Register or update a signed node record."""
     record = await read_model(request, NodeRecord)
-    return json_response(await request.app[REGISTRY].register(record), status=201)
+    return json_response(await request.app[REGISTRY].register(record, bearer(request)), status=201)
+
+
+def bearer(request: web.Request) -> str | None:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return given.strip() if scheme.lower() == "bearer" and given.strip() else None
+
+
+def require_admin(token: str, handler: Handler) -> Handler:
+    """Wrap ``handler`` so it runs only for the registry operator's bearer token (constant time)."""
+    expected = token.encode()
+
+    @functools.wraps(handler)
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        if not hmac.compare_digest((bearer(request) or "").encode(), expected):
+            raise Unauthenticated("registry admin endpoints need 'Authorization: Bearer <registry admin token>'")
+        return await handler(request)
+
+    return guarded
+
+
+class EnrolBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ledger_id: LedgerId
+
+
+@operation("issue an enrolment token for a ledger id (shown once, stored hashed)", body=EnrolBody, ok=201,
+           auth="admin")  # fmt: skip
+async def enrol(request: web.Request) -> web.Response:
+    """Issue an enrolment token for a ledger id: its first registration must present it."""
+    body = await read_model(request, EnrolBody)
+    token = await request.app[REGISTRY].enrol(body.ledger_id)
+    return json_response({"ledger_id": body.ledger_id, "token": token}, status=201)
+
+
+@operation("every ledger id bound or enrolled, with its key and status", auth="admin")
+async def bindings(request: web.Request) -> web.Response:
+    return json_response(request.app[REGISTRY].bindings())
+
+
+@operation("release a ledger id: its binding, record and enrolment are forgotten", path=BaseLedger, ok=204,
+           auth="admin")  # fmt: skip
+async def release(request: web.Request) -> web.Response:
+    """Release a ledger id so its rightful owner can enrol again (after a squatter, or a lost key)."""
+    await request.app[REGISTRY].release(_ledger_id(request))
+    return web.Response(status=204)
+
+
+def admin_routes(token: str) -> list[web.RouteDef]:
+    return [
+        web.post("/admin/enrolments", require_admin(token, enrol)),
+        web.get("/admin/nodes", require_admin(token, bindings)),
+        web.delete("/admin/nodes/{ledger_id}", require_admin(token, release)),
+    ]
 
 
 @routes.get("/registry/nodes")

@@ -16,6 +16,7 @@ from registry.api import (
     REPLAY,
     Handler,
     RateLimit,
+    admin_routes,
     json_response,
     malformed_http_as_problems,
     problems,
@@ -61,6 +62,8 @@ def build_app(settings: RegistrySettings) -> web.Application:
     app.cleanup_ctx.append(registry_ctx)
     app.add_routes(routes)
     app.add_routes(console.routes)
+    if settings.admin_token is not None:
+        app.add_routes(admin_routes(settings.admin_token.get_secret_value()))
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/openapi.json", openapi)
     app[SPEC] = document("ledger-registry", registry.__version__, DESCRIPTION, app.router.routes())

@@ -1,4 +1,5 @@
-"""``ledger-registry``: run the standalone registry service, and ask a running one (registry/commands.py)."""
+"""``ledger-registry``: run the standalone registry service, and ask a running one or administer it
+(registry/commands.py: ``health``, ``nodes``, ``enrol``, ``bindings``, ``release``)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,11 @@
-"""Commands that ask a running registry over HTTP: ``ledger-registry health``, ``ledger-registry nodes``."""
+"""Commands that ask a running registry over HTTP: ``health`` and ``nodes`` (public), and its operator's
+``enrol``, ``bindings`` and ``release`` (admin API, ``--token`` or ``$LEDGER_REGISTRY_ADMIN_TOKEN``)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
@@ -26,20 +28,29 @@ class CommandError(Exception):
 class RegistryClient:
     """GET requests to one registry; every failure becomes a CommandError."""
 
-    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+    def __init__(self, session: aiohttp.ClientSession, url: str, token: str | None = None) -> None:
         self._session = session
         self._url = url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     async def get(self, path: str, params: dict[str, str] | None = None) -> Any:
+        return await self.request("GET", path, params=params)
+
+    async def request(self, method: str, path: str, params: dict[str, str] | None = None, body: Any = None) -> Any:
         try:
-            async with self._session.get(self._url + path, params=params) as response:
+            async with self._session.request(method, self._url + path, params=params, json=body,
+                                             headers=self._headers) as response:  # fmt: skip
                 raw = await response.read()
         except aiohttp.ClientError as exc:
             raise CommandError(f"cannot reach {self._url}: {exc}") from exc
         except TimeoutError as exc:
             raise CommandError(f"{self._url} did not answer in time") from exc
         if response.status >= 400:
-            raise CommandError(f"{self._url}{path}: HTTP {response.status}")
+            try:
+                detail = orjson.loads(raw).get("detail")
+            except (orjson.JSONDecodeError, AttributeError):
+                detail = None
+            raise CommandError(f"{method} {path}: HTTP {response.status}" + (f": {detail}" if detail else ""))
         return orjson.loads(raw) if raw else None
 
 
@@ -50,7 +61,7 @@ def _ask(args: argparse.Namespace, work: Callable[[RegistryClient], Coroutine[An
 
     async def run() -> None:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=args.timeout)) as session:
-            await work(RegistryClient(session, args.url))
+            await work(RegistryClient(session, args.url, getattr(args, "token", None)))
 
     asyncio.run(run())
 
@@ -92,6 +103,39 @@ def cmd_nodes(args: argparse.Namespace) -> None:
     Console().print(table)
 
 
+def cmd_enrol(args: argparse.Namespace) -> None:
+    async def work(client: RegistryClient) -> None:
+        data = await client.request("POST", "/admin/enrolments", body={"ledger_id": args.ledger_id})
+        print(f"enrolment token for {data['ledger_id']}: {data['token']}")
+        print(f"give it to the node's operator: LEDGER_DISCOVERY__REGISTRY_TOKEN={data['token']}")
+
+    _ask(args, work)
+
+
+def cmd_bindings(args: argparse.Namespace) -> None:
+    async def work(client: RegistryClient) -> None:
+        data = await client.get("/admin/nodes")
+        if args.json:
+            print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+            return
+        table = Table(title=f"ledger ids bound or enrolled at {args.url}", title_justify="left")
+        for column in ("ledger", "status", "bound key"):
+            table.add_column(column, no_wrap=True, overflow="fold")
+        for node in data:
+            table.add_row(node["ledger_id"], node["status"], node["bound_key"] or "(enrolled, not bound)")
+        Console().print(table)
+
+    _ask(args, work)
+
+
+def cmd_release(args: argparse.Namespace) -> None:
+    async def work(client: RegistryClient) -> None:
+        await client.request("DELETE", f"/admin/nodes/{args.ledger_id}")
+        print(f"released {args.ledger_id}")
+
+    _ask(args, work)
+
+
 def add_commands(sub: Any) -> None:
     """Register the client commands on the registry CLI's subparsers."""
 
@@ -107,3 +151,15 @@ def add_commands(sub: Any) -> None:
     nodes = command("nodes", "the nodes registered: status, endpoints, last heartbeat, key", cmd_nodes, 30)
     nodes.add_argument("--status", choices=["online", "offline"], help="only nodes with this status")
     nodes.add_argument("--json", action="store_true", help="print the registry's records as JSON")
+
+    def admin(name: str, help_text: str, func: Callable[[argparse.Namespace], None]) -> argparse.ArgumentParser:
+        parser = command(name, help_text + " (registry admin)", func, 30)
+        parser.add_argument("--token", default=os.environ.get("LEDGER_REGISTRY_ADMIN_TOKEN"),
+                            help="registry admin token (default $LEDGER_REGISTRY_ADMIN_TOKEN)")  # fmt: skip
+        return parser
+
+    admin("enrol", "issue an enrolment token for a ledger id; printed once", cmd_enrol).add_argument("ledger_id")
+    bindings = admin("bindings", "every ledger id bound or enrolled, with its key and status", cmd_bindings)
+    bindings.add_argument("--json", action="store_true", help="print the registry's answer as JSON")
+    admin("release", "release a ledger id (binding, record, enrolment) so its owner can enrol again",
+          cmd_release).add_argument("ledger_id")  # fmt: skip

@@ -6,6 +6,7 @@ RegistryError
 ├── KeyMismatch        the ledger id is bound to another key
 ├── StaleRecord        a record or rotation not newer than the one held
 ├── Unauthenticated    a request that must be signed is not, or not by the bound key
+├── NotEnrolled        a first registration without the enrolment token for its ledger id
 ├── RateLimited        the client sent too many requests
 └── StorageError       SQLite failed; nothing was written
 """
@@ -47,6 +48,13 @@ class Unauthenticated(RegistryError):
     """The request is unsigned, or not signed by the key the ledger id is bound to."""
 
     code = "unauthenticated"
+
+
+class NotEnrolled(RegistryError):
+    """The ledger id is not bound yet and the registration did not present the enrolment token the
+    registry's operator issued for it."""
+
+    code = "not-enrolled"
 
 
 class RateLimited(RegistryError):

@@ -1,9 +1,15 @@
 """The registry: binds ledger ids to keys, keeps signed node records, tracks liveness, answers discovery.
 
-The first registration binds a ledger id to the record's key; later records must be signed by that
-key and newer than the one held (an old copy replayed is refused); a rotation statement signed by
-the old key moves the binding. Heartbeats (signed requests, checked by the API) keep a node online;
-a sweeper marks nodes offline after ``ttl_s`` without one, and the next heartbeat brings them back.
+A ledger id is bound to a key by its first registration, and only when that registration presents
+the enrolment token the registry's operator issued for the id (``enrolment = "token"``, the
+default; ``"open"`` binds on first registration, for a closed network). Later records must be
+signed by the bound key and newer than the one held (an old copy replayed is refused); a rotation
+statement signed by the old key moves the binding; deregistration removes the record but keeps the
+binding; only the operator releases a binding (``release``), so the rightful owner can enrol again.
+Tokens are stored as SHA-256 and compared in constant time.
+
+Heartbeats (signed requests, checked by the API) keep a node online; a sweeper marks nodes offline
+after ``ttl_s`` without one, and the next heartbeat brings them back.
 
 Every node is held in memory (discovery and heartbeats never touch the disk on their path);
 registrations, rotations and removals are written through to SQLite at once, liveness is written
@@ -14,7 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import hashlib
+import hmac
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +34,7 @@ import orjson
 
 from protocol.errors import BadSignature
 from protocol.records import KeyRotation, NodeRecord
-from registry.errors import KeyMismatch, NodeNotFound, StaleRecord, Unauthenticated
+from registry.errors import KeyMismatch, NodeNotFound, NotEnrolled, StaleRecord, Unauthenticated
 from registry.settings import RegistrySettings
 from registry.store import RegistryStore, Row
 
@@ -68,10 +77,14 @@ class Registry:
         self._order: list[str] = []  # ledger ids, sorted, for paging
         self._dirty: set[str] = set()  # liveness not yet written
         self._sweeper: asyncio.Task[None] | None = None
+        self._bindings: dict[str, tuple[str, int]] = {}  # ledger id -> (key hex, bound_at)
+        self._tokens: dict[str, str] = {}  # ledger id -> SHA-256 hex of its enrolment token
 
     async def __aenter__(self) -> Registry:
         for row in await self._store.all():
             self._nodes[row[0]] = _Node.from_row(row)
+        self._bindings = {lid: (key, at) for lid, key, at in await self._store.bindings()}
+        self._tokens = {lid: digest for lid, digest, _ in await self._store.enrolments()}
         self._order = sorted(self._nodes)
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="registry:sweeper")
         return self
@@ -84,19 +97,24 @@ class Registry:
             await asyncio.gather(self._sweeper, return_exceptions=True)
         await self._flush()
 
-    async def register(self, record: NodeRecord) -> dict[str, Any]:
-        """Store a signed record; bind its ledger id to its key on first registration."""
+    async def register(self, record: NodeRecord, token: str | None = None) -> dict[str, Any]:
+        """Store a signed record; bind its ledger id to its key on an enrolled first registration."""
         try:
             record.verify()
         except BadSignature as exc:
             raise Unauthenticated("record: signature does not verify under its public_key") from exc
+        bound = self._bindings.get(record.ledger_id)
+        if bound is not None and bound[0] != record.public_key:
+            raise KeyMismatch(f"ledger {record.ledger_id} is bound to another key; rotate it first")
         held = self._nodes.get(record.ledger_id)
-        if held is not None:
-            if held.bound_key != record.public_key:
-                raise KeyMismatch(f"ledger {record.ledger_id} is bound to another key; rotate it first")
-            if record.issued_at <= held.issued_at:
-                raise StaleRecord(f"record: issued_at {record.issued_at} is not newer than the one held")
+        if held is not None and record.issued_at <= held.issued_at:
+            raise StaleRecord(f"record: issued_at {record.issued_at} is not newer than the one held")
         now = self._clock()
+        if bound is None:
+            self._check_enrolment(record.ledger_id, token)
+            await self._store.bind(record.ledger_id, record.public_key, now)
+            self._bindings[record.ledger_id] = (record.public_key, now)
+            log.info("bound ledger=%s key=%s", record.ledger_id, record.public_key[:16])
         text = record.model_dump_json()
         await self._store.upsert(record.ledger_id, record.public_key, text, record.issued_at, record.metadata.region,
                                  now)  # fmt: skip
@@ -106,8 +124,54 @@ class Registry:
         log.info("registered ledger=%s new=%s", record.ledger_id, held is None)
         return node.to_wire()
 
+    def _check_enrolment(self, ledger_id: str, token: str | None) -> None:
+        if self._settings.enrolment == "open":
+            return
+        configured = self._settings.enrolments.get(ledger_id)
+        expected = [d for d in (self._tokens.get(ledger_id),) if d is not None]
+        if configured is not None:
+            expected.append(_digest(configured.get_secret_value()))
+        given = _digest(token or "")
+        # every candidate digest is compared, whatever matched first
+        if token is None or not any([hmac.compare_digest(given, d) for d in expected]):
+            raise NotEnrolled(
+                f"ledger {ledger_id} is not enrolled: its first registration needs the enrolment token the"
+                " registry's operator issued for it (Authorization: Bearer <token>)"
+            )
+
+    async def enrol(self, ledger_id: str) -> str:
+        """Issue a new enrolment token for ``ledger_id`` (replacing an earlier one); stored hashed."""
+        token = secrets.token_urlsafe(32)
+        await self._store.save_enrolment(ledger_id, _digest(token), self._clock())
+        self._tokens[ledger_id] = _digest(token)
+        log.info("enrolment issued ledger=%s", ledger_id)
+        return token
+
+    async def release(self, ledger_id: str) -> None:
+        """Forget the binding, record and issued enrolment of ``ledger_id`` (the operator's decision)."""
+        if ledger_id not in self._bindings and ledger_id not in self._nodes and ledger_id not in self._tokens:
+            raise NodeNotFound(f"no binding, record or enrolment for {ledger_id}")
+        await self._store.release(ledger_id)
+        self._bindings.pop(ledger_id, None)
+        self._tokens.pop(ledger_id, None)
+        if self._nodes.pop(ledger_id, None) is not None:
+            self._order.remove(ledger_id)
+        self._dirty.discard(ledger_id)
+        log.info("released ledger=%s", ledger_id)
+
+    def bindings(self) -> list[dict[str, Any]]:
+        """Every ledger id bound or enrolled: its key, when bound, the record's status."""
+        ids = sorted(set(self._bindings) | set(self._tokens) | set(self._settings.enrolments))
+        return [
+            {"ledger_id": lid, "bound_key": self._bindings[lid][0] if lid in self._bindings else None,
+             "bound_at": self._bindings[lid][1] if lid in self._bindings else None,
+             "status": self._nodes[lid].status if lid in self._nodes else "unregistered"}
+            for lid in ids
+        ]  # fmt: skip
+
     def bound_key(self, ledger_id: str) -> bytes:
-        return bytes.fromhex(self._get(ledger_id).bound_key)
+        bound = self._bindings.get(ledger_id)
+        return bytes.fromhex(bound[0] if bound is not None else self._get(ledger_id).bound_key)
 
     def heartbeat(self, ledger_id: str) -> dict[str, Any]:
         node = self._get(ledger_id, "register again")
@@ -137,6 +201,8 @@ class Registry:
         now = self._clock()
         await self._store.upsert(rotation.ledger_id, rotation.new_public_key, held.record_json, rotation.issued_at,
                                  held.region, now)  # fmt: skip
+        await self._store.bind(rotation.ledger_id, rotation.new_public_key, now)
+        self._bindings[rotation.ledger_id] = (rotation.new_public_key, now)
         held.bound_key, held.issued_at, held.status, held.last_heartbeat = (
             rotation.new_public_key, rotation.issued_at, "online", now,
         )  # fmt: skip
@@ -214,3 +280,7 @@ class Registry:
                 await self.sweep()
             except Exception:
                 log.exception("sweep failed")
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

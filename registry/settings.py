@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 
@@ -24,6 +24,18 @@ class RegistrySettings(BaseSettings):
     burst: int = Field(400, ge=1, description="requests a client may send at once")
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
     max_page: int = Field(500, ge=1, le=10_000)
+    admin_token: SecretStr | None = Field(
+        None, description="bearer token of the registry's operator for /admin (enrolments, bindings); unset = off"
+    )
+    enrolment: Literal["token", "open"] = Field(
+        "token",
+        description="token: a ledger id is bound to a key only on a registration presenting the enrolment token"
+        " the operator issued for that id; open: the first registration binds it (a closed network only)",
+    )
+    enrolments: dict[str, SecretStr] = Field(
+        {},
+        description="enrolment tokens by ledger id, from configuration (beside those issued by POST /admin/enrolments)",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @property

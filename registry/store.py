@@ -25,6 +25,19 @@ SCHEMA = [
         registered_at  INTEGER NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS nodes_status ON nodes (status, ledger_id)",
+    # ledger id -> key, made on an enrolled first registration; outlives the record (deregistration)
+    """CREATE TABLE IF NOT EXISTS bindings (
+        ledger_id  TEXT PRIMARY KEY,
+        public_key TEXT NOT NULL,
+        bound_at   INTEGER NOT NULL
+    )""",
+    "INSERT OR IGNORE INTO bindings SELECT ledger_id, public_key, registered_at FROM nodes",
+    # enrolment tokens issued by the operator, as SHA-256 hex
+    """CREATE TABLE IF NOT EXISTS enrolments (
+        ledger_id  TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL,
+        issued_at  INTEGER NOT NULL
+    )""",
 ]
 
 Row = tuple[Any, ...]
@@ -91,6 +104,42 @@ class RegistryStore:
 
     async def delete(self, ledger_id: str) -> None:
         await self._write("DELETE FROM nodes WHERE ledger_id = ?", (ledger_id,))
+
+    async def bind(self, ledger_id: str, public_key: str, now: int) -> None:
+        await self._write(
+            "INSERT INTO bindings VALUES (?, ?, ?)"
+            " ON CONFLICT (ledger_id) DO UPDATE SET public_key = excluded.public_key, bound_at = excluded.bound_at",
+            (ledger_id, public_key, now),
+        )
+
+    async def bindings(self) -> list[Row]:
+        """Every (ledger_id, public_key, bound_at)."""
+        return await self._fetch("SELECT * FROM bindings ORDER BY ledger_id", ())
+
+    async def save_enrolment(self, ledger_id: str, token_hash: str, now: int) -> None:
+        await self._write(
+            "INSERT INTO enrolments VALUES (?, ?, ?) ON CONFLICT (ledger_id) DO UPDATE"
+            " SET token_hash = excluded.token_hash, issued_at = excluded.issued_at",
+            (ledger_id, token_hash, now),
+        )
+
+    async def enrolments(self) -> list[Row]:
+        """Every (ledger_id, token_hash, issued_at)."""
+        return await self._fetch("SELECT * FROM enrolments ORDER BY ledger_id", ())
+
+    async def release(self, ledger_id: str) -> None:
+        """Forget the binding, the record and the enrolment of ``ledger_id``, in one transaction."""
+        assert self._conn is not None, "store is closed"
+        async with self._lock:
+            try:
+                await self._conn.execute("BEGIN")
+                for table in ("bindings", "nodes", "enrolments"):
+                    await self._conn.execute(f"DELETE FROM {table} WHERE ledger_id = ?", (ledger_id,))
+                await self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:
+                    await self._conn.execute("ROLLBACK")
+                raise StorageError(str(exc)) from exc
 
     async def _write(self, sql: str, args: Sequence[Any]) -> int:
         assert self._conn is not None, "store is closed"

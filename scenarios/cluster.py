@@ -17,10 +17,11 @@ AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def node_env(**sync: Any) -> dict[str, str]:
-    """``LEDGER_*`` variables for a node process: the admin token, durability normal, sync settings."""
+    """``LEDGER_*`` variables for a node process: the admin token, durability normal, automatic
+    admission (the scenarios' network is closed: every node in it is the runner's), sync settings."""
     # every node and client of a scenario shares 127.0.0.1, and node-to-node reads that are not signed
     # (discovery, federation) count as anonymous: the per-address limit is raised for this closed network
-    values = {"LEDGER_ADMIN_TOKEN": ADMIN_TOKEN, "LEDGER_DURABILITY": "normal",
+    values = {"LEDGER_ADMIN_TOKEN": ADMIN_TOKEN, "LEDGER_DURABILITY": "normal", "LEDGER_DISCOVERY__AUTO_ADMIT": "true",
               "LEDGER_ACCESS__ANONYMOUS_RATE_PER_S": "5000", "LEDGER_ACCESS__ANONYMOUS_BURST": "10000"}  # fmt: skip
     for name, value in sync.items():
         values[f"LEDGER_SYNC__{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)

@@ -84,7 +84,9 @@ class Context:
     def start_registry(self, port: int = 0) -> NodeProcess:
         argv = [sys.executable, "-m", "registry.cli", "run", "--port", str(port), "--data-dir",
                 str(self.work / "registry"), "--ttl", "3"]  # fmt: skip
-        registry = start_process(argv, self.work / "registry", env={"LEDGER_REGISTRY_SWEEP_INTERVAL_S": "0.5"})
+        # open enrolment: the scenarios' network is closed, every node in it is the runner's
+        env = {"LEDGER_REGISTRY_SWEEP_INTERVAL_S": "0.5", "LEDGER_REGISTRY_ENROLMENT": "open"}
+        registry = start_process(argv, self.work / "registry", env=env)
         self.processes.append(registry)
         return registry
 

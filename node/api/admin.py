@@ -15,14 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 import node
 from node.access.credentials import parse_scopes
-from node.api.auth import Handler, audit
+from node.api.auth import Handler, actor, audit
 from node.api.context import CREDENTIALS, DISCOVERY, LEDGER, LIFECYCLE, METRICS, STATE, SYNC, TRUST
 from node.api.json import json_response, read_json, validate, validate_query
 from node.api.network import take_attestations
-from node.errors import EntryNotFound
+from node.errors import EntryNotFound, InvalidRequest
 from node.ledger.rows import row_to_wire
 from protocol.models import Entry, LedgerId
 from protocol.openapi import operation
+from protocol.signing import fingerprint
 from protocol.trust import TrustAttestation
 
 
@@ -118,7 +119,8 @@ async def list_peers(request: web.Request) -> web.Response:
 async def add_peer(request: web.Request) -> web.Response:
     """Add (or replace) a peer: its URL, ledger id and the public key to pin for it."""
     body = validate(PeerBody, await read_json(request))
-    await request.app[SYNC].add_peer(body.url, body.ledger_id, bytes.fromhex(body.public_key), body.mode)
+    await request.app[SYNC].add_peer(body.url, body.ledger_id, bytes.fromhex(body.public_key), body.mode,
+                                     pin_source="operator", actor=actor(request))  # fmt: skip
     await audit(request, "peer.add", ledger_id=body.ledger_id, url=body.url, mode=body.mode)
     return json_response({"ledger_id": body.ledger_id, "url": body.url, "mode": body.mode}, status=201)
 
@@ -200,6 +202,7 @@ async def attest(request: web.Request) -> web.Response:
     body = validate(TrustBody, await read_json(request))
     level = 0.0 if body.revoke else body.level
     att = await request.app[TRUST].attest(body.to, level, body.type, body.expires_at)
+    await request.app[DISCOVERY].reconsider()  # a trust path may now admit a candidate
     await audit(request, "trust.attest", to=body.to, level=level, type=body.type, expires_at=body.expires_at)
     return json_response(att.wire(), status=201)
 
@@ -210,8 +213,74 @@ async def import_attestations(request: web.Request) -> web.Response:
     """Take attestations the operator brings (e.g. another node's GET /network/trust); counts, and
     each refusal with its reason."""
     response, counts = await take_attestations(request)
+    await request.app[DISCOVERY].reconsider()  # a trust path may now admit a candidate
     await audit(request, "trust.import", **counts)
     return response
+
+
+# --- admission and pins ------------------------------------------------------------------------
+
+
+@admin("candidate peers proposed by introductions, mDNS, registries and peer exchange")
+async def list_candidates(request: web.Request) -> web.Response:
+    return json_response(request.app[DISCOVERY].discovered())
+
+
+@admin("admit a candidate: pin its key (operator) and make it a peer", path=PeerPath)
+async def admit_candidate(request: web.Request) -> web.Response:
+    ledger_id = validate_query(PeerPath, request.match_info).ledger_id
+    return json_response((await request.app[DISCOVERY].admit(ledger_id, actor(request))).to_wire())
+
+
+@admin("refuse a candidate: never admitted automatically", path=PeerPath)
+async def refuse_candidate(request: web.Request) -> web.Response:
+    ledger_id = validate_query(PeerPath, request.match_info).ledger_id
+    return json_response((await request.app[DISCOVERY].refuse(ledger_id, actor(request))).to_wire())
+
+
+@admin("every pin: ledger id, key fingerprint, provenance, entries held")
+async def list_pins(request: web.Request) -> web.Response:
+    return json_response([
+        {"ledger_id": lid, "public_key": key.hex(), "key_fingerprint": fingerprint(key), "source": source,
+         "entries": held, "local": bool(local)}
+        for lid, key, source, held, local in await request.app[LEDGER].store.pins()
+    ])  # fmt: skip
+
+
+class PinBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    public_key: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+@admin("pin a ledger id to a key (operator), replacing another pin and dropping its data", path=PeerPath,
+       body=PinBody)  # fmt: skip
+async def set_pin(request: web.Request) -> web.Response:
+    """Pin a ledger id to a key with operator provenance; a pin to another key is replaced and every
+    entry held under it dropped (audited)."""
+    ledger_id = validate_query(PeerPath, request.match_info).ledger_id
+    body = validate(PinBody, await read_json(request))
+    ledger = request.app[LEDGER]
+    if ledger_id == ledger.ledger_id:
+        raise InvalidRequest(f"ledger {ledger_id} is this node's own; its pin is its key file")
+    key = bytes.fromhex(body.public_key)
+    held = await ledger.replicas.held(ledger_id)
+    row = await ledger.replicas.pin(ledger_id, key, "operator", actor=actor(request), replace=True)
+    if held is None or held.public_key == key:  # a replacement was audited with the data it dropped
+        await audit(request, "pin.set", ledger_id=ledger_id, public_key=body.public_key)
+    elif request.app[SYNC].is_peer(ledger_id):  # the peer answered under the replaced key
+        await request.app[SYNC].remove_peer(ledger_id)
+    return json_response({"ledger_id": ledger_id, "public_key": row.public_key.hex(), "source": "operator",
+                          "entries": row.head_seq})  # fmt: skip
+
+
+@admin("remove a pin with every entry held under it, and the peer", path=PeerPath, ok=204)
+async def remove_pin(request: web.Request) -> web.Response:
+    """Remove a pin, every entry held under it and the peer (never the node's own ledger); audited."""
+    ledger_id = validate_query(PeerPath, request.match_info).ledger_id
+    await request.app[SYNC].remove_peer(ledger_id)
+    await request.app[LEDGER].replicas.unpin(ledger_id, actor(request))
+    return web.Response(status=204)
 
 
 class CredentialBody(BaseModel):
@@ -277,4 +346,10 @@ def routes() -> list[web.RouteDef]:
         web.get("/admin/credentials", list_credentials),
         web.delete("/admin/credentials/{credential_id}", revoke_credential),
         web.get("/admin/audit", audit_log),
+        web.get("/admin/candidates", list_candidates),
+        web.post("/admin/candidates/{ledger_id}/admit", admit_candidate),
+        web.delete("/admin/candidates/{ledger_id}", refuse_candidate),
+        web.get("/admin/pins", list_pins),
+        web.put("/admin/pins/{ledger_id}", set_pin),
+        web.delete("/admin/pins/{ledger_id}", remove_pin),
     ]

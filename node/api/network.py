@@ -51,23 +51,24 @@ async def info(request: web.Request) -> web.Response:
 
 
 @routes.get("/network/discover")
-@operation("every node discovered, with its sources and status", auth="read")
+@operation("the admitted peers discovered, with their sources", auth="read")
 async def discover(request: web.Request) -> web.Response:
-    """Every node discovered (registry, mDNS, bootstrap, exchange), with its sources and status."""
-    return json_response({"nodes": request.app[DISCOVERY].discovered()})
+    """The admitted peers among the nodes discovered, with their sources (candidates: /admin/candidates)."""
+    return json_response({"nodes": [n for n in request.app[DISCOVERY].discovered() if n["status"] == "peer"]})
 
 
 @routes.get("/network/ledgers")
-@operation("peer exchange: signed records of this node and its verified peers", auth="public")
+@operation("peer exchange: signed records of this node and its admitted peers", auth="public")
 async def ledgers(request: web.Request) -> web.Response:
-    """Peer exchange: signed records of this node and of its verified peers."""
+    """Peer exchange: signed records of this node and of its admitted peers."""
     return json_response(request.app[DISCOVERY].records())
 
 
 @routes.post("/network/introduce")
-@operation("hand over a signed node record, verified like any discovered one", body=NodeRecord, ok=202, auth="public")
+@operation("propose this node as a candidate peer with its signed record", body=NodeRecord, ok=202, auth="public")
 async def introduce(request: web.Request) -> web.Response:
-    """A node hands over its signed record; it is verified like any discovered record."""
+    """A node proposes itself with its signed record: verified and kept as a candidate (``candidate``),
+    or ``peer`` when it is one already; admission is the operator's or a trust path's decision."""
     record = validate(NodeRecord, await read_json(request))
     found = await request.app[DISCOVERY].consider(record, "introduce")
     if found is not None and found.status == "identity-conflict":
@@ -117,6 +118,7 @@ async def share_trust(request: web.Request) -> web.Response:
     signature: 401 otherwise, nothing read); the operator uses POST /admin/trust/attestations. Each
     attestation is verified under its author's pinned key."""
     response, counts = await take_attestations(request)
+    await request.app[DISCOVERY].reconsider()  # a trust path may now admit a candidate
     await audit(request, "trust.share", **counts)
     return response
 

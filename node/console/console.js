@@ -6,7 +6,7 @@
 const TOKEN_KEY = "ledger-console-token";
 const SVG_NS = "http://www.w3.org/2000/svg";
 const state = { token: null, scopes: [], snapshot: null, selected: null, stream: null, refreshTimer: null,
-  candidates: undefined, samples: {} };
+  candidates: undefined, proposed: undefined, samples: {} };
 
 // --- small helpers ------------------------------------------------------------------------------
 
@@ -179,6 +179,8 @@ function handleEvent(block) {
   if (kind === "snapshot") {
     state.snapshot = payload;
     renderSnapshot();
+    const proposed = (payload.candidates || []).join(",");  // the admin list is re-read only when it moved
+    if (has("admin") && proposed !== state.proposed) { state.proposed = proposed; refreshCandidates(); }
   } else if (kind === "head") {
     noteHead(payload);
     scheduleRefresh();
@@ -375,17 +377,23 @@ async function refreshCandidates() {
   try {
     const body = await api("/admin/candidates");
     const rows = Array.isArray(body) ? body : (body && body.candidates) || [];
+    const pending = rows.filter((c) => !c.status || c.status === "candidate");
+    const refused = rows.filter((c) => c.status === "refused").map((c) => c.ledger_id);
     box.className = "";
-    if (!rows.length) { box.replaceChildren(el("p", { class: "muted" }, "No proposed peers.")); return; }
-    box.replaceChildren(el("ul", { class: "list" }, rows.map((c) => {
-      const id = c.id || c.ledger_id || (c.record && c.record.ledger_id);
-      const url = c.url || (c.record && c.record.endpoints && c.record.endpoints[0]) || "";
-      return el("li", { "data-candidate": id }, el("span", {}, `${id} ${url} ${c.source ? "(" + c.source + ")" : ""}`),
+    const note = refused.length ? el("p", { class: "muted" }, `refused: ${refused.join(", ")}`) : null;
+    if (!pending.length) { box.replaceChildren(el("p", { class: "muted" }, "No proposed peers."), note || ""); return; }
+    box.replaceChildren(el("ul", { class: "list" }, pending.map((c) => {
+      const id = c.ledger_id || (c.record && c.record.ledger_id);
+      const url = (c.record && c.record.endpoints && c.record.endpoints[0]) || c.url || "";
+      const key = c.record && c.record.public_key ? c.record.public_key.slice(0, 16) : "";
+      const done = () => { refreshCandidates(); };
+      return el("li", { "data-candidate": id },
+        el("span", {}, `${id} ${url} key ${key} (proposed by ${(c.sources || []).join(", ") || "?"})`),
         el("button", { type: "button", onclick: (e) => act(e.target, () => api(`/admin/candidates/${encodeURIComponent(id)}/admit`,
-          { method: "POST", body: {} }), "admitted").then(refreshCandidates) }, "Admit"),
+          { method: "POST" }), "admitted").then(done) }, "Admit"),
         el("button", { type: "button", class: "secondary", onclick: (e) => act(e.target, () => api(`/admin/candidates/${encodeURIComponent(id)}`,
-          { method: "DELETE" }), "refused").then(refreshCandidates) }, "Refuse"));
-    })));
+          { method: "DELETE" }), "refused").then(done) }, "Refuse"));
+    })), note || "");
   } catch (error) {
     box.replaceChildren(el("p", { class: "muted" }, error.status === 404 || error.status === 405
       ? "Not available: this node has no candidate list (GET /admin/candidates)." : "candidates: " + error.message));

@@ -96,6 +96,9 @@ class ConsoleFeed:
                 for a in self._trust.attestations()
             ],
             "in_sync": _in_sync(self._ledger.ledger_id, nodes, held, sync),
+            "candidates": sorted(
+                lid for lid, n in nodes.items() if n["discovery_status"] == "candidate" and not n["peer"]
+            ),  # fmt: skip
         }
 
     def _identity(self, held: list[LedgerRow]) -> dict[str, Any]:
@@ -217,6 +220,8 @@ class ConsoleFeed:
                     marks.append("untrusted")
             if row is not None and row.quarantined:
                 marks.append("quarantined")
+            if item["discovery_status"] == "refused":
+                marks.append("refused")
             item["marks"] = sorted(set(marks))
             if item["self"]:
                 item["status"] = "online"

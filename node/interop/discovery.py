@@ -1,7 +1,14 @@
 """Discovery: finds other nodes through registries, mDNS, bootstrap URLs and peer exchange,
-verifies each record (its signature, and the key pinned for its ledger id), and hands the
-verified ones to the sync engine as peers. Records that claim a pinned ledger id with another key
-are reported as identity conflicts and never used.
+verifies each record (its signature, and the key pinned for its ledger id) and keeps it as a
+candidate. Records that claim a pinned ledger id with another key are reported as identity
+conflicts and never used.
+
+Admission: a candidate becomes a sync peer only by a decision someone accountable made: the
+operator (``admit``, ``POST /network/connect``, bootstrap URLs in the configuration), a trust path
+from this node scoring at least ``trust.sync_threshold`` (checked when a candidate is considered,
+every discovery round and when this node attests trust), or ``discovery.auto_admit`` (a closed
+network). Admission pins the candidate's key with the provenance of that decision (see
+``node.ledger.pins``).
 
 The node keeps working without a registry: known peers stay, mDNS and exchange go on, and the
 registry loop re-registers (and catches up) when a registry answers again.
@@ -12,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -20,42 +26,35 @@ import aiohttp
 import orjson
 from pydantic import ValidationError
 
-from node.errors import IdentityConflict, NodeError, PeerFailed, PeerUnavailable
+from node.errors import EntryNotFound, IdentityConflict, NodeError, PeerFailed, PeerUnavailable
+from node.interop.candidates import Candidates, Found
 from node.interop.records import checked, own_record
 from node.interop.registry_client import NotRegistered, RegistryClient
+from node.interop.trust import TrustGraph
+from node.ledger.pins import PinSource, stronger
 from node.ledger.service import Ledger
 from node.metrics import Metrics
 from node.settings import NodeSettings
 from node.sync.engine import SyncEngine
 from protocol.records import NodeRecord
+from protocol.trust import SYNC_TYPES
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Found:
-    """A node discovered by some source, and what became of it."""
-
-    record: NodeRecord
-    sources: set[str] = field(default_factory=set)
-    status: str = "verified"  # verified | peer | identity-conflict
-    detail: str | None = None
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"record": self.record.model_dump(), "sources": sorted(self.sources), "status": self.status,
-                "detail": self.detail}  # fmt: skip
 
 
 class Discovery:
     """Owns the discovery loops; ``start(url)`` begins announcing once the node's URL is known."""
 
-    def __init__(self, ledger: Ledger, settings: NodeSettings, engine: SyncEngine, metrics: Metrics) -> None:
+    def __init__(
+        self, ledger: Ledger, settings: NodeSettings, engine: SyncEngine, metrics: Metrics, trust: TrustGraph
+    ) -> None:
         self._ledger = ledger
         self._settings = settings
         self._conf = settings.discovery
         self._engine = engine
         self._metrics = metrics
-        self._found: dict[str, Found] = {}
+        self._trust = trust
+        self._found = Candidates(self._conf.max_candidates)
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
         self._registry: RegistryClient | None = None
@@ -65,8 +64,10 @@ class Discovery:
     async def __aenter__(self) -> Discovery:
         self._session = aiohttp.ClientSession()
         if self._conf.registry_urls:
+            token = self._conf.registry_token
             self._registry = RegistryClient(self._session, self._conf.registry_urls, self._ledger.keys,
-                                            self._ledger.ledger_id, self._settings.sync.timeout_s)  # fmt: skip
+                                            self._ledger.ledger_id, self._settings.sync.timeout_s,
+                                            None if token is None else token.get_secret_value())  # fmt: skip
         return self
 
     async def __aexit__(
@@ -99,6 +100,7 @@ class Discovery:
             self._tasks.append(asyncio.create_task(self._bootstrap(), name="discovery:bootstrap"))
         if self._conf.peer_exchange:
             self._tasks.append(asyncio.create_task(self._exchange_loop(), name="discovery:exchange"))
+        self._tasks.append(asyncio.create_task(self._admission_loop(), name="discovery:admission"))
         if self._conf.mdns:
             from node.interop.mdns import Mdns  # zeroconf only when asked for
 
@@ -108,15 +110,23 @@ class Discovery:
     # --- what was found ------------------------------------------------------------------------
 
     def discovered(self) -> list[dict[str, Any]]:
-        return [f.to_wire() for _, f in sorted(self._found.items())]
+        """Every candidate with its sources and status (admin: the pending list)."""
+        for found in self._found.all():
+            if found.status == "peer" and not self._engine.is_peer(found.record.ledger_id):
+                found.status = "candidate"  # removed by the operator since
+        return [f.to_wire() for f in self._found.all()]
 
     def records(self) -> list[dict[str, Any]]:
-        """Verified records this node vouches for in peer exchange: its own and its peers'."""
+        """Verified records this node vouches for in peer exchange: its own and its admitted peers'."""
         own = [self.record.model_dump()] if self.record is not None else []
-        return own + [f.record.model_dump() for f in self._found.values() if f.status == "peer"]
+        return own + [f.record.model_dump() for f in self._peers()]
+
+    def _peers(self) -> list[Found]:
+        return [f for f in self._found.all() if f.status == "peer" and self._engine.is_peer(f.record.ledger_id)]
 
     async def consider(self, record: NodeRecord, source: str) -> Found | None:
-        """Verify a discovered record; a verified one becomes a sync peer (``auto_peer``)."""
+        """Verify a proposed record and keep it as a candidate; admit it when a trust path or
+        ``auto_admit`` allows (see the module docstring). None for this node's own or a bad record."""
         if record.ledger_id == self._ledger.ledger_id:
             try:
                 await checked(self._ledger, record)
@@ -130,39 +140,106 @@ class Discovery:
         try:
             await checked(self._ledger, record)
         except IdentityConflict as exc:
-            return self._report_conflict(record, source, exc)
+            found = self._report_conflict(record, source, exc)
+            await self._supersede(found)
+            return found
         except PeerFailed as exc:
             log.warning("discarded record from %s: %s", source, exc)
             self._metrics.discovery_rejects.labels(source, "bad-signature").inc()
             return None
         sources = (found.sources if found is not None else set()) | {source}
-        found = Found(record, sources)
-        self._found[record.ledger_id] = found
-        if self._conf.auto_peer:
-            url = record.endpoints[0]
-            known = {p.ledger_id: p.url for p in self._engine.peers()}
-            if known.get(record.ledger_id) != url:
-                await self._engine.add_peer(url, record.ledger_id, bytes.fromhex(record.public_key), "both", source)
+        refused = found is not None and found.status == "refused"
+        found = self._found.put(Found(record, sources, "refused" if refused else "candidate"))
+        if self._engine.is_peer(record.ledger_id):
+            if self._conf.auto_admit:  # a newer record of a peer: its endpoint may have moved
+                await self._admit(found, self._automatic(found) or "first-sight", source)
             found.status = "peer"
+        elif not refused:
+            pin_source = self._automatic(found)
+            if pin_source is not None:
+                await self._admit(found, pin_source, source)
         return found
+
+    async def _supersede(self, found: Found) -> None:
+        """A registry record (the registry binds ids on its operator's enrolment) admitted
+        automatically replaces a weaker pin of its id to another key (first-sight, peer)."""
+        if found.sources != {"registry"} or self._automatic(found) != "registry":
+            return
+        held = await self._ledger.store.pin_source(found.record.ledger_id)
+        if held is not None and stronger("registry", held):
+            await self._admit(found, "registry", "registry")
+
+    def _automatic(self, found: Found) -> PinSource | None:
+        """The provenance under which a candidate is admitted without an operator, or None."""
+        score, _ = self._trust.score(self._ledger.ledger_id, found.record.ledger_id, SYNC_TYPES)
+        if score >= self._settings.trust.sync_threshold and score > 0:
+            return "attested"
+        if self._conf.auto_admit:
+            return "registry" if "registry" in found.sources else "first-sight"
+        return None
+
+    async def _admit(self, found: Found, pin_source: PinSource, source: str, actor: str = "node") -> None:
+        record = found.record
+        url = record.endpoints[0]
+        known = {p.ledger_id: p.url for p in self._engine.peers()}
+        if known.get(record.ledger_id) != url:
+            await self._engine.add_peer(url, record.ledger_id, bytes.fromhex(record.public_key), "both", source,
+                                        pin_source=pin_source, actor=actor)  # fmt: skip
+        found.status, found.detail = "peer", None
+        log.info("admitted ledger=%s source=%s pin=%s", record.ledger_id, source, pin_source)
+
+    async def admit(self, ledger_id: str, actor: str) -> Found:
+        """The operator admits a candidate: its key is pinned with operator provenance (replacing a
+        weaker pin), and it becomes a peer."""
+        found = self._found.get(ledger_id)
+        if found is None:
+            raise EntryNotFound(f"no candidate {ledger_id}")
+        await self._admit(found, "operator", "admin", actor)
+        await self._ledger.store.audit(actor, "candidate.admit", {"ledger_id": ledger_id,
+                                                                  "public_key": found.record.public_key})  # fmt: skip
+        return found
+
+    async def refuse(self, ledger_id: str, actor: str) -> Found:
+        """The operator refuses a candidate: it stays listed as refused and is never admitted
+        automatically (an admitted peer is removed with DELETE /admin/peers)."""
+        found = self._found.get(ledger_id)
+        if found is None:
+            raise EntryNotFound(f"no candidate {ledger_id}")
+        found.status = "refused"
+        await self._ledger.store.audit(actor, "candidate.refuse", {"ledger_id": ledger_id})
+        return found
+
+    async def reconsider(self) -> None:
+        """Admit the candidates a trust path now allows (after trust changed)."""
+        for found in self._found.all():
+            if found.status == "candidate" and not self._engine.is_peer(found.record.ledger_id):
+                pin_source = self._automatic(found)
+                if pin_source is not None:
+                    try:
+                        await self._admit(found, pin_source, sorted(found.sources)[0])
+                    except (NodeError, ValueError) as exc:
+                        log.info("could not admit %s: %s", found.record.ledger_id, exc)
 
     def _report_conflict(self, record: NodeRecord, source: str, exc: Exception) -> Found:
         log.warning("identity conflict from %s: %s", source, exc)
         self._metrics.discovery_rejects.labels(source, "identity-conflict").inc()
         found = Found(record, {source}, "identity-conflict", str(exc))
-        if record.ledger_id not in self._found or self._found[record.ledger_id].status != "peer":
-            self._found[record.ledger_id] = found
+        held = self._found.get(record.ledger_id)
+        if held is None or held.status != "peer":
+            self._found.put(found)
         return found
 
-    async def connect(self, url: str, source: str = "connect") -> Found:
-        """Fetch a node's signed record from its /network/info, consider it, and introduce ourselves
-        to it (so it can pin our key and serve us)."""
+    async def connect(self, url: str, source: str = "connect", pin_source: PinSource = "operator") -> Found:
+        """Fetch a node's signed record from its /network/info, admit it (the operator or the
+        configuration asked for this URL), and introduce ourselves to it (so it can consider us)."""
         record = await self._fetch_record(url)
         found = await self.consider(record, source)
         if found is None:
             raise IdentityConflict(f"{url} is this node")
         if found.status == "identity-conflict":
             raise IdentityConflict(found.detail or "identity conflict")
+        if found.status != "peer":
+            await self._admit(found, pin_source, source)
         await self._introduce(record.endpoints[0])
         return found
 
@@ -219,7 +296,7 @@ class Discovery:
         while pending:
             for url in list(pending):
                 try:
-                    await self.connect(url, "bootstrap")
+                    await self.connect(url, "bootstrap", "first-sight")
                     pending.remove(url)
                 except (NodeError, ValidationError) as exc:
                     log.info("bootstrap %s: %s", url, exc)
@@ -236,6 +313,11 @@ class Discovery:
                         await self.consider(NodeRecord.model_validate(data), "exchange")
                 except (NodeError, ValidationError, TypeError) as exc:
                     log.debug("peer exchange with %s: %s", peer.ledger_id, exc)
+
+    async def _admission_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._conf.interval_s * random.uniform(0.8, 1.2))
+            await self.reconsider()
 
     async def _fetch_record(self, url: str) -> NodeRecord:
         info = await self._get_json(url.rstrip("/") + "/network/info", dict)

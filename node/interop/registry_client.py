@@ -30,17 +30,20 @@ class NotRegistered(Exception):
 
 class RegistryClient:
     def __init__(
-        self, session: aiohttp.ClientSession, urls: list[str], keys: KeyPair, ledger_id: str, timeout_s: float = 5.0
-    ) -> None:
+        self, session: aiohttp.ClientSession, urls: list[str], keys: KeyPair, ledger_id: str, timeout_s: float = 5.0,
+        enrolment_token: str | None = None,
+    ) -> None:  # fmt: skip
         self.urls = [u.rstrip("/") for u in urls]
         self._session = session
         self._keys = keys
         self._ledger_id = ledger_id
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.active: str | None = None  # the registry that answered last
+        self._enrolment = {"Authorization": f"Bearer {enrolment_token}"} if enrolment_token else {}
 
     async def register(self, record: NodeRecord) -> None:
-        await self._each("POST", "/registry/nodes", orjson.dumps(record.model_dump()), signed=False)
+        """Register (the first time with the enrolment token the registry's operator issued)."""
+        await self._each("POST", "/registry/nodes", orjson.dumps(record.model_dump()), extra=self._enrolment)
 
     async def heartbeat(self) -> None:
         status, _ = await self._each("POST", f"/registry/nodes/{self._ledger_id}/heartbeat", b"", signed=True)
@@ -66,13 +69,15 @@ class RegistryClient:
             if not after:
                 return found
 
-    async def _each(self, method: str, path: str, body: bytes, signed: bool = False) -> tuple[int, Any]:
+    async def _each(
+        self, method: str, path: str, body: bytes, signed: bool = False, extra: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
         """Try the active registry first, then the others in order; PeerUnavailable if none answers."""
         order = sorted(self.urls, key=lambda u: u != self.active)
         last: Exception | None = None
         for url in order:
             try:
-                result = await self._retrying(url, method, path, body, signed)
+                result = await self._retrying(url, method, path, body, signed, extra or {})
             except PeerUnavailable as exc:
                 last = exc
                 continue
@@ -80,18 +85,22 @@ class RegistryClient:
             return result
         raise PeerUnavailable(f"no registry answered ({last})")
 
-    async def _retrying(self, url: str, method: str, path: str, body: bytes, signed: bool) -> tuple[int, Any]:
+    async def _retrying(
+        self, url: str, method: str, path: str, body: bytes, signed: bool, extra: dict[str, str]
+    ) -> tuple[int, Any]:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(3), wait=wait_exponential_jitter(multiplier=0.1, max=2.0),
             retry=retry_if_exception_type(PeerUnavailable), reraise=True,
         )  # fmt: skip
         async for attempt in retrying:
             with attempt:
-                return await self._once(url, method, path, body, signed)
+                return await self._once(url, method, path, body, signed, extra)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _once(self, url: str, method: str, path: str, body: bytes, signed: bool) -> tuple[int, Any]:
-        headers = {"Content-Type": "application/json"} if body else {}
+    async def _once(
+        self, url: str, method: str, path: str, body: bytes, signed: bool, extra: dict[str, str]
+    ) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json", **extra} if body else dict(extra)
         if signed:
             headers.update(sign_request(self._keys, self._ledger_id, method, path, body, wall_ms()))
         try:

@@ -183,6 +183,16 @@ class TrustGraph:
                 self._put(att)
         return {**counts, "refusals": refusals}
 
+    def forget(self, source: str) -> None:
+        """Drop the attestations made by ``source`` (its pin was replaced or removed: they were
+        verified under a key that no longer stands for it; the store dropped them already)."""
+        for target in self._targets.pop(source, set()):
+            if self._edges.pop((source, target), None) is not None:
+                for graph in self._graphs.values():
+                    if graph.has_edge(source, target):
+                        graph.remove_edge(source, target)
+        self._changed()  # expiry heap entries of dropped edges are skipped: their pair is gone
+
     def attestations(self) -> list[dict[str, object]]:
         """Every attestation held, in (from, to) order; built once per version of the graph."""
         if self._listing is None or self._listing[0] != self.version:

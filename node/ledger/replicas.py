@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 import orjson
 
-from node.errors import ForkDetected, IdentityConflict, InvalidRequest, LedgerQuarantined
+from node.errors import EntryNotFound, ForkDetected, IdentityConflict, InvalidRequest, LedgerQuarantined
 from node.ledger.chain import ChainVerifier
 from node.ledger.clock import HybridClock, wall_ms
+from node.ledger.pins import PinSource, stronger
 from node.ledger.rows import Row, row_to_wire
 from node.ledger.store import CheckpointRow, LedgerRow, Store, SyncMark
 from protocol.entry import GENESIS_DIGEST, verify_hash_signature
@@ -52,19 +53,74 @@ class Replicas:
         self._clock = clock
         self._on_commit = on_commit
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._pin_lock = asyncio.Lock()  # pins are rare: one at a time, so two first sights never race
+        self.unpinned: list[Callable[[str], None]] = []  # told of each ledger id whose pin was replaced or removed
 
     async def held(self, ledger_id: str) -> LedgerRow | None:
         return await self._store.ledger(ledger_id)
 
-    async def pin(self, ledger_id: str, public_key: bytes) -> LedgerRow:
-        """Pin ``ledger_id`` to ``public_key`` on first sight; IdentityConflict if pinned to another key."""
-        held = await self.held(ledger_id)
-        if held is None:
-            held = await self._store.add_ledger(ledger_id, public_key, is_local=False, genesis=GENESIS_DIGEST)
-            log.info("pinned ledger=%s key=%s", ledger_id, public_key.hex()[:16])
-        elif held.public_key != public_key:
-            raise IdentityConflict(f"ledger {ledger_id} is pinned to another key; the record was not used")
-        return held
+    async def pin(
+        self, ledger_id: str, public_key: bytes, source: PinSource, *, actor: str = "node", replace: bool = False
+    ) -> LedgerRow:
+        """Pin ``ledger_id`` to ``public_key``, recording where the pin came from.
+
+        The same key again keeps the pin (its source upgraded when ``source`` is stronger); another
+        key replaces the pin only when ``source`` is strictly stronger than the held pin's, dropping
+        every entry held under the old key in the same transaction (audited); otherwise
+        IdentityConflict. ``replace`` also lets an equally strong source replace (the operator
+        correcting an operator pin). Safe to call concurrently for one id.
+        """
+        async with self._pin_lock:
+            held = await self.held(ledger_id)
+            if held is None:
+                held = await self._store.add_ledger(
+                    ledger_id, public_key, is_local=False, genesis=GENESIS_DIGEST, pin_source=source
+                )
+                if held.public_key == public_key:
+                    log.info("pinned ledger=%s key=%s source=%s", ledger_id, public_key.hex()[:16], source)
+                    return held
+            held_source = await self._store.pin_source(ledger_id) or "first-sight"
+            if held.public_key == public_key:
+                if stronger(source, held_source):
+                    await self._store.upgrade_pin(ledger_id, public_key, source)
+                return held
+            if not (stronger(source, held_source) or (replace and not stronger(held_source, source))):
+                raise IdentityConflict(
+                    f"ledger {ledger_id} is pinned to another key (from {held_source}); the record was not used"
+                )
+            return await self._replace(ledger_id, public_key, source, held, held_source, actor)
+
+    async def _replace(
+        self, ledger_id: str, public_key: bytes, source: str, held: LedgerRow, held_source: str, actor: str
+    ) -> LedgerRow:
+        async with self._locks[ledger_id]:
+            detail = {"ledger_id": ledger_id, "old_key": held.public_key.hex(), "old_source": held_source,
+                      "new_key": public_key.hex(), "new_source": source}  # fmt: skip
+            dropped = await self._store.replace_pin(ledger_id, public_key, source, GENESIS_DIGEST,
+                                                    (actor, "pin.replace", detail))  # fmt: skip
+        log.warning("replaced pin ledger=%s old_source=%s new_source=%s entries_dropped=%d", ledger_id, held_source,
+                    source, dropped)  # fmt: skip
+        for forget in self.unpinned:
+            forget(ledger_id)
+        replaced = await self.held(ledger_id)
+        assert replaced is not None
+        return replaced
+
+    async def unpin(self, ledger_id: str, actor: str) -> int:
+        """Remove the pin of ``ledger_id`` with everything held under it (audited); entries dropped."""
+        if ledger_id == self._own:
+            raise InvalidRequest(f"ledger {ledger_id} is this node's own; its pin is not removed")
+        async with self._pin_lock, self._locks[ledger_id]:
+            held = await self.held(ledger_id)
+            if held is None:
+                raise EntryNotFound(f"no pin for ledger {ledger_id}")
+            detail = {"ledger_id": ledger_id, "old_key": held.public_key.hex(),
+                      "old_source": await self._store.pin_source(ledger_id)}  # fmt: skip
+            dropped = await self._store.replace_pin(ledger_id, None, "operator", GENESIS_DIGEST,
+                                                    (actor, "pin.remove", detail))  # fmt: skip
+        for forget in self.unpinned:
+            forget(ledger_id)
+        return dropped
 
     async def ingest(
         self, ledger_id: str, entries: Sequence[Entry], checkpoints: Sequence[Checkpoint], *, peer: str, full: bool

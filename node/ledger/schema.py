@@ -170,6 +170,16 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         """,
     ),
     (
+        7,
+        "pin provenance: where each ledger's key pin came from",
+        """
+        -- config, operator, attested, registry, peer or first-sight (see node/ledger/pins.py)
+        ALTER TABLE ledgers ADD COLUMN pin_source TEXT NOT NULL DEFAULT 'first-sight';
+        -- the node's own ledger is pinned by its key file: the strongest provenance
+        UPDATE ledgers SET pin_source = 'config' WHERE is_local = 1
+        """,
+    ),
+    (
         8,
         "key conflicts keep each head once",
         """

@@ -98,7 +98,7 @@ class Ledger:
         if own is None:
             if any(row.is_local for row in await self._store.ledgers()):
                 raise KeyFileError(f"{self.settings.db_path}: holds another node's own ledger")
-            own = await self._store.add_ledger(self.ledger_id, self.keys.public_key, is_local=True,
+            own = await self._store.add_ledger(self.ledger_id, self.keys.public_key, is_local=True, pin_source="config",
                                                genesis=GENESIS_DIGEST)  # fmt: skip
         elif own.public_key != self.keys.public_key:
             raise KeyFileError(f"{self.settings.key_path}: key does not match the key pinned for {self.ledger_id}")

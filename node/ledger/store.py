@@ -222,15 +222,16 @@ class Store:
             "CREATE TABLE IF NOT EXISTS schema_migrations"
             " (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at INTEGER NOT NULL)"
         )
-        async with conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations") as cursor:
-            (current,) = await cursor.fetchone() or (0,)
+        async with conn.execute("SELECT version FROM schema_migrations") as cursor:
+            applied = {int(row[0]) for row in await cursor.fetchall()}
+        current = max(applied, default=0)
         if current > LATEST:
             raise SchemaTooNew(
                 f"{self.path}: schema version {current} is newer than this node supports ({LATEST});"
                 " upgrade ledger-node"
             )
         for version, description, script in MIGRATIONS:
-            if version <= current:
+            if version in applied:  # not "<= current": a number assigned earlier may land after a later one
                 continue
             await conn.execute("BEGIN IMMEDIATE")
             try:
@@ -269,15 +270,87 @@ class Store:
         )
         return _ledger_row(rows[0]) if rows else None
 
-    async def add_ledger(self, ledger_id: str, public_key: bytes, *, is_local: bool, genesis: bytes) -> LedgerRow:
-        """Pin ``ledger_id`` to ``public_key`` with an empty head; the new row."""
+    async def add_ledger(
+        self, ledger_id: str, public_key: bytes, *, is_local: bool, genesis: bytes, pin_source: str = "first-sight"
+    ) -> LedgerRow:
+        """Pin ``ledger_id`` to ``public_key`` with an empty head, unless it is pinned already; the row held."""
         await self._write(
-            "INSERT INTO ledgers (ledger_id, public_key, is_local, sig_digest, added_at) VALUES (?, ?, ?, ?, ?)",
-            (ledger_id, public_key, int(is_local), genesis, _now_ms()),
+            "INSERT INTO ledgers (ledger_id, public_key, is_local, sig_digest, added_at, pin_source)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ledger_id) DO NOTHING",
+            (ledger_id, public_key, int(is_local), genesis, _now_ms(), pin_source),
         )
         added = await self.ledger(ledger_id)
         assert added is not None
         return added
+
+    # --- pins ----------------------------------------------------------------------------------
+
+    async def pins(self) -> list[tuple[str, bytes, str, int, bool]]:
+        """Every pin: (ledger_id, public_key, pin_source, head_seq, is_local), own first."""
+        return await self._fetchall(
+            self.writer,
+            "SELECT ledger_id, public_key, pin_source, head_seq, is_local FROM ledgers"
+            " ORDER BY is_local DESC, ledger_id",
+            (),
+        )
+
+    async def pin_source(self, ledger_id: str) -> str | None:
+        rows = await self._fetchall(self.writer, "SELECT pin_source FROM ledgers WHERE ledger_id = ?", (ledger_id,))
+        return str(rows[0][0]) if rows else None
+
+    async def vouched_by(self, peer: str) -> list[str]:
+        """Ledgers pinned on the word of ``peer`` (provenance peer) that it sent entries of."""
+        rows = await self._fetchall(
+            self.writer,
+            "SELECT DISTINCT s.ledger_id FROM sync_state s JOIN ledgers l ON l.ledger_id = s.ledger_id"
+            " WHERE s.peer = ? AND s.direction = 'pull' AND l.pin_source = 'peer'",
+            (peer,),
+        )
+        return [str(row[0]) for row in rows]
+
+    async def upgrade_pin(self, ledger_id: str, public_key: bytes, source: str) -> None:
+        """Record a stronger provenance for the pin ``ledger_id -> public_key`` (same key)."""
+        await self._write(
+            "UPDATE ledgers SET pin_source = ? WHERE ledger_id = ? AND public_key = ?", (source, ledger_id, public_key)
+        )
+
+    async def replace_pin(
+        self,
+        ledger_id: str,
+        public_key: bytes | None,
+        source: str,
+        genesis: bytes,
+        audit: tuple[str, str, dict[str, Any]],
+    ) -> int:
+        """In one transaction: drop everything held of ``ledger_id`` (entries, checkpoints, stats, sync
+        marks of it and by it as a peer, refs, its attestations), then pin it to ``public_key`` from
+        ``source`` (or, with None, remove the pin and the peer), and write the audit record. Returns
+        the entries dropped."""
+        async with self._transaction() as conn:
+            async with conn.execute("SELECT COUNT(*) FROM entries WHERE ledger_id = ?", (ledger_id,)) as cursor:
+                (dropped,) = await cursor.fetchone() or (0,)
+            for table, column in (("entries", "ledger_id"), ("checkpoints", "ledger_id"), ("stats", "ledger_id"),
+                                  ("sync_state", "ledger_id"), ("refs", "ledger_id"), ("trust", "source")):  # fmt: skip
+                await conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (ledger_id,))
+            await conn.execute("DELETE FROM sync_state WHERE peer = ?", (ledger_id,))  # what it vouched for
+            if public_key is None:
+                await conn.execute("DELETE FROM ledgers WHERE ledger_id = ? AND is_local = 0", (ledger_id,))
+                await conn.execute("DELETE FROM peers WHERE ledger_id = ?", (ledger_id,))
+            else:
+                await conn.execute(
+                    "INSERT INTO ledgers (ledger_id, public_key, is_local, sig_digest, added_at, pin_source)"
+                    " VALUES (?, ?, 0, ?, ?, ?) ON CONFLICT (ledger_id) DO UPDATE SET public_key = excluded.public_key,"
+                    " head_seq = 0, head_hash = NULL, sig_digest = excluded.sig_digest, first_timestamp = NULL,"
+                    " last_timestamp = NULL, verified_seq = 0, quarantined = 0, pin_source = excluded.pin_source"
+                    " WHERE is_local = 0",
+                    (ledger_id, public_key, genesis, _now_ms(), source),
+                )
+            actor, action, detail = audit
+            await conn.execute(
+                "INSERT INTO audit (at_ms, actor, action, detail) VALUES (?, ?, ?, ?)",
+                (_now_ms(), actor, action, orjson.dumps({**detail, "entries_dropped": dropped}).decode()),
+            )
+            return int(dropped)
 
     async def mark_local(self, ledger_id: str) -> None:
         """Make a held ledger the node's own (after restoring it from an export)."""

@@ -97,7 +97,9 @@ async def import_ledger(
     ledger_id, public_key = header["ledger_id"], bytes.fromhex(header["public_key"])
     held = await store.ledger(ledger_id)
     if held is None:
-        held = await store.add_ledger(ledger_id, public_key, is_local=False, genesis=GENESIS_DIGEST)
+        held = await store.add_ledger(
+            ledger_id, public_key, is_local=False, genesis=GENESIS_DIGEST, pin_source="operator"
+        )
     elif held.public_key != public_key:
         raise KeyFileError(f"ledger {ledger_id} is pinned to another key here; refusing the import")
     state = ChainVerifier(public_key, held.head_seq, held.head_hash, held.sig_digest, full=full)

@@ -31,9 +31,11 @@ from node.errors import (
     RequestRejected,
 )
 from node.interop.trust import TrustGraph
+from node.ledger.pins import PinSource
 from node.ledger.replicas import Ingested
 from node.ledger.rows import Row, page_body
 from node.ledger.service import Ledger
+from node.ledger.store import LedgerRow
 from node.metrics import Metrics
 from node.settings import NodeSettings
 from node.sync.peers import PeerClient
@@ -77,12 +79,14 @@ class SyncEngine:
         self._session: aiohttp.ClientSession | None = None
         self._gate = asyncio.Semaphore(settings.sync.max_concurrency)
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._vouched_by: dict[str, set[str]] = {}  # per peer: ledgers pinned here on its word
 
     async def __aenter__(self) -> SyncEngine:
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
         self._ledger.hooks.after_append.append(self._announce)
         for peer in self._settings.peers:
-            await self.add_peer(peer.url, peer.ledger_id, bytes.fromhex(peer.public_key), peer.mode, "config")
+            await self.add_peer(peer.url, peer.ledger_id, bytes.fromhex(peer.public_key), peer.mode, "config",
+                                pin_source="config", actor="config")  # fmt: skip
         for ledger_id, url, mode, source, _ in await self._ledger.store.peers():
             if ledger_id not in self._peers:
                 held = await self._ledger.replicas.held(ledger_id)
@@ -106,11 +110,14 @@ class SyncEngine:
 
     # --- peers ---------------------------------------------------------------------------------
 
-    async def add_peer(self, url: str, ledger_id: str, public_key: bytes, mode: str, source: str = "admin") -> Peer:
-        """Pin the peer's ledger key, remember the peer, start syncing with it."""
+    async def add_peer(
+        self, url: str, ledger_id: str, public_key: bytes, mode: str, source: str = "admin", *,
+        pin_source: PinSource = "operator", actor: str = "node",
+    ) -> Peer:  # fmt: skip
+        """Pin the peer's ledger key (from ``pin_source``), remember the peer, start syncing with it."""
         if ledger_id == self._ledger.ledger_id:
             raise IdentityConflict(f"{ledger_id} is this node's own ledger id")
-        await self._ledger.replicas.pin(ledger_id, public_key)
+        await self._ledger.replicas.pin(ledger_id, public_key, pin_source, actor=actor)
         await self._ledger.store.save_peer(ledger_id, url, mode, source)
         if ledger_id in self._peers:
             await self._stop(self._peers.pop(ledger_id))
@@ -211,14 +218,41 @@ class SyncEngine:
                 if held.head_seq > theirs and not held.quarantined and held.ledger_id != peer.ledger_id:
                     await self._push(peer, held.ledger_id, theirs)
 
+    async def _vouched(self, peer: str, ledger_id: str, public_key: bytes, seq: int) -> LedgerRow:
+        """The pin of ``ledger_id`` as vouched for by admitted ``peer`` (its heads or a push); raise
+        RequestRejected when policy does not let this peer add it (see docs/discovery.md):
+        ``sync.replicate`` must ask for it, and a peer gets at most ``sync.max_vouched_ledgers``
+        ledgers pinned that this node did not hold; IdentityConflict when pinned to another key."""
+        held = await self._ledger.replicas.held(ledger_id)
+        if ledger_id == peer and held is not None:  # its own ledger: pinned when it was admitted, not on its word
+            if held.public_key != public_key:
+                raise IdentityConflict(f"{peer} answers for its ledger with another key than the one pinned")
+            return held
+        if held is None and ledger_id != peer:
+            if self._sync.replicate == "peers" and not self.is_peer(ledger_id):
+                raise RequestRejected(f"ledger {ledger_id} is not one of this node's peers; not replicated here")
+            if seq == 0:
+                raise RequestRejected(f"ledger {ledger_id} is empty; nothing to replicate")
+            vouched = self._vouched_by.get(peer)
+            if vouched is None:
+                vouched = self._vouched_by[peer] = set(await self._ledger.store.vouched_by(peer))
+            if len(vouched) >= self._sync.max_vouched_ledgers:
+                raise RequestRejected(f"{peer} vouched for {len(vouched)} ledgers here already; {ledger_id} refused")
+            vouched.add(ledger_id)
+        return await self._ledger.replicas.pin(ledger_id, public_key, "peer")
+
     async def _pull(
         self, peer: Peer, ledger_id: str, public_key: bytes, their_seq: int, their_hash: str | None
     ) -> None:
         try:
-            held = await self._ledger.replicas.pin(ledger_id, public_key)
+            held = await self._vouched(peer.ledger_id, ledger_id, public_key, their_seq)
         except IdentityConflict as exc:
             log.warning("identity conflict from peer=%s ledger=%s: %s", peer.ledger_id, ledger_id, exc)
             self._metrics.sync_rejects.labels(peer.ledger_id, "identity-conflict").inc()
+            return
+        except RequestRejected as exc:
+            log.debug("not replicated from peer=%s: %s", peer.ledger_id, exc)
+            self._metrics.sync_rejects.labels(peer.ledger_id, "not-replicated").inc()
             return
         if held.quarantined:
             return
@@ -286,11 +320,12 @@ class SyncEngine:
         peer.remote[ledger_id] = after
 
     async def receive_push(self, sender: str, page: Page) -> Ingested:
-        """A peer pushes a page of some ledger to us: pin (on first sight), verify, commit."""
+        """An admitted, trusted peer pushes a page of some ledger: pin (as vouched), verify, commit."""
         if not self.is_peer(sender) or not self._trust.allows_sync(sender):
             raise RequestRejected(f"{sender} is not a trusted peer of this node; pushes are refused")
         if page.public_key is not None:
-            await self._ledger.replicas.pin(page.ledger_id, bytes.fromhex(page.public_key))
+            seq = page.entries[-1].seq if page.entries else 0
+            await self._vouched(sender, page.ledger_id, bytes.fromhex(page.public_key), seq)
         result = await self._ledger.replicas.ingest(
             page.ledger_id, page.entries, page.checkpoints, peer=sender, full=self._sync.verify == "full"
         )

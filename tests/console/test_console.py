@@ -7,6 +7,7 @@ Set ``CONSOLE_SCREENSHOT=docs/console.png`` to save the screenshot the README sh
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import shutil
@@ -30,6 +31,7 @@ CHROMIUM = next((p for p in (os.environ.get("CHROMIUM"), shutil.which("chromium"
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium here (apt-get install chromium; .ci/run does)")
 
 TOKEN = "console-test-admin-token-0123456789"
+HOSTILE_ENROLMENT = "console-test-enrol-node-x-0123456789"
 FAST = {  # the compose environment with quicker rounds, so the test sees changes within seconds
     "LEDGER_ADMIN_TOKEN": TOKEN, "LEDGER_DURABILITY": "normal", "LEDGER_CONSOLE__SNAPSHOT_S": "1",
     "LEDGER_DISCOVERY__HEARTBEAT_S": "1", "LEDGER_DISCOVERY__INTERVAL_S": "1", "LEDGER_SYNC__INTERVAL_S": "1",
@@ -39,27 +41,36 @@ FAST = {  # the compose environment with quicker rounds, so the test sees change
 
 @pytest.fixture
 async def network(tmp_path: Path) -> AsyncIterator[dict[str, NodeProcess]]:
-    """The registry and node-a, node-b, node-c of docker-compose.yml on free ports, peered by discovery."""
+    """The registry and node-a, node-b, node-c of docker-compose.yml on free ports. node-a and node-b
+    admit what the registry proposes (as the compose file says); node-c's operator admits by hand."""
     topology = load(env={"LEDGER_ADMIN_TOKEN": TOKEN})
     ports = local_ports(topology, 0)
     running: dict[str, NodeProcess] = {}
     try:
         for spec in start_order(topology):
             service = localize_service(spec, topology, tmp_path, ports)
-            env = {**service.env, **FAST} if spec.name != "registry" else {**service.env, "LEDGER_REGISTRY_TTL_S": "3"}
+            env = {**service.env, **FAST}
+            if spec.name == "node-c":
+                env["LEDGER_DISCOVERY__AUTO_ADMIT"] = "false"
+            if spec.name == "registry":  # the test enrols node-x too (a record the test registers itself)
+                enrolments = {**json.loads(service.env["LEDGER_REGISTRY_ENROLMENTS"]), "node-x": HOSTILE_ENROLMENT}
+                env = {**service.env, "LEDGER_REGISTRY_TTL_S": "3",
+                       "LEDGER_REGISTRY_ENROLMENTS": json.dumps(enrolments)}  # fmt: skip
             proc = await asyncio.to_thread(start_process, service.argv, service.data_dir, env=env)
             running[spec.name] = proc
             ports[spec.name] = urlsplit(proc.url).port or 0
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as session:
 
-            async def peered() -> bool:
-                for name in ("node-a", "node-b", "node-c"):
+            async def proposed() -> bool:
+                for name in ("node-a", "node-b"):
                     async with session.get(running[name].url + "/ledger/sync/status") as response:
                         if len((await response.json())["peers"]) < 2:
                             return False
-                return True
+                async with session.get(running["node-c"].url + "/admin/candidates") as response:
+                    pending = {c["ledger_id"] for c in await response.json() if c["status"] == "candidate"}
+                return pending == {"node-a", "node-b"}
 
-            await eventually(peered, timeout=30, interval=0.2)
+            await eventually(proposed, timeout=30, interval=0.2)
         yield running
     finally:
         for proc in reversed(running.values()):
@@ -94,6 +105,13 @@ async def test_the_console_shows_the_network_live(network: dict[str, NodeProcess
         await page.click("#login-form button")
         await expect(page.locator("#app")).to_be_visible()
         assert "token" not in page.url and TOKEN not in page.url  # never in a URL
+
+        # node-c's operator admits the two nodes the registry proposed
+        for name in ("node-a", "node-b"):
+            candidate = page.locator(f'#candidates li[data-candidate="{name}"]')
+            await expect(candidate).to_contain_text("registry")
+            await candidate.get_by_role("button", name="Admit").click()
+            await expect(candidate).to_have_count(0)
 
         # the three nodes, online, drawn from the registry and this node's peers; the heads agree
         nodes = page.locator("#network g.node")
@@ -192,7 +210,9 @@ async def test_the_console_shows_the_network_live(network: dict[str, NodeProcess
         hostile = '<img src=x onerror="document.title=1">'
         record = sign_record(KeyPair(secrets.token_bytes(32)), ledger_id="node-x", name=hostile,
                              endpoints=["http://127.0.0.1:9"], issued_at=int(time.time() * 1000))  # fmt: skip
-        async with http.post(network["registry"].url + "/registry/nodes", json=record.model_dump()) as response:
+        enrolled = {"Authorization": f"Bearer {HOSTILE_ENROLMENT}"}
+        async with http.post(network["registry"].url + "/registry/nodes", json=record.model_dump(),
+                             headers=enrolled) as response:  # fmt: skip
             assert response.status == 201, await response.text()
         registry = await browser.new_page()
         await registry.goto(network["registry"].url + "/")
@@ -204,6 +224,13 @@ async def test_the_console_shows_the_network_live(network: dict[str, NodeProcess
         for shown in (page, registry):
             assert await shown.locator("img").count() == 0
             assert await shown.title() != "1"
+
+        # node-c's operator refuses the node the registry proposed: it is marked refused, never admitted
+        candidate = page.locator('#candidates li[data-candidate="node-x"]')
+        await candidate.get_by_role("button", name="Refuse").click()
+        await expect(candidate).to_have_count(0)
+        await expect(hostile_node).to_have_attribute("data-marks", "refused", timeout=5_000)
+        await expect(page.locator('#network line[data-link="sync:node-x"]')).to_have_count(0)
         await browser.close()
     assert not [e for e in errors if "uncaught" in e], errors
 

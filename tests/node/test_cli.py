@@ -12,8 +12,12 @@ import urllib.request
 from collections.abc import Awaitable
 from pathlib import Path
 
+import orjson
 import pytest
 
+from node.ledger.clock import wall_ms
+from protocol.records import sign_record
+from protocol.signing import KeyPair
 from scenarios.procs import REPO, NodeProcess
 from scenarios.procs import start_node as start_process_node
 from tests.conftest import ADMIN_TOKEN, AUTH, cli, eventually
@@ -175,6 +179,7 @@ def test_a_second_process_on_the_same_data_dir_is_refused(tmp_path: Path, proces
         (["--port", "70000"], {}, "invalid configuration: port:"),
         ([], {"LEDGER_DURABILITY": "sometimes"}, "invalid configuration: durability:"),
         (["--config", "/nonexistent.toml"], {}, "config file not found"),
+        ([], {"LEDGER_DISCOVERY__AUTO_PEER": "true"}, "auto_peer was replaced by auto_admit"),
     ],
 )
 def test_bad_configuration_is_one_line(tmp_path: Path, args: list[str], env: dict[str, str], message: str) -> None:
@@ -259,3 +264,29 @@ async def test_reading_commands_print_json_and_wide_tables_keep_hashes_and_urls(
     peers = (await run("peers", "--url", node.url, env=wide)).stdout
     assert far in peers, peers
     assert far in (await run("audit", "--url", node.url, env=wide)).stdout
+
+
+def test_candidates_and_pins_commands(tmp_path: Path, processes: list[NodeProcess]) -> None:
+    node = start_node(tmp_path / "a")
+    processes.append(node)
+    stranger = KeyPair(bytes([4] * 32))
+    record = sign_record(stranger, ledger_id="node-x", name="x", endpoints=["http://127.0.0.1:9"], issued_at=wall_ms())
+    request = urllib.request.Request(node.url + "/network/introduce", data=orjson.dumps(record.model_dump()),
+                                     headers={"Content-Type": "application/json"}, method="POST")  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert orjson.loads(response.read()) == {"status": "candidate"}
+    listed = cli("candidates", "--url", node.url)
+    assert listed.returncode == 0 and "node-x" in listed.stdout and "candidate" in listed.stdout, listed.stderr
+    refused = cli("candidates", "refuse", "node-x", "--url", node.url)
+    assert refused.returncode == 0 and "node-x: refused" in refused.stdout
+    admitted = cli("candidates", "admit", "node-x", "--url", node.url)
+    assert admitted.returncode == 0 and "node-x: peer" in admitted.stdout
+    pins = cli("pins", "--url", node.url)
+    assert pins.returncode == 0 and "node-x" in pins.stdout and "operator" in pins.stdout and "config" in pins.stdout
+    key = KeyPair(bytes([5] * 32)).public_key.hex()
+    assert cli("pins", "set", "node-q", key, "--url", node.url).returncode == 0
+    assert "node-q" in cli("pins", "list", "--url", node.url).stdout
+    removed = cli("pins", "remove", "node-q", "--url", node.url)
+    assert removed.returncode == 0 and "node-q" not in cli("pins", "--url", node.url).stdout
+    own = cli("pins", "remove", "node-a", "--url", node.url)
+    assert own.returncode == 1 and "own" in own.stderr

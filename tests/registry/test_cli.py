@@ -62,7 +62,7 @@ def test_version_prints_the_package_version() -> None:
 async def test_nodes_lists_the_registered_nodes(tmp_path: Path, processes: list[NodeProcess]) -> None:
     argv = [sys.executable, "-m", "registry.cli", "run", "--port", "0", "--data-dir", str(tmp_path / "r"),
             "--log-level", "debug"]  # fmt: skip
-    registry = start_process(argv, tmp_path / "r")
+    registry = start_process(argv, tmp_path / "r", env={"LEDGER_REGISTRY_ENROLMENT": "open"})
     processes.append(registry)
     assert any("DEBUG" in line for line in registry.log), registry.log  # --log-level debug is applied
     env = {"LEDGER_DISCOVERY__REGISTRY_URLS": json.dumps([registry.url]), "LEDGER_DISCOVERY__HEARTBEAT_S": "1"}

@@ -53,7 +53,7 @@ async def start(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Client]
     session = aiohttp.ClientSession()
 
     async def launch(**overrides: Any) -> Client:
-        settings = RegistrySettings(data_dir=tmp_path / "registry", port=0, **overrides)
+        settings = RegistrySettings(data_dir=tmp_path / "registry", port=0, **{"enrolment": "open", **overrides})
         runner = web.AppRunner(build_app(settings))
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()

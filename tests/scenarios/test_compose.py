@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import socket
@@ -32,6 +33,10 @@ def test_the_compose_file_describes_a_registry_and_three_nodes() -> None:
         assert service.command[:2] == ["ledger-node", "run"] and service.depends_on == ["registry"]
         assert service.environment["LEDGER_ADMIN_TOKEN"]
         assert "http://registry:8600" in service.environment["LEDGER_DISCOVERY__REGISTRY_URLS"]
+        # the registry enrols exactly this node with the token the node presents
+        enrolments = json.loads(services["registry"].environment["LEDGER_REGISTRY_ENROLMENTS"])
+        assert enrolments[name] == service.environment["LEDGER_DISCOVERY__REGISTRY_TOKEN"]
+        assert service.environment["LEDGER_DISCOVERY__AUTO_ADMIT"] == "true"  # a closed network
 
 
 def healthcheck_problems(service: Service) -> list[str]:

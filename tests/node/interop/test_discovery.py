@@ -29,7 +29,8 @@ class Registry:
         self.port = 0
 
     async def start(self) -> str:
-        settings = RegistrySettings(data_dir=self.data_dir, port=self.port, ttl_s=2, sweep_interval_s=0.2)
+        settings = RegistrySettings(data_dir=self.data_dir, port=self.port, ttl_s=2, sweep_interval_s=0.2,
+                                    enrolments={"node-a": "enrol-node-a", "node-b": "enrol-node-b"})  # fmt: skip
         self.runner = web.AppRunner(build_registry(settings))
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
@@ -51,7 +52,7 @@ async def registry(tmp_path: Path) -> AsyncIterator[Registry]:
 
 
 def discovery(**values: Any) -> dict[str, Any]:
-    return {"heartbeat_s": 0.2, "interval_s": 0.3, **values}
+    return {"heartbeat_s": 0.2, "interval_s": 0.3, "auto_admit": True, **values}
 
 
 async def sources(node: RunningNode) -> dict[str, tuple[list[str], str]]:
@@ -65,8 +66,11 @@ async def holds(node: RunningNode, ledger_id: str, seq: int) -> bool:
 
 async def test_nodes_find_each_other_through_the_registry_and_sync(make_node: MakeNode, registry: Registry) -> None:
     url = f"http://127.0.0.1:{registry.port}"
-    a = await make_node("node-a", sync=FAST_SYNC, discovery=discovery(registry_urls=[url]))
-    b = await make_node("node-b", sync=FAST_SYNC, discovery=discovery(registry_urls=["http://127.0.0.1:9", url]))
+    a = await make_node(
+        "node-a", sync=FAST_SYNC, discovery=discovery(registry_urls=[url], registry_token="enrol-node-a")
+    )
+    b = await make_node("node-b", sync=FAST_SYNC, discovery=discovery(registry_urls=["http://127.0.0.1:9", url],
+                                                                      registry_token="enrol-node-b"))  # fmt: skip
     await eventually(lambda: peers_of(a, "node-b"), timeout=15)
     await eventually(lambda: peers_of(b, "node-a"), timeout=15)
     assert (await sources(b))["node-a"][1] == "peer" and "registry" in (await sources(b))["node-a"][0]

@@ -36,7 +36,7 @@ async def graph(tmp_path: Path) -> AsyncIterator[tuple[TrustGraph, Clock]]:
     settings = NodeSettings(ledger_id="me", data_dir=tmp_path)
     async with Ledger.open(settings, load_or_create_key_file(settings.key_path)) as ledger:
         for name, keys in KEYS.items():
-            await ledger.replicas.pin(name, keys.public_key)
+            await ledger.replicas.pin(name, keys.public_key, "operator")
         clock = Clock()
         trust = TrustGraph(ledger, TrustSettings(max_depth=3), clock)
         await trust.load()

@@ -86,7 +86,7 @@ def test_every_value_append_accepts_a_peer_and_import_accept(tmp_path: Path) -> 
     with asyncio.Runner() as runner:
         origin, origin_cm = runner.run(open_ledger(tmp_path / "a", "node-a"))
         peer, peer_cm = runner.run(open_ledger(tmp_path / "b", "node-b"))
-        runner.run(peer.replicas.pin("node-a", origin.keys.public_key))
+        runner.run(peer.replicas.pin("node-a", origin.keys.public_key, "operator"))
         accepted = 0
 
         @given(payload=payloads, meta=st.none() | payloads)
@@ -148,7 +148,7 @@ async def test_an_entry_signed_before_the_rule_is_refused_by_receiver_and_import
     row = await sign_as_an_older_node(origin)
     peer, peer_cm = await open_ledger(tmp_path / "b", "node-b")
     try:
-        await peer.replicas.pin("node-a", origin.keys.public_key)
+        await peer.replicas.pin("node-a", origin.keys.public_key, "operator")
         first = as_a_peer_receives(await origin.get_by_seq("node-a", 1))
         with pytest.raises(NotCanonical, match=r"seq 2: payload\.x: number outside"):
             await peer.replicas.ingest("node-a", [first, as_a_peer_receives(row)], [], peer="node-a", full=True)

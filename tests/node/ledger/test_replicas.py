@@ -46,7 +46,7 @@ def chain(timestamps: list[int]) -> tuple[list[Entry], Checkpoint]:
 async def ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
     settings = NodeSettings(ledger_id="node-b", data_dir=tmp_path)
     async with Ledger.open(settings, load_or_create_key_file(settings.key_path)) as opened:
-        await opened.replicas.pin("origin", ORIGIN.public_key)
+        await opened.replicas.pin("origin", ORIGIN.public_key, "operator")
         yield opened
 
 
