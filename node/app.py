@@ -13,6 +13,7 @@ from node.access.credentials import Credentials
 from node.access.limits import CallerLimits
 from node.api import setup_routes
 from node.api.auth import access
+from node.api.console import feed_ctx
 from node.api.context import (
     CREDENTIALS,
     DISCOVERY,
@@ -117,6 +118,7 @@ def build_app(settings: NodeSettings) -> web.Application:
                                   settings.limits.max_body_values)  # fmt: skip
     app[LIMITS] = CallerLimits.from_settings(settings.access)
     app.cleanup_ctx.append(ledger_ctx)
+    app.cleanup_ctx.append(feed_ctx)  # the console's feed reads the services ledger_ctx starts
     app.on_shutdown.append(_stop_serving)
     setup_routes(app, settings)
     return app

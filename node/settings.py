@@ -190,6 +190,25 @@ class NetSettings(BaseModel):
     )
 
 
+class ConsoleSettings(BaseModel):
+    """The browser console at ``/`` and its live feed ``/console/events`` (docs/console.md)."""
+
+    enabled: bool = Field(
+        True, description="serve the console page at / (GET / with Accept: application/json answers links either way)"
+    )
+    snapshot_s: float = Field(3.0, ge=0.5, le=300, description="seconds between status snapshots pushed to consoles")
+    probe_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        le=30,
+        description="limit of one reachability probe of a known node (its /network/info) made for a snapshot",
+    )
+    max_probed: int = Field(32, ge=0, le=256, description="known nodes probed per snapshot at most (peers first)")
+    max_streams: int = Field(
+        64, ge=1, le=10_000, description="console event streams open at once; more are refused (429) until one closes"
+    )
+
+
 class _Loadable(BaseSettings):
     @classmethod
     def settings_customise_sources(
@@ -256,6 +275,7 @@ class NodeSettings(StoreLocation):
     refs: RefSettings = RefSettings()
     access: AccessSettings = AccessSettings()
     net: NetSettings = NetSettings()
+    console: ConsoleSettings = ConsoleSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @property

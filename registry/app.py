@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 import registry
 from protocol.openapi import document, operation
 from protocol.requests import ReplayGuard
+from registry import console
 from registry.api import (
     REGISTRY,
     REPLAY,
@@ -60,6 +61,7 @@ def build_app(settings: RegistrySettings) -> web.Application:
     app.middlewares.insert(0, count)
     app.cleanup_ctx.append(registry_ctx)
     app.add_routes(routes)
+    app.add_routes(console.routes)
     if settings.admin_token is not None:
         app.add_routes(admin_routes(settings.admin_token.get_secret_value()))
     app.router.add_get("/metrics", metrics_handler)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from node.api import admin, health, ledger, network, openapi, sync
+from node.api import admin, console, health, ledger, network, openapi, sync
 from node.api.auth import check_declarations
 from node.settings import NodeSettings
 
@@ -17,5 +17,6 @@ def setup_routes(app: web.Application, settings: NodeSettings) -> None:
     app.add_routes(sync.routes)
     app.add_routes(health.routes)
     app.add_routes(admin.routes())
+    app.add_routes(console.routes)
     openapi.setup(app)
     check_declarations(app.router.routes())

@@ -63,7 +63,8 @@ def fuzz(url: str, cases: int) -> tuple[Counter[str], list[str]]:
     session = requests.Session()
     session.headers.update(AUTH)
     schema = schemathesis.openapi.from_dict(session.get(url + "/openapi.json", timeout=10).json())
-    operations = [op.ok() for op in schema.get_all_operations()]
+    # the console's live feed is an endless stream by design: it is tested in tests/console
+    operations = [op for op in (op.ok() for op in schema.get_all_operations()) if op.path != "/console/events"]
     counts: Counter[str] = Counter()
     bad: list[str] = []
     for _ in range(8):

@@ -1,0 +1,282 @@
+"""Snapshots of the node and the network around it, for the browser console.
+
+One snapshot holds what the console shows: this node (identity, version, uptime, store size,
+verification state), the ledgers held, the sync state of every peer, the nodes known (from the
+registry, this node's peers and discovery), each probed for reachability and head, the marks the
+console draws (forged, untrusted, quarantined) and an "in sync" verdict comparing heads.
+
+A snapshot is built at most once per ``console.snapshot_s / 2`` whatever the number of consoles
+open, so many browsers never make the node probe its network more often (no polling storm).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+import orjson
+
+import node
+from node.interop.discovery import Discovery
+from node.interop.trust import TrustGraph
+from node.ledger.service import Ledger
+from node.ledger.store import LedgerRow
+from node.settings import NodeSettings
+from node.sync.engine import SyncEngine
+from protocol import PROTOCOL_VERSION
+from protocol.signing import fingerprint
+from protocol.trust import SYNC_TYPES
+
+MAX_PROBE_BYTES = 256 * 1024  # a node's /network/info is a few KiB
+MAX_REGISTRY_BYTES = 4 * 1024 * 1024
+
+
+class ConsoleFeed:
+    """Builds (and shares) snapshots; use as ``async with ConsoleFeed(...) as feed``."""
+
+    def __init__(
+        self, ledger: Ledger, settings: NodeSettings, engine: SyncEngine, discovery: Discovery, trust: TrustGraph,
+        started_ms: Callable[[], int],
+    ) -> None:  # fmt: skip
+        self._ledger = ledger
+        self._settings = settings
+        self._conf = settings.console
+        self._engine = engine
+        self._discovery = discovery
+        self._trust = trust
+        self._started_ms = started_ms
+        self._session: aiohttp.ClientSession | None = None
+        self._lock = asyncio.Lock()
+        self._cached: tuple[float, dict[str, Any]] | None = None
+        self.streams = 0  # console event streams open now
+
+    async def __aenter__(self) -> ConsoleFeed:
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=16))
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    @property
+    def interval_s(self) -> float:
+        return self._conf.snapshot_s
+
+    async def snapshot(self) -> dict[str, Any]:
+        """The latest snapshot, built now unless one younger than half the interval exists."""
+        async with self._lock:
+            now = time.monotonic()
+            if self._cached is None or now - self._cached[0] >= self._conf.snapshot_s / 2:
+                self._cached = (now, await self._build())
+            return self._cached[1]
+
+    # --- building ------------------------------------------------------------------------------
+
+    async def _build(self) -> dict[str, Any]:
+        held = await self._ledger.ledgers()
+        sync = await self._engine.status()
+        registry, listed = await self._registry_nodes()
+        nodes = self._known(held, sync, listed)
+        await self._probe(nodes)
+        self._mark(nodes, held)
+        return {
+            "node": self._identity(held),
+            "ledgers": [_ledger_wire(row) for row in held],
+            "sync": sync,
+            "registry": registry,
+            "nodes": list(nodes.values()),
+            "trust_edges": [
+                {"from": a["from"], "to": a["to"], "level": a["level"], "type": a["type"]}
+                for a in self._trust.attestations()
+            ],
+            "in_sync": _in_sync(self._ledger.ledger_id, nodes, held, sync),
+            "candidates": sorted(
+                lid for lid, n in nodes.items() if n["discovery_status"] == "candidate" and not n["peer"]
+            ),  # fmt: skip
+        }
+
+    def _identity(self, held: list[LedgerRow]) -> dict[str, Any]:
+        ledger, settings = self._ledger, self._settings
+        own = next((row for row in held if row.is_local), None)
+        size = sum(p.stat().st_size for p in settings.data_dir.glob(settings.db_path.name + "*") if p.is_file())
+        started = self._started_ms()
+        return {
+            "ledger_id": ledger.ledger_id,
+            "public_key": ledger.keys.public_key.hex(),
+            "key_fingerprint": fingerprint(ledger.keys.public_key),
+            "version": node.__version__,
+            "protocol": PROTOCOL_VERSION,
+            "started_ms": started,
+            "uptime_s": round(max(0.0, time.time() - started / 1000), 1) if started else 0.0,
+            "store_bytes": size,
+            "verification": {
+                "on_start": settings.verify_on_start,
+                "verified_seq": own.verified_seq if own else 0,
+                "head_seq": own.head_seq if own else 0,
+                "state": "verified" if own is None or own.verified_seq >= own.head_seq else "partly verified",
+            },
+            "trust_required": settings.trust.required,
+        }
+
+    async def _registry_nodes(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The registry's listing (every status), from the first registry that answers."""
+        urls = self._settings.discovery.registry_urls
+        if not urls:
+            return {"url": None, "error": None}, []
+        last = "no registry answered"
+        for url in urls:
+            try:
+                body = await self._get_json(url.rstrip("/") + "/registry/nodes?limit=1000", MAX_REGISTRY_BYTES)
+                return {"url": url, "error": None}, [n for n in body.get("nodes", []) if isinstance(n, dict)]
+            except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError) as exc:
+                last = f"{url}: {_words(exc)}"
+        return {"url": urls[0], "error": last}, []
+
+    def _known(
+        self, held: list[LedgerRow], sync: dict[str, Any], listed: list[dict[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
+        own = self._ledger.ledger_id
+        nodes: dict[str, dict[str, Any]] = {}
+
+        def entry(ledger_id: str) -> dict[str, Any]:
+            return nodes.setdefault(ledger_id, {
+                "ledger_id": ledger_id, "name": ledger_id, "url": None, "self": ledger_id == own, "peer": False,
+                "sources": [], "registry_status": None, "discovery_status": None, "reachable": None,
+                "probe_error": None, "public_key": None, "record_keys": [], "head": None, "held": None, "marks": [],
+            })  # fmt: skip
+
+        me = entry(own)
+        me["reachable"], me["sources"] = True, ["self"]
+        head = self._ledger.head
+        me["head"] = {"seq": head.head_seq, "hash": head.head_hash.hex() if head.head_hash else None}
+        for peer in sync["peers"]:
+            item = entry(peer["ledger_id"])
+            item.update(url=peer["url"], peer=True, peer_state=peer["state"])
+            item["sources"].append("peer")
+        for found in self._discovery.discovered():
+            record = found["record"]
+            item = entry(record["ledger_id"])
+            item["url"] = item["url"] or (record["endpoints"] or [None])[0]
+            item["name"] = record.get("name") or item["name"]
+            item["discovery_status"] = found["status"]
+            item["discovery_detail"] = found.get("detail")
+            item["record_keys"].append(record["public_key"])
+            item["sources"].extend(s for s in found["sources"] if s not in item["sources"])
+        for listing in listed:
+            record = listing.get("record") or {}
+            if not isinstance(record, dict) or not isinstance(record.get("ledger_id"), str):
+                continue
+            item = entry(record["ledger_id"])
+            endpoints = record.get("endpoints") or [None]
+            item["url"] = item["url"] or endpoints[0]
+            item["registry_status"] = listing.get("status")
+            item["record_keys"].append(record.get("public_key"))
+            if "registry" not in item["sources"]:
+                item["sources"].append("registry")
+        for row in held:
+            if row.ledger_id in nodes:
+                nodes[row.ledger_id]["held"] = {"seq": row.head_seq,
+                                                "hash": row.head_hash.hex() if row.head_hash else None}  # fmt: skip
+        return nodes
+
+    async def _probe(self, nodes: dict[str, dict[str, Any]]) -> None:
+        """Ask each known node (peers first, at most ``max_probed``) for its /network/info."""
+        others = sorted((n for n in nodes.values() if not n["self"] and n["url"]), key=lambda n: not n["peer"])
+        await asyncio.gather(*(self._probe_one(n) for n in others[: self._conf.max_probed]))
+
+    async def _probe_one(self, item: dict[str, Any]) -> None:
+        try:
+            info = await self._get_json(str(item["url"]).rstrip("/") + "/network/info", MAX_PROBE_BYTES)
+            head = info.get("head") or {}
+            item.update(reachable=True, public_key=info.get("public_key"),
+                        head={"seq": head.get("seq"), "hash": head.get("hash")})  # fmt: skip
+            if info.get("ledger_id") != item["ledger_id"]:
+                item["marks"].append("forged")
+                item["probe_error"] = f"answers as {info.get('ledger_id')!r}"
+        except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError) as exc:
+            item.update(reachable=False, probe_error=_words(exc))
+
+    def _mark(self, nodes: dict[str, dict[str, Any]], held: list[LedgerRow]) -> None:
+        pinned = {row.ledger_id: row for row in held}
+        own = self._ledger.ledger_id
+        distrusted = {a["to"] for a in self._trust.attestations() if a["from"] == own and a["level"] == 0}
+        threshold = self._settings.trust.sync_threshold
+        for lid, item in nodes.items():
+            marks: list[str] = item["marks"]
+            row = pinned.get(lid)
+            answered = item["public_key"]  # the key the node answers with must be the one its records name
+            claimed = {key for key in item.pop("record_keys") if key} | ({row.public_key.hex()} if row else set())
+            if item["discovery_status"] == "identity-conflict" or (answered is not None and claimed - {answered}):
+                marks.append("forged")
+            if not item["self"]:
+                item["trust_score"], _ = self._trust.score(own, lid, SYNC_TYPES)
+                if lid in distrusted or (self._settings.trust.required and item["trust_score"] < threshold):
+                    marks.append("untrusted")
+            if row is not None and row.quarantined:
+                marks.append("quarantined")
+            if item["discovery_status"] == "refused":
+                marks.append("refused")
+            item["marks"] = sorted(set(marks))
+            if item["self"]:
+                item["status"] = "online"
+            elif item["reachable"] is not None:
+                item["status"] = "online" if item["reachable"] else "offline"
+            else:
+                item["status"] = item["registry_status"] or "unknown"
+
+    async def _get_json(self, url: str, cap: int) -> Any:
+        assert self._session is not None
+        timeout = aiohttp.ClientTimeout(total=self._conf.probe_timeout_s)
+        async with self._session.get(url, timeout=timeout, headers={"Accept": "application/json"}) as response:
+            if response.status != 200:
+                raise ValueError(f"HTTP {response.status}")
+            body = await response.content.read(cap + 1)
+            if len(body) > cap:
+                raise ValueError(f"answer over {cap} bytes")
+            return orjson.loads(body)
+
+
+def _ledger_wire(row: LedgerRow) -> dict[str, Any]:
+    return {"ledger_id": row.ledger_id, "local": row.is_local, "head_seq": row.head_seq,
+            "head_hash": row.head_hash.hex() if row.head_hash else None, "verified_seq": row.verified_seq,
+            "quarantined": row.quarantined, "public_key": row.public_key.hex()}  # fmt: skip
+
+
+def _in_sync(own: str, nodes: dict[str, dict[str, Any]], held: list[LedgerRow], sync: dict[str, Any]) -> dict[str, Any]:
+    """Compare heads across the nodes reached: each reached node's own head (seq and hash) with the copy
+    held here, and what each peer last said it holds of every ledger with the head held here."""
+    heads = {row.ledger_id: row for row in held}
+    differences: list[str] = []
+    reached = [n for n in nodes.values() if n["reachable"]]
+    for item in reached:
+        if item["self"] or item["head"] is None:
+            continue
+        row, theirs = heads.get(item["ledger_id"]), item["head"]
+        if row is None:
+            differences.append(f"{own} holds no copy of {item['ledger_id']} (at {theirs['seq']})")
+        elif row.head_seq != theirs["seq"] or (row.head_hash.hex() if row.head_hash else None) != theirs["hash"]:
+            differences.append(f"{own} holds {item['ledger_id']} at {row.head_seq}, {item['ledger_id']} is at "
+                               f"{theirs['seq']}")  # fmt: skip
+    reachable = {n["ledger_id"] for n in reached}
+    for peer in sync["peers"]:
+        if peer["ledger_id"] not in reachable:
+            continue
+        for ledger in peer["ledgers"]:
+            if ledger["remote_seq"] != ledger["local_seq"]:
+                differences.append(f"{peer['ledger_id']} holds {ledger['ledger_id']} at {ledger['remote_seq']}, "
+                                   f"{own} at {ledger['local_seq']}")  # fmt: skip
+    return {"in_sync": not differences, "nodes": sorted(reachable), "differences": differences[:20]}
+
+
+def _words(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "connection refused or unreachable"
+    return str(exc) or type(exc).__name__
