@@ -22,6 +22,7 @@ from node.api.context import (
     LIFECYCLE,
     LIMITS,
     METRICS,
+    NET,
     REFS,
     REPLAY,
     SETTINGS,
@@ -76,6 +77,7 @@ async def ledger_ctx(app: web.Application) -> AsyncIterator[None]:
                 Federation(ledger, engine, trust, net) as federation,
                 References(ledger, engine, settings.refs, net) as references,
             ):
+                app[NET] = net
                 app[REFS] = references
                 app[FEDERATION] = federation
                 app[SYNC] = engine

@@ -14,6 +14,7 @@ from node.interop.refs import References
 from node.interop.trust import TrustGraph
 from node.ledger.service import Ledger
 from node.metrics import Metrics
+from node.net.client import Outbound
 from node.settings import NodeSettings
 from node.sync.conflicts import StateView
 from node.sync.engine import SyncEngine
@@ -31,6 +32,7 @@ class Lifecycle:
 SETTINGS = web.AppKey("settings", NodeSettings)
 LEDGER = web.AppKey("ledger", Ledger)
 METRICS = web.AppKey("metrics", Metrics)
+NET = web.AppKey("net", Outbound)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 SYNC = web.AppKey("sync", SyncEngine)
 REPLAY = web.AppKey("replay", ReplayGuard)

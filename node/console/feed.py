@@ -17,22 +17,18 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-import aiohttp
-import orjson
-
 import node
+from node.errors import NodeError
 from node.interop.discovery import Discovery
 from node.interop.trust import TrustGraph
 from node.ledger.service import Ledger
 from node.ledger.store import LedgerRow
+from node.net.client import Outbound
 from node.settings import NodeSettings
 from node.sync.engine import SyncEngine
 from protocol import PROTOCOL_VERSION
 from protocol.signing import fingerprint
 from protocol.trust import SYNC_TYPES
-
-MAX_PROBE_BYTES = 256 * 1024  # a node's /network/info is a few KiB
-MAX_REGISTRY_BYTES = 4 * 1024 * 1024
 
 
 class ConsoleFeed:
@@ -40,7 +36,7 @@ class ConsoleFeed:
 
     def __init__(
         self, ledger: Ledger, settings: NodeSettings, engine: SyncEngine, discovery: Discovery, trust: TrustGraph,
-        started_ms: Callable[[], int],
+        net: Outbound, started_ms: Callable[[], int],
     ) -> None:  # fmt: skip
         self._ledger = ledger
         self._settings = settings
@@ -49,20 +45,18 @@ class ConsoleFeed:
         self._discovery = discovery
         self._trust = trust
         self._started_ms = started_ms
-        self._session: aiohttp.ClientSession | None = None
+        self._net = net  # probes go through the node's one outbound client: its cap, timeouts and URL policy
         self._lock = asyncio.Lock()
         self._cached: tuple[float, dict[str, Any]] | None = None
         self.streams = 0  # console event streams open now
 
     async def __aenter__(self) -> ConsoleFeed:
-        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=16))
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._session is not None:
-            await self._session.close()
+        self._cached = None
 
     @property
     def interval_s(self) -> float:
@@ -132,9 +126,9 @@ class ConsoleFeed:
         last = "no registry answered"
         for url in urls:
             try:
-                body = await self._get_json(url.rstrip("/") + "/registry/nodes?limit=1000", MAX_REGISTRY_BYTES)
+                body = await self._get_json(url, "/registry/nodes?limit=1000")
                 return {"url": url, "error": None}, [n for n in body.get("nodes", []) if isinstance(n, dict)]
-            except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError) as exc:
+            except (NodeError, ValueError, AttributeError) as exc:
                 last = f"{url}: {_words(exc)}"
         return {"url": urls[0], "error": last}, []
 
@@ -192,14 +186,14 @@ class ConsoleFeed:
 
     async def _probe_one(self, item: dict[str, Any]) -> None:
         try:
-            info = await self._get_json(str(item["url"]).rstrip("/") + "/network/info", MAX_PROBE_BYTES)
+            info = await self._get_json(str(item["url"]), "/network/info")
             head = info.get("head") or {}
             item.update(reachable=True, public_key=info.get("public_key"),
                         head={"seq": head.get("seq"), "hash": head.get("hash")})  # fmt: skip
             if info.get("ledger_id") != item["ledger_id"]:
                 item["marks"].append("forged")
                 item["probe_error"] = f"answers as {info.get('ledger_id')!r}"
-        except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError) as exc:
+        except (NodeError, ValueError, AttributeError) as exc:
             item.update(reachable=False, probe_error=_words(exc))
 
     def _mark(self, nodes: dict[str, dict[str, Any]], held: list[LedgerRow]) -> None:
@@ -230,16 +224,13 @@ class ConsoleFeed:
             else:
                 item["status"] = item["registry_status"] or "unknown"
 
-    async def _get_json(self, url: str, cap: int) -> Any:
-        assert self._session is not None
-        timeout = aiohttp.ClientTimeout(total=self._conf.probe_timeout_s)
-        async with self._session.get(url, timeout=timeout, headers={"Accept": "application/json"}) as response:
-            if response.status != 200:
-                raise ValueError(f"HTTP {response.status}")
-            body = await response.content.read(cap + 1)
-            if len(body) > cap:
-                raise ValueError(f"answer over {cap} bytes")
-            return orjson.loads(body)
+    async def _get_json(self, endpoint: str, target: str) -> Any:
+        answer = await self._net.request(
+            "GET", endpoint, target, headers={"Accept": "application/json"}, timeout_s=self._conf.probe_timeout_s
+        )
+        if not isinstance(answer.data, dict):
+            raise ValueError("the answer is not a JSON object")
+        return answer.data
 
 
 def _ledger_wire(row: LedgerRow) -> dict[str, Any]:
@@ -275,8 +266,5 @@ def _in_sync(own: str, nodes: dict[str, dict[str, Any]], held: list[LedgerRow], 
 
 
 def _words(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "no answer in time"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return "connection refused or unreachable"
+    """The failure in words (the outbound client's messages never quote what a node answered)."""
     return str(exc) or type(exc).__name__
