@@ -180,8 +180,13 @@ class ConsoleFeed:
         return nodes
 
     async def _probe(self, nodes: dict[str, dict[str, Any]]) -> None:
-        """Ask each known node (peers first, at most ``max_probed``) for its /network/info."""
-        others = sorted((n for n in nodes.values() if not n["self"] and n["url"]), key=lambda n: not n["peer"])
+        """Ask each peer and registry-listed node (peers first, at most ``max_probed``) for its
+        /network/info. A candidate that only introduced itself is not probed: the node never fetches
+        a URL a stranger named."""
+        others = sorted(
+            (n for n in nodes.values() if not n["self"] and n["url"] and (n["peer"] or "registry" in n["sources"])),
+            key=lambda n: not n["peer"],
+        )
         await asyncio.gather(*(self._probe_one(n) for n in others[: self._conf.max_probed]))
 
     async def _probe_one(self, item: dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ import psutil
 import pytest
 from aiohttp import web
 
+from node.api.console import FEED
 from node.api.context import LEDGER
 from node.errors import PeerFailed, PeerUnavailable, UrlRefused
 from node.ledger.rows import page_body
@@ -324,6 +325,9 @@ async def test_internal_urls_are_refused_and_status_never_shows_an_answer(
         return True
 
     await eventually(all_failed, timeout=10)
+    snapshot = await victim.app[FEED].snapshot()  # the console probes peers, never a mere candidate
+    shown = {n["ledger_id"]: n for n in snapshot["nodes"]}
+    assert all(shown[lid]["reachable"] is None for lid in introduced), shown
     for ledger_id in refused:
         assert "URL refused" in (await peer_status(session, victim.url, ledger_id))["last_error"]
     assert sum(n for path, n in server.hits.items() if path.startswith("/internal/creds")) == 0
