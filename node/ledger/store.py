@@ -434,7 +434,13 @@ class Store:
                     await conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
-                        await conn.execute("ROLLBACK")
+                        try:
+                            await conn.execute("ROLLBACK")
+                        except sqlite3.Error:
+                            # nothing left to roll back (a COMMIT sent before a cancellation went
+                            # through): the original exception is what the caller must see, above
+                            # all a CancelledError, which an error of ours here would swallow
+                            pass
                     raise
             except sqlite3.Error as exc:
                 if getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL":
