@@ -60,6 +60,8 @@ async def test_append_batch_is_atomic_and_returns_receipts(node: RunningNode) ->
         (b'{"stream":"proofs","type":"proof","payload":{"n":9007199254740993}}', 422, "not-canonical", "payload.n"),
         (b'{"stream":"proofs","type":"proof","payload":{"x":9007199254740992.0}}', 422, "not-canonical", "payload.x"),
         (b'{"stream":"proofs","type":"proof","payload":{},"meta":{"m":[1e300]}}', 422, "not-canonical", "meta.m[0]"),
+        (b'{"stream":"proofs","type":"proof","payload":{"x":1,"x":2}}', 422, "duplicate-member", "body: JSON object"),
+        (b'{"stream":"proofs","stream":"other","type":"proof","payload":{}}', 422, "duplicate-member", "'stream'"),
         (b'"just a string"', 400, "invalid-request", "expected an entry object or a list"),
         (b"[]", 400, "invalid-request", "empty batch"),
     ],
