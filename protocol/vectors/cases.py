@@ -270,6 +270,8 @@ def export_cases(keys: KeyPair) -> list[dict[str, Any]]:
     case("uncovered-entry-with-a-bad-signature", "bad-signature", bad_tail)
     huge = sign_chain(keys, LEDGER, [{"id": _id(1), "timestamp": T0, "payload": {"x": 2**53}}])
     case("number-outside-the-range-signed", "not-canonical", lines_of(huge, (1,)))
+    deep = sign_chain(keys, LEDGER, [{"id": _id(1), "timestamp": T0, "payload": _deep(33)}])
+    case("payload-nested-too-deep-signed", "limit-exceeded", lines_of(deep, (1,)))
     named_twice = lines_of(base, (2, 3))
     named_twice[1] = named_twice[1].replace('"payload":{"n":1}', '"payload":{"n":1,"n":1}')
     case("member-named-twice", "duplicate-member", named_twice)
