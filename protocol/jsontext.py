@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from protocol.errors import DuplicateMember
+from protocol.errors import DuplicateMember, LimitExceeded
 
 __all__ = ["JSONDecodeError", "loads"]
 
@@ -62,4 +62,7 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _find_duplicate(text: bytes) -> None:
     # only the object structure matters here: numbers and constants are kept as text, unconverted
-    json.loads(text, object_pairs_hook=_refuse_duplicates, parse_float=str, parse_int=str, parse_constant=str)
+    try:
+        json.loads(text, object_pairs_hook=_refuse_duplicates, parse_float=str, parse_int=str, parse_constant=str)
+    except RecursionError as exc:  # orjson takes up to 1024 levels, Python's parser fewer
+        raise LimitExceeded("JSON nested too deep to check its member names") from exc

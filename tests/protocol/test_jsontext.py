@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol import jsontext
-from protocol.errors import DuplicateMember
+from protocol.errors import DuplicateMember, LimitExceeded
 
 NAMES = st.sampled_from(["a", "b", "a:", ":", 'q"', "\\", "é", "\u0061"]) | st.text(max_size=4)
 SCALARS = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(alphabet='ab:"\\ \u00e9\n', max_size=6)
@@ -86,3 +86,9 @@ def test_cost_on_a_sync_page() -> None:
     plain, checked = per_call(orjson.loads), per_call(jsontext.loads)
     print(f"page of {len(page)} bytes: orjson {plain:.2f} ms, with the duplicate check {checked:.2f} ms")
     assert checked < plain * 4 + 2
+
+
+def test_a_text_too_deep_for_the_second_parse_is_a_limit_not_a_crash() -> None:
+    text = "[" * 1000 + '{"a":"\\u0041"}' + "]" * 1000  # orjson parses it; Python's parser recurses too deep
+    with pytest.raises(LimitExceeded):
+        jsontext.loads(text)
