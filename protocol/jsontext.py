@@ -46,7 +46,11 @@ def loads(raw: bytes | str) -> Any:
 def _members_all_kept(text: bytes, value: Any) -> bool:
     if b"\\" in text and b"\\u" in text:
         return False
-    return text.count(b":") == orjson.dumps(value).count(b":")
+    try:
+        encoded = orjson.dumps(value)
+    except orjson.JSONEncodeError:  # nested deeper than orjson encodes (255 levels): check by parsing
+        return False
+    return text.count(b":") == encoded.count(b":")
 
 
 def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
