@@ -29,9 +29,10 @@ class ChainVerifier(chain.ChainVerifier):
         """Check that ``e`` extends the state and hashes right; returns its stored row."""
         return super().extend(e)
 
-    def check_checkpoint(self, cp: Checkpoint) -> CheckpointRow:  # type: ignore[override]
-        """Check a checkpoint at the current state; it then covers every entry since the last one."""
-        super().check_checkpoint(cp)
+    def checkpoint_row(self, cp: Checkpoint) -> CheckpointRow:
+        """Check a checkpoint at the current state (it then covers every entry since the last one);
+        returns its stored row."""
+        self.check_checkpoint(cp)
         return to_checkpoint_row(cp)
 
 

@@ -155,7 +155,7 @@ class Replicas:
             for e in fresh:
                 rows.append(chain.extend(e))
                 if e.seq in by_seq:
-                    covered.append(chain.check_checkpoint(by_seq[e.seq]))
+                    covered.append(chain.checkpoint_row(by_seq[e.seq]))
             # full mode checks every signature, checkpoint mode those no checkpoint covers; off the
             # event loop, on two threads (pynacl releases the GIL)
             signed = [(row[1], row[12], row[13]) for row in rows] if full else chain.uncovered

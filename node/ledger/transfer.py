@@ -129,7 +129,7 @@ async def import_ledger(
                 cp = Checkpoint.model_validate(item["checkpoint"])
                 if cp.seq <= held.head_seq:
                     continue
-                covered.append(state.check_checkpoint(cp))
+                covered.append(state.checkpoint_row(cp))
                 if len(pending) >= _COMMIT_EVERY:
                     imported += await _commit(store, pending, covered, state.digest, progress)
                     pending, covered = [], []
