@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol import jsontext
-from protocol.errors import DuplicateMember, LimitExceeded
+from protocol.errors import DuplicateMember, LimitExceeded, ProtocolError
 
 NAMES = st.sampled_from(["a", "b", "a:", ":", 'q"', "\\", "é", "\u0061"]) | st.text(max_size=4)
 SCALARS = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(alphabet='ab:"\\ \u00e9\n', max_size=6)
@@ -97,3 +97,14 @@ def test_texts_deeper_than_orjson_encodes_are_checked_or_refused_as_a_limit(dept
     else:
         with pytest.raises(LimitExceeded):
             jsontext.loads(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(PAIRS, st.booleans(), st.integers(0, 60), st.binary(max_size=3))
+def test_any_text_gives_a_value_or_a_clean_refusal(value: Any, escape: bool, at: int, junk: bytes) -> None:
+    text = _text(value, escape).encode()
+    mutated = text[:at] + junk + text[at + len(junk) :]
+    try:
+        jsontext.loads(mutated)
+    except (jsontext.JSONDecodeError, ProtocolError):
+        pass
