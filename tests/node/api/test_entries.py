@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
+from protocol.vectors import DIRECTORY
 from tests.conftest import RunningNode, draft
 
 pytestmark = pytest.mark.asyncio
@@ -200,3 +201,21 @@ async def test_unknown_route_and_method_are_problems(node: RunningNode) -> None:
     assert (status, ctype) == (404, "application/problem+json")
     status, problem, ctype = await node.request("DELETE", "/ledger/entries")
     assert (status, ctype) == (405, "application/problem+json")
+
+
+LIMIT_VECTORS: list[dict[str, Any]] = orjson.loads((DIRECTORY / "limits.json").read_bytes())
+
+
+async def test_append_answers_each_limit_vector(node: RunningNode) -> None:
+    """At each limit the draft is appended, one past it refused with the vector's code."""
+    appended = 0
+    for case in LIMIT_VECTORS:
+        status, answer, _ = await node.request("POST", "/ledger/entries", data=case["draft"].encode(),
+                                               headers={"Content-Type": "application/json"})  # fmt: skip
+        if case["result"] == "accepted":
+            assert status == 201, (case["name"], answer)
+            appended += 1
+        else:
+            code = "invalid-request" if case["refused"] == "invalid-entry" else case["refused"]
+            assert status in (400, 413) and answer["type"].endswith(":" + code), (case["name"], answer)
+    assert await head(node) == appended
