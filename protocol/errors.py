@@ -4,10 +4,14 @@
     ├── InvalidEntry         an entry or draft breaks a field rule (names the field)
     │   └── LimitExceeded    a size, length, depth or count limit is exceeded
     ├── NotCanonical         a value has no RFC 8785 encoding (NaN, huge integer, lone surrogate)
+    │   └── DuplicateMember  a JSON object names a member twice
     ├── RequestRefused       a signed request is stale or replayed
     └── VerificationFailed   a hash, link or signature does not check out
         ├── HashMismatch
         ├── ChainBroken
+        │   └── TimestampDecreasing
+        ├── DuplicateId
+        ├── CheckpointMismatch
         └── BadSignature
 
 Every class carries a stable ``code`` that HTTP layers turn into a problem ``type``.
@@ -40,6 +44,12 @@ class NotCanonical(InvalidEntry):
     code = "not-canonical"
 
 
+class DuplicateMember(NotCanonical):
+    """A JSON text names one member of an object twice: parsers disagree on its value, so it has none."""
+
+    code = "duplicate-member"
+
+
 class VerificationFailed(ProtocolError):
     """An entry or checkpoint fails verification."""
 
@@ -56,6 +66,25 @@ class ChainBroken(VerificationFailed):
     """``seq`` or ``prev_hash`` does not follow the entry before it."""
 
     code = "chain-broken"
+
+
+class TimestampDecreasing(ChainBroken):
+    """An entry's timestamp is lower than the timestamp of the entry before it."""
+
+    code = "timestamp-decreasing"
+
+
+class DuplicateId(VerificationFailed):
+    """An entry's id already names another entry of the same ledger."""
+
+    code = "duplicate-id"
+
+
+class CheckpointMismatch(VerificationFailed):
+    """A checkpoint does not state the entries it covers (seq, hash, digest or timestamp), or is a
+    second checkpoint at one seq."""
+
+    code = "checkpoint-mismatch"
 
 
 class BadSignature(VerificationFailed):

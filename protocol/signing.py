@@ -57,10 +57,21 @@ class KeyPair:
 
 def verify(public_key: bytes, context: bytes, payload: bytes, signature: bytes) -> None:
     """Raise BadSignature unless ``signature`` is ``public_key``'s over ``payload`` in ``context``."""
+    verify_message(public_key, message(context, payload), signature)
+
+
+def verify_message(public_key: bytes, signed: bytes, signature: bytes) -> None:
+    """Raise BadSignature unless ``signature`` is ``public_key``'s Ed25519 signature over ``signed``.
+
+    The rule is libsodium's (``crypto_sign_open``): RFC 8032 verification without the cofactor,
+    ``[S]B = R + [k]A`` compared as encodings, and refused outright: ``S`` not below the group
+    order (a non-canonical signature), ``R`` or ``A`` of small order, ``A`` not canonically
+    encoded. So a signature has one valid encoding, and no key verifies signatures it did not make.
+    """
     if len(signature) != SIGNATURE_BYTES or len(public_key) != PUBLIC_KEY_BYTES:
         raise BadSignature("signature or public key has the wrong length")
     try:
-        crypto_sign_open(signature + message(context, payload), public_key)
+        crypto_sign_open(signature + signed, public_key)
     except (BadSignatureError, CryptoError, ValueError) as exc:
         raise BadSignature("signature does not verify") from exc
 

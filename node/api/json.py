@@ -24,7 +24,8 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from node.errors import InvalidRequest
-from protocol.errors import LimitExceeded
+from protocol import jsontext
+from protocol.errors import DuplicateMember, LimitExceeded
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -67,9 +68,11 @@ async def read_json(request: web.Request, *, bounded: bool = True) -> Any:
 
 def _parse(raw: bytes) -> Any:
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        return jsontext.loads(raw)  # duplicate member names refused (docs/protocol.md section 2)
+    except jsontext.JSONDecodeError as exc:
         raise InvalidRequest(f"body: malformed JSON ({exc})") from exc
+    except DuplicateMember as exc:
+        raise DuplicateMember(f"body: {exc}") from exc
 
 
 def _parse_large(raw: bytes, max_values: int | None) -> Any:

@@ -1,57 +1,39 @@
 """Incremental verification of a ledger's chain as entries arrive (sync pages, imports).
 
-A ``ChainVerifier`` starts from a held state (seq, hash, signature digest) and extends it one
-received entry at a time (its payload and meta through ``protocol.limits.encode_content``, the
-check the append path applies); checkpoints are checked against the state they claim. Entries that no
-checkpoint covers yet are listed in ``uncovered`` so the caller can check their signatures before
-committing them.
+The rules are ``protocol.chain``'s; this adapter starts a ``ChainVerifier`` from a held state
+(seq, hash, signature digest, head timestamp) and returns what the store takes: each verified
+entry as a row, each verified checkpoint as a checkpoint row. Entries that no checkpoint covers yet
+are listed in ``uncovered`` so the caller can check their signatures before committing them.
 """
 
 from __future__ import annotations
 
 from node.ledger.rows import Row
 from node.ledger.store import CheckpointRow
-from protocol.entry import check_hash, check_link, entry_hash, next_sig_digest, verify_checkpoint, verify_hash_signature
-from protocol.errors import VerificationFailed
-from protocol.limits import DEFAULT_LIMITS, encode_content
+from protocol import chain
 from protocol.models import Checkpoint, Entry
 
 
-class ChainVerifier:
-    """The running verification state of one ledger: head seq, head hash, signature digest."""
+class ChainVerifier(chain.ChainVerifier):
+    """The running verification state of one ledger: head seq, head hash, signature digest, timestamp.
 
-    def __init__(self, public_key: bytes, seq: int, head: bytes | None, digest: bytes, *, full: bool) -> None:
-        self.public_key = public_key
-        self.seq, self.head, self.digest = seq, head, digest
-        self.full = full
-        self.uncovered: list[tuple[int, bytes, bytes]] = []  # (seq, hash, sig) since the last checkpoint
+    ``timestamp`` is the head entry's (0 when unknown: a probe of one entry, the empty ledger).
+    """
+
+    def __init__(
+        self, public_key: bytes, seq: int, head: bytes | None, digest: bytes, *, full: bool, timestamp: int = 0
+    ) -> None:
+        super().__init__(public_key, chain.ChainState(seq, head, digest, timestamp), full=full)
 
     def extend(self, e: Entry) -> Row:
         """Check that ``e`` extends the state and hashes right; returns its stored row."""
-        prev = None if e.prev_hash is None else bytes.fromhex(e.prev_hash)
-        check_link(e.seq, prev, self.seq, self.head)
-        # the same check and encoding as the append path: what an origin may sign, a receiver accepts
-        payload_bytes, meta_bytes = encode_content(e.payload, e.meta, DEFAULT_LIMITS, f"seq {e.seq}: ")
-        payload, meta = payload_bytes.decode(), None if meta_bytes is None else meta_bytes.decode()
-        claimed, sig = bytes.fromhex(e.hash), bytes.fromhex(e.sig)
-        fields = (e.ledger_id, e.seq, e.id, e.stream, e.type, e.issuer_oid, e.subject_oid, e.key, e.timestamp,
-                  payload, meta, prev)  # fmt: skip
-        check_hash(e.seq, entry_hash(*fields), claimed)
-        if self.full:
-            verify_hash_signature(self.public_key, claimed, sig)
-        else:
-            self.uncovered.append((e.seq, claimed, sig))
-        self.seq, self.head, self.digest = e.seq, claimed, next_sig_digest(self.digest, sig)
-        return (*fields, claimed, sig)
+        return super().extend(e)
 
-    def check_checkpoint(self, cp: Checkpoint) -> CheckpointRow:
-        """Check a checkpoint at the current state; it then covers every entry since the last one."""
-        row = to_checkpoint_row(cp)
-        verify_checkpoint(self.public_key, row.ledger_id, row.seq, row.hash, row.sig_digest, row.timestamp, row.sig)
-        if row.seq != self.seq or row.hash != self.head or row.sig_digest != self.digest:
-            raise VerificationFailed(f"checkpoint at seq {row.seq} does not match the entries before it")
-        self.uncovered.clear()
-        return row
+    def checkpoint_row(self, cp: Checkpoint) -> CheckpointRow:
+        """Check a checkpoint at the current state (it then covers every entry since the last one);
+        returns its stored row."""
+        self.check_checkpoint(cp)
+        return to_checkpoint_row(cp)
 
 
 def to_checkpoint_row(cp: Checkpoint) -> CheckpointRow:

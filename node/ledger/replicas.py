@@ -1,9 +1,10 @@
 """Verified copies of other nodes' ledgers: key pinning, page ingestion, fork detection.
 
 Entries of other ledgers are stored verbatim (never re-signed) beside the node's own. A page is
-committed only when every entry of it verifies against the ledger's pinned key (checkpoint mode:
-hash links plus the checkpoint signature; entries after the page's last checkpoint by their own
-signatures; full mode: every signature), so nothing partial or unverified is ever stored. One
+committed only when every entry of it verifies against the ledger's pinned key by the rules of
+``protocol.chain`` (checkpoint mode: hash links plus the checkpoint signature; entries after the
+page's last checkpoint by their own signatures; full mode: every signature; ids unique in the
+ledger; timestamps never decreasing), so nothing partial or unverified is ever stored. One
 ingestion per ledger at a time.
 """
 
@@ -23,6 +24,7 @@ from node.ledger.clock import HybridClock, wall_ms
 from node.ledger.pins import PinSource, stronger
 from node.ledger.rows import Row, row_to_wire
 from node.ledger.store import CheckpointRow, LedgerRow, Store, SyncMark
+from protocol.chain import check_checkpoint_seqs, check_unique_ids
 from protocol.entry import GENESIS_DIGEST, verify_hash_signature
 from protocol.errors import BadSignature, VerificationFailed
 from protocol.models import Checkpoint, Entry
@@ -136,20 +138,24 @@ class Replicas:
                 raise IdentityConflict(f"ledger {ledger_id} has no pinned key here")
             if held.quarantined:
                 raise LedgerQuarantined(f"ledger {ledger_id} is quarantined after a fork")
+            check_checkpoint_seqs([e.seq for e in entries], [c.seq for c in checkpoints])
             fresh = [e for e in entries if e.seq > held.head_seq]
             for e in entries:
                 if e.seq <= held.head_seq:
                     await self._check_held(held, e)
             if not fresh:
                 return Ingested(ledger_id, 0, len(entries), held.head_seq)
-            chain = ChainVerifier(held.public_key, held.head_seq, held.head_hash, held.sig_digest, full=False)
+            ids = [e.id for e in fresh]
+            check_unique_ids(((e.seq, e.id) for e in fresh), await self._store.ids_taken(ledger_id, ids))
+            chain = ChainVerifier(held.public_key, held.head_seq, held.head_hash, held.sig_digest, full=False,
+                                  timestamp=held.last_timestamp or 0)  # fmt: skip
             by_seq = {c.seq: c for c in checkpoints}
             rows: list[Row] = []
             covered: list[CheckpointRow] = []
             for e in fresh:
                 rows.append(chain.extend(e))
                 if e.seq in by_seq:
-                    covered.append(chain.check_checkpoint(by_seq[e.seq]))
+                    covered.append(chain.checkpoint_row(by_seq[e.seq]))
             # full mode checks every signature, checkpoint mode those no checkpoint covers; off the
             # event loop, on two threads (pynacl releases the GIL)
             signed = [(row[1], row[12], row[13]) for row in rows] if full else chain.uncovered

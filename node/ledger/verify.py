@@ -6,10 +6,12 @@ Modes:
   signature digest against every checkpoint, every checkpoint signature and the head's signature;
 - ``full``: ``chain`` plus every entry signature.
 
-Every mode also checks each entry's payload and meta against the rules a receiver applies
-(``protocol.limits.encode_content``). An entry that breaks them is validly signed, so the store is
-not corrupt, but no peer or importer accepts it: it is listed in ``VerifyReport.refused_by_peers``
-(``ledger-node verify`` then fails; a starting node logs it and starts).
+Every mode also applies the rules a receiver applies that a valid signature does not imply: payload
+and meta (``protocol.limits.encode_content``), timestamps never decreasing and a checkpoint dated
+as the entry it covers (``protocol.chain``). An entry that breaks them is validly signed, so the
+store is not corrupt, but no peer or importer accepts it: it is listed in
+``VerifyReport.refused_by_peers`` (``ledger-node verify`` then fails; a starting node logs it and
+starts). Unique ids and one checkpoint per seq need no step here: the store's keys enforce them.
 
 A ledger is cut at checkpoints into spans. A span verifies on its own: it starts from the state its
 opening checkpoint records and must end exactly in the state its closing checkpoint records, so
@@ -45,8 +47,9 @@ from node.ledger.store import (
     iter_entries,
     read_ledgers,
 )
+from protocol.chain import check_timestamp
 from protocol.entry import GENESIS_DIGEST, next_sig_digest, verify_checkpoint, verify_hash_signature
-from protocol.errors import BadSignature, InvalidEntry
+from protocol.errors import BadSignature, InvalidEntry, TimestampDecreasing
 from protocol.limits import encode_content
 
 Mode = Literal["fast", "chain", "full"]
@@ -54,7 +57,8 @@ Progress = Callable[[int], None]
 
 SPAN_ENTRIES = 50_000  # a span closes at the first checkpoint at least this far from its start
 PARALLEL_FROM = 200_000  # below this many entries, worker processes cost more than they save
-LISTED_REFUSALS = 100  # entries peers refuse, listed per ledger in a report
+LISTED_REFUSALS = 100
+TIMESTAMP = 8  # the timestamp column of a row  # entries peers refuse, listed per ledger in a report
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +83,7 @@ class _State:
     seq: int
     hash: bytes | None
     digest: bytes
+    timestamp: int  # the entry's at seq (0 before seq 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +132,8 @@ def _verify_ledger(
             for begin, end in spans
         ]
     last = spans[-1][1] if spans else start
-    end = _State(last.seq, last.hash, last.sig_digest if isinstance(last, CheckpointRow) else last.digest)
+    end = _State(last.seq, last.hash, last.sig_digest if isinstance(last, CheckpointRow) else last.digest,
+                 last.timestamp)  # fmt: skip
     if end.seq < head:
         # entries after the last checkpoint (a replica's head between checkpoints, or a lost
         # checkpoint row): no signed head covers them, so every one of their signatures is checked
@@ -152,7 +158,7 @@ def _verify_ledger(
 def _starting_point(conn: sqlite3.Connection, ledger: LedgerRow, mode: Mode) -> _State:
     """Genesis, or (fast mode) the last verified checkpoint, itself checked."""
     if mode != "fast" or ledger.verified_seq == 0:
-        return _State(0, None, GENESIS_DIGEST)
+        return _State(0, None, GENESIS_DIGEST, 0)
     cp = checkpoint_at_or_before(conn, ledger.ledger_id, ledger.verified_seq)
     if cp is None or cp.seq != ledger.verified_seq:
         raise StoreCorrupted(ledger.ledger_id, ledger.verified_seq, "verified checkpoint is missing")
@@ -160,7 +166,7 @@ def _starting_point(conn: sqlite3.Connection, ledger: LedgerRow, mode: Mode) -> 
     row = next(iter_entries(conn, ledger.ledger_id, cp.seq - 1), None)
     if row is None or row[1] != cp.seq or content_hash(row) != cp.hash or row[HASH] != cp.hash:
         raise StoreCorrupted(ledger.ledger_id, cp.seq, "entry does not match its verified checkpoint")
-    return _State(cp.seq, cp.hash, cp.sig_digest)
+    return _State(cp.seq, cp.hash, cp.sig_digest, cp.timestamp)
 
 
 def _spans(
@@ -180,7 +186,7 @@ def _spans(
         last = cp
         if cp.seq - begin.seq >= span_entries:
             spans.append((begin, cp))
-            begin, last = _State(cp.seq, cp.hash, cp.sig_digest), None
+            begin, last = _State(cp.seq, cp.hash, cp.sig_digest, cp.timestamp), None
     if last is not None:
         spans.append((begin, last))
     return spans
@@ -214,6 +220,7 @@ def _verify_span(conn: sqlite3.Connection, ledger: LedgerRow, begin: _State, end
     checkpoints = iter_checkpoints(conn, lid, begin.seq)
     next_cp = next(checkpoints, None)
     prev, digest, expected, last_cp, checked = begin.hash, begin.digest, begin.seq + 1, begin.seq, 0
+    previous_timestamp = begin.timestamp
     refused: list[str] = []
     for row in _rows(conn, lid, begin.seq, end_seq):
         seq = row[1]
@@ -224,20 +231,23 @@ def _verify_span(conn: sqlite3.Connection, ledger: LedgerRow, begin: _State, end
         computed = content_hash(row)
         if computed != row[HASH]:
             raise StoreCorrupted(lid, seq, "hash does not match the entry's content")
-        if len(refused) < LISTED_REFUSALS and (reason := _refusal(row)) is not None:
+        if len(refused) < LISTED_REFUSALS and (reason := _refusal(row, previous_timestamp)) is not None:
             refused.append(f"seq {seq}: {reason}")
+        previous_timestamp = row[TIMESTAMP]
         if full and _first_bad_signature(key, [(seq, computed, row[SIG])]) is not None:
             raise StoreCorrupted(lid, seq, "signature does not verify")
         digest = next_sig_digest(digest, row[SIG])
         if next_cp is not None and next_cp.seq == seq:
             _check_checkpoint(conn, ledger, next_cp, computed, digest, last_cp)
+            if next_cp.timestamp != row[TIMESTAMP] and len(refused) < LISTED_REFUSALS:
+                refused.append(f"checkpoint at seq {seq}: timestamp differs from the entry's")
             last_cp, checked = seq, checked + 1
             next_cp = next(checkpoints, None)
         prev = computed
         expected += 1
     if expected - 1 != end_seq:
         raise StoreCorrupted(lid, expected, "entry missing")
-    return _Span(checked, _State(end_seq, prev, digest), tuple(refused))
+    return _Span(checked, _State(end_seq, prev, digest, previous_timestamp), tuple(refused))
 
 
 # Canonical text of a number beyond ±(2^53-1) has 16 or more digits in a row or an "e+" exponent
@@ -245,8 +255,12 @@ def _verify_span(conn: sqlite3.Connection, ledger: LedgerRow, begin: _State, end
 _MAYBE_REFUSED = re.compile(r"[0-9]{16}|e\+")
 
 
-def _refusal(row: Row) -> str | None:
-    """Why every receiver refuses this stored entry's payload or meta, or None."""
+def _refusal(row: Row, previous_timestamp: int) -> str | None:
+    """Why every receiver refuses this stored entry (its timestamp, payload or meta), or None."""
+    try:
+        check_timestamp(row[1], row[TIMESTAMP], previous_timestamp)
+    except TimestampDecreasing as exc:
+        return str(exc).removeprefix(f"seq {row[1]}: ")
     payload, meta = row[PAYLOAD], row[META]
     if _MAYBE_REFUSED.search(payload) is None and (meta is None or _MAYBE_REFUSED.search(meta) is None):
         return None

@@ -21,13 +21,14 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
-import orjson
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
 from node.errors import PeerFailed, PeerUnavailable, UrlRefused
 from node.net.policy import AddressRefused, PolicyResolver, UrlPolicy
 from node.net.reader import read_capped
 from node.settings import NetSettings
+from protocol import jsontext
+from protocol.errors import DuplicateMember
 
 RETRY_STATUSES = (429, 502, 503, 504)
 # an honest answer holds at most ANSWER_BUDGET_BRACKETS, or one entry (payload and meta <= 64 KiB)
@@ -172,9 +173,11 @@ def _json(url: str, raw: bytes) -> Any:
     if raw.count(b"[") + raw.count(b"{") > MAX_BRACKETS:
         raise PeerFailed(f"{url}: answer has more than {MAX_BRACKETS} brackets")
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        return jsontext.loads(raw)  # duplicate member names refused (docs/protocol.md section 2)
+    except jsontext.JSONDecodeError as exc:
         raise PeerFailed(f"{url}: answer is not JSON") from exc
+    except DuplicateMember as exc:
+        raise PeerFailed(f"{url}: answer names a member twice ({exc})") from exc
 
 
 def _problem_code(raw: bytes) -> str:

@@ -3,10 +3,20 @@
 - ``canonical.json``: JSON inputs and their RFC 8785 bytes (as UTF-8 text) from the reference
   encoder.
 - ``entries.json``: a three-entry chain of ledger ``vector-ledger`` signed with the published test
-  seed (bytes 0..31): each entry's content bytes, hash, signature and running signature digest,
-  and the checkpoint over the head.
+  seed (bytes 0..31): each entry's content bytes, hash, exact signed bytes, signature and running
+  signature digest; a checkpoint in the middle of the chain and one over the head, with the bytes
+  they sign; the last entry again with its optional fields absent (the same hash).
 - ``refused.json``: payloads, as JSON text, that every node refuses, each with the error code and
-  the reason this implementation gives (numbers outside ±(2^53-1) by value, whatever their text).
+  the reason this implementation gives (numbers outside ±(2^53-1) by value, duplicate names).
+- ``limits.json``: for each limit on a draft, a draft exactly at it (accepted) and one past it.
+- ``chains.json``: ranges of entries with checkpoints, as a receiver gets them (a page, or the lines
+  of an import), each accepted (with the head it leads to) or refused (with the code and reason).
+- ``signatures.json``: Ed25519 cases: what verifies, and the small-order key and non-canonical S
+  that a lax verifier would accept and protocol v1 refuses.
+- ``export.jsonl`` and ``exports.json``: an export file, and export files each with the result of
+  importing it into an empty node.
+- ``request.json``: a signed node-to-node request, its signed bytes and headers, and variants that
+  fail.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from protocol import jsontext
 from protocol.canonical import reference
 from protocol.entry import (
     GENESIS_DIGEST,
@@ -29,8 +40,9 @@ from protocol.entry import (
 )
 from protocol.errors import InvalidEntry
 from protocol.limits import encode_content
-from protocol.signing import KeyPair
+from protocol.signing import ENTRY, KeyPair, message
 from protocol.vectors import DIRECTORY, TEST_SEED
+from protocol.vectors.cases import chain_cases, export_cases, limit_cases, request_case, signature_cases
 
 CANONICAL_INPUTS: list[Any] = [
     {"b": 2, "a": 1},
@@ -58,6 +70,9 @@ REFUSED_PAYLOADS: list[str] = [
     '{"x":1e300}',
     '{"x":123456789012345678901234567890}',
     '{"a":[1,{"b":-1.7e308}]}',
+    '{"x":1,"x":1}',
+    '{"a":{"b":1,"c":{"b":2,"b":2}}}',
+    '{"k":"v","\\u006b":"w"}',
 ]
 
 ENTRY_DRAFTS: list[dict[str, Any]] = [
@@ -71,6 +86,7 @@ ENTRY_DRAFTS: list[dict[str, Any]] = [
      "issuer_oid": None, "subject_oid": None, "key": None,
      "timestamp": 1735689600001, "payload": {"text": "ünïcødé"}, "meta": None},
 ]  # fmt: skip
+CHECKPOINT_SEQS = (2, 3)  # one in the middle of the chain, one over the head
 
 
 def build() -> dict[str, bytes]:
@@ -80,7 +96,8 @@ def build() -> dict[str, bytes]:
     ledger_id = "vector-ledger"
     prev: bytes | None = None
     digest = GENESIS_DIGEST
-    entries = []
+    entries: list[dict[str, Any]] = []
+    checkpoints: list[dict[str, Any]] = []
     for seq, d in enumerate(ENTRY_DRAFTS, start=1):
         payload, meta = reference(d["payload"]), None if d["meta"] is None else reference(d["meta"])
         fields = (ledger_id, seq, d["id"], d["stream"], d["type"], d["issuer_oid"], d["subject_oid"], d["key"],
@@ -92,31 +109,44 @@ def build() -> dict[str, bytes]:
             "entry": {"v": 1, "ledger_id": ledger_id, "seq": seq, **d,
                       "prev_hash": None if prev is None else prev.hex(), "hash": h.hex(), "sig": sig.hex()},
             "content_bytes": content_bytes(*fields).decode(),
+            "signed_bytes": message(ENTRY, h).hex(),
             "sig_digest": digest.hex(),
         })  # fmt: skip
         prev = h
-    assert prev is not None
-    head_ts = ENTRY_DRAFTS[-1]["timestamp"]
-    checkpoint = {
-        "ledger_id": ledger_id, "seq": len(entries), "hash": prev.hex(), "sig_digest": digest.hex(),
-        "timestamp": head_ts,
-        "signed_bytes": checkpoint_bytes(ledger_id, len(entries), prev, digest, head_ts).decode(),
-        "sig": sign_checkpoint(keys, ledger_id, len(entries), prev, digest, head_ts).hex(),
-    }  # fmt: skip
+        if seq in CHECKPOINT_SEQS:
+            ts = d["timestamp"]
+            checkpoints.append({
+                "ledger_id": ledger_id, "seq": seq, "hash": h.hex(), "sig_digest": digest.hex(), "timestamp": ts,
+                "signed_bytes": checkpoint_bytes(ledger_id, seq, h, digest, ts).decode(),
+                "sig": sign_checkpoint(keys, ledger_id, seq, h, digest, ts).hex(),
+            })  # fmt: skip
+    last: dict[str, Any] = entries[-1]["entry"]
+    absent = {name: value for name, value in last.items() if name not in ("issuer_oid", "subject_oid", "key", "meta")}
     refused = [_refusal(text) for text in REFUSED_PAYLOADS]
-    chain = {"seed": TEST_SEED.hex(), "public_key": keys.public_key.hex(), "entries": entries, "checkpoint": checkpoint}
-    dump = orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
+    chain = {"seed": TEST_SEED.hex(), "public_key": keys.public_key.hex(), "entries": entries,
+             "checkpoints": checkpoints, "absent_optional_fields": absent}  # fmt: skip
+    exports = export_cases(keys)
     return {
-        "canonical.json": orjson.dumps(canonical_cases, option=dump),
-        "entries.json": orjson.dumps(chain, option=dump),
-        "refused.json": orjson.dumps(refused, option=dump),
+        "canonical.json": _dump(canonical_cases),
+        "entries.json": _dump(chain),
+        "refused.json": _dump(refused),
+        "limits.json": _dump(limit_cases()),
+        "chains.json": _dump(chain_cases(keys)),
+        "signatures.json": _dump(signature_cases(keys)),
+        "exports.json": _dump(exports),
+        "export.jsonl": "".join(line + "\n" for line in exports[0]["lines"]).encode(),
+        "request.json": _dump(request_case(keys)),
     }
+
+
+def _dump(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
 
 
 def _refusal(text: str) -> dict[str, str]:
     """A refused payload with the error code and reason the reference implementation gives."""
     try:
-        encode_content(orjson.loads(text), None)
+        encode_content(jsontext.loads(text), None)
     except InvalidEntry as exc:
         return {"payload": text, "refused": exc.code, "reason": str(exc)}
     raise AssertionError(f"{text} is accepted; it does not belong among the refused vectors")

@@ -18,6 +18,7 @@ import pytest
 from node.ledger.clock import wall_ms
 from protocol.records import sign_record
 from protocol.signing import KeyPair
+from protocol.vectors import DIRECTORY
 from scenarios.procs import REPO, NodeProcess
 from scenarios.procs import start_node as start_process_node
 from tests.conftest import ADMIN_TOKEN, AUTH, cli, eventually
@@ -290,3 +291,14 @@ def test_candidates_and_pins_commands(tmp_path: Path, processes: list[NodeProces
     assert removed.returncode == 0 and "node-q" not in cli("pins", "--url", node.url).stdout
     own = cli("pins", "remove", "node-a", "--url", node.url)
     assert own.returncode == 1 and "own" in own.stderr
+
+
+def test_import_takes_the_published_export_and_refuses_its_broken_variants(tmp_path: Path) -> None:
+    done = cli("import", "--data-dir", str(tmp_path / "a"), str(DIRECTORY / "export.jsonl"))
+    assert done.returncode == 0 and "entries=4" in done.stdout and "head=4" in done.stdout, done.stderr
+    cases = {case["name"]: case for case in orjson.loads((DIRECTORY / "exports.json").read_bytes())}
+    for name, says in (("id-twice", "already names another entry"), ("checkpoint-line-twice", "two at seq 2")):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(line + "\n" for line in cases[name]["lines"]))
+        refused = cli("import", "--data-dir", str(tmp_path / name), str(path))
+        assert refused.returncode == 1 and says in refused.stderr, refused.stderr

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
+from protocol.vectors import DIRECTORY
 from tests.conftest import RunningNode, draft
 
 pytestmark = pytest.mark.asyncio
@@ -60,6 +61,8 @@ async def test_append_batch_is_atomic_and_returns_receipts(node: RunningNode) ->
         (b'{"stream":"proofs","type":"proof","payload":{"n":9007199254740993}}', 422, "not-canonical", "payload.n"),
         (b'{"stream":"proofs","type":"proof","payload":{"x":9007199254740992.0}}', 422, "not-canonical", "payload.x"),
         (b'{"stream":"proofs","type":"proof","payload":{},"meta":{"m":[1e300]}}', 422, "not-canonical", "meta.m[0]"),
+        (b'{"stream":"proofs","type":"proof","payload":{"x":1,"x":2}}', 422, "duplicate-member", "body: JSON object"),
+        (b'{"stream":"proofs","stream":"other","type":"proof","payload":{}}', 422, "duplicate-member", "'stream'"),
         (b'"just a string"', 400, "invalid-request", "expected an entry object or a list"),
         (b"[]", 400, "invalid-request", "empty batch"),
     ],
@@ -198,3 +201,21 @@ async def test_unknown_route_and_method_are_problems(node: RunningNode) -> None:
     assert (status, ctype) == (404, "application/problem+json")
     status, problem, ctype = await node.request("DELETE", "/ledger/entries")
     assert (status, ctype) == (405, "application/problem+json")
+
+
+LIMIT_VECTORS: list[dict[str, Any]] = orjson.loads((DIRECTORY / "limits.json").read_bytes())
+
+
+async def test_append_answers_each_limit_vector(node: RunningNode) -> None:
+    """At each limit the draft is appended, one past it refused with the vector's code."""
+    appended = 0
+    for case in LIMIT_VECTORS:
+        status, answer, _ = await node.request("POST", "/ledger/entries", data=case["draft"].encode(),
+                                               headers={"Content-Type": "application/json"})  # fmt: skip
+        if case["result"] == "accepted":
+            assert status == 201, (case["name"], answer)
+            appended += 1
+        else:
+            code = "invalid-request" if case["refused"] == "invalid-entry" else case["refused"]
+            assert status in (400, 413) and answer["type"].endswith(":" + code), (case["name"], answer)
+    assert await head(node) == appended

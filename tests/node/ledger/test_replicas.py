@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
+from node.errors import PeerFailed
 from node.keys import load_or_create_key_file
 from node.ledger.clock import wall_ms
 from node.ledger.service import Ledger
+from node.net.client import _json as answer_json
 from node.settings import NodeSettings
 from protocol.canonical import canonical
 from protocol.entry import GENESIS_DIGEST, entry_hash, next_sig_digest, sign_checkpoint, sign_hash
-from protocol.errors import VerificationFailed
-from protocol.models import Checkpoint, Entry, EntryDraft
+from protocol.errors import ProtocolError, VerificationFailed
+from protocol.models import Checkpoint, Entry, EntryDraft, Page
 from protocol.signing import KeyPair
+from protocol.vectors import DIRECTORY
+from protocol.vectors.cases import LEDGER
 
 ORIGIN = KeyPair(bytes([3] * 32))
 
@@ -76,3 +82,37 @@ async def test_entries_dated_far_ahead_are_stored_but_flagged(ledger: Ledger) ->
     assert len(flagged) == 1 and flagged[0][2:4] == ("origin", 2)
     (own,) = await ledger.append([EntryDraft(stream="s", type="t", payload={})])
     assert own[8] < now + 3_600_000  # our clock did not jump an hour ahead
+
+
+CHAINS: list[dict[str, Any]] = orjson.loads((DIRECTORY / "chains.json").read_bytes())
+
+
+@pytest.mark.parametrize("case", [c for c in CHAINS if "page_text" not in c], ids=lambda case: case["name"])
+async def test_a_page_gets_the_verdict_of_its_chain_vector(tmp_path: Path, case: dict[str, Any]) -> None:
+    settings = NodeSettings(ledger_id="node-b", data_dir=tmp_path)
+    async with Ledger.open(settings, load_or_create_key_file(settings.key_path)) as opened:
+        replicas = opened.replicas
+        await replicas.pin(LEDGER, bytes.fromhex(case["public_key"]), "operator")
+        if case["held"]["seq"]:  # the held state: the first entries of the valid chain, with its checkpoint
+            base = Page.model_validate(CHAINS[0]["page"])
+            held = case["held"]["seq"]
+            prefix = [c for c in base.checkpoints if c.seq == held]
+            await replicas.ingest(LEDGER, base.entries[:held], prefix, peer="node-x", full=False)
+        page = Page.model_validate(case["page"])
+        if case["result"] == "accepted":
+            result = await replicas.ingest(LEDGER, page.entries, page.checkpoints, peer="node-x", full=False)
+            head = await replicas.held(LEDGER)
+            assert head is not None and result.head_seq == case["head"]["seq"]
+            assert (head.head_hash.hex(), head.sig_digest.hex()) == (case["head"]["hash"], case["head"]["sig_digest"])  # type: ignore[union-attr]
+            return
+        with pytest.raises(ProtocolError) as refused:
+            await replicas.ingest(LEDGER, page.entries, page.checkpoints, peer="node-x", full=False)
+        assert refused.value.code == case["refused"], refused.value
+        after = await replicas.held(LEDGER)
+        assert after is not None and after.head_seq == case["held"]["seq"]  # the page is refused whole
+
+
+def test_a_peer_answer_naming_a_member_twice_is_refused() -> None:
+    (case,) = [c for c in CHAINS if "page_text" in c]
+    with pytest.raises(PeerFailed, match="names a member twice"):
+        answer_json("http://peer", case["page_text"].encode())

@@ -10,10 +10,14 @@ import pytest
 
 from node.errors import SchemaTooNew, StoreCorrupted
 from node.keys import load_or_create_key_file
+from node.ledger.chain import to_checkpoint_row
 from node.ledger.service import Ledger
 from node.ledger.verify import Plan, verify_store
 from node.settings import NodeSettings
 from protocol.models import EntryDraft
+from protocol.signing import KeyPair
+from protocol.vectors import TEST_SEED
+from protocol.vectors.build import checkpoint_of, sign_chain
 
 ENTRIES = 60  # in batches of 10: checkpoints at 10, 20, ... 60
 
@@ -147,3 +151,28 @@ async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SchemaTooNew, match="schema version 99 is newer than this node supports"):
         async with Ledger.open(settings, load_or_create_key_file(settings.key_path)):
             pass
+
+
+async def test_a_stored_chain_a_receiver_refuses_is_listed_by_verify(tmp_path: Path) -> None:
+    """Decreasing timestamps and a checkpoint dated otherwise than its entry are validly signed, so
+    the store is intact, but no receiver accepts them: verify lists them, as it lists numbers."""
+    keys = KeyPair(TEST_SEED)
+    drafts = [{"id": f"01930000-0000-7000-8000-00000000000{i}", "timestamp": ts, "payload": {}}
+              for i, ts in ((1, 50), (2, 40), (3, 60))]  # fmt: skip
+    signed = sign_chain(keys, "vector-ledger", drafts)
+    middle = checkpoint_of(keys, signed[1].state, "vector-ledger", timestamp=99)
+    head = checkpoint_of(keys, signed[2].state, "vector-ledger")
+    rows = [(*s.content_args[:9], s.content_args[9].decode(), None, s.content_args[11], s.state.hash,
+             bytes.fromhex(s.entry.sig)) for s in signed]  # fmt: skip
+    settings = NodeSettings(ledger_id="node-a", data_dir=tmp_path)
+    async with Ledger.open(settings, load_or_create_key_file(settings.key_path)) as ledger:
+        await ledger.replicas.pin("vector-ledger", keys.public_key, "operator")
+        # written as an older node stored them, past the receiver's checks
+        checkpoints = [to_checkpoint_row(middle), to_checkpoint_row(head)]
+        counts = {("stream", "s"): 3, ("type", "t"): 3}
+        await ledger.store.commit_entries(rows, checkpoints, counts, sig_digest=signed[2].state.digest)
+        reports = {report.ledger_id: report for report in await ledger.verify("full")}
+    assert reports["vector-ledger"].refused_by_peers == (
+        "seq 2: timestamp 40 is lower than the previous entry's 50",
+        "checkpoint at seq 2: timestamp differs from the entry's",
+    )
