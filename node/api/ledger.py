@@ -13,7 +13,7 @@ from node.api.context import FEDERATION, LEDGER, REFS, STATE
 from node.api.json import json_response, read_json, validate, validate_query
 from node.errors import InvalidRequest
 from node.ledger.rows import checkpoint_to_wire, receipt, row_to_wire
-from node.ledger.store import Filters
+from node.storage.contract import Filters
 from protocol.models import (
     HASH_PATTERN,
     UUID_PATTERN,

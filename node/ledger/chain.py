@@ -10,7 +10,7 @@ committing them.
 from __future__ import annotations
 
 from node.ledger.rows import Row
-from node.ledger.store import CheckpointRow
+from node.storage.contract import CheckpointRecord
 from protocol.entry import check_hash, check_link, entry_hash, next_sig_digest, verify_checkpoint, verify_hash_signature
 from protocol.errors import VerificationFailed
 from protocol.limits import DEFAULT_LIMITS, encode_content
@@ -28,25 +28,17 @@ class ChainVerifier:
 
     def extend(self, e: Entry) -> Row:
         """Check that ``e`` extends the state and hashes right; returns its stored row."""
-        prev = None if e.prev_hash is None else bytes.fromhex(e.prev_hash)
-        check_link(e.seq, prev, self.seq, self.head)
-        # the same check and encoding as the append path: what an origin may sign, a receiver accepts
-        payload_bytes, meta_bytes = encode_content(e.payload, e.meta, DEFAULT_LIMITS, f"seq {e.seq}: ")
-        payload, meta = payload_bytes.decode(), None if meta_bytes is None else meta_bytes.decode()
-        claimed, sig = bytes.fromhex(e.hash), bytes.fromhex(e.sig)
-        fields = (e.ledger_id, e.seq, e.id, e.stream, e.type, e.issuer_oid, e.subject_oid, e.key, e.timestamp,
-                  payload, meta, prev)  # fmt: skip
-        check_hash(e.seq, entry_hash(*fields), claimed)
-        if self.full:
-            verify_hash_signature(self.public_key, claimed, sig)
-        else:
+        check_link(e.seq, None if e.prev_hash is None else bytes.fromhex(e.prev_hash), self.seq, self.head)
+        row = verify_entry(self.public_key, e, signature=self.full)
+        claimed, sig = row[12], row[13]
+        if not self.full:
             self.uncovered.append((e.seq, claimed, sig))
         self.seq, self.head, self.digest = e.seq, claimed, next_sig_digest(self.digest, sig)
-        return (*fields, claimed, sig)
+        return row
 
-    def check_checkpoint(self, cp: Checkpoint) -> CheckpointRow:
+    def check_checkpoint(self, cp: Checkpoint) -> CheckpointRecord:
         """Check a checkpoint at the current state; it then covers every entry since the last one."""
-        row = to_checkpoint_row(cp)
+        row = to_checkpoint_record(cp)
         verify_checkpoint(self.public_key, row.ledger_id, row.seq, row.hash, row.sig_digest, row.timestamp, row.sig)
         if row.seq != self.seq or row.hash != self.head or row.sig_digest != self.digest:
             raise VerificationFailed(f"checkpoint at seq {row.seq} does not match the entries before it")
@@ -54,6 +46,24 @@ class ChainVerifier:
         return row
 
 
-def to_checkpoint_row(cp: Checkpoint) -> CheckpointRow:
-    return CheckpointRow(cp.ledger_id, cp.seq, bytes.fromhex(cp.hash), bytes.fromhex(cp.sig_digest), cp.timestamp,
+def verify_entry(public_key: bytes, e: Entry, *, signature: bool = True) -> Row:
+    """Check one received entry on its own: its content within the limits and canonical, its hash
+    recomputed from that content, and (unless ``signature`` is off, when the caller checks it later
+    in bulk) the origin's signature over the hash. Returns its stored row; raises a ProtocolError
+    (InvalidEntry, NotCanonical, VerificationFailed, BadSignature) otherwise."""
+    prev = None if e.prev_hash is None else bytes.fromhex(e.prev_hash)
+    # the same check and encoding as the append path: what an origin may sign, a receiver accepts
+    payload_bytes, meta_bytes = encode_content(e.payload, e.meta, DEFAULT_LIMITS, f"seq {e.seq}: ")
+    payload, meta = payload_bytes.decode(), None if meta_bytes is None else meta_bytes.decode()
+    claimed, sig = bytes.fromhex(e.hash), bytes.fromhex(e.sig)
+    fields = (e.ledger_id, e.seq, e.id, e.stream, e.type, e.issuer_oid, e.subject_oid, e.key, e.timestamp,
+              payload, meta, prev)  # fmt: skip
+    check_hash(e.seq, entry_hash(*fields), claimed)
+    if signature:
+        verify_hash_signature(public_key, claimed, sig)
+    return (*fields, claimed, sig)
+
+
+def to_checkpoint_record(cp: Checkpoint) -> CheckpointRecord:
+    return CheckpointRecord(cp.ledger_id, cp.seq, bytes.fromhex(cp.hash), bytes.fromhex(cp.sig_digest), cp.timestamp,
                          bytes.fromhex(cp.sig))  # fmt: skip

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from node.ledger.rows import Row
-from node.ledger.store import Filters
+from node.storage.contract import Filters
 from protocol.models import EntryDraft
 
 BeforeAppend = Callable[[Sequence[EntryDraft]], Awaitable[str | None]]

@@ -18,11 +18,18 @@ from dataclasses import dataclass
 import orjson
 
 from node.errors import EntryNotFound, ForkDetected, IdentityConflict, InvalidRequest, LedgerQuarantined
-from node.ledger.chain import ChainVerifier
+from node.ledger.chain import ChainVerifier, verify_entry
 from node.ledger.clock import HybridClock, wall_ms
 from node.ledger.pins import PinSource, stronger
 from node.ledger.rows import Row, row_to_wire
-from node.ledger.store import CheckpointRow, LedgerRow, Store, SyncMark
+from node.storage.contract import (
+    CheckpointRecord,
+    ConflictRepository,
+    EntryRepository,
+    LedgerRecord,
+    LedgerRepository,
+    SyncSource,
+)
 from protocol.entry import GENESIS_DIGEST, verify_hash_signature
 from protocol.errors import BadSignature, VerificationFailed
 from protocol.models import Checkpoint, Entry
@@ -46,9 +53,17 @@ class Replicas:
     """Ingests pages of other ledgers into the store."""
 
     def __init__(
-        self, store: Store, own_ledger_id: str, clock: HybridClock, on_commit: Callable[[list[Row]], None]
+        self,
+        entries: EntryRepository,
+        ledgers: LedgerRepository,
+        conflicts: ConflictRepository,
+        own_ledger_id: str,
+        clock: HybridClock,
+        on_commit: Callable[[list[Row]], None],
     ) -> None:
-        self._store = store
+        self._entries = entries
+        self._ledgers = ledgers
+        self._conflicts = conflicts
         self._own = own_ledger_id
         self._clock = clock
         self._on_commit = on_commit
@@ -56,12 +71,12 @@ class Replicas:
         self._pin_lock = asyncio.Lock()  # pins are rare: one at a time, so two first sights never race
         self.unpinned: list[Callable[[str], None]] = []  # told of each ledger id whose pin was replaced or removed
 
-    async def held(self, ledger_id: str) -> LedgerRow | None:
-        return await self._store.ledger(ledger_id)
+    async def held(self, ledger_id: str) -> LedgerRecord | None:
+        return await self._ledgers.get(ledger_id)
 
     async def pin(
         self, ledger_id: str, public_key: bytes, source: PinSource, *, actor: str = "node", replace: bool = False
-    ) -> LedgerRow:
+    ) -> LedgerRecord:
         """Pin ``ledger_id`` to ``public_key``, recording where the pin came from.
 
         The same key again keeps the pin (its source upgraded when ``source`` is stronger); another
@@ -73,16 +88,16 @@ class Replicas:
         async with self._pin_lock:
             held = await self.held(ledger_id)
             if held is None:
-                held = await self._store.add_ledger(
+                held = await self._ledgers.add(
                     ledger_id, public_key, is_local=False, genesis=GENESIS_DIGEST, pin_source=source
                 )
                 if held.public_key == public_key:
                     log.info("pinned ledger=%s key=%s source=%s", ledger_id, public_key.hex()[:16], source)
                     return held
-            held_source = await self._store.pin_source(ledger_id) or "first-sight"
+            held_source = held.pin_source
             if held.public_key == public_key:
                 if stronger(source, held_source):
-                    await self._store.upgrade_pin(ledger_id, public_key, source)
+                    await self._ledgers.upgrade_pin(ledger_id, public_key, source)
                 return held
             if not (stronger(source, held_source) or (replace and not stronger(held_source, source))):
                 raise IdentityConflict(
@@ -91,12 +106,12 @@ class Replicas:
             return await self._replace(ledger_id, public_key, source, held, held_source, actor)
 
     async def _replace(
-        self, ledger_id: str, public_key: bytes, source: str, held: LedgerRow, held_source: str, actor: str
-    ) -> LedgerRow:
+        self, ledger_id: str, public_key: bytes, source: str, held: LedgerRecord, held_source: str, actor: str
+    ) -> LedgerRecord:
         async with self._locks[ledger_id]:
             detail = {"ledger_id": ledger_id, "old_key": held.public_key.hex(), "old_source": held_source,
                       "new_key": public_key.hex(), "new_source": source}  # fmt: skip
-            dropped = await self._store.replace_pin(ledger_id, public_key, source, GENESIS_DIGEST,
+            dropped = await self._ledgers.replace_pin(ledger_id, public_key, source, GENESIS_DIGEST,
                                                     (actor, "pin.replace", detail))  # fmt: skip
         log.warning("replaced pin ledger=%s old_source=%s new_source=%s entries_dropped=%d", ledger_id, held_source,
                     source, dropped)  # fmt: skip
@@ -115,8 +130,8 @@ class Replicas:
             if held is None:
                 raise EntryNotFound(f"no pin for ledger {ledger_id}")
             detail = {"ledger_id": ledger_id, "old_key": held.public_key.hex(),
-                      "old_source": await self._store.pin_source(ledger_id)}  # fmt: skip
-            dropped = await self._store.replace_pin(ledger_id, None, "operator", GENESIS_DIGEST,
+                      "old_source": held.pin_source}  # fmt: skip
+            dropped = await self._ledgers.replace_pin(ledger_id, None, "operator", GENESIS_DIGEST,
                                                     (actor, "pin.remove", detail))  # fmt: skip
         for forget in self.unpinned:
             forget(ledger_id)
@@ -145,7 +160,7 @@ class Replicas:
             chain = ChainVerifier(held.public_key, held.head_seq, held.head_hash, held.sig_digest, full=False)
             by_seq = {c.seq: c for c in checkpoints}
             rows: list[Row] = []
-            covered: list[CheckpointRow] = []
+            covered: list[CheckpointRecord] = []
             for e in fresh:
                 rows.append(chain.extend(e))
                 if e.seq in by_seq:
@@ -159,8 +174,8 @@ class Replicas:
             for row in rows:
                 counts["stream", row[3]] += 1
                 counts["type", row[4]] += 1
-            await self._store.commit_entries(
-                rows, covered, dict(counts), sig_digest=chain.digest, sync=SyncMark(peer, "pull")
+            await self._entries.commit(
+                rows, covered, dict(counts), sig_digest=chain.digest, sync=SyncSource(peer, "pull")
             )
             horizon = wall_ms() + FUTURE_SKEW_MS
             self._clock.observe(min(rows[-1][8], horizon))
@@ -168,25 +183,23 @@ class Replicas:
             if ahead:  # stored (the origin signed it) but flagged: its clock is not trusted
                 evidence = orjson.dumps({"seqs": [r[1] for r in ahead], "timestamps": [r[8] for r in ahead],
                                          "received_at": horizon - FUTURE_SKEW_MS}).decode()  # fmt: skip
-                await self._store.record_conflict("future-timestamp", ledger_id, ahead[0][1], None, evidence,
+                await self._conflicts.record("future-timestamp", ledger_id, ahead[0][1], None, evidence,
                                                   quarantine=False)  # fmt: skip
                 log.warning("entries dated in the future ledger=%s first_seq=%d", ledger_id, ahead[0][1])
             self._on_commit(rows)
             return Ingested(ledger_id, len(rows), len(entries) - len(rows), chain.seq)
 
-    async def _check_held(self, held: LedgerRow, e: Entry) -> None:
+    async def _check_held(self, held: LedgerRecord, e: Entry) -> None:
         """An entry at a seq we hold must be the one we hold, or it is evidence of a fork."""
-        ours = await self._store.get_by_seq(held.ledger_id, e.seq)
+        ours = await self._entries.by_seq(held.ledger_id, e.seq)
         if ours is None or ours[12].hex() == e.hash:
             return
-        probe = ChainVerifier(held.public_key, e.seq - 1, None if e.prev_hash is None else bytes.fromhex(e.prev_hash),
-                              GENESIS_DIGEST, full=True)  # fmt: skip
         try:
-            probe.extend(e)  # its hash is right and the origin signed it
+            verify_entry(held.public_key, e)  # its hash is right and the origin signed it
         except (VerificationFailed, BadSignature) as exc:
             raise VerificationFailed(f"seq {e.seq}: differs from the entry held here and does not verify") from exc
         evidence = orjson.dumps({"held": row_to_wire(ours), "received": e.model_dump()}).decode()
-        conflict = await self._store.record_conflict("fork", held.ledger_id, e.seq, None, evidence, quarantine=True)
+        conflict = await self._conflicts.record("fork", held.ledger_id, e.seq, None, evidence, quarantine=True)
         log.warning("fork ledger=%s seq=%d conflict=%d: ledger quarantined", held.ledger_id, e.seq, conflict)
         raise ForkDetected(f"ledger {held.ledger_id} seq {e.seq}: two validly signed entries (conflict {conflict})")
 

@@ -60,7 +60,7 @@ def row_to_dict(row: Row) -> dict[str, Any]:
 
 
 def checkpoint_to_wire(cp: Any) -> dict[str, Any]:
-    """A stored checkpoint (store.CheckpointRow) as its wire form."""
+    """A stored checkpoint (store.CheckpointRecord) as its wire form."""
     return {
         "ledger_id": cp.ledger_id,
         "seq": cp.seq,
@@ -122,7 +122,7 @@ def _brackets(text: str | bytes) -> int:
 
 
 def page_body(held: Any, rows: list[Row], checkpoints: Sequence[Any]) -> dict[str, Any]:
-    """The wire form of a sync page of ledger ``held`` (a store.LedgerRow): pull answers, push bodies."""
+    """The wire form of a sync page of ledger ``held`` (a store.LedgerRecord): pull answers, push bodies."""
     return {
         "ledger_id": held.ledger_id,
         "public_key": held.public_key.hex(),

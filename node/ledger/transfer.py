@@ -24,15 +24,9 @@ from pydantic import ValidationError
 from node.errors import InvalidRequest, KeyFileError
 from node.ledger.chain import ChainVerifier
 from node.ledger.rows import Row, checkpoint_to_wire, row_to_wire
-from node.ledger.store import (
-    CheckpointRow,
-    LedgerRow,
-    Store,
-    connect_sync,
-    iter_checkpoints,
-    iter_entries,
-    read_ledgers,
-)
+from node.storage.contract import CheckpointRecord, EntryRepository, LedgerRecord, Repositories
+from node.storage.database import connect_sync
+from node.storage.sqlite.scan import iter_checkpoints, iter_entries, read_ledgers
 from protocol.entry import GENESIS_DIGEST
 from protocol.errors import InvalidEntry, VerificationFailed
 from protocol.models import LEDGER_ID_PATTERN, Checkpoint, Entry
@@ -64,14 +58,14 @@ def export_ledger(db_path: Path, ledger_id: str | None, out: IO[bytes], progress
         conn.close()
 
 
-def _find(ledgers: list[LedgerRow], ledger_id: str | None) -> LedgerRow:
+def _find(ledgers: list[LedgerRecord], ledger_id: str | None) -> LedgerRecord:
     for ledger in ledgers:
         if ledger.ledger_id == ledger_id or (ledger_id is None and ledger.is_local):
             return ledger
     raise InvalidRequest(f"ledger: {ledger_id or 'own ledger'} is not held in this store")
 
 
-def _write_lines(conn: sqlite3.Connection, ledger: LedgerRow, out: IO[bytes], progress: Progress | None) -> int:
+def _write_lines(conn: sqlite3.Connection, ledger: LedgerRecord, out: IO[bytes], progress: Progress | None) -> int:
     checkpoints = iter_checkpoints(conn, ledger.ledger_id, 0)
     next_cp = next(checkpoints, None)
     count = 0
@@ -89,22 +83,23 @@ def _write_lines(conn: sqlite3.Connection, ledger: LedgerRow, out: IO[bytes], pr
 
 
 async def import_ledger(
-    store: Store, lines: Iterable[bytes], *, full: bool = False, progress: Progress | None = None
+    storage: Repositories, lines: Iterable[bytes], *, full: bool = False, progress: Progress | None = None
 ) -> ImportReport:
-    """Verify and import an export into ``store``; raise at the first line that does not verify."""
+    """Verify and import an export into ``storage``; raise at the first line that does not verify."""
     numbered = enumerate(lines, start=1)
     header = _header(next(numbered, (1, b""))[1])
     ledger_id, public_key = header["ledger_id"], bytes.fromhex(header["public_key"])
-    held = await store.ledger(ledger_id)
+    store = storage.entries
+    held = await storage.ledgers.get(ledger_id)
     if held is None:
-        held = await store.add_ledger(
+        held = await storage.ledgers.add(
             ledger_id, public_key, is_local=False, genesis=GENESIS_DIGEST, pin_source="operator"
         )
     elif held.public_key != public_key:
         raise KeyFileError(f"ledger {ledger_id} is pinned to another key here; refusing the import")
     state = ChainVerifier(public_key, held.head_seq, held.head_hash, held.sig_digest, full=full)
     pending: list[Row] = []
-    covered: list[CheckpointRow] = []
+    covered: list[CheckpointRecord] = []
     imported = skipped = 0
     for number, line in numbered:
         if not line.strip():
@@ -165,19 +160,23 @@ def _parse(line: bytes, number: int) -> dict[str, Any]:
     return item
 
 
-def _check_held(entry: Entry, held: LedgerRow, number: int) -> None:
+def _check_held(entry: Entry, held: LedgerRecord, number: int) -> None:
     if entry.seq == held.head_seq and held.head_hash is not None and bytes.fromhex(entry.hash) != held.head_hash:
         raise VerificationFailed(f"line {number}: seq {entry.seq} differs from the entry held here")
 
 
 async def _commit(
-    store: Store, rows: list[Row], checkpoints: list[CheckpointRow], digest: bytes, progress: Progress | None
+    store: EntryRepository,
+    rows: list[Row],
+    checkpoints: list[CheckpointRecord],
+    digest: bytes,
+    progress: Progress | None,
 ) -> int:
     counts: Counter[tuple[str, str]] = Counter()
     for row in rows:
         counts["stream", row[3]] += 1
         counts["type", row[4]] += 1
-    await store.commit_entries(rows, checkpoints, dict(counts), sig_digest=digest)
+    await store.commit(rows, checkpoints, dict(counts), sig_digest=digest)
     if progress is not None:
         progress(len(rows))
     return len(rows)

@@ -36,15 +36,9 @@ import orjson
 
 from node.errors import StoreCorrupted
 from node.ledger.rows import HASH, META, PAYLOAD, SIG, Row, content_hash
-from node.ledger.store import (
-    CheckpointRow,
-    LedgerRow,
-    checkpoint_at_or_before,
-    connect_sync,
-    iter_checkpoints,
-    iter_entries,
-    read_ledgers,
-)
+from node.storage.contract import CheckpointRecord, LedgerRecord
+from node.storage.database import connect_sync
+from node.storage.sqlite.scan import checkpoint_at_or_before, iter_checkpoints, iter_entries, read_ledgers
 from protocol.entry import GENESIS_DIGEST, next_sig_digest, verify_checkpoint, verify_hash_signature
 from protocol.errors import BadSignature, InvalidEntry
 from protocol.limits import encode_content
@@ -103,7 +97,7 @@ def verify_store(
 
 
 def _verify_ledger(
-    conn: sqlite3.Connection, db_path: Path, ledger: LedgerRow, mode: Mode, progress: Progress | None, plan: Plan
+    conn: sqlite3.Connection, db_path: Path, ledger: LedgerRecord, mode: Mode, progress: Progress | None, plan: Plan
 ) -> VerifyReport:
     started = time.perf_counter()
     lid, head = ledger.ledger_id, ledger.head_seq
@@ -127,7 +121,7 @@ def _verify_ledger(
             for begin, end in spans
         ]
     last = spans[-1][1] if spans else start
-    end = _State(last.seq, last.hash, last.sig_digest if isinstance(last, CheckpointRow) else last.digest)
+    end = _State(last.seq, last.hash, last.sig_digest if isinstance(last, CheckpointRecord) else last.digest)
     if end.seq < head:
         # entries after the last checkpoint (a replica's head between checkpoints, or a lost
         # checkpoint row): no signed head covers them, so every one of their signatures is checked
@@ -149,7 +143,7 @@ def _verify_ledger(
     )  # fmt: skip
 
 
-def _starting_point(conn: sqlite3.Connection, ledger: LedgerRow, mode: Mode) -> _State:
+def _starting_point(conn: sqlite3.Connection, ledger: LedgerRecord, mode: Mode) -> _State:
     """Genesis, or (fast mode) the last verified checkpoint, itself checked."""
     if mode != "fast" or ledger.verified_seq == 0:
         return _State(0, None, GENESIS_DIGEST)
@@ -165,15 +159,15 @@ def _starting_point(conn: sqlite3.Connection, ledger: LedgerRow, mode: Mode) -> 
 
 def _spans(
     conn: sqlite3.Connection, ledger_id: str, start: _State, head: int, span_entries: int
-) -> list[tuple[_State, CheckpointRow]]:
+) -> list[tuple[_State, CheckpointRecord]]:
     """Cut (start, head] at checkpoints into spans of about ``span_entries`` entries.
 
     Each span ends at a checkpoint; the next span starts from that checkpoint's recorded state.
     Entries after the last checkpoint form no span: the head check reports them.
     """
-    spans: list[tuple[_State, CheckpointRow]] = []
+    spans: list[tuple[_State, CheckpointRecord]] = []
     begin = start
-    last: CheckpointRow | None = None
+    last: CheckpointRecord | None = None
     for cp in iter_checkpoints(conn, ledger_id, start.seq):
         if cp.seq > head:
             break
@@ -199,7 +193,7 @@ def _done(span: _Span, entries: int, progress: Progress | None) -> _Span:
     return span
 
 
-def _verify_span_in_worker(db_path: Path, ledger: LedgerRow, begin: _State, end_seq: int, full: bool) -> _Span:
+def _verify_span_in_worker(db_path: Path, ledger: LedgerRecord, begin: _State, end_seq: int, full: bool) -> _Span:
     conn = connect_sync(db_path, read_only=True)
     try:
         conn.execute("BEGIN")
@@ -208,7 +202,7 @@ def _verify_span_in_worker(db_path: Path, ledger: LedgerRow, begin: _State, end_
         conn.close()
 
 
-def _verify_span(conn: sqlite3.Connection, ledger: LedgerRow, begin: _State, end_seq: int, full: bool) -> _Span:
+def _verify_span(conn: sqlite3.Connection, ledger: LedgerRecord, begin: _State, end_seq: int, full: bool) -> _Span:
     """Verify the entries (begin.seq, end_seq] and every checkpoint among them."""
     lid, key = ledger.ledger_id, ledger.public_key
     checkpoints = iter_checkpoints(conn, lid, begin.seq)
@@ -265,7 +259,7 @@ def _rows(conn: sqlite3.Connection, ledger_id: str, after: int, through: int) ->
 
 
 def _check_checkpoint(
-    conn: sqlite3.Connection, ledger: LedgerRow, cp: CheckpointRow, digest: bytes, sig_digest: bytes, last_cp: int
+    conn: sqlite3.Connection, ledger: LedgerRecord, cp: CheckpointRecord, digest: bytes, sig_digest: bytes, last_cp: int
 ) -> None:
     _check_checkpoint_signature(ledger, cp)
     if cp.hash != digest:
@@ -277,14 +271,14 @@ def _check_checkpoint(
         raise StoreCorrupted(ledger.ledger_id, bad or cp.seq, "signature does not verify")
 
 
-def _check_checkpoint_signature(ledger: LedgerRow, cp: CheckpointRow) -> None:
+def _check_checkpoint_signature(ledger: LedgerRecord, cp: CheckpointRecord) -> None:
     try:
         verify_checkpoint(ledger.public_key, cp.ledger_id, cp.seq, cp.hash, cp.sig_digest, cp.timestamp, cp.sig)
     except BadSignature:
         raise StoreCorrupted(ledger.ledger_id, cp.seq, "checkpoint signature does not verify") from None
 
 
-def _check_head_signature(conn: sqlite3.Connection, ledger: LedgerRow, head: int) -> None:
+def _check_head_signature(conn: sqlite3.Connection, ledger: LedgerRecord, head: int) -> None:
     row = next(_rows(conn, ledger.ledger_id, head - 1, head))
     if _first_bad_signature(ledger.public_key, [(row[1], row[HASH], row[SIG])]) is not None:
         raise StoreCorrupted(ledger.ledger_id, head, "signature does not verify")

@@ -23,7 +23,7 @@ from node.errors import DuplicateEntry, NotReady
 from node.ledger.clock import HybridClock
 from node.ledger.ids import uuid7s
 from node.ledger.rows import Row
-from node.ledger.store import CheckpointRow, Store
+from node.storage.contract import CheckpointRecord, EntryRepository
 from protocol.entry import entry_hash, next_sig_digest, sign_checkpoint, sign_hash
 from protocol.signing import KeyPair
 
@@ -69,7 +69,7 @@ class _Batch:
     tip: Tip
     requests: list[_Request]
     rows: list[Row]
-    checkpoints: list[CheckpointRow]
+    checkpoints: list[CheckpointRecord]
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
@@ -78,7 +78,7 @@ class Writer:
 
     def __init__(
         self,
-        store: Store,
+        store: EntryRepository,
         ledger_id: str,
         keys: KeyPair,
         committed: Tip,
@@ -168,7 +168,8 @@ class Writer:
         wanted = [d.entry_id for r in group for d in r.drafts if d.entry_id is not None]
         if not wanted:
             return group
-        taken = await self._store.ids_taken(self._ledger_id, wanted) | self._inflight_ids
+        inflight = set(self._inflight_ids)  # before the read: a group committing meanwhile is in one or the other
+        taken = await self._store.ids_taken(self._ledger_id, wanted) | inflight
         kept: list[_Request] = []
         for request in group:
             ids = [d.entry_id for d in request.drafts if d.entry_id is not None]
@@ -217,9 +218,9 @@ class Writer:
         self._tip = tip
         return _Batch(base, tip, group, [tuple(row) for row in rows], checkpoints, dict(counts))
 
-    def _checkpoint(self, seq: int, head: bytes, sig_digest: bytes, timestamp: int) -> CheckpointRow:
+    def _checkpoint(self, seq: int, head: bytes, sig_digest: bytes, timestamp: int) -> CheckpointRecord:
         sig = sign_checkpoint(self._keys, self._ledger_id, seq, head, sig_digest, timestamp)
-        return CheckpointRow(self._ledger_id, seq, head, sig_digest, timestamp, sig)
+        return CheckpointRecord(self._ledger_id, seq, head, sig_digest, timestamp, sig)
 
     async def _sign(self, hashes: list[bytes]) -> list[bytes]:
         keys = self._keys
@@ -236,7 +237,7 @@ class Writer:
         ids = {row[2] for row in batch.rows}
         self._inflight_ids |= ids
         try:
-            await self._store.commit_entries(
+            await self._store.commit(
                 batch.rows, batch.checkpoints, batch.counts, sig_digest=batch.tip.sig_digest, audit=_audit(batch)
             )
         except Exception as exc:

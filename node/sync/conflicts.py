@@ -30,6 +30,7 @@ from node.ledger.rows import Row, row_to_wire
 from node.ledger.service import Ledger
 from node.metrics import Metrics
 from node.settings import ConflictSettings
+from node.storage.contract import ConflictRecord, ConflictRepository
 from protocol.canonical import canonical
 from protocol.models import EntryDraft
 
@@ -102,10 +103,13 @@ def _supersedes(row: Row) -> list[str]:
 class StateView:
     """Computes key states from the store under one conflict configuration."""
 
-    def __init__(self, ledger: Ledger, settings: ConflictSettings, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, ledger: Ledger, settings: ConflictSettings, conflicts: ConflictRepository, metrics: Metrics | None = None
+    ) -> None:
         if settings.strategy == "merge" and settings.merge_handler not in MERGE_HANDLERS:
             raise InvalidRequest(f"conflicts.merge_handler: no handler named {settings.merge_handler!r}")
         self._ledger = ledger
+        self._conflicts = conflicts
         self._settings = settings
         self._metrics = metrics
         self._digest: str | None = None
@@ -131,15 +135,19 @@ class StateView:
         return KeyState(key, status, latest, heads, orjson.loads(latest[9]))
 
     async def state(self, key: str) -> KeyState:
-        entries = await self._ledger.store.keyed(key)
+        entries = await self._ledger.keyed(key)
         if not entries:
             raise EntryNotFound(f"no entry carries key {key!r}")
         return self.resolve_heads(key, entries)
 
     async def states(self, after: str | None, limit: int) -> tuple[list[KeyState], str | None]:
-        keys = await self._ledger.store.keys(after, limit + 1)
+        keys = await self._ledger.entry_keys(after, limit + 1)
         page = [await self.state(k) for k in keys[:limit]]
         return page, keys[limit - 1] if len(keys) > limit else None
+
+    async def conflicts(self, status: str | None = None) -> list[ConflictRecord]:
+        """Recorded conflicts of every kind, newest first (only those in ``status`` when given)."""
+        return await self._conflicts.all(status)
 
     async def digest(self) -> str:
         """SHA-256 over every key's state in key order; cached until the next commit."""
@@ -165,19 +173,21 @@ class StateView:
         if not keys:
             return
         self._digest = None
-        store = self._ledger.store
+        store = self._conflicts
         strategy = self._settings.strategy
         for key in keys:
             state = await self.state(key)
             if len(state.heads) < 2:
                 continue
             heads = {h[12] for h in state.heads}
-            latest = await store.key_conflict(key)
-            if latest is not None and (latest[1] == "open" or (strategy != "manual" and latest[2] == strategy)):
-                new = heads - await store.conflict_heads(latest[0])
+            latest = await store.latest_for_key(key)
+            if latest is not None and (
+                latest.status == "open" or (strategy != "manual" and latest.resolution == strategy)
+            ):
+                new = heads - await store.heads(latest.id)
                 if new:
-                    await store.add_conflict_heads(latest[0], sorted(new))
-                    log.info("concurrent writes key=%s new_heads=%d conflict=%d", key, len(new), latest[0])
+                    await store.add_heads(latest.id, sorted(new))
+                    log.info("concurrent writes key=%s new_heads=%d conflict=%d", key, len(new), latest.id)
                 continue
             resolution = strategy if state.status == "resolved" else None
             conflict = await store.record_key_conflict(key, sorted(heads), resolution)
@@ -189,10 +199,10 @@ class StateView:
     async def resolve(self, conflict_id: int, winner: str | None, payload: dict[str, Any] | None) -> Row:
         """Resolve an open key conflict: append an entry superseding every head, carrying the winner's
         payload (``winner`` = one head's hash) or ``payload``."""
-        found = [c for c in await self._ledger.store.conflicts("open") if c[0] == conflict_id]
-        if not found or found[0][1] != "key":
+        found = await self._conflicts.get(conflict_id)
+        if found is None or found.status != "open" or found.kind != "key" or found.key is None:
             raise EntryNotFound(f"no open key conflict {conflict_id}")
-        key = found[0][4]
+        key = found.key
         state = await self.state(key)
         heads = {h[12].hex(): h for h in state.heads}
         if (winner is None) == (payload is None):
@@ -206,5 +216,5 @@ class StateView:
             meta={"supersedes": sorted(heads), "resolves": conflict_id},
         )  # fmt: skip
         (row,) = await self._ledger.append([draft], batch=False)
-        await self._ledger.store.resolve_conflict(conflict_id, f"entry {row[0]}/{row[1]}")
+        await self._conflicts.resolve(conflict_id, f"entry {row[0]}/{row[1]}")
         return row

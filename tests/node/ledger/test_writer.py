@@ -15,8 +15,8 @@ from node.keys import load_or_create_key_file
 from node.ledger.clock import HybridClock
 from node.ledger.rows import Row, content_hash
 from node.ledger.service import Ledger
-from node.ledger.store import Filters
 from node.settings import NodeSettings
+from node.storage.contract import Filters
 from protocol.entry import verify_hash_signature
 from protocol.errors import LimitExceeded, NotCanonical
 from protocol.models import EntryDraft

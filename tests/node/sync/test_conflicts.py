@@ -29,7 +29,7 @@ def row(ledger: str, seq: int, ts: int, payload: dict[str, Any], supersedes: lis
 
 
 def view(strategy: str, **extra: Any) -> StateView:
-    return StateView(None, ConflictSettings(strategy=strategy, **extra))  # type: ignore[arg-type]
+    return StateView(None, ConflictSettings(strategy=strategy, **extra), None)  # type: ignore[arg-type]
 
 
 def test_an_entry_that_supersedes_the_head_replaces_it() -> None:
