@@ -20,7 +20,6 @@ from node.api.context import AUDIT, CREDENTIALS, DISCOVERY, LEDGER, LIFECYCLE, M
 from node.api.json import json_response, read_json, validate, validate_query
 from node.api.network import take_attestations
 from node.errors import EntryNotFound, InvalidRequest
-from node.ledger.rows import row_to_wire
 from protocol.models import Entry, LedgerId
 from protocol.openapi import operation
 from protocol.signing import fingerprint
@@ -165,8 +164,8 @@ async def resolve_conflict(request: web.Request) -> web.Response:
     conflict_id = validate_query(ConflictPath, request.match_info).conflict_id
     body = validate(Resolution, await read_json(request))
     row = await request.app[STATE].resolve(conflict_id, body.winner, body.payload)
-    await audit(request, "conflict.resolve", conflict_id=conflict_id, winner=body.winner, seq=row[1])
-    return json_response(row_to_wire(row), status=201)
+    await audit(request, "conflict.resolve", conflict_id=conflict_id, winner=body.winner, seq=row.seq)
+    return json_response(row.to_wire(), status=201)
 
 
 class ConnectBody(BaseModel):

@@ -28,7 +28,6 @@ from node.interop.trust import TrustGraph
 from node.ledger.chain import verify_entry
 from node.ledger.cursor import Position
 from node.ledger.replicas import check_signatures
-from node.ledger.rows import row_to_wire
 from node.ledger.service import Ledger
 from node.net.client import Outbound
 from node.net.shapes import parse
@@ -88,7 +87,7 @@ class Federation:
                 return {"entries": [], "next_cursor": None, "peers": {}, "ledgers": statuses}
         wanted = filters.ledgers
         local = await self._ledger.query(filters, limit=limit, after=after)
-        results = {(r[0], r[1]): (r[8], row_to_wire(r)) for r in local.rows}
+        results = {(r.ledger_id, r.seq): (r.timestamp, r.to_wire()) for r in local.rows}
         unfinished = {self._ledger.ledger_id} if local.next_cursor else set()  # sources holding more
         peers: dict[str, dict[str, Any]] = {}
         asked = []
@@ -196,7 +195,7 @@ class Federation:
                 row = verify_entry(key, entry, signature=False)  # the hash, recomputed from the content
             except ProtocolError as exc:
                 raise BadPeerAnswer(f"{entry.ledger_id}/{entry.seq}: {exc}") from exc
-            signed.setdefault(entry.ledger_id, []).append((entry.seq, row[12], row[13]))
+            signed.setdefault(entry.ledger_id, []).append((entry.seq, row.hash, row.sig))
         if not signatures:
             return
         for ledger_id, items in signed.items():

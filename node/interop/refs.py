@@ -32,12 +32,11 @@ from pydantic import ValidationError
 from node.errors import EntryNotFound, InvalidRequest, NodeError
 from node.ledger.chain import verify_entry
 from node.ledger.clock import wall_ms
-from node.ledger.rows import Row, row_to_dict
 from node.ledger.service import Ledger
 from node.net.client import Outbound
 from node.net.shapes import parse
 from node.settings import RefSettings
-from node.storage.contract import RefRecord, RefRepository
+from node.storage.contract import RefRecord, RefRepository, StoredEntry
 from node.sync.engine import SyncEngine
 from protocol.errors import ProtocolError
 from protocol.models import MAX_REFS, Entry, EntryDraft, Ref
@@ -132,28 +131,28 @@ class References:
                 pass
         return "pending", None, f"not resolved within refs.deadline_s ({self._settings.deadline_s:g} s)"
 
-    async def record(self, rows: Sequence[Row]) -> None:
+    async def record(self, rows: Sequence[StoredEntry]) -> None:
         """after_append: record the references of committed entries (own or replicated) as pending and
         queue them for the resolver; nothing is looked up here."""
         now = wall_ms()
         deadline = time.monotonic() + self._settings.deadline_s
         for row in rows:
-            if row[10] is None:
+            if row.meta is None:
                 continue
             try:
-                refs = refs_in(orjson.loads(row[10]))
+                refs = refs_in(orjson.loads(row.meta))
             except InvalidRequest as exc:  # a replicated entry may carry anything in meta
-                log.info("entry %s/%s has malformed refs: %s", row[0], row[1], exc)
+                log.info("entry %s/%s has malformed refs: %s", row.ledger_id, row.seq, exc)
                 continue
             if not refs:
                 continue
             await self._store.add([
-                RefRecord(row[0], row[1], i, r.ledger_id, r.seq, bytes.fromhex(r.hash), r.entry_id, r.type, "pending",
-                          None, 0, now)
+                RefRecord(row.ledger_id, row.seq, i, r.ledger_id, r.seq, bytes.fromhex(r.hash), r.entry_id, r.type,
+                          "pending", None, 0, now)
                 for i, r in enumerate(refs)
             ])  # fmt: skip
             for i, ref in enumerate(refs):
-                self._enqueue(Lookup(row[0], row[1], i, ref, deadline))
+                self._enqueue(Lookup(row.ledger_id, row.seq, i, ref, deadline))
 
     def _enqueue(self, lookup: Lookup) -> bool:
         """Queue a lookup unless it is queued already or the queue is full (it then stays pending in
@@ -186,7 +185,7 @@ class References:
             return "unknown-ledger", None, f"no key is pinned for {ref.ledger_id}"
         try:
             row = await self._ledger.get_by_seq(ref.ledger_id, ref.seq)
-            return _compare(ref, row_to_dict(row))
+            return _compare(ref, row.to_dict())
         except EntryNotFound:
             pass
         key = held.public_key if held is not None else self._ledger.keys.public_key
@@ -219,7 +218,7 @@ class References:
         ``pending``), so one request cannot fan out without bound."""
         if not 1 <= depth <= self._settings.max_depth:
             raise InvalidRequest(f"depth: between 1 and {self._settings.max_depth}")
-        root = row_to_dict(await self._ledger.get(entry_id))
+        root = (await self._ledger.get(entry_id)).to_dict()
         seen = {(root["ledger_id"], root["seq"])}
         edges: list[dict[str, Any]] = []
         frontier = [root]

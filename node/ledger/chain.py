@@ -9,8 +9,7 @@ committing them.
 
 from __future__ import annotations
 
-from node.ledger.rows import Row
-from node.storage.contract import CheckpointRecord
+from node.storage.contract import CheckpointRecord, StoredEntry
 from protocol.entry import check_hash, check_link, entry_hash, next_sig_digest, verify_checkpoint, verify_hash_signature
 from protocol.errors import VerificationFailed
 from protocol.limits import DEFAULT_LIMITS, encode_content
@@ -26,11 +25,11 @@ class ChainVerifier:
         self.full = full
         self.uncovered: list[tuple[int, bytes, bytes]] = []  # (seq, hash, sig) since the last checkpoint
 
-    def extend(self, e: Entry) -> Row:
+    def extend(self, e: Entry) -> StoredEntry:
         """Check that ``e`` extends the state and hashes right; returns its stored row."""
         check_link(e.seq, None if e.prev_hash is None else bytes.fromhex(e.prev_hash), self.seq, self.head)
         row = verify_entry(self.public_key, e, signature=self.full)
-        claimed, sig = row[12], row[13]
+        claimed, sig = row.hash, row.sig
         if not self.full:
             self.uncovered.append((e.seq, claimed, sig))
         self.seq, self.head, self.digest = e.seq, claimed, next_sig_digest(self.digest, sig)
@@ -46,7 +45,7 @@ class ChainVerifier:
         return row
 
 
-def verify_entry(public_key: bytes, e: Entry, *, signature: bool = True) -> Row:
+def verify_entry(public_key: bytes, e: Entry, *, signature: bool = True) -> StoredEntry:
     """Check one received entry on its own: its content within the limits and canonical, its hash
     recomputed from that content, and (unless ``signature`` is off, when the caller checks it later
     in bulk) the origin's signature over the hash. Returns its stored row; raises a ProtocolError
@@ -61,7 +60,7 @@ def verify_entry(public_key: bytes, e: Entry, *, signature: bool = True) -> Row:
     check_hash(e.seq, entry_hash(*fields), claimed)
     if signature:
         verify_hash_signature(public_key, claimed, sig)
-    return (*fields, claimed, sig)
+    return StoredEntry(*fields, claimed, sig)
 
 
 def to_checkpoint_record(cp: Checkpoint) -> CheckpointRecord:

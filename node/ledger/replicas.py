@@ -21,13 +21,13 @@ from node.errors import EntryNotFound, ForkDetected, IdentityConflict, InvalidRe
 from node.ledger.chain import ChainVerifier, verify_entry
 from node.ledger.clock import HybridClock, wall_ms
 from node.ledger.pins import PinSource, stronger
-from node.ledger.rows import Row, row_to_wire
 from node.storage.contract import (
     CheckpointRecord,
     ConflictRepository,
     EntryRepository,
     LedgerRecord,
     LedgerRepository,
+    StoredEntry,
     SyncSource,
 )
 from protocol.entry import GENESIS_DIGEST, verify_hash_signature
@@ -59,7 +59,7 @@ class Replicas:
         conflicts: ConflictRepository,
         own_ledger_id: str,
         clock: HybridClock,
-        on_commit: Callable[[list[Row]], None],
+        on_commit: Callable[[list[StoredEntry]], None],
     ) -> None:
         self._entries = entries
         self._ledgers = ledgers
@@ -159,7 +159,7 @@ class Replicas:
                 return Ingested(ledger_id, 0, len(entries), held.head_seq)
             chain = ChainVerifier(held.public_key, held.head_seq, held.head_hash, held.sig_digest, full=False)
             by_seq = {c.seq: c for c in checkpoints}
-            rows: list[Row] = []
+            rows: list[StoredEntry] = []
             covered: list[CheckpointRecord] = []
             for e in fresh:
                 rows.append(chain.extend(e))
@@ -167,38 +167,38 @@ class Replicas:
                     covered.append(chain.check_checkpoint(by_seq[e.seq]))
             # full mode checks every signature, checkpoint mode those no checkpoint covers; off the
             # event loop, on two threads (pynacl releases the GIL)
-            signed = [(row[1], row[12], row[13]) for row in rows] if full else chain.uncovered
+            signed = [(row.seq, row.hash, row.sig) for row in rows] if full else chain.uncovered
             await check_signatures(held.public_key, signed)
             chain.uncovered.clear()
             counts: Counter[tuple[str, str]] = Counter()
             for row in rows:
-                counts["stream", row[3]] += 1
-                counts["type", row[4]] += 1
+                counts["stream", row.stream] += 1
+                counts["type", row.type] += 1
             await self._entries.commit(
                 rows, covered, dict(counts), sig_digest=chain.digest, sync=SyncSource(peer, "pull")
             )
             horizon = wall_ms() + FUTURE_SKEW_MS
-            self._clock.observe(min(rows[-1][8], horizon))
-            ahead = [row for row in rows if row[8] > horizon]
+            self._clock.observe(min(rows[-1].timestamp, horizon))
+            ahead = [row for row in rows if row.timestamp > horizon]
             if ahead:  # stored (the origin signed it) but flagged: its clock is not trusted
-                evidence = orjson.dumps({"seqs": [r[1] for r in ahead], "timestamps": [r[8] for r in ahead],
+                evidence = orjson.dumps({"seqs": [r.seq for r in ahead], "timestamps": [r.timestamp for r in ahead],
                                          "received_at": horizon - FUTURE_SKEW_MS}).decode()  # fmt: skip
-                await self._conflicts.record("future-timestamp", ledger_id, ahead[0][1], None, evidence,
+                await self._conflicts.record("future-timestamp", ledger_id, ahead[0].seq, None, evidence,
                                                   quarantine=False)  # fmt: skip
-                log.warning("entries dated in the future ledger=%s first_seq=%d", ledger_id, ahead[0][1])
+                log.warning("entries dated in the future ledger=%s first_seq=%d", ledger_id, ahead[0].seq)
             self._on_commit(rows)
             return Ingested(ledger_id, len(rows), len(entries) - len(rows), chain.seq)
 
     async def _check_held(self, held: LedgerRecord, e: Entry) -> None:
         """An entry at a seq we hold must be the one we hold, or it is evidence of a fork."""
         ours = await self._entries.by_seq(held.ledger_id, e.seq)
-        if ours is None or ours[12].hex() == e.hash:
+        if ours is None or ours.hash.hex() == e.hash:
             return
         try:
             verify_entry(held.public_key, e)  # its hash is right and the origin signed it
         except (VerificationFailed, BadSignature) as exc:
             raise VerificationFailed(f"seq {e.seq}: differs from the entry held here and does not verify") from exc
-        evidence = orjson.dumps({"held": row_to_wire(ours), "received": e.model_dump()}).decode()
+        evidence = orjson.dumps({"held": ours.to_wire(), "received": e.model_dump()}).decode()
         conflict = await self._conflicts.record("fork", held.ledger_id, e.seq, None, evidence, quarantine=True)
         log.warning("fork ledger=%s seq=%d conflict=%d: ledger quarantined", held.ledger_id, e.seq, conflict)
         raise ForkDetected(f"ledger {held.ledger_id} seq {e.seq}: two validly signed entries (conflict {conflict})")

@@ -31,11 +31,11 @@ from node.ledger.cursor import Position, decode_cursor, encode_cursor
 from node.ledger.hooks import AfterAppend, Hooks
 from node.ledger.pins import PinSource
 from node.ledger.replicas import Ingested, Replicas
-from node.ledger.rows import HASH, Row, within_budget
 from node.ledger.verify import Mode, Progress, VerifyReport, verify_store
+from node.ledger.wire import within_budget
 from node.ledger.writer import Draft, Tip, Writer
 from node.settings import NodeSettings
-from node.storage.contract import CheckpointRecord, Filters, LedgerRecord, Repositories
+from node.storage.contract import CheckpointRecord, Filters, LedgerRecord, Repositories, StoredEntry
 from node.storage.sqlite import open_sqlite
 from protocol.entry import GENESIS_DIGEST
 from protocol.limits import encode_content
@@ -51,7 +51,7 @@ Order = Literal["asc", "desc"]
 class Page:
     """One page of a query: rows in order and the cursor for the next page (None at the end)."""
 
-    rows: list[Row]
+    rows: list[StoredEntry]
     next_cursor: str | None
 
 
@@ -72,7 +72,7 @@ class Ledger:
         self._replicas: Replicas
         # one queue and task per after_append hook: a slow hook (reference lookups) never delays
         # another (live announcements, the state view); each hook still sees commits in order
-        self._hook_workers: dict[AfterAppend, tuple[asyncio.Queue[Sequence[Row]], asyncio.Task[None]]] = {}
+        self._hook_workers: dict[AfterAppend, tuple[asyncio.Queue[Sequence[StoredEntry]], asyncio.Task[None]]] = {}
 
     @classmethod
     @asynccontextmanager
@@ -127,7 +127,9 @@ class Ledger:
 
     # --- writes --------------------------------------------------------------------------------
 
-    async def append(self, drafts: Sequence[EntryDraft], *, batch: bool = True, actor: str = "node") -> list[Row]:
+    async def append(
+        self, drafts: Sequence[EntryDraft], *, batch: bool = True, actor: str = "node"
+    ) -> list[StoredEntry]:
         """Validate and append ``drafts`` as one atomic batch; returns the committed rows. ``actor`` (the
         credential id that asked, or ``node``) is recorded in the audit log with the batch.
 
@@ -163,28 +165,28 @@ class Ledger:
             draft.issuer_oid, draft.subject_oid, draft.key, draft.id,
         )  # fmt: skip
 
-    def _committed(self, rows: list[Row]) -> None:
+    def _committed(self, rows: list[StoredEntry]) -> None:
         """Told of every commit, own or replica; moves the cached own head."""
         first, last = rows[0], rows[-1]
-        if first[0] == self.ledger_id:
+        if first.ledger_id == self.ledger_id:
             head = self.head
             self._head = dataclasses.replace(
                 head,
-                head_seq=last[1],
-                head_hash=last[HASH],
-                first_timestamp=head.first_timestamp if head.first_timestamp is not None else first[8],
-                last_timestamp=last[8],
+                head_seq=last.seq,
+                head_hash=last.hash,
+                first_timestamp=head.first_timestamp if head.first_timestamp is not None else first.timestamp,
+                last_timestamp=last.timestamp,
             )
         for hook in self.hooks.after_append:
             worker = self._hook_workers.get(hook)
             if worker is None:
-                queue: asyncio.Queue[Sequence[Row]] = asyncio.Queue()
+                queue: asyncio.Queue[Sequence[StoredEntry]] = asyncio.Queue()
                 name = getattr(hook, "__qualname__", "hook")
                 task = asyncio.create_task(self._run_hook(hook, queue), name=f"after-append:{self.ledger_id}:{name}")
                 worker = self._hook_workers[hook] = (queue, task)
             worker[0].put_nowait(rows)
 
-    async def _run_hook(self, hook: AfterAppend, queue: asyncio.Queue[Sequence[Row]]) -> None:
+    async def _run_hook(self, hook: AfterAppend, queue: asyncio.Queue[Sequence[StoredEntry]]) -> None:
         while True:
             rows = await queue.get()
             try:
@@ -205,13 +207,13 @@ class Ledger:
 
     # --- reads ---------------------------------------------------------------------------------
 
-    async def get(self, entry_id: str) -> Row:
+    async def get(self, entry_id: str) -> StoredEntry:
         return _found(await self._entries.by_id(entry_id), f"no entry with id {entry_id}")
 
-    async def get_by_hash(self, digest: bytes) -> Row:
+    async def get_by_hash(self, digest: bytes) -> StoredEntry:
         return _found(await self._entries.by_hash(digest), f"no entry with hash {digest.hex()}")
 
-    async def get_by_seq(self, ledger_id: str, seq: int) -> Row:
+    async def get_by_seq(self, ledger_id: str, seq: int) -> StoredEntry:
         return _found(await self._entries.by_seq(ledger_id, seq), f"no entry {ledger_id}/{seq}")
 
     async def query(
@@ -238,12 +240,15 @@ class Ledger:
         fitting = within_budget(rows[:limit], ANSWER_BUDGET_BYTES, ANSWER_BUDGET_BRACKETS)  # the answer budget
         more = len(rows) > len(fitting)
         rows = fitting
-        next_cursor = encode_cursor((rows[-1][8], rows[-1][0], rows[-1][1]), described) if more else None
+        next_cursor = None
+        if more:
+            last = rows[-1]
+            next_cursor = encode_cursor((last.timestamp, last.ledger_id, last.seq), described)
         for after_hook in self.hooks.after_query:
             await after_hook(filters, rows)
         return Page(rows, next_cursor)
 
-    async def keyed(self, key: str) -> list[Row]:
+    async def keyed(self, key: str) -> list[StoredEntry]:
         """Every held entry carrying ``key``, of any ledger."""
         return await self._entries.keyed(key)
 
@@ -275,7 +280,7 @@ class Ledger:
 
     async def page(
         self, ledger_id: str, after: int, limit: int
-    ) -> tuple[list[Row], list[CheckpointRecord], LedgerRecord]:
+    ) -> tuple[list[StoredEntry], list[CheckpointRecord], LedgerRecord]:
         """Entries of a held ledger after ``after`` for a peer: (entries, their checkpoints, the ledger).
 
         The page stops at the answer budget (at least one entry; a checkpoint counted for every
@@ -286,11 +291,11 @@ class Ledger:
         if held is None:
             raise EntryNotFound(f"ledger {ledger_id} is not held here")
         rows = await self._entries.after(ledger_id, after, limit)
-        rows = within_budget(rows, ANSWER_BUDGET_BYTES, ANSWER_BUDGET_BRACKETS, per_row=400)
+        rows = within_budget(rows, ANSWER_BUDGET_BYTES, ANSWER_BUDGET_BRACKETS, per_entry=400)
         if not rows:
             return [], [], held
-        checkpoints = await self._entries.checkpoints_between(ledger_id, after, rows[-1][1])
-        if checkpoints and checkpoints[-1].seq < rows[-1][1]:
+        checkpoints = await self._entries.checkpoints_between(ledger_id, after, rows[-1].seq)
+        if checkpoints and checkpoints[-1].seq < rows[-1].seq:
             rows = rows[: checkpoints[-1].seq - after]
         return rows, checkpoints, held
 
@@ -337,7 +342,7 @@ class Ledger:
         return reports
 
 
-def _found(row: Row | None, message: str) -> Row:
+def _found(row: StoredEntry | None, message: str) -> StoredEntry:
     if row is None:
         raise EntryNotFound(message)
     return row

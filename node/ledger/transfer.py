@@ -23,8 +23,7 @@ from pydantic import ValidationError
 
 from node.errors import InvalidRequest, KeyFileError
 from node.ledger.chain import ChainVerifier
-from node.ledger.rows import Row, checkpoint_to_wire, row_to_wire
-from node.storage.contract import CheckpointRecord, EntryRepository, LedgerRecord, Repositories
+from node.storage.contract import CheckpointRecord, EntryRepository, LedgerRecord, Repositories, StoredEntry
 from node.storage.database import connect_sync
 from node.storage.sqlite.scan import iter_checkpoints, iter_entries, read_ledgers
 from protocol.entry import GENESIS_DIGEST
@@ -70,9 +69,9 @@ def _write_lines(conn: sqlite3.Connection, ledger: LedgerRecord, out: IO[bytes],
     next_cp = next(checkpoints, None)
     count = 0
     for row in iter_entries(conn, ledger.ledger_id, 0):
-        out.write(orjson.dumps({"entry": row_to_wire(row)}) + b"\n")
-        while next_cp is not None and next_cp.seq <= row[1]:
-            out.write(orjson.dumps({"checkpoint": checkpoint_to_wire(next_cp)}) + b"\n")
+        out.write(orjson.dumps({"entry": row.to_wire()}) + b"\n")
+        while next_cp is not None and next_cp.seq <= row.seq:
+            out.write(orjson.dumps({"checkpoint": next_cp.to_wire()}) + b"\n")
             next_cp = next(checkpoints, None)
         count += 1
         if progress is not None and count % 1000 == 0:
@@ -98,7 +97,7 @@ async def import_ledger(
     elif held.public_key != public_key:
         raise KeyFileError(f"ledger {ledger_id} is pinned to another key here; refusing the import")
     state = ChainVerifier(public_key, held.head_seq, held.head_hash, held.sig_digest, full=full)
-    pending: list[Row] = []
+    pending: list[StoredEntry] = []
     covered: list[CheckpointRecord] = []
     imported = skipped = 0
     for number, line in numbered:
@@ -129,7 +128,7 @@ async def import_ledger(
             raise InvalidRequest(f"line {number}: {exc.errors(include_url=False)[0]['msg']}") from exc
         except (VerificationFailed, InvalidEntry) as exc:
             raise type(exc)(f"line {number}: {exc}") from exc
-    if pending and covered and covered[-1].seq == pending[-1][1]:
+    if pending and covered and covered[-1].seq == pending[-1].seq:
         imported += await _commit(store, pending, covered, state.digest, progress)
     elif pending:
         raise VerificationFailed(f"the last {len(pending)} entries are covered by no checkpoint; not imported")
@@ -167,15 +166,15 @@ def _check_held(entry: Entry, held: LedgerRecord, number: int) -> None:
 
 async def _commit(
     store: EntryRepository,
-    rows: list[Row],
+    rows: list[StoredEntry],
     checkpoints: list[CheckpointRecord],
     digest: bytes,
     progress: Progress | None,
 ) -> int:
     counts: Counter[tuple[str, str]] = Counter()
     for row in rows:
-        counts["stream", row[3]] += 1
-        counts["type", row[4]] += 1
+        counts["stream", row.stream] += 1
+        counts["type", row.type] += 1
     await store.commit(rows, checkpoints, dict(counts), sig_digest=digest)
     if progress is not None:
         progress(len(rows))

@@ -35,8 +35,7 @@ from typing import Literal
 import orjson
 
 from node.errors import StoreCorrupted
-from node.ledger.rows import HASH, META, PAYLOAD, SIG, Row, content_hash
-from node.storage.contract import CheckpointRecord, LedgerRecord
+from node.storage.contract import CheckpointRecord, LedgerRecord, StoredEntry
 from node.storage.database import connect_sync
 from node.storage.sqlite.scan import checkpoint_at_or_before, iter_checkpoints, iter_entries, read_ledgers
 from protocol.entry import GENESIS_DIGEST, next_sig_digest, verify_checkpoint, verify_hash_signature
@@ -152,7 +151,7 @@ def _starting_point(conn: sqlite3.Connection, ledger: LedgerRecord, mode: Mode) 
         raise StoreCorrupted(ledger.ledger_id, ledger.verified_seq, "verified checkpoint is missing")
     _check_checkpoint_signature(ledger, cp)
     row = next(iter_entries(conn, ledger.ledger_id, cp.seq - 1), None)
-    if row is None or row[1] != cp.seq or content_hash(row) != cp.hash or row[HASH] != cp.hash:
+    if row is None or row.seq != cp.seq or row.content_hash() != cp.hash or row.hash != cp.hash:
         raise StoreCorrupted(ledger.ledger_id, cp.seq, "entry does not match its verified checkpoint")
     return _State(cp.seq, cp.hash, cp.sig_digest)
 
@@ -210,19 +209,19 @@ def _verify_span(conn: sqlite3.Connection, ledger: LedgerRecord, begin: _State, 
     prev, digest, expected, last_cp, checked = begin.hash, begin.digest, begin.seq + 1, begin.seq, 0
     refused: list[str] = []
     for row in _rows(conn, lid, begin.seq, end_seq):
-        seq = row[1]
+        seq = row.seq
         if seq != expected:
             raise StoreCorrupted(lid, expected, "entry missing")
-        if row[11] != prev:
+        if row.prev_hash != prev:
             raise StoreCorrupted(lid, seq, f"prev_hash does not match the hash of seq {seq - 1}")
-        computed = content_hash(row)
-        if computed != row[HASH]:
+        computed = row.content_hash()
+        if computed != row.hash:
             raise StoreCorrupted(lid, seq, "hash does not match the entry's content")
         if len(refused) < LISTED_REFUSALS and (reason := _refusal(row)) is not None:
             refused.append(f"seq {seq}: {reason}")
-        if full and _first_bad_signature(key, [(seq, computed, row[SIG])]) is not None:
+        if full and _first_bad_signature(key, [(seq, computed, row.sig)]) is not None:
             raise StoreCorrupted(lid, seq, "signature does not verify")
-        digest = next_sig_digest(digest, row[SIG])
+        digest = next_sig_digest(digest, row.sig)
         if next_cp is not None and next_cp.seq == seq:
             _check_checkpoint(conn, ledger, next_cp, computed, digest, last_cp)
             last_cp, checked = seq, checked + 1
@@ -239,9 +238,9 @@ def _verify_span(conn: sqlite3.Connection, ledger: LedgerRecord, begin: _State, 
 _MAYBE_REFUSED = re.compile(r"[0-9]{16}|e\+")
 
 
-def _refusal(row: Row) -> str | None:
+def _refusal(row: StoredEntry) -> str | None:
     """Why every receiver refuses this stored entry's payload or meta, or None."""
-    payload, meta = row[PAYLOAD], row[META]
+    payload, meta = row.payload, row.meta
     if _MAYBE_REFUSED.search(payload) is None and (meta is None or _MAYBE_REFUSED.search(meta) is None):
         return None
     try:
@@ -251,9 +250,9 @@ def _refusal(row: Row) -> str | None:
     return None
 
 
-def _rows(conn: sqlite3.Connection, ledger_id: str, after: int, through: int) -> Iterator[Row]:
+def _rows(conn: sqlite3.Connection, ledger_id: str, after: int, through: int) -> Iterator[StoredEntry]:
     for row in iter_entries(conn, ledger_id, after):
-        if row[1] > through:
+        if row.seq > through:
             return
         yield row
 
@@ -267,7 +266,7 @@ def _check_checkpoint(
     if cp.sig_digest != sig_digest:
         # some signature after the previous checkpoint was altered: find which one
         rows = list(_rows(conn, ledger.ledger_id, last_cp, cp.seq))
-        bad = _first_bad_signature(ledger.public_key, [(r[1], r[HASH], r[SIG]) for r in rows])
+        bad = _first_bad_signature(ledger.public_key, [(r.seq, r.hash, r.sig) for r in rows])
         raise StoreCorrupted(ledger.ledger_id, bad or cp.seq, "signature does not verify")
 
 
@@ -280,7 +279,7 @@ def _check_checkpoint_signature(ledger: LedgerRecord, cp: CheckpointRecord) -> N
 
 def _check_head_signature(conn: sqlite3.Connection, ledger: LedgerRecord, head: int) -> None:
     row = next(_rows(conn, ledger.ledger_id, head - 1, head))
-    if _first_bad_signature(ledger.public_key, [(row[1], row[HASH], row[SIG])]) is not None:
+    if _first_bad_signature(ledger.public_key, [(row.seq, row.hash, row.sig)]) is not None:
         raise StoreCorrupted(ledger.ledger_id, head, "signature does not verify")
 
 

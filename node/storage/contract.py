@@ -13,6 +13,70 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
+
+from protocol.entry import entry_hash
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """An entry as stored: payload and meta as their canonical JSON text, hashes and signature as raw
+    bytes, so re-hashing it never re-encodes its payload and serving it never parses it."""
+
+    ledger_id: str
+    seq: int
+    id: str
+    stream: str
+    type: str
+    issuer_oid: str | None
+    subject_oid: str | None
+    key: str | None
+    timestamp: int
+    payload: str
+    meta: str | None
+    prev_hash: bytes | None
+    hash: bytes
+    sig: bytes
+
+    def to_wire(self) -> dict[str, Any]:
+        """The entry as a JSON-ready dict (payload and meta embedded verbatim as orjson fragments)."""
+        return {
+            "v": 1,
+            "ledger_id": self.ledger_id,
+            "seq": self.seq,
+            "id": self.id,
+            "stream": self.stream,
+            "type": self.type,
+            "issuer_oid": self.issuer_oid,
+            "subject_oid": self.subject_oid,
+            "key": self.key,
+            "timestamp": self.timestamp,
+            "payload": orjson.Fragment(self.payload),
+            "meta": None if self.meta is None else orjson.Fragment(self.meta),
+            "prev_hash": None if self.prev_hash is None else self.prev_hash.hex(),
+            "hash": self.hash.hex(),
+            "sig": self.sig.hex(),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as plain Python values (payload and meta parsed), for code that inspects them."""
+        return {
+            **self.to_wire(),
+            "payload": orjson.loads(self.payload),
+            "meta": None if self.meta is None else orjson.loads(self.meta),
+        }
+
+    def content_hash(self) -> bytes:
+        """The entry hash recomputed from the content fields."""
+        return entry_hash(
+            self.ledger_id, self.seq, self.id, self.stream, self.type, self.issuer_oid, self.subject_oid, self.key,
+            self.timestamp, self.payload, self.meta, self.prev_hash,
+        )  # fmt: skip
+
+    def receipt(self) -> dict[str, Any]:
+        """The short acknowledgement of an appended entry."""
+        return {"id": self.id, "seq": self.seq, "hash": self.hash.hex()}
+
 
 @dataclass(frozen=True, slots=True)
 class LedgerRecord:
@@ -170,7 +234,6 @@ class Filters:
 
 
 Audit = tuple[str, str, dict[str, Any]]  # (actor, action, detail)
-Row = tuple[Any, ...]  # an entry's columns in order (node/ledger/rows.py)
 
 
 # --- repositories ------------------------------------------------------------------------------
@@ -181,7 +244,7 @@ class EntryRepository(Protocol):
 
     async def commit(
         self,
-        rows: Sequence[Row],
+        entries: Sequence[StoredEntry],
         checkpoints: Sequence[CheckpointRecord],
         counts: dict[tuple[str, str], int],
         *,
@@ -195,14 +258,14 @@ class EntryRepository(Protocol):
         ...
 
     async def ids_taken(self, ledger_id: str, ids: Sequence[str]) -> set[str]: ...
-    async def after(self, ledger_id: str, seq: int, limit: int) -> list[Row]: ...
+    async def after(self, ledger_id: str, seq: int, limit: int) -> list[StoredEntry]: ...
     async def query(
         self, filters: Filters, *, descending: bool, after: tuple[int, str, int] | None, limit: int
-    ) -> list[Row]: ...
-    async def by_id(self, entry_id: str) -> Row | None: ...
-    async def by_hash(self, digest: bytes) -> Row | None: ...
-    async def by_seq(self, ledger_id: str, seq: int) -> Row | None: ...
-    async def keyed(self, key: str) -> list[Row]: ...
+    ) -> list[StoredEntry]: ...
+    async def by_id(self, entry_id: str) -> StoredEntry | None: ...
+    async def by_hash(self, digest: bytes) -> StoredEntry | None: ...
+    async def by_seq(self, ledger_id: str, seq: int) -> StoredEntry | None: ...
+    async def keyed(self, key: str) -> list[StoredEntry]: ...
     async def keys(self, after: str | None, limit: int) -> list[str]: ...
     async def stats(self, ledger_id: str) -> dict[str, dict[str, int]]: ...
     async def latest_checkpoint(self, ledger_id: str) -> CheckpointRecord | None: ...

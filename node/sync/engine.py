@@ -35,12 +35,12 @@ from node.errors import (
 from node.interop.trust import TrustGraph
 from node.ledger.pins import PinSource
 from node.ledger.replicas import Ingested
-from node.ledger.rows import Row, page_body
 from node.ledger.service import Ledger
+from node.ledger.wire import page_body
 from node.metrics import Metrics
 from node.net.client import Outbound
 from node.settings import NodeSettings
-from node.storage.contract import LedgerRecord, PeerRepository
+from node.storage.contract import LedgerRecord, PeerRepository, StoredEntry
 from node.sync.peers import HeadEvent, PeerClient
 from protocol.errors import ProtocolError
 from protocol.models import Heads, Page
@@ -283,7 +283,7 @@ class SyncEngine:
         after = held.head_seq
         if 0 < their_seq <= after and their_hash is not None:
             ours = await self._ledger.get_by_seq(ledger_id, their_seq)
-            if ours[12].hex() != their_hash:  # same seq, other hash: fetch theirs as evidence
+            if ours.hash.hex() != their_hash:  # same seq, other hash: fetch theirs as evidence
                 page = await peer.client.pull(ledger_id, their_seq - 1, 1)
                 await self._ingest(peer, ledger_id, page)
             return
@@ -336,11 +336,11 @@ class SyncEngine:
             if not rows:
                 break
             answer = await peer.client.push(page_body(held, rows, checkpoints))
-            if answer.head_seq < rows[-1][1]:
+            if answer.head_seq < rows[-1].seq:
                 raise PeerFailed(f"{peer.url}: push of ledger {ledger_id} was not taken (head {answer.head_seq})")
             self._metrics.sync_sent.labels(peer.ledger_id).inc(answer.accepted)
-            await self._store.mark_synced(peer.ledger_id, ledger_id, "push", rows[-1][1], rows[-1][12])
-            after = rows[-1][1]
+            await self._store.mark_synced(peer.ledger_id, ledger_id, "push", rows[-1].seq, rows[-1].hash)
+            after = rows[-1].seq
         peer.remote[ledger_id] = after
 
     async def receive_push(self, sender: str, page: Page) -> Ingested:
@@ -358,10 +358,10 @@ class SyncEngine:
 
     # --- live propagation ----------------------------------------------------------------------
 
-    async def _announce(self, rows: Sequence[Row]) -> None:
+    async def _announce(self, rows: Sequence[StoredEntry]) -> None:
         """after_append hook: tell subscribers the new head."""
         last = rows[-1]
-        event = {"ledger_id": last[0], "seq": last[1], "hash": last[12].hex()}
+        event = {"ledger_id": last.ledger_id, "seq": last.seq, "hash": last.hash.hex()}
         for queue in self._subscribers:
             if queue.qsize() < 1000:
                 queue.put_nowait(event)

@@ -219,7 +219,7 @@ async def test_a_slow_after_append_hook_delays_only_itself(make_node: MakeNode) 
     seen: list[int] = []
 
     async def stalled(rows: Any) -> None:  # a hook that never finishes until the test ends
-        seen.append(rows[-1][1])
+        seen.append(rows[-1].seq)
         await release.wait()
 
     a.app[LEDGER].hooks.after_append.insert(0, stalled)  # first in line, ahead of state and announcements

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from node.errors import StorageError
-from node.storage.contract import CheckpointRecord
+from node.storage.contract import CheckpointRecord, StoredEntry
 from node.storage.database import Database
 from node.storage.sqlite import repositories
 from protocol.entry import GENESIS_DIGEST
@@ -53,9 +53,9 @@ async def test_a_commit_failing_after_its_head_moved_leaves_every_read_at_the_ol
     async with Database(tmp_path / "ledger.db") as db:
         repos = repositories(db)
         await repos.ledgers.add("node-x", bytes(32), is_local=False, genesis=GENESIS_DIGEST, pin_source="operator")
-        rows = [("node-x", seq, f"id-{seq}", "s", "t", None, None, None, seq, "{}", None, None, seq.to_bytes(32, "big"),
-                 bytes(64)) for seq in range(1, 3001)]  # fmt: skip
-        twice = [CheckpointRecord("node-x", 3000, rows[-1][12], bytes(32), 3000, bytes(64))] * 2  # the same key twice
+        rows = [StoredEntry("node-x", seq, f"id-{seq}", "s", "t", None, None, None, seq, "{}", None, None,
+                            seq.to_bytes(32, "big"), bytes(64)) for seq in range(1, 3001)]  # fmt: skip
+        twice = [CheckpointRecord("node-x", 3000, rows[-1].hash, bytes(32), 3000, bytes(64))] * 2  # the same key twice
         seen: list[int] = []
         commit = asyncio.create_task(repos.entries.commit(rows, twice, {}, sig_digest=bytes(32)))
         while not commit.done():

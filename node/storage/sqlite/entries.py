@@ -13,10 +13,10 @@ from typing import Any
 import orjson
 
 from node.errors import StorageError
-from node.ledger.rows import COLUMNS, SELECT_COLUMNS
-from node.storage.contract import Audit, CheckpointRecord, Filters, LedgerRecord, Row, SyncSource
+from node.storage.contract import Audit, CheckpointRecord, Filters, LedgerRecord, StoredEntry, SyncSource
 from node.storage.database import Database, now_ms
 from node.storage.sqlite.peers import mark
+from node.storage.sqlite.rows import COLUMNS, SELECT_COLUMNS, to_entry, to_row
 
 _INSERT_ENTRY = f"INSERT INTO entries ({SELECT_COLUMNS}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _CHECKPOINT_COLUMNS = "ledger_id, seq, hash, sig_digest, timestamp, sig"
@@ -39,7 +39,7 @@ class SqliteEntries:
 
     async def commit(
         self,
-        rows: Sequence[Row],
+        entries: Sequence[StoredEntry],
         checkpoints: Sequence[CheckpointRecord],
         counts: dict[tuple[str, str], int],
         *,
@@ -47,18 +47,18 @@ class SqliteEntries:
         sync: SyncSource | None = None,
         audit: Sequence[Audit] = (),
     ) -> None:
-        first, last = rows[0], rows[-1]
-        ledger_id = first[0]
+        first, last = entries[0], entries[-1]
+        ledger_id = first.ledger_id
         async with self._db.transaction() as tx:
-            await tx.executemany(_INSERT_ENTRY, rows)
+            await tx.executemany(_INSERT_ENTRY, map(to_row, entries))
             moved = await tx.execute(
                 "UPDATE ledgers SET head_seq = ?, head_hash = ?, sig_digest = ?,"
                 " first_timestamp = COALESCE(first_timestamp, ?), last_timestamp = ?"
                 " WHERE ledger_id = ? AND head_seq = ?",
-                (last[1], last[12], sig_digest, first[8], last[8], ledger_id, first[1] - 1),
+                (last.seq, last.hash, sig_digest, first.timestamp, last.timestamp, ledger_id, first.seq - 1),
             )
             if moved != 1:
-                raise StorageError(f"ledger {ledger_id}: head is not at seq {first[1] - 1}")
+                raise StorageError(f"ledger {ledger_id}: head is not at seq {first.seq - 1}")
             await tx.executemany(
                 "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?)",
                 [(cp.ledger_id, cp.seq, cp.hash, cp.sig_digest, cp.timestamp, cp.sig) for cp in checkpoints],
@@ -68,7 +68,7 @@ class SqliteEntries:
                 [(ledger_id, dim, name, n) for (dim, name), n in counts.items()],
             )
             if sync is not None:
-                await mark(tx, sync.peer, ledger_id, sync.direction, last[1], last[12])
+                await mark(tx, sync.peer, ledger_id, sync.direction, last.seq, last.hash)
             if audit:
                 now = now_ms()
                 await tx.executemany(
@@ -88,30 +88,34 @@ class SqliteEntries:
             taken.update(row[0] for row in rows)
         return taken
 
-    async def after(self, ledger_id: str, seq: int, limit: int) -> list[Row]:
+    async def after(self, ledger_id: str, seq: int, limit: int) -> list[StoredEntry]:
         """Up to ``limit`` entries of a ledger after ``seq``, in seq order."""
-        return await self._db.fetchall(
+        rows = await self._db.fetchall(
             f"SELECT {SELECT_COLUMNS} FROM entries WHERE ledger_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (ledger_id, seq, limit),
         )
+        return [to_entry(row) for row in rows]
 
-    async def by_id(self, entry_id: str) -> Row | None:
-        return await self._db.fetchone(f"SELECT {SELECT_COLUMNS} FROM entries WHERE id = ? LIMIT 1", (entry_id,))
+    async def by_id(self, entry_id: str) -> StoredEntry | None:
+        row = await self._db.fetchone(f"SELECT {SELECT_COLUMNS} FROM entries WHERE id = ? LIMIT 1", (entry_id,))
+        return None if row is None else to_entry(row)
 
-    async def by_hash(self, digest: bytes) -> Row | None:
-        return await self._db.fetchone(
+    async def by_hash(self, digest: bytes) -> StoredEntry | None:
+        row = await self._db.fetchone(
             f"SELECT {SELECT_COLUMNS} FROM entries WHERE substr(hash, 1, 8) = ? AND hash = ? LIMIT 1",
             (digest[:8], digest),
         )
+        return None if row is None else to_entry(row)
 
-    async def by_seq(self, ledger_id: str, seq: int) -> Row | None:
-        return await self._db.fetchone(
+    async def by_seq(self, ledger_id: str, seq: int) -> StoredEntry | None:
+        row = await self._db.fetchone(
             f"SELECT {SELECT_COLUMNS} FROM entries WHERE ledger_id = ? AND seq = ?", (ledger_id, seq)
         )
+        return None if row is None else to_entry(row)
 
     async def query(
         self, filters: Filters, *, descending: bool, after: tuple[int, str, int] | None, limit: int
-    ) -> list[Row]:
+    ) -> list[StoredEntry]:
         """Entries matching ``filters`` in (timestamp, ledger_id, seq) order, after a cursor position."""
         where: list[str] = []
         args: list[Any] = []
@@ -139,11 +143,12 @@ class SqliteEntries:
             f" ORDER BY timestamp {direction}, ledger_id {direction}, seq {direction} LIMIT ?"
         )
         args.append(limit)
-        return await self._db.fetchall(sql, args)
+        return [to_entry(row) for row in await self._db.fetchall(sql, args)]
 
-    async def keyed(self, key: str) -> list[Row]:
+    async def keyed(self, key: str) -> list[StoredEntry]:
         """Every held entry carrying ``key``, of any ledger."""
-        return await self._db.fetchall(f"SELECT {SELECT_COLUMNS} FROM entries WHERE key = ?", (key,))
+        rows = await self._db.fetchall(f"SELECT {SELECT_COLUMNS} FROM entries WHERE key = ?", (key,))
+        return [to_entry(row) for row in rows]
 
     async def keys(self, after: str | None, limit: int) -> list[str]:
         """Distinct keys in order, after ``after`` (read from the key index)."""

@@ -10,22 +10,23 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from node.ledger.rows import SELECT_COLUMNS
-from node.storage.contract import CheckpointRecord, LedgerRecord, Row
+from node.storage.contract import CheckpointRecord, LedgerRecord, StoredEntry
 from node.storage.database import connect_sync
 from node.storage.sqlite.entries import LEDGER_COLUMNS, ledger_record
+from node.storage.sqlite.rows import SELECT_COLUMNS
 
 _CHECKPOINT_COLUMNS = "ledger_id, seq, hash, sig_digest, timestamp, sig"
 
 
-def iter_entries(conn: sqlite3.Connection, ledger_id: str, after_seq: int) -> Iterator[Row]:
-    """Stream a ledger's rows in seq order after ``after_seq`` without loading them all."""
+def iter_entries(conn: sqlite3.Connection, ledger_id: str, after_seq: int) -> Iterator[StoredEntry]:
+    """Stream a ledger's entries in seq order after ``after_seq`` without loading them all."""
     cursor = conn.execute(
         f"SELECT {SELECT_COLUMNS} FROM entries WHERE ledger_id = ? AND seq > ? ORDER BY seq",
         (ledger_id, after_seq),
     )
     while rows := cursor.fetchmany(4096):
-        yield from rows
+        for row in rows:
+            yield StoredEntry(*row)
 
 
 def iter_checkpoints(conn: sqlite3.Connection, ledger_id: str, after_seq: int) -> Iterator[CheckpointRecord]:

@@ -20,7 +20,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from node.keys import load_or_create_key_file
-from node.ledger.rows import row_to_wire
 from node.ledger.service import Ledger
 from node.ledger.transfer import export_ledger, import_ledger
 from node.ledger.writer import Draft
@@ -64,7 +63,7 @@ def within_rule(value: Any) -> bool:
 
 def as_a_peer_receives(row: Any) -> Entry:
     """The entry parsed back from the bytes a sync page carries."""
-    return Entry.model_validate(orjson.loads(orjson.dumps(row_to_wire(row))))
+    return Entry.model_validate(orjson.loads(orjson.dumps(row.to_wire())))
 
 
 async def open_ledger(data_dir: Path, ledger_id: str) -> tuple[Ledger, Any]:

@@ -56,7 +56,7 @@ async def test_a_verified_page_is_stored_verbatim(ledger: Ledger) -> None:
     result = await ledger.ingest("origin", entries, [cp], peer="node-x", full=False)
     assert (result.accepted, result.head_seq) == (5, 5)
     stored = await ledger.get_by_seq("origin", 3)
-    assert stored[12].hex() == entries[2].hash and stored[13].hex() == entries[2].sig
+    assert stored.hash.hex() == entries[2].hash and stored.sig.hex() == entries[2].sig
     again = await ledger.ingest("origin", entries, [cp], peer="node-x", full=False)
     assert (again.accepted, again.already_held) == (0, 5)
 
@@ -77,4 +77,4 @@ async def test_entries_dated_far_ahead_are_stored_but_flagged(ledger: Ledger) ->
         flagged = [c for c in await storage.conflicts.all() if c.kind == "future-timestamp"]
     assert len(flagged) == 1 and (flagged[0].ledger_id, flagged[0].seq) == ("origin", 2)
     (own,) = await ledger.append([EntryDraft(stream="s", type="t", payload={})])
-    assert own[8] < now + 3_600_000  # our clock did not jump an hour ahead
+    assert own.timestamp < now + 3_600_000  # our clock did not jump an hour ahead
