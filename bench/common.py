@@ -21,8 +21,8 @@ import orjson
 from node.errors import KeyFileError, StorageError
 from node.keys import load_key_file, load_or_create_key_file
 from node.ledger.service import Ledger
-from node.ledger.store import held_ledgers
 from node.settings import NodeSettings
+from node.storage.sqlite.scan import held_ledgers
 from protocol.models import EntryDraft
 
 CACHE = Path(os.environ.get("BENCH_CACHE", Path(__file__).resolve().parent.parent / ".bench-cache"))

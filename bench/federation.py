@@ -87,7 +87,7 @@ async def federated(work: Path, entries: int, queries: int) -> tuple[list[float]
 def trust_paths(ledgers: int = 1000, edges: int = 10_000) -> tuple[float, float]:
     rng = random.Random(1)
     names = [f"l{i:04d}" for i in range(ledgers)]
-    graph = TrustGraph(SimpleNamespace(ledger_id=names[0]), TrustSettings(max_depth=4))  # type: ignore[arg-type]
+    graph = TrustGraph(SimpleNamespace(ledger_id=names[0]), TrustSettings(max_depth=4), None)  # type: ignore[arg-type]
     sig = KeyPair(bytes(32)).sign(b"x", b"x").hex()
     while len(graph._edges) < edges:
         a, b = rng.sample(names, 2)

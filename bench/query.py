@@ -15,8 +15,8 @@ import aiohttp
 from bench.common import SUBJECTS, arguments, built_ledger, log, percentile, report
 from node.keys import load_key_file
 from node.ledger.service import Ledger
-from node.ledger.store import Filters
 from node.settings import NodeSettings
+from node.storage.contract import Filters
 from scenarios.cluster import ADMIN_TOKEN, AUTH
 from scenarios.procs import start_node
 

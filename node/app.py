@@ -15,6 +15,7 @@ from node.api import setup_routes
 from node.api.auth import access
 from node.api.console import feed_ctx
 from node.api.context import (
+    AUDIT,
     CREDENTIALS,
     DISCOVERY,
     FEDERATION,
@@ -44,6 +45,7 @@ from node.lock import DataDirLock
 from node.metrics import Metrics
 from node.net.client import Outbound
 from node.settings import NodeSettings
+from node.storage.sqlite import open_sqlite
 from node.sync.conflicts import StateView
 from node.sync.engine import SyncEngine
 from protocol.requests import ReplayGuard
@@ -55,27 +57,31 @@ async def ledger_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     with DataDirLock(settings.data_dir):
         keys = load_or_create_key_file(settings.key_path)
-        async with Ledger.open(settings, keys) as ledger:
+        async with (
+            open_sqlite(settings.db_path, durability=settings.durability) as storage,
+            Ledger.open(settings, keys, storage=storage) as ledger,
+        ):
             ledger.hooks.after_append.append(app[METRICS].on_append)
-            app[STATE] = StateView(ledger, settings.conflicts, app[METRICS])
-            trust = TrustGraph(ledger, settings.trust)
+            app[STATE] = StateView(ledger, settings.conflicts, storage.conflicts, app[METRICS])
+            trust = TrustGraph(ledger, settings.trust, storage.trust)
             await trust.load()
-            ledger.replicas.unpinned.append(trust.forget)
+            ledger.on_unpin(trust.forget)
             app[TRUST] = trust
+            app[AUDIT] = storage.audit
             ledger.hooks.after_append.append(app[STATE].on_commit)
             app[METRICS].head_seq.set(ledger.head.head_seq)
             app[LEDGER] = ledger
             token = settings.admin_token.get_secret_value() if settings.admin_token is not None else None
-            app[CREDENTIALS] = Credentials(ledger.store, token)
+            app[CREDENTIALS] = Credentials(storage.credentials, token)
             await app[CREDENTIALS].load()
             app[LIFECYCLE].ready = True
             app[LIFECYCLE].started_ms = wall_ms()
             async with (
                 Outbound(settings.net, settings.sync.timeout_s) as net,
-                SyncEngine(ledger, settings, app[METRICS], trust, net) as engine,
-                Discovery(ledger, settings, engine, app[METRICS], trust, net) as discovery,
+                SyncEngine(ledger, settings, app[METRICS], trust, net, storage.peers) as engine,
+                Discovery(ledger, settings, engine, app[METRICS], trust, net, storage.audit) as discovery,
                 Federation(ledger, engine, trust, net) as federation,
-                References(ledger, engine, settings.refs, net) as references,
+                References(ledger, engine, settings.refs, net, storage.refs) as references,
             ):
                 app[NET] = net
                 app[REFS] = references

@@ -33,13 +33,14 @@ from node.app import build_app
 from node.client import ClientError, NodeClient
 from node.errors import NodeError, StoreCorrupted
 from node.keys import create_key_file
-from node.ledger.store import Store, held_ledgers
 from node.ledger.transfer import export_ledger, import_ledger
 from node.ledger.verify import Mode, verify_store
 from node.lock import DataDirLock
 from node.operator import TOKEN_HELP
 from node.operator import add_commands as add_operator_commands
 from node.settings import NodeSettings, StoreLocation
+from node.storage.sqlite import open_sqlite
+from node.storage.sqlite.scan import held_ledgers
 from protocol.errors import ProtocolError
 from protocol.signing import fingerprint
 
@@ -308,9 +309,9 @@ def cmd_import(args: argparse.Namespace) -> None:
 
     async def work() -> None:
         with DataDirLock(location.data_dir), args.file.open("rb") as handle:
-            async with Store(location.db_path) as store:
+            async with open_sqlite(location.db_path) as storage:
                 with _progress("import", None) as advance:
-                    report = await import_ledger(store, handle, full=args.full, progress=advance)
+                    report = await import_ledger(storage, handle, full=args.full, progress=advance)
         print(f"imported ledger={report.ledger_id} entries={report.imported} "
               f"already_held={report.skipped} head={report.head_seq}")  # fmt: skip
 

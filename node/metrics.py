@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from node.ledger.rows import Row
+from node.storage.contract import StoredEntry
 
 
 class Metrics:
@@ -54,17 +54,17 @@ class Metrics:
             registry=r,
         )
 
-    async def on_append(self, rows: Sequence[Row]) -> None:
+    async def on_append(self, rows: Sequence[StoredEntry]) -> None:
         """An after_append hook: count entries committed to the own ledger and move its head gauge.
 
         The hook sees every commit, replicas' too; those belong to other ledgers (counted by
         ``ledger_sync_entries_received``) and change neither figure.
         """
-        if rows[0][0] != self.own_ledger_id:
+        if rows[0].ledger_id != self.own_ledger_id:
             return
         self.entries_appended.inc(len(rows))
         self.append_batches.inc()
-        self.head_seq.set(rows[-1][1])
+        self.head_seq.set(rows[-1].seq)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -123,23 +123,17 @@ class ChainVerifier:
     def extend(self, e: Entry) -> tuple[Any, ...]:
         """Check that ``e`` extends the state; return its twelve content fields (payload and meta as
         canonical text, prev_hash as bytes), its hash and its signature."""
-        prev = None if e.prev_hash is None else bytes.fromhex(e.prev_hash)
         state = self.state
-        check_link(e.seq, prev, state.seq, state.hash)
+        check_link(e.seq, None if e.prev_hash is None else bytes.fromhex(e.prev_hash), state.seq, state.hash)
         check_timestamp(e.seq, e.timestamp, state.timestamp)
-        # the same check and encoding as the append path: what an origin may sign, a receiver accepts
-        payload_bytes, meta_bytes = encode_content(e.payload, e.meta, self.limits, f"seq {e.seq}: ")
-        payload, meta = payload_bytes.decode(), None if meta_bytes is None else meta_bytes.decode()
-        claimed, sig = bytes.fromhex(e.hash), bytes.fromhex(e.sig)
-        fields = (e.ledger_id, e.seq, e.id, e.stream, e.type, e.issuer_oid, e.subject_oid, e.key, e.timestamp,
-                  payload, meta, prev)  # fmt: skip
-        check_hash(e.seq, entry_hash(*fields), claimed)
+        row = check_entry(e, self.limits)
+        claimed, sig = row[-2], row[-1]
         if self.full:
             check_entry_signature(self.public_key, e.seq, claimed, sig)
         else:
             self.uncovered.append((e.seq, claimed, sig))
         self.state = ChainState(e.seq, claimed, next_sig_digest(state.digest, sig), e.timestamp)
-        return (*fields, claimed, sig)
+        return row
 
     def check_checkpoint(self, cp: Checkpoint) -> None:
         """Check a checkpoint at the current state; it then covers every entry since the last one."""
@@ -148,6 +142,22 @@ class ChainVerifier:
         check_checkpoint(self.public_key, cp, self.state)
         self._last_checkpoint = cp.seq
         self.uncovered.clear()
+
+
+def check_entry(e: Entry, limits: Limits = DEFAULT_LIMITS) -> tuple[Any, ...]:
+    """Check one entry on its own, as every receiver and the append path do: its payload and meta
+    within ``limits`` and canonical, its hash recomputed from its content. Returns its twelve content
+    fields (payload and meta as canonical text, prev_hash as bytes), its hash and its signature;
+    raises the ProtocolError of the rule broken. Its place in a chain and its signature are checked
+    apart (``ChainVerifier``, ``check_entry_signature``)."""
+    prev = None if e.prev_hash is None else bytes.fromhex(e.prev_hash)
+    payload_bytes, meta_bytes = encode_content(e.payload, e.meta, limits, f"seq {e.seq}: ")
+    payload, meta = payload_bytes.decode(), None if meta_bytes is None else meta_bytes.decode()
+    claimed, sig = bytes.fromhex(e.hash), bytes.fromhex(e.sig)
+    fields = (e.ledger_id, e.seq, e.id, e.stream, e.type, e.issuer_oid, e.subject_oid, e.key, e.timestamp,
+              payload, meta, prev)  # fmt: skip
+    check_hash(e.seq, entry_hash(*fields), claimed)
+    return (*fields, claimed, sig)
 
 
 def check_entry_signature(public_key: bytes, seq: int, digest: bytes, sig: bytes) -> None:

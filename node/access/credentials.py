@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from node.errors import CredentialNotFound, InvalidRequest
-from node.ledger.store import CredentialRow, Store
+from node.storage.contract import CredentialRecord, CredentialRepository
 
 Scope = Literal["read", "append", "query", "admin"]
 SCOPES: tuple[Scope, ...] = get_args(Scope)
@@ -75,14 +75,14 @@ def parse_scopes(names: Iterable[str]) -> frozenset[Scope]:
 class Credentials:
     """Issue, list, revoke and check API tokens. ``await load()`` once before checking."""
 
-    def __init__(self, store: Store, admin_token: str | None) -> None:
+    def __init__(self, store: CredentialRepository, admin_token: str | None) -> None:
         self._store = store
         self._admin = admin_token.encode() if admin_token else None
         self._held: dict[str, tuple[Credential, bytes]] = {}
         self._used: dict[str, int] = {}
 
     async def load(self) -> None:
-        self._held = {row.id: (_credential(row), row.secret_hash) for row in await self._store.credentials()}
+        self._held = {row.id: (_credential(row), row.secret_hash) for row in await self._store.all()}
 
     async def issue(self, name: str, scopes: frozenset[Scope]) -> Issued:
         """A new credential; its token is returned now and never again."""
@@ -92,8 +92,10 @@ class Credentials:
         secret = secrets.token_urlsafe(32)
         credential = Credential(credential_id, name, scopes, _now_ms())
         secret_hash = hashlib.sha256(secret.encode()).digest()
-        await self._store.add_credential(
-            CredentialRow(credential_id, name, ",".join(sorted(scopes)), secret_hash, credential.created_ms, None, None)
+        await self._store.add(
+            CredentialRecord(
+                credential_id, name, ",".join(sorted(scopes)), secret_hash, credential.created_ms, None, None
+            )
         )
         self._held[credential_id] = (credential, secret_hash)
         return Issued(credential, f"{PREFIX}{credential_id}_{secret}")
@@ -109,7 +111,7 @@ class Credentials:
             raise CredentialNotFound(f"no credential {credential_id}")
         if held[0].revoked_ms is None:
             at = _now_ms()
-            await self._store.revoke_credential(credential_id, at)
+            await self._store.revoke(credential_id, at)
             credential = Credential(held[0].id, held[0].name, held[0].scopes, held[0].created_ms, None, at)
             self._held[credential_id] = (credential, held[1])
         return self._with_use(self._held[credential_id][0])
@@ -137,7 +139,7 @@ class Credentials:
         last = self._used.get(credential.id)
         self._used[credential.id] = now
         if last is None or now - last >= LAST_USED_EVERY_MS:
-            await self._store.credential_used(credential.id, now)
+            await self._store.used(credential.id, now)
 
     def _with_use(self, credential: Credential) -> Credential:
         used = self._used.get(credential.id, credential.last_used_ms)
@@ -145,7 +147,7 @@ class Credentials:
                           credential.revoked_ms)  # fmt: skip
 
 
-def _credential(row: CredentialRow) -> Credential:
+def _credential(row: CredentialRecord) -> Credential:
     scopes = frozenset(s for s in SCOPES if s in row.scopes.split(","))
     return Credential(row.id, row.name, scopes, row.created_ms, row.last_used_ms, row.revoked_ms)
 

@@ -16,11 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 import node
 from node.access.credentials import parse_scopes
 from node.api.auth import Handler, actor, audit
-from node.api.context import CREDENTIALS, DISCOVERY, LEDGER, LIFECYCLE, METRICS, STATE, SYNC, TRUST
+from node.api.context import AUDIT, CREDENTIALS, DISCOVERY, LEDGER, LIFECYCLE, METRICS, STATE, SYNC, TRUST
 from node.api.json import json_response, read_json, validate, validate_query
 from node.api.network import take_attestations
 from node.errors import EntryNotFound, InvalidRequest
-from node.ledger.rows import row_to_wire
 from protocol.models import Entry, LedgerId
 from protocol.openapi import operation
 from protocol.signing import fingerprint
@@ -145,11 +144,9 @@ async def run_sync(request: web.Request) -> web.Response:
 
 @admin("forks and key conflicts", query=ConflictParams)
 async def conflicts(request: web.Request) -> web.Response:
-    rows = await request.app[LEDGER].store.conflicts(validate_query(ConflictParams, request.query).status)
+    records = await request.app[STATE].conflicts(validate_query(ConflictParams, request.query).status)
     return json_response([
-        {"id": r[0], "kind": r[1], "ledger_id": r[2], "seq": r[3], "key": r[4], "evidence": orjson.Fragment(r[5]),
-         "status": r[6], "detected_at": r[7], "resolved_at": r[8], "resolution": r[9]}
-        for r in rows
+        {**dataclasses.asdict(r), "evidence": orjson.Fragment(r.evidence)} for r in records
     ])  # fmt: skip
 
 
@@ -167,8 +164,8 @@ async def resolve_conflict(request: web.Request) -> web.Response:
     conflict_id = validate_query(ConflictPath, request.match_info).conflict_id
     body = validate(Resolution, await read_json(request))
     row = await request.app[STATE].resolve(conflict_id, body.winner, body.payload)
-    await audit(request, "conflict.resolve", conflict_id=conflict_id, winner=body.winner, seq=row[1])
-    return json_response(row_to_wire(row), status=201)
+    await audit(request, "conflict.resolve", conflict_id=conflict_id, winner=body.winner, seq=row.seq)
+    return json_response(row.to_wire(), status=201)
 
 
 class ConnectBody(BaseModel):
@@ -241,9 +238,9 @@ async def refuse_candidate(request: web.Request) -> web.Response:
 @admin("every pin: ledger id, key fingerprint, provenance, entries held")
 async def list_pins(request: web.Request) -> web.Response:
     return json_response([
-        {"ledger_id": lid, "public_key": key.hex(), "key_fingerprint": fingerprint(key), "source": source,
-         "entries": held, "local": bool(local)}
-        for lid, key, source, held, local in await request.app[LEDGER].store.pins()
+        {"ledger_id": r.ledger_id, "public_key": r.public_key.hex(), "key_fingerprint": fingerprint(r.public_key),
+         "source": r.pin_source, "entries": r.head_seq, "local": r.is_local}
+        for r in await request.app[LEDGER].ledgers()
     ])  # fmt: skip
 
 
@@ -264,8 +261,8 @@ async def set_pin(request: web.Request) -> web.Response:
     if ledger_id == ledger.ledger_id:
         raise InvalidRequest(f"ledger {ledger_id} is this node's own; its pin is its key file")
     key = bytes.fromhex(body.public_key)
-    held = await ledger.replicas.held(ledger_id)
-    row = await ledger.replicas.pin(ledger_id, key, "operator", actor=actor(request), replace=True)
+    held = await ledger.held(ledger_id)
+    row = await ledger.pin(ledger_id, key, "operator", actor=actor(request), replace=True)
     if held is None or held.public_key == key:  # a replacement was audited with the data it dropped
         await audit(request, "pin.set", ledger_id=ledger_id, public_key=body.public_key)
     elif request.app[SYNC].is_peer(ledger_id):  # the peer answered under the replaced key
@@ -279,7 +276,7 @@ async def remove_pin(request: web.Request) -> web.Response:
     """Remove a pin, every entry held under it and the peer (never the node's own ledger); audited."""
     ledger_id = validate_query(PeerPath, request.match_info).ledger_id
     await request.app[SYNC].remove_peer(ledger_id)
-    await request.app[LEDGER].replicas.unpin(ledger_id, actor(request))
+    await request.app[LEDGER].unpin(ledger_id, actor(request))
     return web.Response(status=204)
 
 
@@ -325,7 +322,7 @@ async def revoke_credential(request: web.Request) -> web.Response:
 @admin("the audit log, newest first: who (credential id) did what", query=AuditParams)
 async def audit_log(request: web.Request) -> web.Response:
     params = validate_query(AuditParams, request.query)
-    records = await request.app[LEDGER].store.audit_log(params.limit, params.before)
+    records = await request.app[AUDIT].log(params.limit, params.before)
     return json_response([dataclasses.asdict(r) for r in records])
 
 

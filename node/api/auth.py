@@ -18,7 +18,7 @@ from aiohttp import web
 
 from node.access.credentials import Credential
 from node.access.limits import RateLimiter
-from node.api.context import CREDENTIALS, LEDGER, LIMITS, SETTINGS
+from node.api.context import AUDIT, CREDENTIALS, LIMITS, SETTINGS
 from node.api.peer_auth import signed_sender
 from node.errors import Forbidden, RateLimited, Unauthorized
 from protocol.openapi import declared
@@ -39,7 +39,7 @@ def actor(request: web.Request) -> str:
 
 async def audit(request: web.Request, action: str, **detail: Any) -> None:
     """Record in the audit log that the caller of ``request`` did ``action``."""
-    await request.app[LEDGER].store.audit(actor(request), action, detail)
+    await request.app[AUDIT].record(actor(request), action, detail)
 
 
 def check_declarations(routes: Iterable[Any]) -> None:

@@ -16,6 +16,7 @@ from node.ledger.service import Ledger
 from node.metrics import Metrics
 from node.net.client import Outbound
 from node.settings import NodeSettings
+from node.storage.contract import AuditRepository
 from node.sync.conflicts import StateView
 from node.sync.engine import SyncEngine
 from protocol.requests import ReplayGuard
@@ -43,3 +44,4 @@ FEDERATION = web.AppKey("federation", Federation)
 REFS = web.AppKey("refs", References)
 CREDENTIALS = web.AppKey("credentials", Credentials)
 LIMITS = web.AppKey("limits", CallerLimits)
+AUDIT = web.AppKey("audit", AuditRepository)

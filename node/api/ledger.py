@@ -12,8 +12,7 @@ from node.api.auth import actor
 from node.api.context import FEDERATION, LEDGER, REFS, STATE
 from node.api.json import json_response, read_json, validate, validate_query
 from node.errors import InvalidRequest
-from node.ledger.rows import checkpoint_to_wire, receipt, row_to_wire
-from node.ledger.store import Filters
+from node.storage.contract import Filters
 from protocol.models import (
     HASH_PATTERN,
     UUID_PATTERN,
@@ -95,12 +94,12 @@ async def append_entries(request: web.Request) -> web.Response:
     ledger = request.app[LEDGER]
     if isinstance(body, dict):
         rows = await ledger.append([validate(EntryDraft, body)], batch=False, actor=actor(request))
-        return json_response(row_to_wire(rows[0]), status=201)
+        return json_response(rows[0].to_wire(), status=201)
     if isinstance(body, list):
         ledger.check_batch(len(body))  # refuse before validating a huge list
         drafts = [validate(EntryDraft, item, f"entries[{i}]") for i, item in enumerate(body)]
         rows = await ledger.append(drafts, actor=actor(request))
-        return json_response({"count": len(rows), "entries": [receipt(row) for row in rows]}, status=201)
+        return json_response({"count": len(rows), "entries": [row.receipt() for row in rows]}, status=201)
     raise InvalidRequest("body: expected an entry object or a list of entries")
 
 
@@ -118,7 +117,7 @@ async def query_entries(request: web.Request) -> web.Response:
     page = await request.app[LEDGER].query(
         filters, order=params.order, limit=params.limit, cursor=params.cursor, after=after
     )
-    return json_response({"entries": [row_to_wire(row) for row in page.rows], "next_cursor": page.next_cursor})
+    return json_response({"entries": [row.to_wire() for row in page.rows], "next_cursor": page.next_cursor})
 
 
 class FederatedParams(FilterParams):
@@ -148,7 +147,7 @@ async def federated_query(request: web.Request) -> web.Response:
 @operation("one entry by id", path=EntryPath, response=Entry, auth="read")
 async def get_entry(request: web.Request) -> web.Response:
     entry_id = validate_query(EntryPath, request.match_info).entry_id
-    return json_response(row_to_wire(await request.app[LEDGER].get(entry_id)))
+    return json_response((await request.app[LEDGER].get(entry_id)).to_wire())
 
 
 @routes.get("/ledger/entries/{entry_id}/refs")
@@ -169,14 +168,14 @@ async def entry_refs(request: web.Request) -> web.Response:
 @operation("one entry by hash", path=HashPath, response=Entry, auth="read")
 async def get_by_hash(request: web.Request) -> web.Response:
     digest = validate_query(HashPath, request.match_info).hash
-    return json_response(row_to_wire(await request.app[LEDGER].get_by_hash(bytes.fromhex(digest))))
+    return json_response((await request.app[LEDGER].get_by_hash(bytes.fromhex(digest))).to_wire())
 
 
 @routes.get("/ledger/ledgers/{ledger_id}/entries/{seq}")
 @operation("one entry of a held ledger by position", path=SeqPath, response=Entry, auth="read")
 async def get_by_seq(request: web.Request) -> web.Response:
     path = validate_query(SeqPath, request.match_info)
-    return json_response(row_to_wire(await request.app[LEDGER].get_by_seq(path.ledger_id, path.seq)))
+    return json_response((await request.app[LEDGER].get_by_seq(path.ledger_id, path.seq)).to_wire())
 
 
 @routes.get("/ledger/stats")
@@ -191,7 +190,7 @@ async def stats(request: web.Request) -> web.Response:
 async def checkpoint(request: web.Request) -> web.Response:
     """The latest signed checkpoint of the node's own ledger (null before the first entry)."""
     cp = await request.app[LEDGER].checkpoint()
-    return json_response(None if cp is None else checkpoint_to_wire(cp))
+    return json_response(None if cp is None else cp.to_wire())
 
 
 class StateParams(BaseModel):

@@ -26,7 +26,7 @@ async def signed_sender(request: web.Request) -> str:
         raise RequestRejected("node-to-node requests must be signed (X-Ledger-* headers)") from exc
     if len(nonce) != 32:
         raise RequestRejected("nonce must be 16 bytes in hex")
-    held = await request.app[LEDGER].replicas.held(sender)
+    held = await request.app[LEDGER].held(sender)
     if held is None:
         raise RequestRejected(f"{sender} is not known here (no pinned key)")
     body = await request.read()

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from node.api.context import LEDGER, SYNC
 from node.api.json import json_response, read_json, validate, validate_query
 from node.api.peer_auth import signed_sender
-from node.ledger.rows import page_body
+from node.ledger.wire import page_body
 from protocol.models import MAX_PAGE, Heads, LedgerId, Page
 from protocol.openapi import operation
 

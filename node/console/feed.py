@@ -22,9 +22,9 @@ from node.errors import NodeError
 from node.interop.discovery import Discovery
 from node.interop.trust import TrustGraph
 from node.ledger.service import Ledger
-from node.ledger.store import LedgerRow
 from node.net.client import Outbound
 from node.settings import NodeSettings
+from node.storage.contract import LedgerRecord
 from node.sync.engine import SyncEngine
 from protocol import PROTOCOL_VERSION
 from protocol.signing import fingerprint
@@ -95,7 +95,7 @@ class ConsoleFeed:
             ),  # fmt: skip
         }
 
-    def _identity(self, held: list[LedgerRow]) -> dict[str, Any]:
+    def _identity(self, held: list[LedgerRecord]) -> dict[str, Any]:
         ledger, settings = self._ledger, self._settings
         own = next((row for row in held if row.is_local), None)
         size = sum(p.stat().st_size for p in settings.data_dir.glob(settings.db_path.name + "*") if p.is_file())
@@ -133,7 +133,7 @@ class ConsoleFeed:
         return {"url": urls[0], "error": last}, []
 
     def _known(
-        self, held: list[LedgerRow], sync: dict[str, Any], listed: list[dict[str, Any]]
+        self, held: list[LedgerRecord], sync: dict[str, Any], listed: list[dict[str, Any]]
     ) -> dict[str, dict[str, Any]]:
         own = self._ledger.ledger_id
         nodes: dict[str, dict[str, Any]] = {}
@@ -201,7 +201,7 @@ class ConsoleFeed:
         except (NodeError, ValueError, AttributeError) as exc:
             item.update(reachable=False, probe_error=_words(exc))
 
-    def _mark(self, nodes: dict[str, dict[str, Any]], held: list[LedgerRow]) -> None:
+    def _mark(self, nodes: dict[str, dict[str, Any]], held: list[LedgerRecord]) -> None:
         pinned = {row.ledger_id: row for row in held}
         own = self._ledger.ledger_id
         distrusted = {a["to"] for a in self._trust.attestations() if a["from"] == own and a["level"] == 0}
@@ -238,13 +238,15 @@ class ConsoleFeed:
         return answer.data
 
 
-def _ledger_wire(row: LedgerRow) -> dict[str, Any]:
+def _ledger_wire(row: LedgerRecord) -> dict[str, Any]:
     return {"ledger_id": row.ledger_id, "local": row.is_local, "head_seq": row.head_seq,
             "head_hash": row.head_hash.hex() if row.head_hash else None, "verified_seq": row.verified_seq,
             "quarantined": row.quarantined, "public_key": row.public_key.hex()}  # fmt: skip
 
 
-def _in_sync(own: str, nodes: dict[str, dict[str, Any]], held: list[LedgerRow], sync: dict[str, Any]) -> dict[str, Any]:
+def _in_sync(
+    own: str, nodes: dict[str, dict[str, Any]], held: list[LedgerRecord], sync: dict[str, Any]
+) -> dict[str, Any]:
     """Compare heads across the nodes reached: each reached node's own head (seq and hash) with the copy
     held here, and what each peer last said it holds of every ledger with the head held here."""
     heads = {row.ledger_id: row for row in held}

@@ -35,6 +35,7 @@ from node.metrics import Metrics
 from node.net.client import Outbound
 from node.net.shapes import parse, parse_list
 from node.settings import NodeSettings
+from node.storage.contract import AuditRepository
 from node.sync.engine import SyncEngine
 from protocol.records import NodeRecord
 from protocol.trust import SYNC_TYPES
@@ -55,8 +56,10 @@ class Discovery:
         metrics: Metrics,
         trust: TrustGraph,
         net: Outbound,
+        audit: AuditRepository,
     ) -> None:
         self._ledger = ledger
+        self._audit = audit
         self._net = net
         self._settings = settings
         self._conf = settings.discovery
@@ -170,8 +173,8 @@ class Discovery:
         automatically replaces a weaker pin of its id to another key (first-sight, peer)."""
         if found.sources != {"registry"} or self._automatic(found) != "registry":
             return
-        held = await self._ledger.store.pin_source(found.record.ledger_id)
-        if held is not None and stronger("registry", held):
+        held = await self._ledger.held(found.record.ledger_id)
+        if held is not None and stronger("registry", held.pin_source):
             await self._admit(found, "registry", "registry")
 
     def _automatic(self, found: Found) -> PinSource | None:
@@ -200,8 +203,8 @@ class Discovery:
         if found is None:
             raise EntryNotFound(f"no candidate {ledger_id}")
         await self._admit(found, "operator", "admin", actor)
-        await self._ledger.store.audit(actor, "candidate.admit", {"ledger_id": ledger_id,
-                                                                  "public_key": found.record.public_key})  # fmt: skip
+        await self._audit.record(actor, "candidate.admit", {"ledger_id": ledger_id,
+                                                       "public_key": found.record.public_key})  # fmt: skip
         return found
 
     async def refuse(self, ledger_id: str, actor: str) -> Found:
@@ -211,7 +214,7 @@ class Discovery:
         if found is None:
             raise EntryNotFound(f"no candidate {ledger_id}")
         found.status = "refused"
-        await self._ledger.store.audit(actor, "candidate.refuse", {"ledger_id": ledger_id})
+        await self._audit.record(actor, "candidate.refuse", {"ledger_id": ledger_id})
         return found
 
     async def reconsider(self) -> None:

@@ -25,16 +25,14 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from node.errors import InvalidRequest, NodeError
 from node.interop.trust import TrustGraph
-from node.ledger.chain import ChainVerifier
+from node.ledger.chain import verify_entry
 from node.ledger.cursor import Position
 from node.ledger.replicas import check_signatures
-from node.ledger.rows import row_to_wire
 from node.ledger.service import Ledger
-from node.ledger.store import Filters
 from node.net.client import Outbound
 from node.net.shapes import parse
+from node.storage.contract import Filters
 from node.sync.engine import SyncEngine
-from protocol.entry import GENESIS_DIGEST
 from protocol.errors import ProtocolError
 from protocol.models import ANSWER_BUDGET_BRACKETS, ANSWER_BUDGET_BYTES, MAX_PAGE, Entry
 
@@ -89,7 +87,7 @@ class Federation:
                 return {"entries": [], "next_cursor": None, "peers": {}, "ledgers": statuses}
         wanted = filters.ledgers
         local = await self._ledger.query(filters, limit=limit, after=after)
-        results = {(r[0], r[1]): (r[8], row_to_wire(r)) for r in local.rows}
+        results = {(r.ledger_id, r.seq): (r.timestamp, r.to_wire()) for r in local.rows}
         unfinished = {self._ledger.ledger_id} if local.next_cursor else set()  # sources holding more
         peers: dict[str, dict[str, Any]] = {}
         asked = []
@@ -193,13 +191,11 @@ class Federation:
             key = keys.get(entry.ledger_id)
             if key is None:
                 raise BadPeerAnswer(f"entry of unknown ledger {entry.ledger_id}")
-            prev = None if entry.prev_hash is None else bytes.fromhex(entry.prev_hash)
-            checker = ChainVerifier(key, entry.seq - 1, prev, GENESIS_DIGEST, full=False)
             try:
-                checker.extend(entry)  # the hash, recomputed from the content
+                row = verify_entry(key, entry, signature=False)  # the hash, recomputed from the content
             except ProtocolError as exc:
                 raise BadPeerAnswer(f"{entry.ledger_id}/{entry.seq}: {exc}") from exc
-            signed.setdefault(entry.ledger_id, []).extend(checker.uncovered)
+            signed.setdefault(entry.ledger_id, []).append((entry.seq, row.hash, row.sig))
         if not signatures:
             return
         for ledger_id, items in signed.items():

@@ -36,7 +36,7 @@ async def checked(ledger: Ledger, record: NodeRecord) -> NodeRecord:
         if record.public_key != ledger.keys.public_key.hex():
             raise IdentityConflict(f"a record claims this node's ledger id {record.ledger_id} with another key")
         return record
-    held = await ledger.replicas.held(record.ledger_id)
+    held = await ledger.held(record.ledger_id)
     if held is not None and held.public_key.hex() != record.public_key:
         raise IdentityConflict(f"record of {record.ledger_id}: another key than the one pinned")
     return record

@@ -30,15 +30,14 @@ import orjson
 from pydantic import ValidationError
 
 from node.errors import EntryNotFound, InvalidRequest, NodeError
-from node.ledger.chain import ChainVerifier
+from node.ledger.chain import verify_entry
 from node.ledger.clock import wall_ms
-from node.ledger.rows import Row, row_to_dict
 from node.ledger.service import Ledger
 from node.net.client import Outbound
 from node.net.shapes import parse
 from node.settings import RefSettings
+from node.storage.contract import RefRecord, RefRepository, StoredEntry
 from node.sync.engine import SyncEngine
-from protocol.entry import GENESIS_DIGEST
 from protocol.errors import ProtocolError
 from protocol.models import MAX_REFS, Entry, EntryDraft, Ref
 
@@ -81,8 +80,11 @@ def refs_in(meta: dict[str, Any] | None, where: str = "meta.refs") -> list[Ref]:
 
 
 class References:
-    def __init__(self, ledger: Ledger, engine: SyncEngine, settings: RefSettings, net: Outbound) -> None:
+    def __init__(
+        self, ledger: Ledger, engine: SyncEngine, settings: RefSettings, net: Outbound, store: RefRepository
+    ) -> None:
         self._ledger = ledger
+        self._store = store
         self._engine = engine
         self._settings = settings
         self._net = net
@@ -129,28 +131,28 @@ class References:
                 pass
         return "pending", None, f"not resolved within refs.deadline_s ({self._settings.deadline_s:g} s)"
 
-    async def record(self, rows: Sequence[Row]) -> None:
+    async def record(self, rows: Sequence[StoredEntry]) -> None:
         """after_append: record the references of committed entries (own or replicated) as pending and
         queue them for the resolver; nothing is looked up here."""
         now = wall_ms()
         deadline = time.monotonic() + self._settings.deadline_s
         for row in rows:
-            if row[10] is None:
+            if row.meta is None:
                 continue
             try:
-                refs = refs_in(orjson.loads(row[10]))
+                refs = refs_in(orjson.loads(row.meta))
             except InvalidRequest as exc:  # a replicated entry may carry anything in meta
-                log.info("entry %s/%s has malformed refs: %s", row[0], row[1], exc)
+                log.info("entry %s/%s has malformed refs: %s", row.ledger_id, row.seq, exc)
                 continue
             if not refs:
                 continue
-            await self._ledger.store.add_refs([
-                (row[0], row[1], i, r.ledger_id, r.seq, bytes.fromhex(r.hash), r.entry_id, r.type, "pending", None,
-                 0, now)
+            await self._store.add([
+                RefRecord(row.ledger_id, row.seq, i, r.ledger_id, r.seq, bytes.fromhex(r.hash), r.entry_id, r.type,
+                          "pending", None, 0, now)
                 for i, r in enumerate(refs)
             ])  # fmt: skip
             for i, ref in enumerate(refs):
-                self._enqueue(Lookup(row[0], row[1], i, ref, deadline))
+                self._enqueue(Lookup(row.ledger_id, row.seq, i, ref, deadline))
 
     def _enqueue(self, lookup: Lookup) -> bool:
         """Queue a lookup unless it is queued already or the queue is full (it then stays pending in
@@ -167,7 +169,7 @@ class References:
             lookup = await self._queue.get()
             try:
                 status, _, detail = await self.resolve_by(lookup.ref, lookup.deadline)
-                await self._ledger.store.set_ref_status(*lookup.where, status, detail)
+                await self._store.set_status(*lookup.where, status, detail)
             except NodeError as exc:
                 log.warning("resolving reference %s/%s[%d] failed: %s", *lookup.where, exc)
             except Exception:
@@ -178,12 +180,12 @@ class References:
 
     async def resolve(self, ref: Ref) -> Target:
         """Find and check the referenced entry: local store first, then peers holding its ledger."""
-        held = await self._ledger.replicas.held(ref.ledger_id)
+        held = await self._ledger.held(ref.ledger_id)
         if held is None and ref.ledger_id != self._ledger.ledger_id:
             return "unknown-ledger", None, f"no key is pinned for {ref.ledger_id}"
         try:
             row = await self._ledger.get_by_seq(ref.ledger_id, ref.seq)
-            return _compare(ref, row_to_dict(row))
+            return _compare(ref, row.to_dict())
         except EntryNotFound:
             pass
         key = held.public_key if held is not None else self._ledger.keys.public_key
@@ -201,9 +203,8 @@ class References:
         except NodeError as exc:
             log.debug("reference %s/%s not shown by %s: %s", ref.ledger_id, ref.seq, url, exc)
             return None
-        prev = None if entry.prev_hash is None else bytes.fromhex(entry.prev_hash)
         try:
-            ChainVerifier(key, entry.seq - 1, prev, GENESIS_DIGEST, full=True).extend(entry)
+            verify_entry(key, entry)
         except ProtocolError as exc:
             log.warning("peer %s served a bad copy of %s/%s: %s", url, ref.ledger_id, ref.seq, exc)
             return None
@@ -217,7 +218,7 @@ class References:
         ``pending``), so one request cannot fan out without bound."""
         if not 1 <= depth <= self._settings.max_depth:
             raise InvalidRequest(f"depth: between 1 and {self._settings.max_depth}")
-        root = row_to_dict(await self._ledger.get(entry_id))
+        root = (await self._ledger.get(entry_id)).to_dict()
         seen = {(root["ledger_id"], root["seq"])}
         edges: list[dict[str, Any]] = []
         frontier = [root]
@@ -241,8 +242,8 @@ class References:
         return {"entry": root, "refs": edges, "truncated": False}
 
     async def statuses(self, ledger_id: str, seq: int) -> list[dict[str, Any]]:
-        return [{"position": r[2], "ledger_id": r[3], "seq": r[4], "type": r[7], "status": r[8], "detail": r[9],
-                 "attempts": r[10]} for r in await self._ledger.store.refs_of(ledger_id, seq)]  # fmt: skip
+        return [{"position": r.position, "ledger_id": r.target, "seq": r.target_seq, "type": r.type, "status": r.status,
+                 "detail": r.detail, "attempts": r.attempts} for r in await self._store.of(ledger_id, seq)]  # fmt: skip
 
     async def _retry_pending(self) -> None:
         """Every ``retry_s``, queue pending references not checked for ``retry_s`` (each entry's
@@ -250,15 +251,16 @@ class References:
         while True:
             await asyncio.sleep(self._settings.retry_s)
             try:
-                due = await self._ledger.store.pending_refs(wall_ms() - int(self._settings.retry_s * 1000), 200)
+                due = await self._store.pending(wall_ms() - int(self._settings.retry_s * 1000), 200)
             except NodeError as exc:
                 log.warning("retrying references failed: %s", exc)
                 continue
             deadlines: dict[tuple[str, int], float] = {}
             for r in due:
-                deadline = deadlines.setdefault((r[0], r[1]), time.monotonic() + self._settings.deadline_s)
-                ref = Ref(ledger_id=r[3], entry_id=r[6], seq=r[4], hash=r[5].hex(), type=r[7])
-                if not self._enqueue(Lookup(r[0], r[1], r[2], ref, deadline)) and len(self._queued) >= (
+                deadline = deadlines.setdefault((r.ledger_id, r.seq), time.monotonic() + self._settings.deadline_s)
+                ref = Ref(ledger_id=r.target, entry_id=r.target_id, seq=r.target_seq, hash=r.target_hash.hex(),
+                          type=r.type)  # fmt: skip
+                if not self._enqueue(Lookup(r.ledger_id, r.seq, r.position, ref, deadline)) and len(self._queued) >= (
                     self._settings.max_queued
                 ):
                     break

@@ -28,6 +28,7 @@ from node.errors import IdentityConflict, InvalidRequest
 from node.ledger.clock import wall_ms
 from node.ledger.service import Ledger
 from node.settings import TrustSettings
+from node.storage.contract import AttestationRecord, TrustRepository
 from protocol.errors import BadSignature, LimitExceeded
 from protocol.trust import QUERY_TYPES, SYNC_TYPES, TrustAttestation, attest
 
@@ -37,8 +38,11 @@ FOREVER = 2**53 - 1
 
 
 class TrustGraph:
-    def __init__(self, ledger: Ledger, settings: TrustSettings, clock: Callable[[], int] = wall_ms) -> None:
+    def __init__(
+        self, ledger: Ledger, settings: TrustSettings, store: TrustRepository, clock: Callable[[], int] = wall_ms
+    ) -> None:
         self._ledger = ledger
+        self._store = store
         self._settings = settings
         self._clock = clock
         self._edges: dict[tuple[str, str], TrustAttestation] = {}
@@ -55,8 +59,8 @@ class TrustGraph:
         return self._ledger.ledger_id
 
     async def load(self) -> None:
-        for text in await self._ledger.store.attestations():
-            self._put(TrustAttestation.model_validate_json(text))
+        for record in await self._store.all():
+            self._put(TrustAttestation.model_validate_json(record.attestation))
 
     async def add(self, att: TrustAttestation) -> bool:
         """Verify an attestation under its author's pinned key and keep it if it is the newest.
@@ -64,7 +68,7 @@ class TrustGraph:
         author already holds ``max_per_author`` attestations for other targets."""
         if not await self._admit(att):
             return False
-        await self._ledger.store.save_attestations([self._row(att)])
+        await self._store.save([self._record(att)])
         self._put(att)
         return True
 
@@ -77,7 +81,7 @@ class TrustGraph:
         elif att.source in keys:
             key = keys[att.source]
         else:
-            held = await self._ledger.replicas.held(att.source)
+            held = await self._ledger.held(att.source)
             key = keys[att.source] = None if held is None else held.public_key
         if key is None:
             raise IdentityConflict(f"attestation from {att.source}: no key is pinned for it here")
@@ -97,8 +101,8 @@ class TrustGraph:
         return True
 
     @staticmethod
-    def _row(att: TrustAttestation) -> tuple[str, str, str, int]:
-        return (att.source, att.target, att.model_dump_json(by_alias=True), att.issued_at)
+    def _record(att: TrustAttestation) -> AttestationRecord:
+        return AttestationRecord(att.source, att.target, att.model_dump_json(by_alias=True), att.issued_at)
 
     def _put(self, att: TrustAttestation) -> None:
         """Hold ``att`` for its pair and update the cached graphs' one edge."""
@@ -174,7 +178,7 @@ class TrustGraph:
         counts["refused"] = len(refusals)
         if fresh:
             try:
-                await self._ledger.store.save_attestations([self._row(att) for att in fresh.values()])
+                await self._store.save([self._record(att) for att in fresh.values()])
             finally:
                 for att in fresh.values():  # the bound counted them already; undo that if the store failed
                     if (att.source, att.target) not in self._edges:

@@ -1,15 +1,15 @@
-"""Incremental verification of a ledger's chain as entries arrive (sync pages, imports).
+"""Incremental verification of a ledger's chain as entries arrive (sync pages, imports), and of one
+received entry on its own (references, federated answers).
 
 The rules are ``protocol.chain``'s; this adapter starts a ``ChainVerifier`` from a held state
 (seq, hash, signature digest, head timestamp) and returns what the store takes: each verified
-entry as a row, each verified checkpoint as a checkpoint row. Entries that no checkpoint covers yet
-are listed in ``uncovered`` so the caller can check their signatures before committing them.
+entry as a StoredEntry, each verified checkpoint as a CheckpointRecord. Entries that no checkpoint
+covers yet are listed in ``uncovered`` so the caller can check their signatures before committing them.
 """
 
 from __future__ import annotations
 
-from node.ledger.rows import Row
-from node.ledger.store import CheckpointRow
+from node.storage.contract import CheckpointRecord, StoredEntry
 from protocol import chain
 from protocol.models import Checkpoint, Entry
 
@@ -25,17 +25,28 @@ class ChainVerifier(chain.ChainVerifier):
     ) -> None:
         super().__init__(public_key, chain.ChainState(seq, head, digest, timestamp), full=full)
 
-    def extend(self, e: Entry) -> Row:
-        """Check that ``e`` extends the state and hashes right; returns its stored row."""
-        return super().extend(e)
+    def extend_entry(self, e: Entry) -> StoredEntry:
+        """Check that ``e`` extends the state and hashes right; returns its stored record."""
+        return StoredEntry(*self.extend(e))
 
-    def checkpoint_row(self, cp: Checkpoint) -> CheckpointRow:
+    def checkpoint_record(self, cp: Checkpoint) -> CheckpointRecord:
         """Check a checkpoint at the current state (it then covers every entry since the last one);
-        returns its stored row."""
+        returns its stored record."""
         self.check_checkpoint(cp)
-        return to_checkpoint_row(cp)
+        return to_checkpoint_record(cp)
 
 
-def to_checkpoint_row(cp: Checkpoint) -> CheckpointRow:
-    return CheckpointRow(cp.ledger_id, cp.seq, bytes.fromhex(cp.hash), bytes.fromhex(cp.sig_digest), cp.timestamp,
-                         bytes.fromhex(cp.sig))  # fmt: skip
+def verify_entry(public_key: bytes, e: Entry, *, signature: bool = True) -> StoredEntry:
+    """Check one received entry on its own: its content within the limits and canonical, its hash
+    recomputed from that content, and (unless ``signature`` is off, when the caller checks it later
+    in bulk) the origin's signature over the hash. Returns its stored record; raises a ProtocolError
+    (InvalidEntry, NotCanonical, VerificationFailed, BadSignature) otherwise."""
+    row = StoredEntry(*chain.check_entry(e))
+    if signature:
+        chain.check_entry_signature(public_key, e.seq, row.hash, row.sig)
+    return row
+
+
+def to_checkpoint_record(cp: Checkpoint) -> CheckpointRecord:
+    return CheckpointRecord(cp.ledger_id, cp.seq, bytes.fromhex(cp.hash), bytes.fromhex(cp.sig_digest), cp.timestamp,
+                            bytes.fromhex(cp.sig))  # fmt: skip

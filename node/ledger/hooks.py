@@ -13,14 +13,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from node.ledger.rows import Row
-from node.ledger.store import Filters
+from node.storage.contract import Filters, StoredEntry
 from protocol.models import EntryDraft
 
 BeforeAppend = Callable[[Sequence[EntryDraft]], Awaitable[str | None]]
-AfterAppend = Callable[[Sequence[Row]], Awaitable[None]]
+AfterAppend = Callable[[Sequence[StoredEntry]], Awaitable[None]]
 BeforeQuery = Callable[[Filters], Awaitable[None]]
-AfterQuery = Callable[[Filters, Sequence[Row]], Awaitable[None]]
+AfterQuery = Callable[[Filters, Sequence[StoredEntry]], Awaitable[None]]
 
 
 @dataclass

@@ -19,11 +19,18 @@ from dataclasses import dataclass
 import orjson
 
 from node.errors import EntryNotFound, ForkDetected, IdentityConflict, InvalidRequest, LedgerQuarantined
-from node.ledger.chain import ChainVerifier
+from node.ledger.chain import ChainVerifier, verify_entry
 from node.ledger.clock import HybridClock, wall_ms
 from node.ledger.pins import PinSource, stronger
-from node.ledger.rows import Row, row_to_wire
-from node.ledger.store import CheckpointRow, LedgerRow, Store, SyncMark
+from node.storage.contract import (
+    CheckpointRecord,
+    ConflictRepository,
+    EntryRepository,
+    LedgerRecord,
+    LedgerRepository,
+    StoredEntry,
+    SyncSource,
+)
 from protocol.chain import check_checkpoint_seqs, check_unique_ids
 from protocol.entry import GENESIS_DIGEST, verify_hash_signature
 from protocol.errors import BadSignature, VerificationFailed
@@ -48,9 +55,17 @@ class Replicas:
     """Ingests pages of other ledgers into the store."""
 
     def __init__(
-        self, store: Store, own_ledger_id: str, clock: HybridClock, on_commit: Callable[[list[Row]], None]
+        self,
+        entries: EntryRepository,
+        ledgers: LedgerRepository,
+        conflicts: ConflictRepository,
+        own_ledger_id: str,
+        clock: HybridClock,
+        on_commit: Callable[[list[StoredEntry]], None],
     ) -> None:
-        self._store = store
+        self._entries = entries
+        self._ledgers = ledgers
+        self._conflicts = conflicts
         self._own = own_ledger_id
         self._clock = clock
         self._on_commit = on_commit
@@ -58,12 +73,12 @@ class Replicas:
         self._pin_lock = asyncio.Lock()  # pins are rare: one at a time, so two first sights never race
         self.unpinned: list[Callable[[str], None]] = []  # told of each ledger id whose pin was replaced or removed
 
-    async def held(self, ledger_id: str) -> LedgerRow | None:
-        return await self._store.ledger(ledger_id)
+    async def held(self, ledger_id: str) -> LedgerRecord | None:
+        return await self._ledgers.get(ledger_id)
 
     async def pin(
         self, ledger_id: str, public_key: bytes, source: PinSource, *, actor: str = "node", replace: bool = False
-    ) -> LedgerRow:
+    ) -> LedgerRecord:
         """Pin ``ledger_id`` to ``public_key``, recording where the pin came from.
 
         The same key again keeps the pin (its source upgraded when ``source`` is stronger); another
@@ -75,16 +90,16 @@ class Replicas:
         async with self._pin_lock:
             held = await self.held(ledger_id)
             if held is None:
-                held = await self._store.add_ledger(
+                held = await self._ledgers.add(
                     ledger_id, public_key, is_local=False, genesis=GENESIS_DIGEST, pin_source=source
                 )
                 if held.public_key == public_key:
                     log.info("pinned ledger=%s key=%s source=%s", ledger_id, public_key.hex()[:16], source)
                     return held
-            held_source = await self._store.pin_source(ledger_id) or "first-sight"
+            held_source = held.pin_source
             if held.public_key == public_key:
                 if stronger(source, held_source):
-                    await self._store.upgrade_pin(ledger_id, public_key, source)
+                    await self._ledgers.upgrade_pin(ledger_id, public_key, source)
                 return held
             if not (stronger(source, held_source) or (replace and not stronger(held_source, source))):
                 raise IdentityConflict(
@@ -93,12 +108,12 @@ class Replicas:
             return await self._replace(ledger_id, public_key, source, held, held_source, actor)
 
     async def _replace(
-        self, ledger_id: str, public_key: bytes, source: str, held: LedgerRow, held_source: str, actor: str
-    ) -> LedgerRow:
+        self, ledger_id: str, public_key: bytes, source: str, held: LedgerRecord, held_source: str, actor: str
+    ) -> LedgerRecord:
         async with self._locks[ledger_id]:
             detail = {"ledger_id": ledger_id, "old_key": held.public_key.hex(), "old_source": held_source,
                       "new_key": public_key.hex(), "new_source": source}  # fmt: skip
-            dropped = await self._store.replace_pin(ledger_id, public_key, source, GENESIS_DIGEST,
+            dropped = await self._ledgers.replace_pin(ledger_id, public_key, source, GENESIS_DIGEST,
                                                     (actor, "pin.replace", detail))  # fmt: skip
         log.warning("replaced pin ledger=%s old_source=%s new_source=%s entries_dropped=%d", ledger_id, held_source,
                     source, dropped)  # fmt: skip
@@ -117,8 +132,8 @@ class Replicas:
             if held is None:
                 raise EntryNotFound(f"no pin for ledger {ledger_id}")
             detail = {"ledger_id": ledger_id, "old_key": held.public_key.hex(),
-                      "old_source": await self._store.pin_source(ledger_id)}  # fmt: skip
-            dropped = await self._store.replace_pin(ledger_id, None, "operator", GENESIS_DIGEST,
+                      "old_source": held.pin_source}  # fmt: skip
+            dropped = await self._ledgers.replace_pin(ledger_id, None, "operator", GENESIS_DIGEST,
                                                     (actor, "pin.remove", detail))  # fmt: skip
         for forget in self.unpinned:
             forget(ledger_id)
@@ -146,53 +161,51 @@ class Replicas:
             if not fresh:
                 return Ingested(ledger_id, 0, len(entries), held.head_seq)
             ids = [e.id for e in fresh]
-            check_unique_ids(((e.seq, e.id) for e in fresh), await self._store.ids_taken(ledger_id, ids))
+            check_unique_ids(((e.seq, e.id) for e in fresh), await self._entries.ids_taken(ledger_id, ids))
             chain = ChainVerifier(held.public_key, held.head_seq, held.head_hash, held.sig_digest, full=False,
                                   timestamp=held.last_timestamp or 0)  # fmt: skip
             by_seq = {c.seq: c for c in checkpoints}
-            rows: list[Row] = []
-            covered: list[CheckpointRow] = []
+            rows: list[StoredEntry] = []
+            covered: list[CheckpointRecord] = []
             for e in fresh:
-                rows.append(chain.extend(e))
+                rows.append(chain.extend_entry(e))
                 if e.seq in by_seq:
-                    covered.append(chain.checkpoint_row(by_seq[e.seq]))
+                    covered.append(chain.checkpoint_record(by_seq[e.seq]))
             # full mode checks every signature, checkpoint mode those no checkpoint covers; off the
             # event loop, on two threads (pynacl releases the GIL)
-            signed = [(row[1], row[12], row[13]) for row in rows] if full else chain.uncovered
+            signed = [(row.seq, row.hash, row.sig) for row in rows] if full else chain.uncovered
             await check_signatures(held.public_key, signed)
             chain.uncovered.clear()
             counts: Counter[tuple[str, str]] = Counter()
             for row in rows:
-                counts["stream", row[3]] += 1
-                counts["type", row[4]] += 1
-            await self._store.commit_entries(
-                rows, covered, dict(counts), sig_digest=chain.digest, sync=SyncMark(peer, "pull")
+                counts["stream", row.stream] += 1
+                counts["type", row.type] += 1
+            await self._entries.commit(
+                rows, covered, dict(counts), sig_digest=chain.digest, sync=SyncSource(peer, "pull")
             )
             horizon = wall_ms() + FUTURE_SKEW_MS
-            self._clock.observe(min(rows[-1][8], horizon))
-            ahead = [row for row in rows if row[8] > horizon]
+            self._clock.observe(min(rows[-1].timestamp, horizon))
+            ahead = [row for row in rows if row.timestamp > horizon]
             if ahead:  # stored (the origin signed it) but flagged: its clock is not trusted
-                evidence = orjson.dumps({"seqs": [r[1] for r in ahead], "timestamps": [r[8] for r in ahead],
+                evidence = orjson.dumps({"seqs": [r.seq for r in ahead], "timestamps": [r.timestamp for r in ahead],
                                          "received_at": horizon - FUTURE_SKEW_MS}).decode()  # fmt: skip
-                await self._store.record_conflict("future-timestamp", ledger_id, ahead[0][1], None, evidence,
+                await self._conflicts.record("future-timestamp", ledger_id, ahead[0].seq, None, evidence,
                                                   quarantine=False)  # fmt: skip
-                log.warning("entries dated in the future ledger=%s first_seq=%d", ledger_id, ahead[0][1])
+                log.warning("entries dated in the future ledger=%s first_seq=%d", ledger_id, ahead[0].seq)
             self._on_commit(rows)
             return Ingested(ledger_id, len(rows), len(entries) - len(rows), chain.seq)
 
-    async def _check_held(self, held: LedgerRow, e: Entry) -> None:
+    async def _check_held(self, held: LedgerRecord, e: Entry) -> None:
         """An entry at a seq we hold must be the one we hold, or it is evidence of a fork."""
-        ours = await self._store.get_by_seq(held.ledger_id, e.seq)
-        if ours is None or ours[12].hex() == e.hash:
+        ours = await self._entries.by_seq(held.ledger_id, e.seq)
+        if ours is None or ours.hash.hex() == e.hash:
             return
-        probe = ChainVerifier(held.public_key, e.seq - 1, None if e.prev_hash is None else bytes.fromhex(e.prev_hash),
-                              GENESIS_DIGEST, full=True)  # fmt: skip
         try:
-            probe.extend(e)  # its hash is right and the origin signed it
+            verify_entry(held.public_key, e)  # its hash is right and the origin signed it
         except (VerificationFailed, BadSignature) as exc:
             raise VerificationFailed(f"seq {e.seq}: differs from the entry held here and does not verify") from exc
-        evidence = orjson.dumps({"held": row_to_wire(ours), "received": e.model_dump()}).decode()
-        conflict = await self._store.record_conflict("fork", held.ledger_id, e.seq, None, evidence, quarantine=True)
+        evidence = orjson.dumps({"held": ours.to_wire(), "received": e.model_dump()}).decode()
+        conflict = await self._conflicts.record("fork", held.ledger_id, e.seq, None, evidence, quarantine=True)
         log.warning("fork ledger=%s seq=%d conflict=%d: ledger quarantined", held.ledger_id, e.seq, conflict)
         raise ForkDetected(f"ledger {held.ledger_id} seq {e.seq}: two validly signed entries (conflict {conflict})")
 

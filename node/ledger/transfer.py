@@ -25,16 +25,9 @@ from pydantic import ValidationError
 from node.errors import InvalidRequest, KeyFileError
 from node.ledger.chain import ChainVerifier
 from node.ledger.replicas import check_signatures
-from node.ledger.rows import Row, checkpoint_to_wire, row_to_wire
-from node.ledger.store import (
-    CheckpointRow,
-    LedgerRow,
-    Store,
-    connect_sync,
-    iter_checkpoints,
-    iter_entries,
-    read_ledgers,
-)
+from node.storage.contract import CheckpointRecord, EntryRepository, LedgerRecord, Repositories, StoredEntry
+from node.storage.database import connect_sync
+from node.storage.sqlite.scan import iter_checkpoints, iter_entries, read_ledgers
 from protocol import jsontext
 from protocol.chain import check_unique_ids
 from protocol.entry import GENESIS_DIGEST
@@ -68,21 +61,21 @@ def export_ledger(db_path: Path, ledger_id: str | None, out: IO[bytes], progress
         conn.close()
 
 
-def _find(ledgers: list[LedgerRow], ledger_id: str | None) -> LedgerRow:
+def _find(ledgers: list[LedgerRecord], ledger_id: str | None) -> LedgerRecord:
     for ledger in ledgers:
         if ledger.ledger_id == ledger_id or (ledger_id is None and ledger.is_local):
             return ledger
     raise InvalidRequest(f"ledger: {ledger_id or 'own ledger'} is not held in this store")
 
 
-def _write_lines(conn: sqlite3.Connection, ledger: LedgerRow, out: IO[bytes], progress: Progress | None) -> int:
+def _write_lines(conn: sqlite3.Connection, ledger: LedgerRecord, out: IO[bytes], progress: Progress | None) -> int:
     checkpoints = iter_checkpoints(conn, ledger.ledger_id, 0)
     next_cp = next(checkpoints, None)
     count = 0
     for row in iter_entries(conn, ledger.ledger_id, 0):
-        out.write(orjson.dumps({"entry": row_to_wire(row)}) + b"\n")
-        while next_cp is not None and next_cp.seq <= row[1]:
-            out.write(orjson.dumps({"checkpoint": checkpoint_to_wire(next_cp)}) + b"\n")
+        out.write(orjson.dumps({"entry": row.to_wire()}) + b"\n")
+        while next_cp is not None and next_cp.seq <= row.seq:
+            out.write(orjson.dumps({"checkpoint": next_cp.to_wire()}) + b"\n")
             next_cp = next(checkpoints, None)
         count += 1
         if progress is not None and count % 1000 == 0:
@@ -93,23 +86,24 @@ def _write_lines(conn: sqlite3.Connection, ledger: LedgerRow, out: IO[bytes], pr
 
 
 async def import_ledger(
-    store: Store, lines: Iterable[bytes], *, full: bool = False, progress: Progress | None = None
+    storage: Repositories, lines: Iterable[bytes], *, full: bool = False, progress: Progress | None = None
 ) -> ImportReport:
-    """Verify and import an export into ``store``; raise at the first line that does not verify."""
+    """Verify and import an export into ``storage``; raise at the first line that does not verify."""
     numbered = enumerate(lines, start=1)
     header = _header(next(numbered, (1, b""))[1])
     ledger_id, public_key = header["ledger_id"], bytes.fromhex(header["public_key"])
-    held = await store.ledger(ledger_id)
+    store = storage.entries
+    held = await storage.ledgers.get(ledger_id)
     if held is None:
-        held = await store.add_ledger(
+        held = await storage.ledgers.add(
             ledger_id, public_key, is_local=False, genesis=GENESIS_DIGEST, pin_source="operator"
         )
     elif held.public_key != public_key:
         raise KeyFileError(f"ledger {ledger_id} is pinned to another key here; refusing the import")
     state = ChainVerifier(public_key, held.head_seq, held.head_hash, held.sig_digest, full=full,
                           timestamp=held.last_timestamp or 0)  # fmt: skip
-    pending: list[Row] = []
-    covered: list[CheckpointRow] = []
+    pending: list[StoredEntry] = []
+    covered: list[CheckpointRecord] = []
     imported = skipped = 0
     for number, line in numbered:
         if not line.strip():
@@ -124,12 +118,12 @@ async def import_ledger(
                     _check_held(entry, held, number)
                     skipped += 1
                     continue
-                pending.append(state.extend(entry))
+                pending.append(state.extend_entry(entry))
             elif "checkpoint" in item:
                 cp = Checkpoint.model_validate(item["checkpoint"])
                 if cp.seq <= held.head_seq:
                     continue
-                covered.append(state.checkpoint_row(cp))
+                covered.append(state.checkpoint_record(cp))
                 if len(pending) >= _COMMIT_EVERY:
                     imported += await _commit(store, pending, covered, state.digest, progress)
                     pending, covered = [], []
@@ -173,21 +167,25 @@ def _parse(line: bytes, number: int) -> dict[str, Any]:
     return item
 
 
-def _check_held(entry: Entry, held: LedgerRow, number: int) -> None:
+def _check_held(entry: Entry, held: LedgerRecord, number: int) -> None:
     if entry.seq == held.head_seq and held.head_hash is not None and bytes.fromhex(entry.hash) != held.head_hash:
         raise VerificationFailed(f"line {number}: seq {entry.seq} differs from the entry held here")
 
 
 async def _commit(
-    store: Store, rows: list[Row], checkpoints: list[CheckpointRow], digest: bytes, progress: Progress | None
+    store: EntryRepository,
+    rows: list[StoredEntry],
+    checkpoints: list[CheckpointRecord],
+    digest: bytes,
+    progress: Progress | None,
 ) -> int:
-    ledger_id = rows[0][0]
-    check_unique_ids(((row[1], row[2]) for row in rows), await store.ids_taken(ledger_id, [row[2] for row in rows]))
+    ledger_id = rows[0].ledger_id
+    check_unique_ids(((row.seq, row.id) for row in rows), await store.ids_taken(ledger_id, [row.id for row in rows]))
     counts: Counter[tuple[str, str]] = Counter()
     for row in rows:
-        counts["stream", row[3]] += 1
-        counts["type", row[4]] += 1
-    await store.commit_entries(rows, checkpoints, dict(counts), sig_digest=digest)
+        counts["stream", row.stream] += 1
+        counts["type", row.type] += 1
+    await store.commit(rows, checkpoints, dict(counts), sig_digest=digest)
     if progress is not None:
         progress(len(rows))
     return len(rows)

@@ -37,16 +37,9 @@ from typing import Literal
 import orjson
 
 from node.errors import StoreCorrupted
-from node.ledger.rows import HASH, META, PAYLOAD, SIG, Row, content_hash
-from node.ledger.store import (
-    CheckpointRow,
-    LedgerRow,
-    checkpoint_at_or_before,
-    connect_sync,
-    iter_checkpoints,
-    iter_entries,
-    read_ledgers,
-)
+from node.storage.contract import CheckpointRecord, LedgerRecord, StoredEntry
+from node.storage.database import connect_sync
+from node.storage.sqlite.scan import checkpoint_at_or_before, iter_checkpoints, iter_entries, read_ledgers
 from protocol.chain import check_timestamp
 from protocol.entry import GENESIS_DIGEST, next_sig_digest, verify_checkpoint, verify_hash_signature
 from protocol.errors import BadSignature, InvalidEntry, TimestampDecreasing
@@ -57,8 +50,7 @@ Progress = Callable[[int], None]
 
 SPAN_ENTRIES = 50_000  # a span closes at the first checkpoint at least this far from its start
 PARALLEL_FROM = 200_000  # below this many entries, worker processes cost more than they save
-LISTED_REFUSALS = 100
-TIMESTAMP = 8  # the timestamp column of a row  # entries peers refuse, listed per ledger in a report
+LISTED_REFUSALS = 100  # entries peers refuse, listed per ledger in a report
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +100,7 @@ def verify_store(
 
 
 def _verify_ledger(
-    conn: sqlite3.Connection, db_path: Path, ledger: LedgerRow, mode: Mode, progress: Progress | None, plan: Plan
+    conn: sqlite3.Connection, db_path: Path, ledger: LedgerRecord, mode: Mode, progress: Progress | None, plan: Plan
 ) -> VerifyReport:
     started = time.perf_counter()
     lid, head = ledger.ledger_id, ledger.head_seq
@@ -132,7 +124,7 @@ def _verify_ledger(
             for begin, end in spans
         ]
     last = spans[-1][1] if spans else start
-    end = _State(last.seq, last.hash, last.sig_digest if isinstance(last, CheckpointRow) else last.digest,
+    end = _State(last.seq, last.hash, last.sig_digest if isinstance(last, CheckpointRecord) else last.digest,
                  last.timestamp)  # fmt: skip
     if end.seq < head:
         # entries after the last checkpoint (a replica's head between checkpoints, or a lost
@@ -155,7 +147,7 @@ def _verify_ledger(
     )  # fmt: skip
 
 
-def _starting_point(conn: sqlite3.Connection, ledger: LedgerRow, mode: Mode) -> _State:
+def _starting_point(conn: sqlite3.Connection, ledger: LedgerRecord, mode: Mode) -> _State:
     """Genesis, or (fast mode) the last verified checkpoint, itself checked."""
     if mode != "fast" or ledger.verified_seq == 0:
         return _State(0, None, GENESIS_DIGEST, 0)
@@ -164,22 +156,22 @@ def _starting_point(conn: sqlite3.Connection, ledger: LedgerRow, mode: Mode) -> 
         raise StoreCorrupted(ledger.ledger_id, ledger.verified_seq, "verified checkpoint is missing")
     _check_checkpoint_signature(ledger, cp)
     row = next(iter_entries(conn, ledger.ledger_id, cp.seq - 1), None)
-    if row is None or row[1] != cp.seq or content_hash(row) != cp.hash or row[HASH] != cp.hash:
+    if row is None or row.seq != cp.seq or row.content_hash() != cp.hash or row.hash != cp.hash:
         raise StoreCorrupted(ledger.ledger_id, cp.seq, "entry does not match its verified checkpoint")
     return _State(cp.seq, cp.hash, cp.sig_digest, cp.timestamp)
 
 
 def _spans(
     conn: sqlite3.Connection, ledger_id: str, start: _State, head: int, span_entries: int
-) -> list[tuple[_State, CheckpointRow]]:
+) -> list[tuple[_State, CheckpointRecord]]:
     """Cut (start, head] at checkpoints into spans of about ``span_entries`` entries.
 
     Each span ends at a checkpoint; the next span starts from that checkpoint's recorded state.
     Entries after the last checkpoint form no span: the head check reports them.
     """
-    spans: list[tuple[_State, CheckpointRow]] = []
+    spans: list[tuple[_State, CheckpointRecord]] = []
     begin = start
-    last: CheckpointRow | None = None
+    last: CheckpointRecord | None = None
     for cp in iter_checkpoints(conn, ledger_id, start.seq):
         if cp.seq > head:
             break
@@ -205,7 +197,7 @@ def _done(span: _Span, entries: int, progress: Progress | None) -> _Span:
     return span
 
 
-def _verify_span_in_worker(db_path: Path, ledger: LedgerRow, begin: _State, end_seq: int, full: bool) -> _Span:
+def _verify_span_in_worker(db_path: Path, ledger: LedgerRecord, begin: _State, end_seq: int, full: bool) -> _Span:
     conn = connect_sync(db_path, read_only=True)
     try:
         conn.execute("BEGIN")
@@ -214,7 +206,7 @@ def _verify_span_in_worker(db_path: Path, ledger: LedgerRow, begin: _State, end_
         conn.close()
 
 
-def _verify_span(conn: sqlite3.Connection, ledger: LedgerRow, begin: _State, end_seq: int, full: bool) -> _Span:
+def _verify_span(conn: sqlite3.Connection, ledger: LedgerRecord, begin: _State, end_seq: int, full: bool) -> _Span:
     """Verify the entries (begin.seq, end_seq] and every checkpoint among them."""
     lid, key = ledger.ledger_id, ledger.public_key
     checkpoints = iter_checkpoints(conn, lid, begin.seq)
@@ -223,23 +215,23 @@ def _verify_span(conn: sqlite3.Connection, ledger: LedgerRow, begin: _State, end
     previous_timestamp = begin.timestamp
     refused: list[str] = []
     for row in _rows(conn, lid, begin.seq, end_seq):
-        seq = row[1]
+        seq = row.seq
         if seq != expected:
             raise StoreCorrupted(lid, expected, "entry missing")
-        if row[11] != prev:
+        if row.prev_hash != prev:
             raise StoreCorrupted(lid, seq, f"prev_hash does not match the hash of seq {seq - 1}")
-        computed = content_hash(row)
-        if computed != row[HASH]:
+        computed = row.content_hash()
+        if computed != row.hash:
             raise StoreCorrupted(lid, seq, "hash does not match the entry's content")
         if len(refused) < LISTED_REFUSALS and (reason := _refusal(row, previous_timestamp)) is not None:
             refused.append(f"seq {seq}: {reason}")
-        previous_timestamp = row[TIMESTAMP]
-        if full and _first_bad_signature(key, [(seq, computed, row[SIG])]) is not None:
+        previous_timestamp = row.timestamp
+        if full and _first_bad_signature(key, [(seq, computed, row.sig)]) is not None:
             raise StoreCorrupted(lid, seq, "signature does not verify")
-        digest = next_sig_digest(digest, row[SIG])
+        digest = next_sig_digest(digest, row.sig)
         if next_cp is not None and next_cp.seq == seq:
             _check_checkpoint(conn, ledger, next_cp, computed, digest, last_cp)
-            if next_cp.timestamp != row[TIMESTAMP] and len(refused) < LISTED_REFUSALS:
+            if next_cp.timestamp != row.timestamp and len(refused) < LISTED_REFUSALS:
                 refused.append(f"checkpoint at seq {seq}: timestamp differs from the entry's")
             last_cp, checked = seq, checked + 1
             next_cp = next(checkpoints, None)
@@ -255,13 +247,13 @@ def _verify_span(conn: sqlite3.Connection, ledger: LedgerRow, begin: _State, end
 _MAYBE_REFUSED = re.compile(r"[0-9]{16}|e\+")
 
 
-def _refusal(row: Row, previous_timestamp: int) -> str | None:
+def _refusal(row: StoredEntry, previous_timestamp: int) -> str | None:
     """Why every receiver refuses this stored entry (its timestamp, payload or meta), or None."""
     try:
-        check_timestamp(row[1], row[TIMESTAMP], previous_timestamp)
+        check_timestamp(row.seq, row.timestamp, previous_timestamp)
     except TimestampDecreasing as exc:
-        return str(exc).removeprefix(f"seq {row[1]}: ")
-    payload, meta = row[PAYLOAD], row[META]
+        return str(exc).removeprefix(f"seq {row.seq}: ")
+    payload, meta = row.payload, row.meta
     if _MAYBE_REFUSED.search(payload) is None and (meta is None or _MAYBE_REFUSED.search(meta) is None):
         return None
     try:
@@ -271,15 +263,15 @@ def _refusal(row: Row, previous_timestamp: int) -> str | None:
     return None
 
 
-def _rows(conn: sqlite3.Connection, ledger_id: str, after: int, through: int) -> Iterator[Row]:
+def _rows(conn: sqlite3.Connection, ledger_id: str, after: int, through: int) -> Iterator[StoredEntry]:
     for row in iter_entries(conn, ledger_id, after):
-        if row[1] > through:
+        if row.seq > through:
             return
         yield row
 
 
 def _check_checkpoint(
-    conn: sqlite3.Connection, ledger: LedgerRow, cp: CheckpointRow, digest: bytes, sig_digest: bytes, last_cp: int
+    conn: sqlite3.Connection, ledger: LedgerRecord, cp: CheckpointRecord, digest: bytes, sig_digest: bytes, last_cp: int
 ) -> None:
     _check_checkpoint_signature(ledger, cp)
     if cp.hash != digest:
@@ -287,20 +279,20 @@ def _check_checkpoint(
     if cp.sig_digest != sig_digest:
         # some signature after the previous checkpoint was altered: find which one
         rows = list(_rows(conn, ledger.ledger_id, last_cp, cp.seq))
-        bad = _first_bad_signature(ledger.public_key, [(r[1], r[HASH], r[SIG]) for r in rows])
+        bad = _first_bad_signature(ledger.public_key, [(r.seq, r.hash, r.sig) for r in rows])
         raise StoreCorrupted(ledger.ledger_id, bad or cp.seq, "signature does not verify")
 
 
-def _check_checkpoint_signature(ledger: LedgerRow, cp: CheckpointRow) -> None:
+def _check_checkpoint_signature(ledger: LedgerRecord, cp: CheckpointRecord) -> None:
     try:
         verify_checkpoint(ledger.public_key, cp.ledger_id, cp.seq, cp.hash, cp.sig_digest, cp.timestamp, cp.sig)
     except BadSignature:
         raise StoreCorrupted(ledger.ledger_id, cp.seq, "checkpoint signature does not verify") from None
 
 
-def _check_head_signature(conn: sqlite3.Connection, ledger: LedgerRow, head: int) -> None:
+def _check_head_signature(conn: sqlite3.Connection, ledger: LedgerRecord, head: int) -> None:
     row = next(_rows(conn, ledger.ledger_id, head - 1, head))
-    if _first_bad_signature(ledger.public_key, [(row[1], row[HASH], row[SIG])]) is not None:
+    if _first_bad_signature(ledger.public_key, [(row.seq, row.hash, row.sig)]) is not None:
         raise StoreCorrupted(ledger.ledger_id, head, "signature does not verify")
 
 

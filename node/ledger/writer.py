@@ -17,13 +17,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 from node.errors import DuplicateEntry, NotReady
 from node.ledger.clock import HybridClock
 from node.ledger.ids import uuid7s
-from node.ledger.rows import Row
-from node.ledger.store import CheckpointRow, Store
+from node.storage.contract import CheckpointRecord, EntryRepository, StoredEntry
 from protocol.entry import entry_hash, next_sig_digest, sign_checkpoint, sign_hash
 from protocol.signing import KeyPair
 
@@ -59,7 +58,7 @@ class Tip:
 @dataclass(slots=True)
 class _Request:
     drafts: Sequence[Draft]
-    future: asyncio.Future[list[Row]]
+    future: asyncio.Future[list[StoredEntry]]
     actor: str
 
 
@@ -68,8 +67,8 @@ class _Batch:
     base: Tip
     tip: Tip
     requests: list[_Request]
-    rows: list[Row]
-    checkpoints: list[CheckpointRow]
+    rows: list[StoredEntry]
+    checkpoints: list[CheckpointRecord]
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
@@ -78,14 +77,14 @@ class Writer:
 
     def __init__(
         self,
-        store: Store,
+        store: EntryRepository,
         ledger_id: str,
         keys: KeyPair,
         committed: Tip,
         *,
         max_group: int,
         clock: HybridClock,
-        on_commit: Callable[[list[Row]], None],
+        on_commit: Callable[[list[StoredEntry]], None],
     ) -> None:
         self._store = store
         self._ledger_id = ledger_id
@@ -118,12 +117,12 @@ class Writer:
             await self._task
         self._pool.shutdown(wait=True)
 
-    async def append(self, drafts: Sequence[Draft], actor: str = "node") -> list[Row]:
+    async def append(self, drafts: Sequence[Draft], actor: str = "node") -> list[StoredEntry]:
         """Append drafts as one atomic batch; returns their committed rows. The audit log records,
         in the same transaction, that ``actor`` (a credential id, or ``node``) appended them."""
         if self._closing or self._task is None or self._task.done():
             raise NotReady("the ledger writer is not running")
-        future: asyncio.Future[list[Row]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[list[StoredEntry]] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Request(drafts, future, actor))
         return await future
 
@@ -168,7 +167,8 @@ class Writer:
         wanted = [d.entry_id for r in group for d in r.drafts if d.entry_id is not None]
         if not wanted:
             return group
-        taken = await self._store.ids_taken(self._ledger_id, wanted) | self._inflight_ids
+        inflight = set(self._inflight_ids)  # before the read: a group committing meanwhile is in one or the other
+        taken = await self._store.ids_taken(self._ledger_id, wanted) | inflight
         kept: list[_Request] = []
         for request in group:
             ids = [d.entry_id for d in request.drafts if d.entry_id is not None]
@@ -183,7 +183,7 @@ class Writer:
     async def _prepare(self, group: list[_Request], base: Tip) -> _Batch:
         ledger_id = self._ledger_id
         seq, prev, timestamp = base.seq, base.hash, max(self._clock.now(), base.timestamp)
-        rows: list[list[object]] = []
+        unsigned: list[tuple[int, str, Draft, bytes | None, bytes]] = []  # seq, id, draft, prev_hash, hash
         counts: Counter[tuple[str, str]] = Counter()
         fresh = iter(uuid7s(sum(len(r.drafts) for r in group), timestamp))
         for request in group:
@@ -194,32 +194,32 @@ class Writer:
                     ledger_id, seq, entry_id, d.stream, d.type, d.issuer_oid, d.subject_oid, d.key,
                     timestamp, d.payload_json, d.meta_json, prev,
                 )  # fmt: skip
-                rows.append([
-                    ledger_id, seq, entry_id, d.stream, d.type, d.issuer_oid, d.subject_oid, d.key,
-                    timestamp, d.payload_json, d.meta_json, prev, digest, None,
-                ])  # fmt: skip
+                unsigned.append((seq, entry_id, d, prev, digest))
                 counts["stream", d.stream] += 1
                 counts["type", d.type] += 1
                 prev = digest
-        sigs = await self._sign([row[12] for row in rows])  # type: ignore[misc]
+        sigs = await self._sign([digest for *_, digest in unsigned])
         sig_digest = base.sig_digest
         checkpoints = []
-        for row, sig in zip(rows, sigs, strict=True):
-            row[13] = sig
+        entries: list[StoredEntry] = []
+        for (entry_seq, entry_id, d, entry_prev, digest), sig in zip(unsigned, sigs, strict=True):
+            entries.append(StoredEntry(
+                ledger_id, entry_seq, entry_id, d.stream, d.type, d.issuer_oid, d.subject_oid, d.key, timestamp,
+                d.payload_json, d.meta_json, entry_prev, digest, sig,
+            ))  # fmt: skip
             sig_digest = next_sig_digest(sig_digest, sig)
             # a checkpoint every CHECKPOINT_EVERY seqs and at the group's end: a sync page of up to
             # that many entries always ends at one
-            row_seq = cast(int, row[1])
-            if row_seq % CHECKPOINT_EVERY == 0 or row is rows[-1]:
-                checkpoints.append(self._checkpoint(row_seq, cast(bytes, row[12]), sig_digest, timestamp))
+            if entry_seq % CHECKPOINT_EVERY == 0 or entry_seq == seq:
+                checkpoints.append(self._checkpoint(entry_seq, digest, sig_digest, timestamp))
         assert prev is not None
         tip = Tip(seq, prev, sig_digest, timestamp)
         self._tip = tip
-        return _Batch(base, tip, group, [tuple(row) for row in rows], checkpoints, dict(counts))
+        return _Batch(base, tip, group, entries, checkpoints, dict(counts))
 
-    def _checkpoint(self, seq: int, head: bytes, sig_digest: bytes, timestamp: int) -> CheckpointRow:
+    def _checkpoint(self, seq: int, head: bytes, sig_digest: bytes, timestamp: int) -> CheckpointRecord:
         sig = sign_checkpoint(self._keys, self._ledger_id, seq, head, sig_digest, timestamp)
-        return CheckpointRow(self._ledger_id, seq, head, sig_digest, timestamp, sig)
+        return CheckpointRecord(self._ledger_id, seq, head, sig_digest, timestamp, sig)
 
     async def _sign(self, hashes: list[bytes]) -> list[bytes]:
         keys = self._keys
@@ -233,10 +233,10 @@ class Writer:
         return parts[0] + parts[1]
 
     async def _commit(self, batch: _Batch) -> None:
-        ids = {row[2] for row in batch.rows}
+        ids = {e.id for e in batch.rows}
         self._inflight_ids |= ids
         try:
-            await self._store.commit_entries(
+            await self._store.commit(
                 batch.rows, batch.checkpoints, batch.counts, sig_digest=batch.tip.sig_digest, audit=_audit(batch)
             )
         except Exception as exc:

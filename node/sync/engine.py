@@ -35,12 +35,12 @@ from node.errors import (
 from node.interop.trust import TrustGraph
 from node.ledger.pins import PinSource
 from node.ledger.replicas import Ingested
-from node.ledger.rows import Row, page_body
 from node.ledger.service import Ledger
-from node.ledger.store import LedgerRow
+from node.ledger.wire import page_body
 from node.metrics import Metrics
 from node.net.client import Outbound
 from node.settings import NodeSettings
+from node.storage.contract import LedgerRecord, PeerRepository, StoredEntry
 from node.sync.peers import HeadEvent, PeerClient
 from protocol.errors import ProtocolError
 from protocol.models import Heads, Page
@@ -78,9 +78,16 @@ class SyncEngine:
     """Owns the peer loops; use as an async context manager after the ledger is open."""
 
     def __init__(
-        self, ledger: Ledger, settings: NodeSettings, metrics: Metrics, trust: TrustGraph, net: Outbound
+        self,
+        ledger: Ledger,
+        settings: NodeSettings,
+        metrics: Metrics,
+        trust: TrustGraph,
+        net: Outbound,
+        store: PeerRepository,
     ) -> None:
         self._ledger = ledger
+        self._store = store
         self._net = net
         self._trust = trust
         self._settings = settings
@@ -97,11 +104,11 @@ class SyncEngine:
         for peer in self._settings.peers:
             await self.add_peer(peer.url, peer.ledger_id, bytes.fromhex(peer.public_key), peer.mode, "config",
                                 pin_source="config", actor="config")  # fmt: skip
-        for ledger_id, url, mode, source, _ in await self._ledger.store.peers():
-            if ledger_id not in self._peers:
-                held = await self._ledger.replicas.held(ledger_id)
+        for saved in await self._store.all():
+            if saved.ledger_id not in self._peers:
+                held = await self._ledger.held(saved.ledger_id)
                 if held is not None:
-                    self._start(ledger_id, url, mode, source)
+                    self._start(saved.ledger_id, saved.url, saved.mode, saved.source)
         return self
 
     async def __aexit__(
@@ -127,8 +134,8 @@ class SyncEngine:
         """Pin the peer's ledger key (from ``pin_source``), remember the peer, start syncing with it."""
         if ledger_id == self._ledger.ledger_id:
             raise IdentityConflict(f"{ledger_id} is this node's own ledger id")
-        await self._ledger.replicas.pin(ledger_id, public_key, pin_source, actor=actor)
-        await self._ledger.store.save_peer(ledger_id, url, mode, source)
+        await self._ledger.pin(ledger_id, public_key, pin_source, actor=actor)
+        await self._store.save(ledger_id, url, mode, source)
         if ledger_id in self._peers:
             await self._stop(self._peers.pop(ledger_id))
         return self._start(ledger_id, url, mode, source)
@@ -137,7 +144,7 @@ class SyncEngine:
         peer = self._peers.pop(ledger_id, None)
         if peer is not None:
             await self._stop(peer)
-        return await self._ledger.store.delete_peer(ledger_id) or peer is not None
+        return await self._store.delete(ledger_id) or peer is not None
 
     def peers(self) -> list[Peer]:
         return sorted(self._peers.values(), key=lambda p: p.ledger_id)
@@ -235,12 +242,12 @@ class SyncEngine:
                 if held.head_seq > theirs and not held.quarantined and held.ledger_id != peer.ledger_id:
                     await self._push(peer, held.ledger_id, theirs)
 
-    async def _vouched(self, peer: str, ledger_id: str, public_key: bytes, seq: int) -> LedgerRow:
+    async def _vouched(self, peer: str, ledger_id: str, public_key: bytes, seq: int) -> LedgerRecord:
         """The pin of ``ledger_id`` as vouched for by admitted ``peer`` (its heads or a push); raise
         RequestRejected when policy does not let this peer add it (see docs/discovery.md):
         ``sync.replicate`` must ask for it, and a peer gets at most ``sync.max_vouched_ledgers``
         ledgers pinned that this node did not hold; IdentityConflict when pinned to another key."""
-        held = await self._ledger.replicas.held(ledger_id)
+        held = await self._ledger.held(ledger_id)
         if ledger_id == peer and held is not None:  # its own ledger: pinned when it was admitted, not on its word
             if held.public_key != public_key:
                 raise IdentityConflict(f"{peer} answers for its ledger with another key than the one pinned")
@@ -252,11 +259,11 @@ class SyncEngine:
                 raise RequestRejected(f"ledger {ledger_id} is empty; nothing to replicate")
             vouched = self._vouched_by.get(peer)
             if vouched is None:
-                vouched = self._vouched_by[peer] = set(await self._ledger.store.vouched_by(peer))
+                vouched = self._vouched_by[peer] = set(await self._store.vouched_by(peer))
             if len(vouched) >= self._sync.max_vouched_ledgers:
                 raise RequestRejected(f"{peer} vouched for {len(vouched)} ledgers here already; {ledger_id} refused")
             vouched.add(ledger_id)
-        return await self._ledger.replicas.pin(ledger_id, public_key, "peer")
+        return await self._ledger.pin(ledger_id, public_key, "peer")
 
     async def _pull(
         self, peer: Peer, ledger_id: str, public_key: bytes, their_seq: int, their_hash: str | None
@@ -276,7 +283,7 @@ class SyncEngine:
         after = held.head_seq
         if 0 < their_seq <= after and their_hash is not None:
             ours = await self._ledger.get_by_seq(ledger_id, their_seq)
-            if ours[12].hex() != their_hash:  # same seq, other hash: fetch theirs as evidence
+            if ours.hash.hex() != their_hash:  # same seq, other hash: fetch theirs as evidence
                 page = await peer.client.pull(ledger_id, their_seq - 1, 1)
                 await self._ingest(peer, ledger_id, page)
             return
@@ -305,7 +312,7 @@ class SyncEngine:
     async def _ingest(self, peer: Peer, ledger_id: str, page: Page) -> Ingested:
         started = time.perf_counter()
         try:
-            result = await self._ledger.replicas.ingest(
+            result = await self._ledger.ingest(
                 ledger_id, page.entries, page.checkpoints, peer=peer.ledger_id, full=self._sync.verify == "full"
             )
         except (ProtocolError, ForkDetected, LedgerQuarantined) as exc:
@@ -329,11 +336,11 @@ class SyncEngine:
             if not rows:
                 break
             answer = await peer.client.push(page_body(held, rows, checkpoints))
-            if answer.head_seq < rows[-1][1]:
+            if answer.head_seq < rows[-1].seq:
                 raise PeerFailed(f"{peer.url}: push of ledger {ledger_id} was not taken (head {answer.head_seq})")
             self._metrics.sync_sent.labels(peer.ledger_id).inc(answer.accepted)
-            await self._ledger.store.mark_synced(peer.ledger_id, ledger_id, "push", rows[-1][1], rows[-1][12])
-            after = rows[-1][1]
+            await self._store.mark_synced(peer.ledger_id, ledger_id, "push", rows[-1].seq, rows[-1].hash)
+            after = rows[-1].seq
         peer.remote[ledger_id] = after
 
     async def receive_push(self, sender: str, page: Page) -> Ingested:
@@ -343,7 +350,7 @@ class SyncEngine:
         if page.public_key is not None:
             seq = page.entries[-1].seq if page.entries else 0
             await self._vouched(sender, page.ledger_id, bytes.fromhex(page.public_key), seq)
-        result = await self._ledger.replicas.ingest(
+        result = await self._ledger.ingest(
             page.ledger_id, page.entries, page.checkpoints, peer=sender, full=self._sync.verify == "full"
         )
         self._metrics.sync_received.labels(sender).inc(result.accepted)
@@ -351,10 +358,10 @@ class SyncEngine:
 
     # --- live propagation ----------------------------------------------------------------------
 
-    async def _announce(self, rows: Sequence[Row]) -> None:
+    async def _announce(self, rows: Sequence[StoredEntry]) -> None:
         """after_append hook: tell subscribers the new head."""
         last = rows[-1]
-        event = {"ledger_id": last[0], "seq": last[1], "hash": last[12].hex()}
+        event = {"ledger_id": last.ledger_id, "seq": last.seq, "hash": last.hash.hex()}
         for queue in self._subscribers:
             if queue.qsize() < 1000:
                 queue.put_nowait(event)
@@ -395,7 +402,7 @@ class SyncEngine:
         if len(peer.seen) >= 10_000:
             peer.seen.clear()
         peer.seen[event.ledger_id] = event.seq
-        held = await self._ledger.replicas.held(event.ledger_id)
+        held = await self._ledger.held(event.ledger_id)
         return event.seq > (held.head_seq if held is not None else 0)
 
     # --- status --------------------------------------------------------------------------------
@@ -403,7 +410,7 @@ class SyncEngine:
     async def status(self) -> dict[str, Any]:
         """Per peer and ledger: local and remote seq, lag, last success and error, retries, state."""
         held = {row.ledger_id: row for row in await self._ledger.ledgers()}
-        marks = {(p, lid, d): seq for p, lid, d, seq, _, _ in await self._ledger.sync_marks()}
+        marks = {(m.peer, m.ledger_id, m.direction): m.seq for m in await self._store.sync_marks()}
         peers = []
         for peer in self.peers():
             ledgers = []

@@ -9,7 +9,7 @@ import pytest
 
 from bench import common
 from node.keys import load_key_file
-from node.ledger.store import held_ledgers
+from node.storage.sqlite.scan import held_ledgers
 from scenarios.procs import REPO
 
 ENTRIES = 300

@@ -17,7 +17,7 @@ import psutil
 import pytest
 from aiohttp import web
 
-from node.api.context import DISCOVERY, LEDGER, SYNC, TRUST
+from node.api.context import AUDIT, DISCOVERY, LEDGER, SYNC, TRUST
 from node.keys import load_key_file
 from node.ledger.clock import wall_ms
 from protocol.records import NodeRecord, sign_record
@@ -227,7 +227,7 @@ async def test_a_weak_pin_is_replaced_by_an_operator_pin_and_the_squatters_data_
         assert not await _holds(victim, "node-d", seq)
     assert "node-d" not in await peer_ids(victim)  # the squatter's endpoint is no peer any more
     assert [a for a in victim.app[TRUST].attestations() if a["from"] == "node-d"] == []  # nor its word
-    audit = [r for r in await victim.app[LEDGER].store.audit_log(10) if r.action == "pin.replace"]
+    audit = [r for r in await victim.app[AUDIT].log(10) if r.action == "pin.replace"]
     assert len(audit) == 1 and audit[0].actor == "admin-token"
     assert audit[0].detail["old_key"] == squatter_keys.public_key.hex() and audit[0].detail["entries_dropped"] == 5
     await add_peer(victim, real, "pull")
@@ -253,7 +253,7 @@ async def test_pins_are_listed_with_provenance_set_and_removed_with_audit_record
     assert set(await pins(node)) == {"node-a", "node-z"}
     assert "node-b" not in await peer_ids(node) and not await _holds(node, "node-b", 1)
     assert (await admin(node, "DELETE", "/admin/pins/node-b"))[0] == 404
-    actions = [(r.action, r.detail["ledger_id"]) for r in await node.app[LEDGER].store.audit_log(10)]
+    actions = [(r.action, r.detail["ledger_id"]) for r in await node.app[AUDIT].log(10)]
     assert ("pin.remove", "node-b") in actions and ("pin.set", "node-z") in actions
 
 
@@ -302,7 +302,7 @@ async def test_pinning_an_id_already_pinned_under_the_same_key_succeeds_even_con
     node = await make_node("node-a", admin_token=ADMIN_TOKEN, sync=FAST)
     other = await make_node("node-b", admin_token=ADMIN_TOKEN, sync=FAST)
     key = bytes.fromhex(await public_key(other))
-    replicas, engine = node.app[LEDGER].replicas, node.app[SYNC]
+    replicas, engine = node.app[LEDGER], node.app[SYNC]
     results = await asyncio.gather(
         engine.add_peer(other.url, "node-b", key, "both", pin_source="operator"),
         *(replicas.pin("node-b", key, "peer") for _ in range(10)),

@@ -219,7 +219,7 @@ async def test_a_slow_after_append_hook_delays_only_itself(make_node: MakeNode) 
     seen: list[int] = []
 
     async def stalled(rows: Any) -> None:  # a hook that never finishes until the test ends
-        seen.append(rows[-1][1])
+        seen.append(rows[-1].seq)
         await release.wait()
 
     a.app[LEDGER].hooks.after_append.insert(0, stalled)  # first in line, ahead of state and announcements
@@ -266,7 +266,7 @@ def attestations(author: str, count: int, issued_at: int = 1, first: int = 0) ->
 async def test_trust_batches_cost_the_same_at_30000_held_and_need_authentication(make_node: MakeNode) -> None:
     node = await make_node("node-a", admin_token=ADMIN_TOKEN, durability="normal")
     for name, keys in AUTHORS.items():
-        await node.app[LEDGER].replicas.pin(name, keys.public_key, "operator")
+        await node.app[LEDGER].pin(name, keys.public_key, "operator")
 
     async def post(items: list[dict[str, object]]) -> tuple[float, dict[str, Any]]:
         started = time.perf_counter()

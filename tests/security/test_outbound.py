@@ -29,7 +29,7 @@ from aiohttp import web
 from node.api.console import FEED
 from node.api.context import LEDGER
 from node.errors import PeerFailed, PeerUnavailable, UrlRefused
-from node.ledger.rows import page_body
+from node.ledger.wire import page_body
 from node.net.client import Outbound
 from node.net.policy import UrlPolicy
 from node.net.shapes import parse

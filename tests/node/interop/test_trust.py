@@ -13,6 +13,7 @@ from node.interop.trust import TrustGraph
 from node.keys import load_or_create_key_file
 from node.ledger.service import Ledger
 from node.settings import NodeSettings, TrustSettings
+from node.storage.sqlite import open_sqlite
 from protocol.errors import BadSignature
 from protocol.signing import KeyPair
 from protocol.trust import QUERY_TYPES, SYNC_TYPES, attest
@@ -34,11 +35,14 @@ class Clock:
 @pytest.fixture
 async def graph(tmp_path: Path) -> AsyncIterator[tuple[TrustGraph, Clock]]:
     settings = NodeSettings(ledger_id="me", data_dir=tmp_path)
-    async with Ledger.open(settings, load_or_create_key_file(settings.key_path)) as ledger:
+    async with (
+        open_sqlite(settings.db_path) as storage,
+        Ledger.open(settings, load_or_create_key_file(settings.key_path), storage=storage) as ledger,
+    ):
         for name, keys in KEYS.items():
-            await ledger.replicas.pin(name, keys.public_key, "operator")
+            await ledger.pin(name, keys.public_key, "operator")
         clock = Clock()
-        trust = TrustGraph(ledger, TrustSettings(max_depth=3), clock)
+        trust = TrustGraph(ledger, TrustSettings(max_depth=3), storage.trust, clock)
         await trust.load()
         yield trust, clock
 

@@ -20,12 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from node.keys import load_or_create_key_file
-from node.ledger.rows import row_to_wire
 from node.ledger.service import Ledger
-from node.ledger.store import Store
 from node.ledger.transfer import export_ledger, import_ledger
 from node.ledger.writer import Draft
 from node.settings import NodeSettings
+from node.storage.sqlite import open_sqlite
 from protocol.errors import InvalidEntry, NotCanonical
 from protocol.models import Entry, EntryDraft
 from tests.conftest import cli
@@ -64,7 +63,7 @@ def within_rule(value: Any) -> bool:
 
 def as_a_peer_receives(row: Any) -> Entry:
     """The entry parsed back from the bytes a sync page carries."""
-    return Entry.model_validate(orjson.loads(orjson.dumps(row_to_wire(row))))
+    return Entry.model_validate(orjson.loads(orjson.dumps(row.to_wire())))
 
 
 async def open_ledger(data_dir: Path, ledger_id: str) -> tuple[Ledger, Any]:
@@ -76,8 +75,8 @@ async def open_ledger(data_dir: Path, ledger_id: str) -> tuple[Ledger, Any]:
 async def import_export(origin: Ledger, target: Path) -> int:
     out = io.BytesIO()
     written = await asyncio.to_thread(export_ledger, origin.settings.db_path, None, out)
-    async with Store(target) as store:
-        report = await import_ledger(store, out.getvalue().splitlines(), full=True)
+    async with open_sqlite(target) as storage:
+        report = await import_ledger(storage, out.getvalue().splitlines(), full=True)
     assert report.imported == written
     return written
 
@@ -86,7 +85,7 @@ def test_every_value_append_accepts_a_peer_and_import_accept(tmp_path: Path) -> 
     with asyncio.Runner() as runner:
         origin, origin_cm = runner.run(open_ledger(tmp_path / "a", "node-a"))
         peer, peer_cm = runner.run(open_ledger(tmp_path / "b", "node-b"))
-        runner.run(peer.replicas.pin("node-a", origin.keys.public_key, "operator"))
+        runner.run(peer.pin("node-a", origin.keys.public_key, "operator"))
         accepted = 0
 
         @given(payload=payloads, meta=st.none() | payloads)
@@ -102,7 +101,7 @@ def test_every_value_append_accepts_a_peer_and_import_accept(tmp_path: Path) -> 
                 return
             assert within_rule(payload) and within_rule(meta)
             entry = as_a_peer_receives(row)
-            result = runner.run(peer.replicas.ingest("node-a", [entry], [], peer="node-a", full=True))
+            result = runner.run(peer.ingest("node-a", [entry], [], peer="node-a", full=True))
             assert result.accepted == 1
             accepted += 1
 
@@ -148,10 +147,10 @@ async def test_an_entry_signed_before_the_rule_is_refused_by_receiver_and_import
     row = await sign_as_an_older_node(origin)
     peer, peer_cm = await open_ledger(tmp_path / "b", "node-b")
     try:
-        await peer.replicas.pin("node-a", origin.keys.public_key, "operator")
+        await peer.pin("node-a", origin.keys.public_key, "operator")
         first = as_a_peer_receives(await origin.get_by_seq("node-a", 1))
         with pytest.raises(NotCanonical, match=r"seq 2: payload\.x: number outside"):
-            await peer.replicas.ingest("node-a", [first, as_a_peer_receives(row)], [], peer="node-a", full=True)
+            await peer.ingest("node-a", [first, as_a_peer_receives(row)], [], peer="node-a", full=True)
     finally:
         await peer_cm.__aexit__(None, None, None)
     with pytest.raises(NotCanonical, match=r"line 4: seq 2: payload\.x: number outside"):

@@ -6,8 +6,8 @@ import sqlite3
 from pathlib import Path
 
 from node.ledger.pins import ORDER, stronger
-from node.ledger.schema import MIGRATIONS
-from node.ledger.store import Store
+from node.storage.migrations import MIGRATIONS
+from node.storage.sqlite import open_sqlite
 
 
 def test_the_order_of_sources() -> None:
@@ -34,8 +34,8 @@ async def test_pins_made_before_provenance_existed_become_first_sight_and_the_ow
             (lid, bytes(32), local, bytes(32)),
         )
     conn.close()
-    async with Store(path) as store:
-        assert [(lid, source) for lid, _, source, _, _ in await store.pins()] == [
+    async with open_sqlite(path) as storage:
+        assert [(r.ledger_id, r.pin_source) for r in await storage.ledgers.all()] == [
             ("node-a", "config"), ("node-b", "first-sight")]  # fmt: skip
 
 
@@ -50,8 +50,8 @@ async def test_a_migration_merged_after_a_later_one_still_runs(tmp_path: Path) -
                 conn.execute(statement)
         conn.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (version, description))
     conn.close()
-    async with Store(path) as store:
-        assert await store.pins() == []
+    async with open_sqlite(path) as storage:
+        assert await storage.ledgers.all() == []
     conn = sqlite3.connect(path)
     assert [v for (v,) in conn.execute("SELECT version FROM schema_migrations ORDER BY version")] == [
         m[0] for m in MIGRATIONS]  # fmt: skip

@@ -15,6 +15,7 @@ from node.ledger.clock import wall_ms
 from node.ledger.service import Ledger
 from node.net.client import _json as answer_json
 from node.settings import NodeSettings
+from node.storage.sqlite import open_sqlite
 from protocol.canonical import canonical
 from protocol.entry import GENESIS_DIGEST, entry_hash, next_sig_digest, sign_checkpoint, sign_hash
 from protocol.errors import ProtocolError, VerificationFailed
@@ -52,17 +53,17 @@ def chain(timestamps: list[int]) -> tuple[list[Entry], Checkpoint]:
 async def ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
     settings = NodeSettings(ledger_id="node-b", data_dir=tmp_path)
     async with Ledger.open(settings, load_or_create_key_file(settings.key_path)) as opened:
-        await opened.replicas.pin("origin", ORIGIN.public_key, "operator")
+        await opened.pin("origin", ORIGIN.public_key, "operator")
         yield opened
 
 
 async def test_a_verified_page_is_stored_verbatim(ledger: Ledger) -> None:
     entries, cp = chain([wall_ms() - 1000 + i for i in range(5)])
-    result = await ledger.replicas.ingest("origin", entries, [cp], peer="node-x", full=False)
+    result = await ledger.ingest("origin", entries, [cp], peer="node-x", full=False)
     assert (result.accepted, result.head_seq) == (5, 5)
     stored = await ledger.get_by_seq("origin", 3)
-    assert stored[12].hex() == entries[2].hash and stored[13].hex() == entries[2].sig
-    again = await ledger.replicas.ingest("origin", entries, [cp], peer="node-x", full=False)
+    assert stored.hash.hex() == entries[2].hash and stored.sig.hex() == entries[2].sig
+    again = await ledger.ingest("origin", entries, [cp], peer="node-x", full=False)
     assert (again.accepted, again.already_held) == (0, 5)
 
 
@@ -70,18 +71,19 @@ async def test_a_page_with_a_bad_tail_signature_is_refused_whole(ledger: Ledger)
     entries, _ = chain([wall_ms() + i for i in range(4)])
     forged = entries[:3] + [entries[3].model_copy(update={"sig": entries[2].sig})]
     with pytest.raises(VerificationFailed, match="seq 4"):
-        await ledger.replicas.ingest("origin", forged, [], peer="node-x", full=False)  # no checkpoint covers them
-    assert (await ledger.replicas.held("origin")).head_seq == 0  # type: ignore[union-attr]
+        await ledger.ingest("origin", forged, [], peer="node-x", full=False)  # no checkpoint covers them
+    assert (await ledger.held("origin")).head_seq == 0  # type: ignore[union-attr]
 
 
 async def test_entries_dated_far_ahead_are_stored_but_flagged(ledger: Ledger) -> None:
     now = wall_ms()
     entries, cp = chain([now, now + 3_600_000])  # the second one an hour ahead
-    await ledger.replicas.ingest("origin", entries, [cp], peer="node-x", full=True)
-    flagged = [c for c in await ledger.store.conflicts() if c[1] == "future-timestamp"]
-    assert len(flagged) == 1 and flagged[0][2:4] == ("origin", 2)
+    await ledger.ingest("origin", entries, [cp], peer="node-x", full=True)
+    async with open_sqlite(ledger.settings.db_path) as storage:  # a second connection reads what was committed
+        flagged = [c for c in await storage.conflicts.all() if c.kind == "future-timestamp"]
+    assert len(flagged) == 1 and (flagged[0].ledger_id, flagged[0].seq) == ("origin", 2)
     (own,) = await ledger.append([EntryDraft(stream="s", type="t", payload={})])
-    assert own[8] < now + 3_600_000  # our clock did not jump an hour ahead
+    assert own.timestamp < now + 3_600_000  # our clock did not jump an hour ahead
 
 
 CHAINS: list[dict[str, Any]] = orjson.loads((DIRECTORY / "chains.json").read_bytes())
@@ -91,7 +93,7 @@ CHAINS: list[dict[str, Any]] = orjson.loads((DIRECTORY / "chains.json").read_byt
 async def test_a_page_gets_the_verdict_of_its_chain_vector(tmp_path: Path, case: dict[str, Any]) -> None:
     settings = NodeSettings(ledger_id="node-b", data_dir=tmp_path)
     async with Ledger.open(settings, load_or_create_key_file(settings.key_path)) as opened:
-        replicas = opened.replicas
+        replicas = opened
         await replicas.pin(LEDGER, bytes.fromhex(case["public_key"]), "operator")
         if case["held"]["seq"]:  # the held state: the first entries of the valid chain, with its checkpoint
             base = Page.model_validate(CHAINS[0]["page"])

@@ -10,10 +10,12 @@ import pytest
 
 from node.errors import SchemaTooNew, StoreCorrupted
 from node.keys import load_or_create_key_file
-from node.ledger.chain import to_checkpoint_row
+from node.ledger.chain import to_checkpoint_record
 from node.ledger.service import Ledger
 from node.ledger.verify import Plan, verify_store
 from node.settings import NodeSettings
+from node.storage.contract import StoredEntry
+from node.storage.sqlite import open_sqlite
 from protocol.models import EntryDraft
 from protocol.signing import KeyPair
 from protocol.vectors import TEST_SEED
@@ -162,15 +164,16 @@ async def test_a_stored_chain_a_receiver_refuses_is_listed_by_verify(tmp_path: P
     signed = sign_chain(keys, "vector-ledger", drafts)
     middle = checkpoint_of(keys, signed[1].state, "vector-ledger", timestamp=99)
     head = checkpoint_of(keys, signed[2].state, "vector-ledger")
-    rows = [(*s.content_args[:9], s.content_args[9].decode(), None, s.content_args[11], s.state.hash,
-             bytes.fromhex(s.entry.sig)) for s in signed]  # fmt: skip
+    rows = [StoredEntry(*s.content_args[:9], s.content_args[9].decode(), None, s.content_args[11], s.state.hash,
+                        bytes.fromhex(s.entry.sig)) for s in signed]  # fmt: skip
     settings = NodeSettings(ledger_id="node-a", data_dir=tmp_path)
     async with Ledger.open(settings, load_or_create_key_file(settings.key_path)) as ledger:
-        await ledger.replicas.pin("vector-ledger", keys.public_key, "operator")
-        # written as an older node stored them, past the receiver's checks
-        checkpoints = [to_checkpoint_row(middle), to_checkpoint_row(head)]
-        counts = {("stream", "s"): 3, ("type", "t"): 3}
-        await ledger.store.commit_entries(rows, checkpoints, counts, sig_digest=signed[2].state.digest)
+        await ledger.pin("vector-ledger", keys.public_key, "operator")
+        # written as an older node stored them, past the receiver's checks (through a second connection)
+        async with open_sqlite(settings.db_path) as storage:
+            checkpoints = [to_checkpoint_record(middle), to_checkpoint_record(head)]
+            counts = {("stream", "s"): 3, ("type", "t"): 3}
+            await storage.entries.commit(rows, checkpoints, counts, sig_digest=signed[2].state.digest)
         reports = {report.ledger_id: report for report in await ledger.verify("full")}
     assert reports["vector-ledger"].refused_by_peers == (
         "seq 2: timestamp 40 is lower than the previous entry's 50",

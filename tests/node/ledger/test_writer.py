@@ -13,10 +13,9 @@ import pytest
 from node.errors import AppendRejected, BatchTooLarge, DuplicateEntry, StorageError
 from node.keys import load_or_create_key_file
 from node.ledger.clock import HybridClock
-from node.ledger.rows import Row, content_hash
 from node.ledger.service import Ledger
-from node.ledger.store import Filters
 from node.settings import NodeSettings
+from node.storage.contract import Filters, StoredEntry
 from protocol.entry import verify_hash_signature
 from protocol.errors import LimitExceeded, NotCanonical
 from protocol.models import EntryDraft
@@ -40,11 +39,11 @@ async def ledger(settings: NodeSettings) -> AsyncIterator[Ledger]:
 
 async def test_concurrent_appends_form_one_gap_free_chain(ledger: Ledger) -> None:
     results = await asyncio.gather(*(ledger.append(drafts(25, start=100 * k)) for k in range(40)))
-    seqs = sorted(row[1] for rows in results for row in rows)
+    seqs = sorted(row.seq for rows in results for row in rows)
     assert seqs == list(range(1, 1001))
     for rows in results:  # a batch is contiguous and in submission order
-        assert [r[1] for r in rows] == list(range(rows[0][1], rows[0][1] + 25))
-        payloads = [orjson.loads(r[9])["n"] for r in rows]
+        assert [r.seq for r in rows] == list(range(rows[0].seq, rows[0].seq + 25))
+        payloads = [orjson.loads(r.payload)["n"] for r in rows]
         assert payloads == list(range(payloads[0], payloads[0] + 25))
     checkpoints = sqlite3.connect(ledger.settings.db_path).execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0]
     assert checkpoints < 40, "concurrent appends should have been group-committed"
@@ -56,10 +55,10 @@ async def test_every_entry_is_signed_and_linked(ledger: Ledger) -> None:
     rows = await ledger.append(drafts(50))
     previous = None
     for row in rows:
-        assert content_hash(row) == row[12]
-        assert row[11] == previous
-        verify_hash_signature(ledger.keys.public_key, row[12], row[13])
-        previous = row[12]
+        assert row.content_hash() == row.hash
+        assert row.prev_hash == previous
+        verify_hash_signature(ledger.keys.public_key, row.hash, row.sig)
+        previous = row.hash
 
 
 async def test_batch_with_one_bad_entry_writes_nothing(ledger: Ledger) -> None:
@@ -108,7 +107,7 @@ async def test_a_failed_commit_fails_its_callers_and_the_chain_continues(ledger:
     conn.execute("DROP TRIGGER refuse")
     conn.commit()
     rows = await ledger.append(drafts(3, start=50))
-    assert rows[-1][1] == ledger.head.head_seq == 8 + committed
+    assert rows[-1].seq == ledger.head.head_seq == 8 + committed
     await ledger.verify("full")
 
 
@@ -118,8 +117,8 @@ async def test_hooks_reject_and_observe_in_commit_order(ledger: Ledger) -> None:
     async def refuse_secret(batch: Sequence[EntryDraft]) -> str | None:
         return "secret stream is closed" if any(d.stream == "secret" for d in batch) else None
 
-    async def observe(rows: Sequence[Row]) -> None:
-        seen.extend(row[1] for row in rows)
+    async def observe(rows: Sequence[StoredEntry]) -> None:
+        seen.extend(row.seq for row in rows)
 
     ledger.hooks.before_append.append(refuse_secret)
     ledger.hooks.after_append.append(observe)
@@ -139,7 +138,7 @@ async def test_query_pages_with_cursors_in_both_orders(ledger: Ledger) -> None:
         cursor = None
         while True:
             page = await ledger.query(Filters(subject_oid="oid:s:1"), order=order, limit=4, cursor=cursor)  # type: ignore[arg-type]
-            got.extend(row[1] for row in page.rows)
+            got.extend(row.seq for row in page.rows)
             cursor = page.next_cursor
             if cursor is None:
                 break
@@ -163,5 +162,5 @@ async def test_reopen_keeps_the_head_and_continues_the_chain(settings: NodeSetti
     async with Ledger.open(settings, keys) as second:
         assert second.head.head_seq == 10 and second.head.head_hash == head.head_hash
         rows = await second.append(drafts(1))
-        assert rows[0][1] == 11 and rows[0][11] == head.head_hash
-        assert rows[0][8] >= head.last_timestamp
+        assert rows[0].seq == 11 and rows[0].prev_hash == head.head_hash
+        assert rows[0].timestamp >= head.last_timestamp

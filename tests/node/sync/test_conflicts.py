@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.settings import ConflictSettings
+from node.storage.contract import StoredEntry
 from node.sync.conflicts import StateView, register_merge_handler
 from tests.conftest import ADMIN_TOKEN, RunningNode, eventually
 from tests.node.sync.test_replication import FAST, link
@@ -24,17 +25,17 @@ AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 def row(ledger: str, seq: int, ts: int, payload: dict[str, Any], supersedes: list[bytes] = (), key: str = "k") -> tuple:  # type: ignore[assignment,type-arg]
     digest = hashlib.sha256(f"{ledger}/{seq}/{ts}/{payload}".encode()).digest()
     meta = orjson.dumps({"supersedes": [h.hex() for h in supersedes]}).decode() if supersedes else None
-    return (ledger, seq, f"id-{ledger}-{seq}", "s", "t", None, None, key, ts, orjson.dumps(payload).decode(), meta,
-            None, digest, b"")  # fmt: skip
+    return StoredEntry(ledger, seq, f"id-{ledger}-{seq}", "s", "t", None, None, key, ts, orjson.dumps(payload).decode(),
+                       meta, None, digest, b"")  # fmt: skip
 
 
 def view(strategy: str, **extra: Any) -> StateView:
-    return StateView(None, ConflictSettings(strategy=strategy, **extra))  # type: ignore[arg-type]
+    return StateView(None, ConflictSettings(strategy=strategy, **extra), None)  # type: ignore[arg-type]
 
 
 def test_an_entry_that_supersedes_the_head_replaces_it() -> None:
     v1 = row("a", 1, 100, {"v": 1})
-    v2 = row("b", 1, 50, {"v": 2}, supersedes=[v1[12]])  # older clock, still the successor
+    v2 = row("b", 1, 50, {"v": 2}, supersedes=[v1.hash])  # older clock, still the successor
     state = view("last-write-wins").resolve_heads("k", [v1, v2])
     assert state.status == "ok" and state.value == {"v": 2} and len(state.heads) == 1
 
@@ -53,7 +54,7 @@ def test_strategies_on_concurrent_writes() -> None:
 
 def test_ties_break_by_hash_and_custom_merge_handlers_register() -> None:
     a, b = row("node-a", 1, 100, {"v": "a"}), row("node-b", 1, 100, {"v": "b"})
-    winner = max((a, b), key=lambda r: r[12])
+    winner = max((a, b), key=lambda r: r.hash)
     assert view("last-write-wins").resolve_heads("k", [a, b]).winner == winner
     register_merge_handler("count", lambda payloads: {"n": len(payloads)})
     assert view("merge", merge_handler="count").resolve_heads("k", [a, b]).value == {"n": 2}
@@ -63,9 +64,9 @@ def test_ties_break_by_hash_and_custom_merge_handlers_register() -> None:
        st.randoms(use_true_random=False))  # fmt: skip
 @settings(max_examples=200, deadline=None)
 def test_the_state_does_not_depend_on_arrival_order(spec: list[tuple[int, int, bool]], rnd: random.Random) -> None:
-    rows: list[tuple] = []  # type: ignore[type-arg]
+    rows: list[StoredEntry] = []
     for i, (ledger, ts, supersede) in enumerate(spec):
-        earlier = [rows[-1][12]] if supersede and rows else []
+        earlier = [rows[-1].hash] if supersede and rows else []
         rows.append(row(f"node-{ledger}", i + 1, ts, {"i": i, "d": {str(ledger): ts}}, supersedes=earlier))
     for strategy in ("last-write-wins", "source-priority", "manual", "merge"):
         v = view(strategy, source_priority=["node-2", "node-0"])

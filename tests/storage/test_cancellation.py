@@ -10,14 +10,16 @@ from typing import Any
 
 import pytest
 
-from node.ledger.store import Store
+from node.storage.database import Database
+from node.storage.sqlite import repositories
 
 
 async def test_a_cancellation_delivered_at_commit_stays_a_cancellation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with Store(tmp_path / "ledger.db") as store:
-        conn = store.writer
+    async with Database(tmp_path / "ledger.db") as db:
+        audit = repositories(db).audit
+        conn = db._write_conn
         execute = conn.execute
 
         async def cancelled_during_commit(sql: str, *args: Any) -> Any:
@@ -33,7 +35,7 @@ async def test_a_cancellation_delivered_at_commit_stays_a_cancellation(
             # the cancelled task looked before the COMMIT landed: a transaction was still open
             patch.setattr(type(conn), "in_transaction", property(lambda _: True))
             with pytest.raises(asyncio.CancelledError):
-                await store.audit("admin", "peer.add", {"ledger_id": "node-b"})
-        assert [r.action for r in await store.audit_log(10)] == ["peer.add"]  # committed, as sent
-        await store.audit("admin", "peer.remove", {"ledger_id": "node-b"})  # and the store goes on
-        assert len(await store.audit_log(10)) == 2
+                await audit.record("admin", "peer.add", {"ledger_id": "node-b"})
+        assert [r.action for r in await audit.log(10)] == ["peer.add"]  # committed, as sent
+        await audit.record("admin", "peer.remove", {"ledger_id": "node-b"})  # and the database goes on
+        assert len(await audit.log(10)) == 2
