@@ -31,6 +31,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 import node
 from node.api.context import DISCOVERY
 from node.app import build_app
+from node.backup import DB_NAME, KEY_NAME, MANIFEST_NAME, backup, restore
 from node.client import ClientError, NodeClient
 from node.errors import NodeError, StoreCorrupted
 from node.keys import create_key_file
@@ -414,6 +415,31 @@ def cmd_import(args: argparse.Namespace) -> None:
     asyncio.run(work())
 
 
+def cmd_backup(args: argparse.Namespace) -> None:
+    location = _location(args)
+    key_path = args.key_file or location.data_dir / KEY_NAME
+    manifest = backup(location.db_path, key_path, args.out)
+    own = next(x for x in manifest.ledgers if x.local)
+    print(f"backed up {manifest.ledger_id} into {args.out}: {DB_NAME} ({manifest.db_bytes} bytes, "
+          f"{len(manifest.ledgers)} ledgers, own head seq {own.head_seq} hash {own.head_hash}), "
+          f"{KEY_NAME} (mode 0600), {MANIFEST_NAME}")  # fmt: skip
+    print(f"restore with: ledger-node restore {args.out} --data-dir <new data dir>")
+
+
+def cmd_restore(args: argparse.Namespace) -> None:
+    location = StoreLocation.load(args.config, data_dir=args.data_dir)
+    with DataDirLock(location.data_dir):
+        manifest = restore(args.backup, location.data_dir)
+        mode: Mode = "full" if args.full else "chain"
+        total = sum(x.head_seq for x in manifest.ledgers)
+        with _progress(f"verify ({mode})", total) as advance:
+            reports = verify_store(location.db_path, mode, progress=advance)
+    own = next(x for x in manifest.ledgers if x.local)
+    print(f"restored {manifest.ledger_id} into {location.data_dir}: head seq {own.head_seq} hash {own.head_hash}, "
+          f"{len(reports)} ledgers verified ({mode})")  # fmt: skip
+    print(f"start it with: ledger-node run --ledger-id {manifest.ledger_id} --data-dir {location.data_dir}")
+
+
 # --- parser ------------------------------------------------------------------------------------
 
 
@@ -530,6 +556,16 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("file", type=Path)
     imp.add_argument("--full", action="store_true", help="also check every entry signature")
     imp.set_defaults(func=cmd_import)
+
+    back = offline("backup", "copy the database (consistent, while the node runs) and the key into a directory")
+    back.add_argument("--out", type=Path, required=True, help="a new or empty directory for the backup")
+    back.add_argument("--key-file", type=Path, help="the node's key file (default <data dir>/node.key)")
+    back.set_defaults(func=cmd_backup)
+
+    res = offline("restore", "bring a backup into a new data directory, key included, and verify it")
+    res.add_argument("backup", type=Path, help="a directory written by 'ledger-node backup'")
+    res.add_argument("--full", action="store_true", help="also check every entry signature")
+    res.set_defaults(func=cmd_restore)
     return parser
 
 

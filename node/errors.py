@@ -13,6 +13,7 @@ NodeError
 ├── NotReady             the node is starting, verifying or shutting down
 ├── DataDirLocked        another process holds the data directory
 ├── KeyFileError         the key file is missing, unreadable or malformed
+├── BackupError          a backup or restore cannot be made as asked (target not empty, key and store differ)
 ├── Unauthorized         credential missing, unknown, wrong or revoked (401)
 ├── Forbidden            a valid credential without the scope the route needs (403)
 ├── RateLimited          over the caller's request rate; retry after ``retry_after_s`` (429)
@@ -111,6 +112,13 @@ class KeyFileError(NodeError):
     """The key file is missing, unreadable, has loose permissions or is malformed."""
 
     code = "key-file-error"
+
+
+class BackupError(NodeError):
+    """A backup or restore cannot be made as asked: the target is not empty, the source is not a backup,
+    or key and store do not belong together; nothing was overwritten."""
+
+    code = "backup-error"
 
 
 class Unauthorized(NodeError):
