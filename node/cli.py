@@ -46,6 +46,7 @@ from protocol.errors import ProtocolError
 from protocol.models import EntryDraft
 from protocol.signing import fingerprint
 
+log = logging.getLogger("node.cli")  # not __name__: it is __main__ under python -m
 DEFAULT_URL = "http://127.0.0.1:8700"
 URL_HELP = f"node URL (default $LEDGER_URL, else {DEFAULT_URL})"
 EXIT_ERROR, EXIT_CORRUPTED = 1, 3
@@ -108,6 +109,8 @@ def cmd_run(args: argparse.Namespace) -> None:
         verify_on_start=args.verify, log_level=args.log_level_flag,
     )  # fmt: skip
     logging.getLogger().setLevel(settings.log_level.upper())
+    if not settings.log_libraries:  # aiosqlite logs every statement at debug level
+        logging.getLogger("aiosqlite").setLevel(logging.INFO)
     asyncio.run(serve(settings))
 
 
@@ -126,8 +129,10 @@ async def serve(settings: NodeSettings) -> None:
         runner.app[DISCOVERY].start(f"http://{host}:{port}")  # no-op when already announced
         print(f"ledger-node listening on http://{host}:{port} ledger_id={settings.ledger_id}", flush=True)
         await stop.wait()
+        log.info("shutting down ledger=%s: pending appends are committed, peers and streams closed", settings.ledger_id)
     finally:
         await runner.cleanup()
+    log.info("stopped ledger=%s", settings.ledger_id)
 
 
 # --- keys --------------------------------------------------------------------------------------

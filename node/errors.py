@@ -20,6 +20,7 @@ NodeError
 ├── CredentialNotFound   no credential with that id (404)
 ├── PeerUnavailable      a peer did not answer (in time); retried
 └── PeerFailed           a peer answered wrongly (status, size, shape)
+    ├── NotKnownThere    the peer answered 401: it has not admitted (pinned) this node
     └── UrlRefused       the URL policy refused to contact the URL
 """
 
@@ -183,6 +184,12 @@ class PeerFailed(NodeError):
     """A peer answered with an error, or with data that does not verify; retrying will not help now."""
 
     code = "peer-failed"
+
+
+class NotKnownThere(PeerFailed):
+    """The peer answered 401: it does not know this node's key (it has not admitted it, or not yet)."""
+
+    code = "not-known-there"
 
 
 class UrlRefused(PeerFailed):
