@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -203,7 +204,15 @@ def cmd_credentials_list(args: argparse.Namespace) -> None:
 
 def cmd_credentials_revoke(args: argparse.Namespace) -> None:
     async def work(client: NodeClient) -> None:
-        revoked = await client.delete(f"/admin/credentials/{args.id}")
+        credential_id = args.id
+        if not re.fullmatch(r"[0-9a-f]{12}", credential_id):  # a name: the one live credential of that name
+            found = [c["id"] for c in await client.get("/admin/credentials")
+                     if c["name"] == args.id and not c["revoked_ms"]]  # fmt: skip
+            if len(found) != 1:
+                raise SystemExit(f"ledger-node credentials revoke: {len(found)} live credentials are named "
+                                 f"{args.id!r}{': ' + ', '.join(found) if found else ''}; give the id")  # fmt: skip
+            credential_id = found[0]
+        revoked = await client.delete(f"/admin/credentials/{credential_id}")
         print(f"revoked credential {revoked['id']} name={revoked['name']}")
 
     _run(args, work)
@@ -283,7 +292,8 @@ def add_commands(sub: Any, url_default: str, token_default: str | None) -> None:
     issue.add_argument("name", help="who or what the token is for")
     issue.add_argument("--scopes", required=True, help="comma-separated: read, append, query, admin")
     command("list", "every credential: scopes, created, last used, revoked", cmd_credentials_list, what, True)
-    command("revoke", "revoke a credential at once", cmd_credentials_revoke, what).add_argument("id")
+    revoke = command("revoke", "revoke a credential at once", cmd_credentials_revoke, what)
+    revoke.add_argument("id", help="its id (credentials list), or its name when one live credential has it")
     audit = command("audit", "the audit log, newest first: who did what (admin)", cmd_audit, reading=True)
     audit.add_argument("--limit", type=int, default=50, help="records to show (max 1000)")
     audit.add_argument("--before", type=int, help="only records older than this id (paging)")

@@ -124,3 +124,18 @@ def test_append_file_checks_every_line_first_and_says_what_a_refused_batch_left(
     assert "(lines 7..9)" in resumed.stdout
     payloads = [json.loads(x)["payload"].get("i") for x in cli("query", "--url", node.url, "--all").stdout.splitlines()]
     assert payloads == [None, *range(9)]
+
+
+def test_a_credential_is_revoked_by_its_name_when_one_live_credential_has_it(
+    tmp_path: Path, processes: list[NodeProcess]
+) -> None:
+    node = start_node(tmp_path / "a", env=ENV)
+    processes.append(node)
+    for name in ("billing-app", "twin", "twin"):
+        assert cli("credentials", "issue", name, "--scopes", "read", "--url", node.url).returncode == 0
+    revoked = cli("credentials", "revoke", "billing-app", "--url", node.url)
+    assert revoked.returncode == 0 and "revoked credential" in revoked.stdout and "billing-app" in revoked.stdout
+    twins = cli("credentials", "revoke", "twin", "--url", node.url)
+    assert twins.returncode == 1 and "2 live credentials are named 'twin'" in twins.stderr
+    again = cli("credentials", "revoke", "billing-app", "--url", node.url)
+    assert again.returncode == 1 and "0 live credentials" in again.stderr
