@@ -5,6 +5,7 @@ with its identity. A backup is a directory: ``ledger.db``, ``node.key`` (mode 06
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import sqlite3
@@ -81,6 +82,20 @@ def backup(db_path: Path, key_path: Path, out: Path) -> Manifest:
     (out / MANIFEST_NAME).write_bytes(manifest.to_json() + b"\n")
     _fsync(out)
     return manifest
+
+
+async def backup_into(backup_dir: Path | None, ledger_id: str, db_path: Path, key_path: Path) -> tuple[Path, Manifest]:
+    """A backup of a running node into a new directory ``<backup_dir>/<ledger_id>-<UTC time>``, made in a
+    thread (the node goes on serving); BackupError when no ``backup_dir`` is configured."""
+    if backup_dir is None:
+        raise BackupError("no backup_dir is configured (LEDGER_BACKUP_DIR); or run 'ledger-node backup' on the host")
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    out = backup_dir / f"{ledger_id}-{stamp}"
+    suffix = 1
+    while out.exists():
+        suffix += 1
+        out = backup_dir / f"{ledger_id}-{stamp}-{suffix}"
+    return out, await asyncio.to_thread(backup, db_path, key_path, out)
 
 
 def restore(source: Path, data_dir: Path) -> Manifest:

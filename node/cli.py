@@ -421,6 +421,19 @@ def cmd_import(args: argparse.Namespace) -> None:
 
 
 def cmd_backup(args: argparse.Namespace) -> None:
+    if args.on_node:
+
+        async def ask(client: NodeClient) -> None:
+            made = await client.post("/admin/backup")
+            if args.json:
+                return _print_json(made)
+            own = next(x for x in made["ledgers"] if x["local"])
+            print(f"the node backed up {made['ledger_id']} into {made['path']} (on its host): own head seq "
+                  f"{own['head_seq']} hash {own['head_hash']}")  # fmt: skip
+
+        return _client(args, ask)
+    if args.out is None:
+        raise Failure("backup needs --out DIR (or --on-node, into the node's backup_dir)", 2)
     location = _location(args)
     key_path = args.key_file or location.data_dir / KEY_NAME
     manifest = backup(location.db_path, key_path, args.out)
@@ -563,7 +576,15 @@ def _parser() -> argparse.ArgumentParser:
     imp.set_defaults(func=cmd_import)
 
     back = offline("backup", "copy the database (consistent, while the node runs) and the key into a directory")
-    back.add_argument("--out", type=Path, required=True, help="a new or empty directory for the backup")
+    back.add_argument("--out", type=Path, help="a new or empty directory for the backup")
+    back.add_argument(
+        "--on-node",
+        action="store_true",
+        help="ask the node at --url instead (POST /admin/backup, admin): it writes into its backup_dir",
+    )
+    back.add_argument("--url", default=url, help=URL_HELP)
+    back.add_argument("--token", default=token, help=TOKEN_HELP)
+    back.add_argument("--json", action="store_true", help="with --on-node: the API's answer")  # fmt: skip
     back.add_argument("--key-file", type=Path, help="the node's key file (default <data dir>/node.key)")
     back.set_defaults(func=cmd_backup)
 

@@ -281,6 +281,9 @@ class NodeSettings(StoreLocation):
     access: AccessSettings = AccessSettings()
     net: NetSettings = NetSettings()
     console: ConsoleSettings = ConsoleSettings()
+    backup_dir: Path | None = Field(
+        None, description="where POST /admin/backup writes backups (one new directory each); unset = refused"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_libraries: bool = Field(False, description="let libraries (aiosqlite) log at debug level too")
 

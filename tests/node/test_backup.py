@@ -92,3 +92,28 @@ def test_restore_refuses_a_key_that_is_not_the_stores(tmp_path: Path, processes:
     refused = cli("restore", str(out), "--data-dir", str(tmp_path / "r"))
     assert refused.returncode == 1 and "pinned to another key" in refused.stderr
     assert not (tmp_path / "r" / "ledger.db").exists()
+
+
+async def test_the_node_backs_itself_up_into_its_backup_dir_while_serving(
+    tmp_path: Path, processes: list[NodeProcess]
+) -> None:
+    backups = tmp_path / "backups"
+    node = start_node(tmp_path / "a", env={**ENV, "LEDGER_BACKUP_DIR": str(backups)})
+    processes.append(node)
+    appended = cli("append", "--url", node.url, "--stream", "s", "--type", "t")
+    entry = json.loads(appended.stdout)
+    made = cli("backup", "--on-node", "--url", node.url)
+    assert made.returncode == 0 and "the node backed up node-a into" in made.stdout, made.stderr
+    (path,) = backups.iterdir()
+    assert path.name.startswith("node-a-") and f"hash {entry['hash']}" in made.stdout
+    assert stat.S_IMODE((path / "node.key").stat().st_mode) == 0o600
+    assert "backup" in cli("audit", "--url", node.url).stdout
+    assert node.terminate() == 0
+    restored = cli("restore", str(path), "--data-dir", str(tmp_path / "r"))
+    assert restored.returncode == 0 and f"head seq 1 hash {entry['hash']}" in restored.stdout
+
+    bare = start_node(tmp_path / "b", "node-b", env=ENV)
+    processes.append(bare)
+    refused = cli("backup", "--on-node", "--url", bare.url)
+    assert refused.returncode == 1 and "no backup_dir is configured" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
