@@ -439,7 +439,7 @@ def cmd_backup(args: argparse.Namespace) -> None:
     manifest = backup(location.db_path, key_path, args.out)
     own = next(x for x in manifest.ledgers if x.local)
     print(f"backed up {manifest.ledger_id} into {args.out}: {DB_NAME} ({manifest.db_bytes} bytes, "
-          f"{len(manifest.ledgers)} ledgers, own head seq {own.head_seq} hash {own.head_hash}), "
+          f"{len(manifest.ledgers)} ledger(s), own head seq {own.head_seq} hash {own.head_hash}), "
           f"{KEY_NAME} (mode 0600), {MANIFEST_NAME}")  # fmt: skip
     print(f"restore with: ledger-node restore {args.out} --data-dir <new data dir>")
 
@@ -454,7 +454,7 @@ def cmd_restore(args: argparse.Namespace) -> None:
             reports = verify_store(location.db_path, mode, progress=advance)
     own = next(x for x in manifest.ledgers if x.local)
     print(f"restored {manifest.ledger_id} into {location.data_dir}: head seq {own.head_seq} hash {own.head_hash}, "
-          f"{len(reports)} ledgers verified ({mode})")  # fmt: skip
+          f"{len(reports)} ledger(s) verified ({mode})")  # fmt: skip
     print(f"start it with: ledger-node run --ledger-id {manifest.ledger_id} --data-dir {location.data_dir}")
 
 
