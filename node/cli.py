@@ -13,13 +13,14 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import orjson
 from aiohttp import web
@@ -30,6 +31,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 import node
 from node.api.context import DISCOVERY
 from node.app import build_app
+from node.backup import DB_NAME, KEY_NAME, MANIFEST_NAME, backup, restore
 from node.client import ClientError, NodeClient
 from node.errors import NodeError, StoreCorrupted
 from node.keys import create_key_file
@@ -42,8 +44,10 @@ from node.settings import NodeSettings, StoreLocation
 from node.storage.sqlite import open_sqlite
 from node.storage.sqlite.scan import held_ledgers
 from protocol.errors import ProtocolError
+from protocol.models import EntryDraft
 from protocol.signing import fingerprint
 
+log = logging.getLogger("node.cli")  # not __name__: it is __main__ under python -m
 DEFAULT_URL = "http://127.0.0.1:8700"
 URL_HELP = f"node URL (default $LEDGER_URL, else {DEFAULT_URL})"
 EXIT_ERROR, EXIT_CORRUPTED = 1, 3
@@ -106,6 +110,8 @@ def cmd_run(args: argparse.Namespace) -> None:
         verify_on_start=args.verify, log_level=args.log_level_flag,
     )  # fmt: skip
     logging.getLogger().setLevel(settings.log_level.upper())
+    if not settings.log_libraries:  # aiosqlite logs every statement at debug level
+        logging.getLogger("aiosqlite").setLevel(logging.INFO)
     asyncio.run(serve(settings))
 
 
@@ -124,8 +130,10 @@ async def serve(settings: NodeSettings) -> None:
         runner.app[DISCOVERY].start(f"http://{host}:{port}")  # no-op when already announced
         print(f"ledger-node listening on http://{host}:{port} ledger_id={settings.ledger_id}", flush=True)
         await stop.wait()
+        log.info("shutting down ledger=%s: pending appends are committed, peers and streams closed", settings.ledger_id)
     finally:
         await runner.cleanup()
+    log.info("stopped ledger=%s", settings.ledger_id)
 
 
 # --- keys --------------------------------------------------------------------------------------
@@ -151,17 +159,7 @@ def _client(args: argparse.Namespace, work: Callable[[NodeClient], Coroutine[Any
 
 def cmd_append(args: argparse.Namespace) -> None:
     if args.file is not None:
-        drafts = _read_drafts(args.file)
-
-        async def many(client: NodeClient) -> None:
-            total = 0
-            for start in range(0, len(drafts), args.batch):
-                answer = await client.post("/ledger/entries", drafts[start : start + args.batch])
-                total += answer["count"]
-                last = answer["entries"][-1]
-            print(f"appended {total} entries; head seq {last['seq']} hash {last['hash']}")
-
-        return _client(args, many)
+        return _append_file(args)
     if args.stream is None or args.type is None:
         raise Failure("append needs --stream and --type (or --file)", 2)
     draft: dict[str, Any] = {"stream": args.stream, "type": args.type, "payload": _json_arg(args.payload, "--payload")}
@@ -184,34 +182,139 @@ def _json_arg(text: str, flag: str) -> Any:
         raise Failure(f"{flag}: not valid JSON ({exc})", 2) from exc
 
 
-def _read_drafts(path: Path) -> list[Any]:
-    raw = path.read_bytes()
-    try:
-        if raw.lstrip().startswith(b"["):
-            drafts = orjson.loads(raw)
-        else:
-            drafts = [orjson.loads(line) for line in raw.splitlines() if line.strip()]
-    except orjson.JSONDecodeError as exc:
-        raise Failure(f"{path}: not a JSON array or JSON Lines of entries ({exc})") from exc
+def _append_file(args: argparse.Namespace) -> None:
+    """Every draft of the file is checked first (nothing is sent when one is bad); then the drafts go in
+    batches of ``--batch``, each committed whole or not at all. When the node refuses a batch, what was
+    committed before it stays, and the message says through which line and how to resume."""
+    drafts = [(n, d) for n, d in read_drafts(args.file) if n >= args.from_line]
     if not drafts:
+        raise Failure(f"{args.file}: nothing at or after line {args.from_line}")
+
+    async def send(client: NodeClient) -> None:
+        done, last = 0, None
+        with _progress("append", len(drafts)) as advance:
+            for start in range(0, len(drafts), args.batch):
+                batch = drafts[start : start + args.batch]
+                try:
+                    answer = await client.post("/ledger/entries", [draft for _, draft in batch])
+                except ClientError as exc:
+                    raise Failure(_refused_batch(args.file, drafts, start, batch, str(exc))) from exc
+                done += answer["count"]
+                last = answer["entries"][-1]
+                advance(len(batch))
+        assert last is not None
+        print(f"appended {done} entries; head seq {last['seq']} hash {last['hash']} "
+              f"(lines {drafts[0][0]}..{drafts[-1][0]})")  # fmt: skip
+
+    _client(args, send)
+
+
+def _refused_batch(path: Path, drafts: list[tuple[int, Any]], start: int, batch: list[tuple[int, Any]],
+                   problem: str) -> str:  # fmt: skip
+    """Which lines are committed, which line the node refused, and the command that resumes."""
+    index = re.match(r"entries\[(\d+)\]", problem)
+    where = ""
+    if index and int(index.group(1)) < len(batch):
+        where = f"line {batch[int(index.group(1))][0]}: "
+        problem = problem[index.end() :].lstrip(".: ")
+    first = batch[0][0]
+    if start == 0:
+        committed = f"nothing was committed (the batch from line {first} is refused whole)"
+    else:
+        committed = (f"lines {drafts[0][0]}..{drafts[start - 1][0]} are committed, nothing from line {first} on; "
+                     f"after fixing the file, resume with --from-line {first}")  # fmt: skip
+    return f"{path}: {where}{problem}; {committed}"
+
+
+def read_drafts(path: Path) -> list[tuple[int, Any]]:
+    """(line number, draft) for every entry of a JSON array or JSON Lines file, each checked against the
+    draft schema first; the first bad one fails with its line (its 1-based position in an array)."""
+    raw = path.read_bytes()
+    numbered: list[tuple[int, Any]] = []
+    if raw.lstrip().startswith(b"["):
+        try:
+            items = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise Failure(f"{path}: not a JSON array of entries ({exc})") from exc
+        numbered, unit = list(enumerate(items, 1)), "entry"
+    else:
+        unit = "line"
+        for number, line in enumerate(raw.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                numbered.append((number, orjson.loads(line)))
+            except orjson.JSONDecodeError as exc:
+                raise Failure(f"{path}: line {number}: not valid JSON ({exc}); nothing was sent") from exc
+    if not numbered:
         raise Failure(f"{path}: no entries")
-    return list(drafts)
+    for number, draft in numbered:
+        try:
+            EntryDraft.model_validate(draft)
+        except ValidationError as exc:
+            error = exc.errors(include_url=False)[0]
+            field = ".".join(str(part) for part in error["loc"]) or "entry"
+            raise Failure(f"{path}: {unit} {number}: {field}: {error['msg']}; nothing was sent") from exc
+    return numbered
 
 
 def cmd_query(args: argparse.Namespace) -> None:
-    names = ("ledger_id", "stream", "type", "issuer_oid", "subject_oid", "key", "since", "until", "order", "limit")
-    params = {name: getattr(args, name) for name in names}
+    """Entries as JSON Lines; with ``--network`` from GET /network/query (this node and its trusted peers,
+    every remote entry verified), each peer's answer summarised on stderr."""
+    names = ["stream", "type", "issuer_oid", "subject_oid", "key", "since", "until", "limit"]
+    if args.network:
+        path = "/network/query"
+        params = {name: getattr(args, name) for name in names}
+        params.update(ledgers=args.ledgers or args.ledger_id, min_trust=args.min_trust, timeout_ms=args.timeout_ms)
+    else:
+        path = "/ledger/entries"
+        params = {name: getattr(args, name) for name in [*names, "ledger_id", "ledgers", "order"]}
 
     async def work(client: NodeClient) -> None:
         cursor = None
         while True:
-            page = await client.get("/ledger/entries", {**params, "cursor": cursor})
+            page = await client.get(path, {**params, "cursor": cursor})
             for entry in page["entries"]:
                 sys.stdout.buffer.write(orjson.dumps(entry) + b"\n")
+            for peer, answer in page.get("peers", {}).items():
+                detail = " ".join(f"{k}={v}" for k, v in answer.items() if k != "status")
+                print(f"peer {peer}: {answer['status']} {detail}".rstrip(), file=sys.stderr)
+            for ledger_id, state in page.get("ledgers", {}).items():
+                if state != "ok":
+                    print(f"ledger {ledger_id}: {state}", file=sys.stderr)
             cursor = page["next_cursor"]
             if cursor is None or not args.all:
                 break
         sys.stdout.flush()
+
+    _client(args, work)
+
+
+def cmd_refs(args: argparse.Namespace) -> None:
+    async def work(client: NodeClient) -> None:
+        _print_json(await client.get(f"/ledger/entries/{args.entry_id}/refs", {"depth": args.depth}))
+
+    _client(args, work)
+
+
+def cmd_state(args: argparse.Namespace) -> None:
+    """One key's state (heads, winner, conflicts), the digest of the whole view, or every key's state."""
+
+    async def work(client: NodeClient) -> None:
+        if args.digest:
+            _print_json(await client.get("/ledger/state/digest"))
+        elif args.key is not None:
+            _print_json(await client.get(f"/ledger/state/{quote(args.key, safe='')}"))
+        else:
+            after = None
+            while True:
+                page = await client.get("/ledger/state", {"after": after, "limit": 1000})
+                for state in page["states"]:
+                    sys.stdout.buffer.write(orjson.dumps(state) + b"\n")
+                after = page["next_after"]
+                if after is None:
+                    break
+            sys.stdout.flush()
 
     _client(args, work)
 
@@ -318,6 +421,44 @@ def cmd_import(args: argparse.Namespace) -> None:
     asyncio.run(work())
 
 
+def cmd_backup(args: argparse.Namespace) -> None:
+    if args.on_node:
+
+        async def ask(client: NodeClient) -> None:
+            made = await client.post("/admin/backup")
+            if args.json:
+                return _print_json(made)
+            own = next(x for x in made["ledgers"] if x["local"])
+            print(f"the node backed up {made['ledger_id']} into {made['path']} (on its host): own head seq "
+                  f"{own['head_seq']} hash {own['head_hash']}")  # fmt: skip
+
+        return _client(args, ask)
+    if args.out is None:
+        raise Failure("backup needs --out DIR (or --on-node, into the node's backup_dir)", 2)
+    location = _location(args)
+    key_path = args.key_file or location.data_dir / KEY_NAME
+    manifest = backup(location.db_path, key_path, args.out)
+    own = next(x for x in manifest.ledgers if x.local)
+    print(f"backed up {manifest.ledger_id} into {args.out}: {DB_NAME} ({manifest.db_bytes} bytes, "
+          f"{len(manifest.ledgers)} ledger(s), own head seq {own.head_seq} hash {own.head_hash}), "
+          f"{KEY_NAME} (mode 0600), {MANIFEST_NAME}")  # fmt: skip
+    print(f"restore with: ledger-node restore {args.out} --data-dir <new data dir>")
+
+
+def cmd_restore(args: argparse.Namespace) -> None:
+    location = StoreLocation.load(args.config, data_dir=args.data_dir)
+    with DataDirLock(location.data_dir):
+        manifest = restore(args.backup, location.data_dir)
+        mode: Mode = "full" if args.full else "chain"
+        total = sum(x.head_seq for x in manifest.ledgers)
+        with _progress(f"verify ({mode})", total) as advance:
+            reports = verify_store(location.db_path, mode, progress=advance)
+    own = next(x for x in manifest.ledgers if x.local)
+    print(f"restored {manifest.ledger_id} into {location.data_dir}: head seq {own.head_seq} hash {own.head_hash}, "
+          f"{len(reports)} ledger(s) verified ({mode})")  # fmt: skip
+    print(f"start it with: ledger-node run --ledger-id {manifest.ledger_id} --data-dir {location.data_dir}")
+
+
 # --- parser ------------------------------------------------------------------------------------
 
 
@@ -364,13 +505,26 @@ def _parser() -> argparse.ArgumentParser:
     append.add_argument("--subject-oid")
     append.add_argument("--key", help="logical record key")
     append.add_argument("--id", help="entry id (UUID); default: assigned by the node")
-    append.add_argument("--file", type=Path, help="JSON array or JSON Lines of entry drafts")
-    append.add_argument("--batch", type=int, default=1000, help="entries per request with --file")
+    append.add_argument(
+        "--file", type=Path,
+        help="JSON array or JSON Lines of entry drafts: every line is checked before anything is sent (an error "
+        "names the line); then batches of --batch lines are committed in order, each whole or not at all. When the "
+        "node refuses a batch, the message says which lines are committed and the --from-line that resumes "
+        "without appending any line twice",
+    )  # fmt: skip
+    append.add_argument("--batch", type=int, default=1000, help="entries per request with --file (default 1000)")
+    append.add_argument("--from-line", type=int, default=1, help="with --file: start at this line (to resume)")
     append.set_defaults(func=cmd_append)
 
-    query = client("query", "query entries; prints JSON Lines")
+    query = client("query", "query entries; prints JSON Lines (--network: also the trusted peers)")
     for name in ("ledger-id", "stream", "type", "issuer-oid", "subject-oid", "key"):
         query.add_argument(f"--{name}")
+    query.add_argument("--ledgers", help="comma-separated ledger ids: entries of any of them")
+    query.add_argument("--network", action="store_true",
+                       help="federated: this node and its trusted peers, every remote entry verified; each peer's "
+                       "answer (ok, timeout, error, untrusted) on stderr")  # fmt: skip
+    query.add_argument("--min-trust", type=float, help="with --network: only peers trusted at least this much")
+    query.add_argument("--timeout-ms", type=int, default=2000, help="with --network: per peer (default 2000)")
     query.add_argument("--since", type=int, help="timestamp >= since (ms)")
     query.add_argument("--until", type=int, help="timestamp < until (ms)")
     query.add_argument("--order", choices=["asc", "desc"], default="asc")
@@ -384,7 +538,16 @@ def _parser() -> argparse.ArgumentParser:
 
     stats = client("stats", "show the ledger's head and counters")
     stats.set_defaults(func=cmd_stats)
-    for reading in (query, get, stats):  # JSON already; the flag is accepted so every reading command takes it
+    refs = client("refs", "an entry's cross-ledger references with their status")
+    refs.add_argument("entry_id")
+    refs.add_argument("--depth", type=int, default=1, help="hops to follow (default 1, max 64)")
+    refs.set_defaults(func=cmd_refs)
+    state = client("state", "the state view: one key (heads, winner, conflicts), --digest, or every key (JSON Lines)")
+    state.add_argument("key", nargs="?", help="a logical record key (default: every key)")
+    state.add_argument("--digest", action="store_true", help="the hash of the whole state view")
+    state.set_defaults(func=cmd_state)
+    # JSON already; the flag is accepted so every reading command takes it
+    for reading in (query, get, stats, refs, state):
         reading.add_argument("--json", action="store_true", help="JSON output (the default for this command)")
     health = client("health", "exit 0 when the node answers /health and /ready (for healthchecks)")
     health.add_argument("--timeout", type=float, default=3, help="seconds to wait for both answers (default 3)")
@@ -412,6 +575,24 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("file", type=Path)
     imp.add_argument("--full", action="store_true", help="also check every entry signature")
     imp.set_defaults(func=cmd_import)
+
+    back = offline("backup", "copy the database (consistent, while the node runs) and the key into a directory")
+    back.add_argument("--out", type=Path, help="a new or empty directory for the backup")
+    back.add_argument(
+        "--on-node",
+        action="store_true",
+        help="ask the node at --url instead (POST /admin/backup, admin): it writes into its backup_dir",
+    )
+    back.add_argument("--url", default=url, help=URL_HELP)
+    back.add_argument("--token", default=token, help=TOKEN_HELP)
+    back.add_argument("--json", action="store_true", help="with --on-node: the API's answer")  # fmt: skip
+    back.add_argument("--key-file", type=Path, help="the node's key file (default <data dir>/node.key)")
+    back.set_defaults(func=cmd_backup)
+
+    res = offline("restore", "bring a backup into a new data directory, key included, and verify it")
+    res.add_argument("backup", type=Path, help="a directory written by 'ledger-node backup'")
+    res.add_argument("--full", action="store_true", help="also check every entry signature")
+    res.set_defaults(func=cmd_restore)
     return parser
 
 

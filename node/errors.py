@@ -13,12 +13,14 @@ NodeError
 ├── NotReady             the node is starting, verifying or shutting down
 ├── DataDirLocked        another process holds the data directory
 ├── KeyFileError         the key file is missing, unreadable or malformed
+├── BackupError          a backup or restore cannot be made as asked (target not empty, key and store differ)
 ├── Unauthorized         credential missing, unknown, wrong or revoked (401)
 ├── Forbidden            a valid credential without the scope the route needs (403)
 ├── RateLimited          over the caller's request rate; retry after ``retry_after_s`` (429)
 ├── CredentialNotFound   no credential with that id (404)
 ├── PeerUnavailable      a peer did not answer (in time); retried
 └── PeerFailed           a peer answered wrongly (status, size, shape)
+    ├── NotKnownThere    the peer answered 401: it has not admitted (pinned) this node
     └── UrlRefused       the URL policy refused to contact the URL
 """
 
@@ -113,6 +115,13 @@ class KeyFileError(NodeError):
     code = "key-file-error"
 
 
+class BackupError(NodeError):
+    """A backup or restore cannot be made as asked: the target is not empty, the source is not a backup,
+    or key and store do not belong together; nothing was overwritten."""
+
+    code = "backup-error"
+
+
 class Unauthorized(NodeError):
     """The bearer credential is missing, unknown, wrong or revoked."""
 
@@ -175,6 +184,12 @@ class PeerFailed(NodeError):
     """A peer answered with an error, or with data that does not verify; retrying will not help now."""
 
     code = "peer-failed"
+
+
+class NotKnownThere(PeerFailed):
+    """The peer answered 401: it does not know this node's key (it has not admitted it, or not yet)."""
+
+    code = "not-known-there"
 
 
 class UrlRefused(PeerFailed):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -68,6 +69,10 @@ def cmd_status(args: argparse.Namespace) -> None:
 
 
 def cmd_peers(args: argparse.Namespace) -> None:
+    if args.action != "list":
+        _run(args, lambda client: _change_peers(args, client))
+        return
+
     async def work(client: NodeClient) -> None:
         peers = await client.get("/admin/peers")
         rows = []
@@ -78,6 +83,32 @@ def cmd_peers(args: argparse.Namespace) -> None:
         _show(args, peers, "peers", ["peer", "url", "mode", "source", "state", "failures", "lag", "last error"], rows)
 
     _run(args, work)
+
+
+PEER_USAGE = {"add": "LEDGER_ID PEER_URL PUBLIC_KEY", "remove": "LEDGER_ID", "connect": "PEER_URL"}
+
+
+async def _change_peers(args: argparse.Namespace, client: NodeClient) -> None:
+    """``peers add|remove|connect``: POST /admin/peers, DELETE /admin/peers/{id}, POST /network/connect."""
+    _arity(f"peers {args.action}", PEER_USAGE[args.action], args.arguments)
+    if args.action == "add":
+        ledger_id, peer_url, key = args.arguments
+        body = {"ledger_id": ledger_id, "url": peer_url, "public_key": key, "mode": args.mode}
+        added = await client.post("/admin/peers", body)
+        console.print(f"{added['ledger_id']}: peer at {added['url']} (mode {added['mode']}), key pinned")
+    elif args.action == "remove":
+        await client.delete(f"/admin/peers/{args.arguments[0]}")
+        console.print(f"{args.arguments[0]}: peer removed")
+    else:
+        found = await client.post("/network/connect", {"url": args.arguments[0]})
+        record = found["record"]
+        console.print(f"{record['ledger_id']}: {found['status']} at {args.arguments[0]} "
+                      f"(key {record['public_key'][:16]}...)")  # fmt: skip
+
+
+def _arity(command: str, usage: str, given: Sequence[str]) -> None:
+    if len(given) != len(usage.split()):
+        raise SystemExit(f"ledger-node {command}: expected {usage}")
 
 
 def cmd_sync(args: argparse.Namespace) -> None:
@@ -98,6 +129,13 @@ def cmd_sync(args: argparse.Namespace) -> None:
 
 def cmd_conflicts(args: argparse.Namespace) -> None:
     async def work(client: NodeClient) -> None:
+        if args.action == "resolve":
+            if args.conflict_id is None:
+                raise SystemExit("ledger-node conflicts resolve: a conflict id is needed (see ledger-node conflicts)")
+            body = {"winner": args.winner, "payload": _json_object(args.payload, "--payload")}
+            entry = await client.post(f"/admin/conflicts/{args.conflict_id}/resolve", body)
+            console.print(f"conflict {args.conflict_id} resolved by entry seq {entry['seq']} hash {entry['hash']}")
+            return
         found = await client.get("/admin/conflicts", params={"status": args.status})
         rows = [(c["id"], c["kind"], c["ledger_id"] or "", c["seq"] or "", c["key"] or "", c["status"],
                  c["resolution"] or "") for c in found]  # fmt: skip
@@ -106,8 +144,35 @@ def cmd_conflicts(args: argparse.Namespace) -> None:
     _run(args, work)
 
 
+def _json_object(text: str | None, flag: str) -> Any:
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise SystemExit(f"ledger-node: error: {flag}: not valid JSON ({exc})") from exc
+
+
 def cmd_trust(args: argparse.Namespace) -> None:
     async def work(client: NodeClient) -> None:
+        if args.action in ("attest", "revoke"):
+            if args.ledger_id is None:
+                raise SystemExit(f"ledger-node trust {args.action}: a ledger id is needed")
+            body = {"to": args.ledger_id, "level": args.level, "type": args.type, "expires_at": args.expires_at,
+                    "revoke": args.action == "revoke"}  # fmt: skip
+            att = await client.post("/admin/trust", body)
+            verb = "revoked" if args.action == "revoke" else f"level {att['level']}"
+            console.print(f"{att['from']} -> {att['to']}: {verb} ({att['type']}), signed")
+            return
+        if args.action == "path":
+            if args.ledger_id is None:
+                raise SystemExit("ledger-node trust path: a ledger id is needed")
+            params = {"to": args.ledger_id, "from": args.source, "use": args.use}
+            found = await client.get("/network/trust/path", params)
+            route = " -> ".join(found["path"]) if found["path"] else "no path"
+            _show(args, found, f"trust path ({found['use']})", ["from", "to", "score", "path"],
+                  [(found["from"], found["to"], found["score"], route)])  # fmt: skip
+            return
         edges = await client.get("/network/trust")
         rows = [(e["from"], e["to"], e["level"], e["type"], e["expires_at"]) for e in edges]
         _show(args, edges, "trust attestations", ["from", "to", "level", "type", "expires_at (ms)"], rows)
@@ -139,7 +204,15 @@ def cmd_credentials_list(args: argparse.Namespace) -> None:
 
 def cmd_credentials_revoke(args: argparse.Namespace) -> None:
     async def work(client: NodeClient) -> None:
-        revoked = await client.delete(f"/admin/credentials/{args.id}")
+        credential_id = args.id
+        if not re.fullmatch(r"[0-9a-f]{12}", credential_id):  # a name: the one live credential of that name
+            found = [c["id"] for c in await client.get("/admin/credentials")
+                     if c["name"] == args.id and not c["revoked_ms"]]  # fmt: skip
+            if len(found) != 1:
+                raise SystemExit(f"ledger-node credentials revoke: {len(found)} live credentials are named "
+                                 f"{args.id!r}{': ' + ', '.join(found) if found else ''}; give the id")  # fmt: skip
+            credential_id = found[0]
+        revoked = await client.delete(f"/admin/credentials/{credential_id}")
         print(f"revoked credential {revoked['id']} name={revoked['name']}")
 
     _run(args, work)
@@ -219,19 +292,38 @@ def add_commands(sub: Any, url_default: str, token_default: str | None) -> None:
     issue.add_argument("name", help="who or what the token is for")
     issue.add_argument("--scopes", required=True, help="comma-separated: read, append, query, admin")
     command("list", "every credential: scopes, created, last used, revoked", cmd_credentials_list, what, True)
-    command("revoke", "revoke a credential at once", cmd_credentials_revoke, what).add_argument("id")
+    revoke = command("revoke", "revoke a credential at once", cmd_credentials_revoke, what)
+    revoke.add_argument("id", help="its id (credentials list), or its name when one live credential has it")
     audit = command("audit", "the audit log, newest first: who did what (admin)", cmd_audit, reading=True)
     audit.add_argument("--limit", type=int, default=50, help="records to show (max 1000)")
     audit.add_argument("--before", type=int, help="only records older than this id (paging)")
 
     command("status", "the node's identity, head and settings (admin)", cmd_status, reading=True)
-    command("peers", "peers with their sync state, failures and lag (admin)", cmd_peers, reading=True)
+    peers = command("peers", "peers with their sync state; add, remove or connect one (admin)", cmd_peers,
+                    reading=True)  # fmt: skip
+    peers.add_argument("action", nargs="?", choices=["list", *PEER_USAGE], default="list",
+                       help="; ".join(f"{k} {v}" for k, v in PEER_USAGE.items()))  # fmt: skip
+    peers.add_argument("arguments", nargs="*", metavar="ARG", help="as the action needs (above)")
+    peers.add_argument("--mode", choices=["pull", "push", "both"], default="both", help="with add (default both)")
     sync = command("sync", "sync state per peer and ledger; --run starts a round now", cmd_sync, reading=True)
     sync.add_argument("--run", action="store_true", help="trigger a sync round first (admin)")
     sync.add_argument("--peer", help="only this peer, with --run")
-    conflicts = command("conflicts", "forks and key conflicts (admin)", cmd_conflicts, reading=True)
-    conflicts.add_argument("--status", choices=["open", "resolved"])
-    command("trust", "trust attestations held", cmd_trust, reading=True)
+    conflicts = command("conflicts", "forks and key conflicts; resolve one (admin)", cmd_conflicts, reading=True)
+    conflicts.add_argument("action", nargs="?", choices=["list", "resolve"], default="list")
+    conflicts.add_argument("conflict_id", nargs="?", type=int, help="with resolve: the id the list shows")
+    conflicts.add_argument("--status", choices=["open", "resolved"], help="list only these")
+    conflicts.add_argument("--winner", help="with resolve: the hash (hex) of the head that wins")
+    conflicts.add_argument("--payload", help="with resolve: the payload of the resolving entry, as JSON")
+    trust = command("trust", "trust attestations held; attest, revoke, or the path to a ledger", cmd_trust,
+                    reading=True)  # fmt: skip
+    trust.add_argument("action", nargs="?", choices=["list", "attest", "revoke", "path"], default="list")
+    trust.add_argument("ledger_id", nargs="?", help="the ledger trusted (attest, revoke) or reached (path)")
+    trust.add_argument("--level", type=float, default=1.0, help="with attest: 0..1 (default 1)")
+    trust.add_argument("--type", choices=["full", "partial", "query-only", "sync-only"], default="full",
+                       help="with attest or revoke (default full)")  # fmt: skip
+    trust.add_argument("--expires-at", type=int, help="with attest: expiry, ms since the epoch")
+    trust.add_argument("--from", dest="source", help="with path: start here (default this node)")
+    trust.add_argument("--use", choices=["sync", "query"], default="sync", help="with path (default sync)")
     candidates = command("candidates", "candidate peers; admit or refuse one (admin)", cmd_candidates, reading=True)
     candidates.add_argument("action", nargs="?", choices=["list", "admit", "refuse"], default="list")
     candidates.add_argument("ledger_id", nargs="?")

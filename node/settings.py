@@ -73,6 +73,11 @@ class SyncSettings(BaseModel):
     timeout_s: float = Field(10.0, gt=0, le=300, description="per request to a peer")
     retries: int = Field(3, ge=0, le=10, description="attempts per request beyond the first")
     backoff_max_s: float = Field(60.0, gt=0, le=3600, description="cap of the per-peer backoff")
+    stale_after_s: float = Field(
+        86_400.0, gt=0, le=365 * 86_400,
+        description="a peer failing for this long (since its last success, or since it was added) is marked "
+        "stale and left out of automatic sync; 'ledger-node sync --run --peer ID' tries it again",
+    )  # fmt: skip
     request_window_s: float = Field(60.0, gt=0, le=3600, description="accepted clock skew of signed requests")
     live: bool = Field(True, description="subscribe to peers' head streams for immediate pulls")
     replicate: Literal["all", "peers"] = Field(
@@ -276,7 +281,11 @@ class NodeSettings(StoreLocation):
     access: AccessSettings = AccessSettings()
     net: NetSettings = NetSettings()
     console: ConsoleSettings = ConsoleSettings()
+    backup_dir: Path | None = Field(
+        None, description="where POST /admin/backup writes backups (one new directory each); unset = refused"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_libraries: bool = Field(False, description="let libraries (aiosqlite) log at debug level too")
 
     @property
     def key_path(self) -> Path:

@@ -9,21 +9,24 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from scenarios import catalog  # noqa: F401 - registers the scenarios
-from scenarios.cluster import holds
 from scenarios.compose import COMPOSE_FILE, LocalService, load, local_ports, localize, localize_service, start_order
+from scenarios.convergence import disagreement, heads_of
 from scenarios.procs import NodeProcess, start_process
 from scenarios.runner import SCENARIOS, run, until
 from scenarios.status import show
 
 
 async def up(compose: Path, data: Path, samples: int, exit_when_converged: bool, base_port: int | None = None) -> int:
-    """Start the services in order (on ``base_port`` and the ports after it, or on free ports for 0),
-    append samples on each node, report convergence, and run until SIGINT or SIGTERM."""
+    """Start the services in order (on ``base_port`` and the ports after it, or on free ports for 0), each
+    logging to ``<data>/<service>/<service>.log``, append samples on each node, wait until every node holds
+    every ledger at the same head (or say plainly that it did not), print how to reach and use the network,
+    and run until SIGINT or SIGTERM."""
     topology = load(compose)
     ports = local_ports(topology, base_port)
     services: list[LocalService] = []
@@ -35,11 +38,13 @@ async def up(compose: Path, data: Path, samples: int, exit_when_converged: bool,
     try:
         for spec in start_order(topology):
             service = localize_service(spec, topology, data, ports)
-            proc = await asyncio.to_thread(start_process, service.argv, service.data_dir, env=service.env)
+            log_file = service.data_dir / f"{service.name}.log"
+            proc = await asyncio.to_thread(start_process, service.argv, service.data_dir, env=service.env,
+                                           log_file=log_file)  # fmt: skip
             services.append(service)
             running.append((service, proc))
             ports[service.name] = urlsplit(proc.url).port or 0
-            print(f"started {service.name:<10} {proc.url}", flush=True)
+            print(f"started {service.name:<10} {proc.url}  (log: {log_file})", flush=True)
         nodes = {proc.data_dir.name: proc for service, proc in running if "node.cli" in service.argv}
         token = _admin_token(services)
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"} if token else None) as session:
@@ -48,22 +53,34 @@ async def up(compose: Path, data: Path, samples: int, exit_when_converged: bool,
                           "subject_oid": f"oid:sample:{i}"} for i in range(samples)]  # fmt: skip
                 async with session.post(proc.url + "/ledger/entries", json=batch) as response:
                     response.raise_for_status()
-            print(f"appended {samples} sample entries on each of {len(nodes)} nodes; waiting for them to converge",
-                  flush=True)  # fmt: skip
+            print(f"appended {samples} sample entries on each of {len(nodes)} nodes; waiting until every node "
+                  f"holds every ledger at the same head (at most {CONVERGE_S} s)", flush=True)  # fmt: skip
+            last = ["no answer yet"]
 
             async def converged() -> bool:
-                return all([await holds(session, proc, other, samples) for proc in nodes.values() for other in nodes])
+                try:
+                    heads = {name: heads_of(await _get(session, proc.url + "/admin/status"))
+                             for name, proc in nodes.items()}  # fmt: skip
+                except aiohttp.ClientError as exc:
+                    last[0] = f"a node did not answer ({exc})"
+                    return False
+                found = disagreement(heads)
+                last[0] = found or ""
+                return found is None
 
-            after = await until(converged, 60, stop)
+            after = await until(converged, CONVERGE_S, stop)
             first = next(iter(nodes.values()))
             async with session.post(first.url + "/admin/credentials", json=CLIENT_CREDENTIAL) as response:
                 response.raise_for_status()
                 issued = await response.json()
         await show({name: proc.url for name, proc in nodes.items()}, token)
-        print(CLIENT_HINT.format(id=issued["id"], scopes=",".join(issued["scopes"]), token=issued["token"],
-                                 url=first.url, body=APPEND_BODY), flush=True)  # fmt: skip
         if after is not None:
-            print(f"converged in {after:.2f} s", flush=True)
+            print(f"converged in {after:.2f} s: every node holds {', '.join(sorted(nodes))} at the same head "
+                  "(seq and hash)", flush=True)  # fmt: skip
+        elif not stop.is_set():
+            print(f"NOT converged within {CONVERGE_S} s: {last[0]}. The services keep running; see the status "
+                  "tables above, the logs, and the command below", flush=True)  # fmt: skip
+        print(_summary(running, token, issued, base_port), flush=True)
         if exit_when_converged:
             return 0 if after is not None else 1
         print("running; Ctrl-C stops every service", flush=True)
@@ -75,13 +92,58 @@ async def up(compose: Path, data: Path, samples: int, exit_when_converged: bool,
             print(f"stopped {service.name} (exit {code})", flush=True)
 
 
+CONVERGE_S = 60
 CLIENT_CREDENTIAL = {"name": "make-run client", "scopes": ["append", "read", "query"]}
 APPEND_BODY = '{"stream": "notes", "type": "note", "payload": {"text": "hello"}}'
-CLIENT_HINT = (
-    "\na client credential {id} (scopes {scopes}) was issued just now; its token is shown only here. Append:\n"
-    'curl -H "Authorization: Bearer {token}" -H "Content-Type: application/json" -d \'{body}\' {url}/ledger/entries\n'
-    "or, for the ledger-node client commands: export LEDGER_TOKEN={token}\n"
-)
+
+
+async def _get(session: aiohttp.ClientSession, url: str) -> Any:
+    async with session.get(url, timeout=aiohttp.ClientTimeout(total=10)) as response:
+        response.raise_for_status()
+        return await response.json()
+
+
+def _summary(running: list[tuple[LocalService, NodeProcess]], token: str | None, issued: dict[str, Any],
+             base_port: int | None) -> str:  # fmt: skip
+    """Where each service is (its console is its URL in a browser), the admin token, and commands that
+    work when pasted as they are."""
+    lines = ["", "service   URL (open it in a browser for the console)   log"]
+    for service, proc in running:
+        lines.append(f"{service.name:<9} {proc.url + '/':<44} {service.data_dir / (service.name + '.log')}")
+    nodes = [proc for service, proc in running if "node.cli" in service.argv]
+    url = nodes[0].url
+    program = _here(Path(sys.executable).parent / "ledger-node")
+    auth = f" --url {url} --token {token}" if token else f" --url {url}"
+    if base_port == 0:  # free ports: the status command cannot find them from the compose file
+        where = "".join(f" --url {p.url}" for p in nodes) + (f" --token {token}" if token else "")
+    else:
+        where = f" --base-port {base_port}" if base_port else ""
+    lines += [
+        "",
+        f"admin token (every scope; log in to the consoles with it): {token}",
+        "",
+        "paste any of these as they are:",
+        f"{program} status{auth}",
+        f"{program} peers{auth}",
+        f'{program} append{auth} --stream notes --type note --payload \'{{"text": "hello"}}\'',
+        f"{program} query{auth} --stream notes",
+        f"{_here(Path(sys.executable))} -m scenarios status{where}",
+        "",
+        f"a client credential {issued['id']} (scopes {','.join(issued['scopes'])}) was issued just now; its token "
+        "is shown only here. Append with it:",
+        f'curl -H "Authorization: Bearer {issued["token"]}" -H "Content-Type: application/json" -d \'{APPEND_BODY}\' '
+        f"{url}/ledger/entries",
+        f"or, for the ledger-node client commands: export LEDGER_URL={url} LEDGER_TOKEN={issued['token']}",
+    ]
+    return "\n".join(lines)
+
+
+def _here(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it (shorter to paste), else absolute."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _status_targets(args: argparse.Namespace) -> tuple[dict[str, str], str | None]:

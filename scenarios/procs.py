@@ -59,9 +59,15 @@ def start_node(
 
 
 def start_process(
-    argv: Sequence[str], data_dir: Path, *, env: dict[str, str] | None = None, timeout: float = 120
+    argv: Sequence[str],
+    data_dir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    log_file: Path | None = None,
 ) -> NodeProcess:
-    """Start a ``ledger-node`` or ``ledger-registry`` process and wait for its 'listening on' line."""
+    """Start a ``ledger-node`` or ``ledger-registry`` process and wait for its 'listening on' line;
+    with ``log_file``, every line it writes is appended there too."""
     proc = subprocess.Popen(
         list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
@@ -76,15 +82,28 @@ def start_process(
         log.append(line)
         match = re.search(r"listening on (http://\S+)", line)
         if match:
-            threading.Thread(target=_drain, args=(proc, log), daemon=True).start()
+            if log_file is not None:
+                log_file.parent.mkdir(parents=True, exist_ok=True)
+                with log_file.open("a") as handle:
+                    handle.writelines(log)
+            threading.Thread(target=_drain, args=(proc, log, log_file), daemon=True).start()
             return NodeProcess(proc, match.group(1), data_dir, log)
     proc.kill()
     raise RuntimeError(f"{' '.join(argv[:4])}... did not start:\n" + "".join(log[-20:]))
 
 
-def _drain(proc: subprocess.Popen[bytes], log: list[str]) -> None:
-    """Keep reading the output so the process never blocks on a full pipe; keep the last lines."""
+def _drain(proc: subprocess.Popen[bytes], log: list[str], log_file: Path | None = None) -> None:
+    """Keep reading the output so the process never blocks on a full pipe; keep the last lines (and
+    every line in ``log_file``)."""
     assert proc.stdout is not None
-    for line in proc.stdout:
-        log.append(line.decode(errors="replace"))
-        del log[:-200]
+    handle = log_file.open("a", buffering=1) if log_file is not None else None
+    try:
+        for line in proc.stdout:
+            text = line.decode(errors="replace")
+            log.append(text)
+            del log[:-200]
+            if handle is not None:
+                handle.write(text)
+    finally:
+        if handle is not None:
+            handle.close()

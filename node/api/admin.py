@@ -19,6 +19,7 @@ from node.api.auth import Handler, actor, audit
 from node.api.context import AUDIT, CREDENTIALS, DISCOVERY, LEDGER, LIFECYCLE, METRICS, STATE, SYNC, TRUST
 from node.api.json import json_response, read_json, validate, validate_query
 from node.api.network import take_attestations
+from node.backup import backup_into
 from node.errors import EntryNotFound, InvalidRequest
 from protocol.models import Entry, LedgerId
 from protocol.openapi import operation
@@ -215,6 +216,16 @@ async def import_attestations(request: web.Request) -> web.Response:
     return response
 
 
+@admin("a consistent backup of store and key into a new directory under backup_dir, while serving", ok=201)
+async def make_backup(request: web.Request) -> web.Response:
+    """Back up the store (SQLite backup API) and the key into ``<backup_dir>/<ledger_id>-<time>``; 409
+    when no ``backup_dir`` is configured. Restore with ``ledger-node restore``."""
+    settings = request.app[LEDGER].settings
+    out, manifest = await backup_into(settings.backup_dir, settings.ledger_id, settings.db_path, settings.key_path)
+    await audit(request, "backup", path=str(out))
+    return json_response({"path": str(out), **dataclasses.asdict(manifest)}, status=201)
+
+
 # --- admission and pins ------------------------------------------------------------------------
 
 
@@ -330,6 +341,7 @@ def routes() -> list[web.RouteDef]:
     return [
         web.get("/admin/status", status),
         web.post("/admin/verify", verify),
+        web.post("/admin/backup", make_backup),
         web.get("/admin/peers", list_peers),
         web.post("/admin/peers", add_peer),
         web.delete("/admin/peers/{ledger_id}", remove_peer),

@@ -17,6 +17,7 @@ from aiohttp import web, web_protocol
 
 from node.errors import (
     AppendRejected,
+    BackupError,
     BatchTooLarge,
     CredentialNotFound,
     DataDirLocked,
@@ -61,6 +62,7 @@ STATUS: dict[type[Exception], int] = {
     StoreCorrupted: 500,
     SchemaTooNew: 500,
     KeyFileError: 500,
+    BackupError: 409,
     DataDirLocked: 503,
     NotReady: 503,
     StorageError: 503,

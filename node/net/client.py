@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
-from node.errors import PeerFailed, PeerUnavailable, UrlRefused
+from node.errors import NotKnownThere, PeerFailed, PeerUnavailable, UrlRefused
 from node.net.policy import AddressRefused, PolicyResolver, UrlPolicy
 from node.net.reader import read_capped
 from node.settings import NetSettings
@@ -120,6 +120,8 @@ class Outbound:
             raise PeerFailed(f"{base}: malformed HTTP answer") from exc
         if status in RETRY_STATUSES:
             raise PeerUnavailable(f"{base}: HTTP {status}")
+        if status == 401 and status not in accept:  # signed requests: the peer has not pinned this node
+            raise NotKnownThere(f"{base}: HTTP {status}{_problem_code(raw)}")
         if status >= 400 and status not in accept:
             raise PeerFailed(f"{base}: HTTP {status}{_problem_code(raw)}")
         if 300 <= status < 400:

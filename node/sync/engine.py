@@ -28,6 +28,7 @@ from node.errors import (
     IdentityConflict,
     LedgerQuarantined,
     NodeError,
+    NotKnownThere,
     PeerFailed,
     PeerUnavailable,
     RequestRejected,
@@ -50,6 +51,13 @@ log = logging.getLogger(__name__)
 MODES = ("pull", "push", "both")
 OPERATOR_SOURCES = frozenset({"config", "admin", "operator", "connect", "bootstrap"})  # URLs an operator gave
 MAX_ERROR_CHARS = 300
+# A peer found through discovery is often contacted before it has admitted this node in turn (its own
+# discovery round comes later): its 401s in this window after adding it are waiting, not failure.
+ADMISSION_GRACE_S = 120.0
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 @dataclass
@@ -62,7 +70,7 @@ class Peer:
     source: str
     client: PeerClient
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    state: str = "idle"  # idle | syncing | backing-off
+    state: str = "idle"  # idle | syncing | waiting (not admitted there yet) | backing-off | stale
     failures: int = 0
     next_attempt: float = 0.0
     last_success_ms: int | None = None
@@ -72,6 +80,8 @@ class Peer:
     last_round: float = 0.0  # monotonic start of the last round
     took: bool = True  # whether the last round took entries (else the next waits net.live_gap_s)
     seen: dict[str, int] = field(default_factory=dict)  # the newest seq its stream announced, per ledger
+    added_ms: int = field(default_factory=_now_ms)
+    moved: int = 0  # entries pulled and pushed in the current round
 
 
 class SyncEngine:
@@ -138,12 +148,14 @@ class SyncEngine:
         await self._store.save(ledger_id, url, mode, source)
         if ledger_id in self._peers:
             await self._stop(self._peers.pop(ledger_id))
+        log.info("peer added ledger=%s url=%s mode=%s source=%s", ledger_id, url, mode, source)
         return self._start(ledger_id, url, mode, source)
 
     async def remove_peer(self, ledger_id: str) -> bool:
         peer = self._peers.pop(ledger_id, None)
         if peer is not None:
             await self._stop(peer)
+            log.info("peer removed ledger=%s", ledger_id)
         return await self._store.delete(ledger_id) or peer is not None
 
     def peers(self) -> list[Peer]:
@@ -180,8 +192,9 @@ class SyncEngine:
 
     async def _loop(self, peer: Peer) -> None:
         while True:
-            try:
-                await asyncio.wait_for(peer.wake.wait(), timeout=self._sync.interval_s)
+            try:  # a stale peer is synced only when woken (trigger, or its head stream came back)
+                timeout = None if peer.state == "stale" else self._sync.interval_s
+                await asyncio.wait_for(peer.wake.wait(), timeout=timeout)
             except TimeoutError:
                 pass
             gap = 0.0 if peer.took else self._settings.net.live_gap_s  # a stream of empty promises waits
@@ -193,27 +206,60 @@ class SyncEngine:
 
     async def run_once(self, peer: Peer) -> None:
         """One sync round with ``peer``; failures are recorded, never raised."""
+        was = peer.state
         peer.state = "syncing"
-        peer.last_round, peer.took = time.monotonic(), False
+        peer.last_round, peer.took, peer.moved = time.monotonic(), False, 0
         try:
             await self._round(peer)
         except (PeerUnavailable, PeerFailed, ProtocolError, NodeError) as exc:
-            peer.failures += 1
-            delay = min(self._sync.backoff_max_s, self._sync.interval_s * 2 ** min(peer.failures, 16))
-            peer.next_attempt = time.monotonic() + delay * random.uniform(0.5, 1.0)
-            peer.state, peer.last_error = "backing-off", f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
-            self._metrics.sync_failures.labels(peer.ledger_id, type(exc).__name__).inc()
-            log.warning("sync failed peer=%s failures=%d error=%s", peer.ledger_id, peer.failures, exc)
+            self._failed(peer, was, exc)
         else:
             if peer.state == "untrusted":
                 return
+            if peer.moved:
+                log.info("synced peer=%s entries=%d seconds=%.2f", peer.ledger_id, peer.moved,
+                         time.monotonic() - peer.last_round)  # fmt: skip
+            if was in ("backing-off", "stale"):
+                log.info("peer reachable again peer=%s after failures=%d", peer.ledger_id, peer.failures)
             peer.failures, peer.next_attempt, peer.state = 0, 0.0, "idle"
-            peer.last_success_ms = time.time_ns() // 1_000_000
+            peer.last_success_ms = _now_ms()
             peer.last_error = None
             held = {row.ledger_id: row.head_seq for row in await self._ledger.ledgers()}
             for lid, remote in peer.remote.items():
                 self._metrics.sync_lag.labels(peer.ledger_id, lid).set(max(0, remote - held.get(lid, 0)))
         self._metrics.sync_retries.labels(peer.ledger_id).set(peer.client.retries)
+
+    def _failed(self, peer: Peer, was: str, exc: Exception) -> None:
+        """Record a failed round: waiting while a new peer has not admitted this node yet, else a failure
+        backed off exponentially, and stale once the peer has failed for ``sync.stale_after_s``."""
+        since = peer.last_success_ms or peer.added_ms
+        if (
+            isinstance(exc, NotKnownThere)
+            and peer.last_success_ms is None
+            and _now_ms() - since < ADMISSION_GRACE_S * 1000
+        ):
+            peer.next_attempt = time.monotonic() + min(self._sync.interval_s, self._sync.backoff_max_s)
+            peer.state = "waiting"
+            peer.last_error = f"{peer.ledger_id} has not admitted this node yet; asking again every round"
+            if was != "waiting":
+                log.info("waiting for peer=%s to admit this node", peer.ledger_id)
+            return
+        peer.failures += 1
+        delay = min(self._sync.backoff_max_s, self._sync.interval_s * 2 ** min(peer.failures, 16))
+        peer.next_attempt = time.monotonic() + delay * random.uniform(0.5, 1.0)
+        peer.state, peer.last_error = "backing-off", f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+        self._metrics.sync_failures.labels(peer.ledger_id, type(exc).__name__).inc()
+        if _now_ms() - since >= self._sync.stale_after_s * 1000:
+            peer.state = "stale"
+            hours = (_now_ms() - since) / 3_600_000
+            peer.last_error = (f"stale: failing for {hours:.1f} h, left out of automatic sync "
+                               f"('ledger-node sync --run --peer {peer.ledger_id}' tries again); "
+                               f"{peer.last_error}")[:MAX_ERROR_CHARS]  # fmt: skip
+            if was != "stale":
+                log.warning("peer stale peer=%s failing_for_h=%.1f: left out of automatic sync", peer.ledger_id,
+                            hours)  # fmt: skip
+            return
+        log.warning("sync failed peer=%s failures=%d error=%s", peer.ledger_id, peer.failures, exc)
 
     async def _round(self, peer: Peer) -> None:
         if not self._trust.allows_sync(peer.ledger_id):
@@ -323,6 +369,7 @@ class SyncEngine:
             raise
         self._metrics.sync_received.labels(peer.ledger_id).inc(result.accepted)
         peer.took = peer.took or result.accepted > 0
+        peer.moved += result.accepted
         if page.entries:
             lag_ms = time.time_ns() // 1_000_000 - page.entries[-1].timestamp
             self._metrics.propagation_seconds.observe(max(0.0, lag_ms / 1000))
@@ -339,6 +386,7 @@ class SyncEngine:
             if answer.head_seq < rows[-1].seq:
                 raise PeerFailed(f"{peer.url}: push of ledger {ledger_id} was not taken (head {answer.head_seq})")
             self._metrics.sync_sent.labels(peer.ledger_id).inc(answer.accepted)
+            peer.moved += answer.accepted
             await self._store.mark_synced(peer.ledger_id, ledger_id, "push", rows[-1].seq, rows[-1].hash)
             after = rows[-1].seq
         peer.remote[ledger_id] = after

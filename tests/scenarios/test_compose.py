@@ -128,10 +128,23 @@ def test_compose_up_runs_the_topology_converges_and_prints_a_working_curl(tmp_pa
         anonymous = subprocess.run(without_token + " -s -o /dev/null -w '%{http_code}'", shell=True,
                                    capture_output=True, text=True, timeout=30)  # fmt: skip
         assert anonymous.stdout == "401", anonymous.stdout + anonymous.stderr
+        text = "".join(output)
         services = load()
-        for name, url in re.findall(r"^started (\S+)\s+(http://\S+)$", "".join(output), re.MULTILINE):
+        started = re.findall(r"^started (\S+)\s+(http://\S+)  \(log: (\S+)\)$", text, re.MULTILINE)
+        assert [name for name, _, _ in started] == ["registry", "node-a", "node-b", "node-c"], text
+        for name, url, log in started:
             health = subprocess.run(health_command(services[name], url), capture_output=True, text=True, timeout=30)
             assert health.returncode == 0 and url in health.stdout, health.stdout + health.stderr
+            assert log == str(tmp_path / name / f"{name}.log") and "listening on" in Path(log).read_text()
+            assert re.search(rf"^{name}\s+{url}/\s+{log}$", text, re.MULTILINE), text  # in the closing summary
+        token = services["node-a"].environment["LEDGER_ADMIN_TOKEN"]
+        assert f"admin token (every scope; log in to the consoles with it): {token}" in text
+        assert "HTTP 401" not in text and "backing-off" not in text  # the start-up race is no failure
+        pasted_commands = text.split("paste any of these as they are:\n")[1].split("\n\n")[0].splitlines()
+        assert len(pasted_commands) == 5
+        for command in pasted_commands:  # as printed, from the directory make run is started in
+            result = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60, cwd=REPO)
+            assert result.returncode == 0, (command, result.stdout, result.stderr)
     finally:
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)
