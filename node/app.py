@@ -28,6 +28,7 @@ from node.api.context import (
     SETTINGS,
     STATE,
     SYNC,
+    TASKS,
     TRUST,
     Lifecycle,
 )
@@ -44,6 +45,7 @@ from node.lock import DataDirLock
 from node.metrics import Metrics
 from node.net.client import Outbound
 from node.settings import NodeSettings
+from node.supervise import Supervisor
 from node.sync.conflicts import StateView
 from node.sync.engine import SyncEngine
 from protocol.requests import ReplayGuard
@@ -72,10 +74,10 @@ async def ledger_ctx(app: web.Application) -> AsyncIterator[None]:
             app[LIFECYCLE].started_ms = wall_ms()
             async with (
                 Outbound(settings.net, settings.sync.timeout_s) as net,
-                SyncEngine(ledger, settings, app[METRICS], trust, net) as engine,
-                Discovery(ledger, settings, engine, app[METRICS], trust, net) as discovery,
+                SyncEngine(ledger, settings, app[METRICS], trust, net, app[TASKS]) as engine,
+                Discovery(ledger, settings, engine, app[METRICS], trust, net, app[TASKS]) as discovery,
                 Federation(ledger, engine, trust, net) as federation,
-                References(ledger, engine, settings.refs, net) as references,
+                References(ledger, engine, settings.refs, net, app[TASKS]) as references,
             ):
                 app[NET] = net
                 app[REFS] = references
@@ -115,6 +117,7 @@ def build_app(settings: NodeSettings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = Metrics(settings.ledger_id)
     app[LIFECYCLE] = Lifecycle()
+    app[TASKS] = Supervisor(app[METRICS], settings.tasks)
     app[REPLAY] = ReplayGuard(settings.sync.request_window_s)
     app[BODY_LIMITS] = BodyLimits(asyncio.Semaphore(settings.limits.large_body_parsers),
                                   settings.limits.max_body_values)  # fmt: skip

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 import node
 from node.access.credentials import parse_scopes
 from node.api.auth import Handler, actor, audit
-from node.api.context import CREDENTIALS, DISCOVERY, LEDGER, LIFECYCLE, METRICS, STATE, SYNC, TRUST
+from node.api.context import CREDENTIALS, DISCOVERY, LEDGER, LIFECYCLE, METRICS, STATE, SYNC, TASKS, TRUST
 from node.api.json import json_response, read_json, validate, validate_query
 from node.api.network import take_attestations
 from node.errors import EntryNotFound, InvalidRequest
@@ -80,6 +80,7 @@ async def status(request: web.Request) -> web.Response:
                 }
                 for row in await ledger.ledgers()
             ],  # fmt: skip
+            "tasks": request.app[TASKS].states(),
             "settings": {
                 "data_dir": str(settings.data_dir),
                 "durability": settings.durability,

@@ -16,6 +16,7 @@ from node.ledger.service import Ledger
 from node.metrics import Metrics
 from node.net.client import Outbound
 from node.settings import NodeSettings
+from node.supervise import Supervisor
 from node.sync.conflicts import StateView
 from node.sync.engine import SyncEngine
 from protocol.requests import ReplayGuard
@@ -43,3 +44,4 @@ FEDERATION = web.AppKey("federation", Federation)
 REFS = web.AppKey("refs", References)
 CREDENTIALS = web.AppKey("credentials", Credentials)
 LIMITS = web.AppKey("limits", CallerLimits)
+TASKS = web.AppKey("tasks", Supervisor)
