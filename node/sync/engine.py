@@ -182,6 +182,8 @@ class SyncEngine:
 
     async def _loop(self, peer: Peer) -> None:
         peer.wake.set()  # the first round (and the first after a restart) starts at once
+        if peer.state == "syncing":  # restarted after a crash: no round is running until the next begins
+            peer.state = "idle"
         while True:
             try:
                 await asyncio.wait_for(peer.wake.wait(), timeout=self._sync.interval_s)
