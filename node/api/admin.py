@@ -58,9 +58,9 @@ class ConflictPath(BaseModel):
     conflict_id: Annotated[int, Field(ge=1, le=2**53 - 1)]
 
 
-@admin("identity, heads of every held ledger, settings")
+@admin("identity, heads of every held ledger, settings, background loops")
 async def status(request: web.Request) -> web.Response:
-    """The node's identity, head, settings that matter to operators, and uptime."""
+    """The node's identity, head, settings that matter to operators, uptime and its background loops."""
     ledger = request.app[LEDGER]
     settings = ledger.settings
     return json_response(
