@@ -44,6 +44,7 @@ bench: $(VENV)/.installed
 	$(PY) -m bench.sync
 	$(PY) -m bench.registry
 	$(PY) -m bench.federation
+	$(PY) -m bench.steps
 
 vectors: $(VENV)/.installed
 	$(PY) -m protocol.vectors.generate

@@ -29,6 +29,7 @@ from node.api.context import (
     SETTINGS,
     STATE,
     SYNC,
+    TASKS,
     TRUST,
     Lifecycle,
 )
@@ -46,6 +47,7 @@ from node.metrics import Metrics
 from node.net.client import Outbound
 from node.settings import NodeSettings
 from node.storage.sqlite import open_sqlite
+from node.supervise import Supervisor
 from node.sync.conflicts import StateView
 from node.sync.engine import SyncEngine
 from protocol.requests import ReplayGuard
@@ -78,10 +80,10 @@ async def ledger_ctx(app: web.Application) -> AsyncIterator[None]:
             app[LIFECYCLE].started_ms = wall_ms()
             async with (
                 Outbound(settings.net, settings.sync.timeout_s) as net,
-                SyncEngine(ledger, settings, app[METRICS], trust, net, storage.peers) as engine,
-                Discovery(ledger, settings, engine, app[METRICS], trust, net, storage.audit) as discovery,
+                SyncEngine(ledger, settings, app[METRICS], trust, net, storage.peers, app[TASKS]) as engine,
+                Discovery(ledger, settings, engine, app[METRICS], trust, net, storage.audit, app[TASKS]) as discovery,
                 Federation(ledger, engine, trust, net) as federation,
-                References(ledger, engine, settings.refs, net, storage.refs) as references,
+                References(ledger, engine, settings.refs, net, storage.refs, app[TASKS]) as references,
             ):
                 app[NET] = net
                 app[REFS] = references
@@ -121,6 +123,7 @@ def build_app(settings: NodeSettings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = Metrics(settings.ledger_id)
     app[LIFECYCLE] = Lifecycle()
+    app[TASKS] = Supervisor(app[METRICS], settings.tasks)
     app[REPLAY] = ReplayGuard(settings.sync.request_window_s)
     app[BODY_LIMITS] = BodyLimits(asyncio.Semaphore(settings.limits.large_body_parsers),
                                   settings.limits.max_body_values)  # fmt: skip

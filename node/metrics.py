@@ -46,6 +46,9 @@ class Metrics:
         self.discovery_rejects = Counter(
             "ledger_discovery_rejects", "Discovered records refused", ["source", "reason"], registry=r
         )
+        self.task_crashes = Counter(
+            "ledger_task_crashes", "Unexpected errors that ended a background loop (restarted)", ["task"], registry=r
+        )
         self.conflicts = Counter("ledger_conflicts", "Conflicts detected", ["kind"], registry=r)
         self.propagation_seconds = Histogram(
             "ledger_sync_propagation_seconds",

@@ -214,6 +214,13 @@ class ConsoleSettings(BaseModel):
     )
 
 
+class TaskSettings(BaseModel):
+    """How the node's background loops are restarted after an unexpected error (``node.supervise``)."""
+
+    restart_initial_s: float = Field(1.0, gt=0, le=3600, description="first delay before restarting a crashed loop")
+    restart_max_s: float = Field(60.0, gt=0, le=86_400, description="cap of the doubling restart delay")
+
+
 class _Loadable(BaseSettings):
     @classmethod
     def settings_customise_sources(
@@ -284,6 +291,7 @@ class NodeSettings(StoreLocation):
     backup_dir: Path | None = Field(
         None, description="where POST /admin/backup writes backups (one new directory each); unset = refused"
     )
+    tasks: TaskSettings = TaskSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_libraries: bool = Field(False, description="let libraries (aiosqlite) log at debug level too")
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 import node
 from node.access.credentials import parse_scopes
 from node.api.auth import Handler, actor, audit
-from node.api.context import AUDIT, CREDENTIALS, DISCOVERY, LEDGER, LIFECYCLE, METRICS, STATE, SYNC, TRUST
+from node.api.context import AUDIT, CREDENTIALS, DISCOVERY, LEDGER, LIFECYCLE, METRICS, STATE, SYNC, TASKS, TRUST
 from node.api.json import json_response, read_json, validate, validate_query
 from node.api.network import take_attestations
 from node.backup import backup_into
@@ -58,9 +58,9 @@ class ConflictPath(BaseModel):
     conflict_id: Annotated[int, Field(ge=1, le=2**53 - 1)]
 
 
-@admin("identity, heads of every held ledger, settings")
+@admin("identity, heads of every held ledger, settings, background loops")
 async def status(request: web.Request) -> web.Response:
-    """The node's identity, head, settings that matter to operators, and uptime."""
+    """The node's identity, head, settings that matter to operators, uptime and its background loops."""
     ledger = request.app[LEDGER]
     settings = ledger.settings
     return json_response(
@@ -80,6 +80,7 @@ async def status(request: web.Request) -> web.Response:
                 }
                 for row in await ledger.ledgers()
             ],  # fmt: skip
+            "tasks": request.app[TASKS].states(),
             "settings": {
                 "data_dir": str(settings.data_dir),
                 "durability": settings.durability,

@@ -17,6 +17,7 @@ from node.metrics import Metrics
 from node.net.client import Outbound
 from node.settings import NodeSettings
 from node.storage.contract import AuditRepository
+from node.supervise import Supervisor
 from node.sync.conflicts import StateView
 from node.sync.engine import SyncEngine
 from protocol.requests import ReplayGuard
@@ -45,3 +46,4 @@ REFS = web.AppKey("refs", References)
 CREDENTIALS = web.AppKey("credentials", Credentials)
 LIMITS = web.AppKey("limits", CallerLimits)
 AUDIT = web.AppKey("audit", AuditRepository)
+TASKS = web.AppKey("tasks", Supervisor)

@@ -36,6 +36,7 @@ from node.net.client import Outbound
 from node.net.shapes import parse, parse_list
 from node.settings import NodeSettings
 from node.storage.contract import AuditRepository
+from node.supervise import Supervised, Supervisor
 from node.sync.engine import SyncEngine
 from protocol.records import NodeRecord
 from protocol.trust import SYNC_TYPES
@@ -57,9 +58,11 @@ class Discovery:
         trust: TrustGraph,
         net: Outbound,
         audit: AuditRepository,
+        supervisor: Supervisor,
     ) -> None:
         self._ledger = ledger
         self._audit = audit
+        self._supervisor = supervisor
         self._net = net
         self._settings = settings
         self._conf = settings.discovery
@@ -67,7 +70,7 @@ class Discovery:
         self._metrics = metrics
         self._trust = trust
         self._found = Candidates(self._conf.max_candidates)
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[Supervised] = []
         self._registry: RegistryClient | None = None
         self.record: NodeRecord | None = None
         self._mdns: Any = None
@@ -83,9 +86,7 @@ class Discovery:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._supervisor.stop(*self._tasks)
         if self._mdns is not None:
             try:
                 await asyncio.wait_for(self._mdns.close(), timeout=15)
@@ -102,18 +103,19 @@ class Discovery:
         if self.record is not None:
             return
         self.record = own_record(self._ledger, self._settings, self._conf.advertise_url or url)
+        start = self._supervisor.start
         if self._registry is not None:
-            self._tasks.append(asyncio.create_task(self._registry_loop(), name="discovery:registry"))
+            self._tasks.append(start("discovery:registry", self._registry_loop))
         if self._conf.bootstrap:
-            self._tasks.append(asyncio.create_task(self._bootstrap(), name="discovery:bootstrap"))
+            self._tasks.append(start("discovery:bootstrap", self._bootstrap))
         if self._conf.peer_exchange:
-            self._tasks.append(asyncio.create_task(self._exchange_loop(), name="discovery:exchange"))
-        self._tasks.append(asyncio.create_task(self._admission_loop(), name="discovery:admission"))
+            self._tasks.append(start("discovery:exchange", self._exchange_loop))
+        self._tasks.append(start("discovery:admission", self._admission_loop))
         if self._conf.mdns:
             from node.interop.mdns import Mdns  # zeroconf only when asked for
 
             self._mdns = Mdns(self.record, self._conf.mdns_interfaces, self.consider, self._net)
-            self._tasks.append(asyncio.create_task(self._mdns.run(), name="discovery:mdns"))
+            self._tasks.append(start("discovery:mdns", self._mdns.run))
 
     # --- what was found ------------------------------------------------------------------------
 

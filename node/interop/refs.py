@@ -37,6 +37,7 @@ from node.net.client import Outbound
 from node.net.shapes import parse
 from node.settings import RefSettings
 from node.storage.contract import RefRecord, RefRepository, StoredEntry
+from node.supervise import Supervised, Supervisor
 from node.sync.engine import SyncEngine
 from protocol.errors import ProtocolError
 from protocol.models import MAX_REFS, Entry, EntryDraft, Ref
@@ -81,30 +82,35 @@ def refs_in(meta: dict[str, Any] | None, where: str = "meta.refs") -> list[Ref]:
 
 class References:
     def __init__(
-        self, ledger: Ledger, engine: SyncEngine, settings: RefSettings, net: Outbound, store: RefRepository
+        self,
+        ledger: Ledger,
+        engine: SyncEngine,
+        settings: RefSettings,
+        net: Outbound,
+        store: RefRepository,
+        supervisor: Supervisor,
     ) -> None:
         self._ledger = ledger
         self._store = store
+        self._supervisor = supervisor
         self._engine = engine
         self._settings = settings
         self._net = net
         self._queue: asyncio.Queue[Lookup] = asyncio.Queue()
         self._queued: set[tuple[str, int, int]] = set()  # lookups in the queue or running
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[Supervised] = []
 
     async def __aenter__(self) -> References:
         self._ledger.hooks.before_append.append(self._check_drafts)
         self._ledger.hooks.after_append.append(self.record)
-        self._tasks = [asyncio.create_task(self._retry_pending(), name="refs:retry")]
+        self._tasks = [self._supervisor.start("refs:retry", self._retry_pending)]
         self._tasks += [
-            asyncio.create_task(self._resolver(), name=f"refs:resolver-{i}") for i in range(self._settings.concurrency)
+            self._supervisor.start(f"refs:resolver-{i}", self._resolver) for i in range(self._settings.concurrency)
         ]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._supervisor.stop(*self._tasks)
         self._tasks = []
 
     async def _check_drafts(self, drafts: Sequence[EntryDraft]) -> str | None:

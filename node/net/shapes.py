@@ -10,7 +10,9 @@ item at most; only the first is reported, by location and error type, never with
 
 from __future__ import annotations
 
+import functools
 import types
+from dataclasses import dataclass
 from typing import Any, TypeVar, Union, get_args, get_origin
 
 from annotated_types import MaxLen
@@ -45,25 +47,53 @@ def parse_list(model: type[M], data: Any, max_items: int, where: str = "") -> li
 
 def bound(model: type[BaseModel], data: Any, path: str = "") -> None:
     """Refuse ``data`` whose lists or objects are larger than ``model`` allows (PeerFailed)."""
-    if not isinstance(data, dict):
-        return  # one error from pydantic
-    fields = model.model_fields
-    if len(data) > len(fields) and model.model_config.get("extra") == "forbid":  # one error per extra key
+    if isinstance(data, dict):
+        _bound(_shape(model), data, path)
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    name: str
+    max_items: int  # when the value is a list
+    items: _Shape | None  # when the field is a list of models: the items' shape
+    object: _Shape | None  # when the field stands for a model: its shape
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What ``bound`` checks of one model, worked out once per model: a page holds a thousand entries,
+    and reading a model's fields and annotations for each cost more than the checks themselves."""
+
+    fields: tuple[_Field, ...]
+    max_keys: int | None  # None when the model allows extra fields
+
+
+@functools.cache
+def _shape(model: type[BaseModel]) -> _Shape:
+    fields = []
+    for name, field in model.model_fields.items():
+        limit = next((m.max_length for m in field.metadata if isinstance(m, MaxLen)), MAX_ITEMS)
+        item = _model_in(get_args(field.annotation)[0] if get_origin(field.annotation) is list else None)
+        sub = _model_in(field.annotation)
+        fields.append(_Field(name, limit, None if item is None else _shape(item), None if sub is None else _shape(sub)))
+    forbid = model.model_config.get("extra") == "forbid"
+    return _Shape(tuple(fields), len(fields) if forbid else None)
+
+
+def _bound(shape: _Shape, data: dict[str, Any], path: str) -> None:
+    if shape.max_keys is not None and len(data) > shape.max_keys:  # one error per extra key
         raise PeerFailed(f"malformed answer at {path.rstrip('.') or 'top'} (unexpected fields)")
-    for name, field in fields.items():
-        value = data.get(name)
+    for field in shape.fields:
+        value = data.get(field.name)
         if isinstance(value, list):
-            limit = next((m.max_length for m in field.metadata if isinstance(m, MaxLen)), MAX_ITEMS)
-            if len(value) > limit:
-                raise PeerFailed(f"malformed answer at {path}{name} (more than {limit} items)")
-            item = _model_in(get_args(field.annotation)[0] if get_origin(field.annotation) is list else None)
-            if item is not None:
+            if len(value) > field.max_items:
+                raise PeerFailed(f"malformed answer at {path}{field.name} (more than {field.max_items} items)")
+            if field.items is not None:
                 for i, element in enumerate(value):
-                    bound(item, element, f"{path}{name}[{i}].")
-        elif isinstance(value, dict):
-            sub = _model_in(field.annotation)
-            if sub is not None:
-                bound(sub, value, f"{path}{name}.")
+                    if isinstance(element, dict):
+                        _bound(field.items, element, f"{path}{field.name}[{i}].")
+        elif isinstance(value, dict) and field.object is not None:
+            _bound(field.object, value, f"{path}{field.name}.")
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:

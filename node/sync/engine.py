@@ -9,7 +9,9 @@ every ledger it has more of (pages verified and committed whole, with the per-pe
 the same transaction), checks equal heads for forks, and pushes what the peer lacks. The heads
 request is made outside the semaphore, so peers that never answer cannot hold its slots. A peer
 that fails is backed off exponentially with jitter, capped, and every failure is visible in
-``status()`` by what failed, never by what the peer answered.
+``status()`` by what failed, never by what the peer answered. Both loops of a peer run under the
+node's supervisor (``node.supervise``): an unexpected exception shows the peer as ``restarting``
+with the error until the loop is back, never as ``syncing`` forever.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from node.metrics import Metrics
 from node.net.client import Outbound
 from node.settings import NodeSettings
 from node.storage.contract import LedgerRecord, PeerRepository, StoredEntry
+from node.supervise import Supervised, Supervisor
 from node.sync.peers import HeadEvent, PeerClient
 from protocol.errors import ProtocolError
 from protocol.models import Heads, Page
@@ -70,13 +73,13 @@ class Peer:
     source: str
     client: PeerClient
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    state: str = "idle"  # idle | syncing | waiting (not admitted there yet) | backing-off | stale
+    state: str = "idle"  # idle | syncing | waiting (not admitted there yet) | backing-off | stale | untrusted
     failures: int = 0
     next_attempt: float = 0.0
     last_success_ms: int | None = None
     last_error: str | None = None
     remote: dict[str, int] = field(default_factory=dict)  # their head seq per ledger
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    tasks: list[Supervised] = field(default_factory=list)  # the sync loop first, then the live follow
     last_round: float = 0.0  # monotonic start of the last round
     took: bool = True  # whether the last round took entries (else the next waits net.live_gap_s)
     seen: dict[str, int] = field(default_factory=dict)  # the newest seq its stream announced, per ledger
@@ -95,9 +98,11 @@ class SyncEngine:
         trust: TrustGraph,
         net: Outbound,
         store: PeerRepository,
+        supervisor: Supervisor,
     ) -> None:
         self._ledger = ledger
         self._store = store
+        self._supervisor = supervisor
         self._net = net
         self._trust = trust
         self._settings = settings
@@ -170,6 +175,8 @@ class SyncEngine:
             if ledger_id is None or peer.ledger_id == ledger_id:
                 peer.next_attempt = 0.0
                 peer.wake.set()
+                for task in peer.tasks:
+                    task.retry_now()
 
     def _start(self, ledger_id: str, url: str, mode: str, source: str) -> Peer:
         if source in OPERATOR_SOURCES:
@@ -177,20 +184,20 @@ class SyncEngine:
         client = PeerClient(self._net, url, self._ledger.keys, self._ledger.ledger_id, self._sync)
         peer = Peer(ledger_id, url, mode, source, client)
         self._peers[ledger_id] = peer
-        peer.tasks.append(asyncio.create_task(self._loop(peer), name=f"sync:{ledger_id}"))
+        peer.tasks.append(self._supervisor.start(f"sync:{ledger_id}", lambda: self._loop(peer)))
         if self._sync.live:
-            peer.tasks.append(asyncio.create_task(self._follow(peer), name=f"live:{ledger_id}"))
-        peer.wake.set()
+            peer.tasks.append(self._supervisor.start(f"live:{ledger_id}", lambda: self._follow(peer)))
         return peer
 
     async def _stop(self, peer: Peer) -> None:
-        for task in peer.tasks:
-            task.cancel()
-        await asyncio.gather(*peer.tasks, return_exceptions=True)
+        await self._supervisor.stop(*peer.tasks)
 
     # --- the loop ------------------------------------------------------------------------------
 
     async def _loop(self, peer: Peer) -> None:
+        peer.wake.set()  # the first round (and the first after a restart) starts at once
+        if peer.state == "syncing":  # restarted after a crash: no round is running until the next begins
+            peer.state = "idle"
         while True:
             try:  # a stale peer is synced only when woken (trigger, or its head stream came back)
                 timeout = None if peer.state == "stale" else self._sync.interval_s
@@ -472,9 +479,13 @@ class SyncEngine:
                     "quarantined": bool(lid in held and held[lid].quarantined),
                 })  # fmt: skip
                 self._metrics.sync_lag.labels(peer.ledger_id, lid).set(max(0, remote - local))
+            state, error, loop = peer.state, peer.last_error, peer.tasks[0]
+            if loop.state != "running":  # the loop crashed (restarting) or ended: whatever it was doing is over
+                state, error = loop.state, loop.last_error
             peers.append({
                 "ledger_id": peer.ledger_id, "url": peer.url, "mode": peer.mode, "source": peer.source,
-                "state": peer.state, "failures": peer.failures, "retries": peer.client.retries,
-                "last_success_ms": peer.last_success_ms, "last_error": peer.last_error, "ledgers": ledgers,
+                "state": state, "failures": peer.failures, "retries": peer.client.retries,
+                "crashes": loop.crashes, "last_crash_error": loop.last_error,
+                "last_success_ms": peer.last_success_ms, "last_error": error, "ledgers": ledgers,
             })  # fmt: skip
         return {"ledger_id": self._ledger.ledger_id, "peers": peers}

@@ -24,6 +24,13 @@ KEYS = {
         "trust_path_cached_ms",
     },
     "bench.registry": {"nodes", "heartbeat_p99_ms", "discover_p95_ms"},
+    "bench.steps": {
+        "append_hash_us",
+        "append_sign_us",
+        "sync_chain_extend_hash_and_canonical_us",
+        "sync_verify_signature_full_mode_us",
+        "sqlite_insert_row_pk_us",
+    },
     "bench.sync": {
         "sync_checkpoint_per_s",
         "sync_full_per_s",
