@@ -81,6 +81,9 @@ async def status(request: web.Request) -> web.Response:
                 for row in await ledger.ledgers()
             ],  # fmt: skip
             "tasks": request.app[TASKS].states(),
+            "activities": ledger.activities.listed(),
+            # secondary indexes are written in each commit's own transaction: they never lag
+            "index_lag_entries": 0,
             "settings": {
                 "data_dir": str(settings.data_dir),
                 "durability": settings.durability,

@@ -18,7 +18,7 @@ import orjson
 from aiohttp import web
 
 from node.api.auth import actor
-from node.api.context import CREDENTIALS, DISCOVERY, LEDGER, LIFECYCLE, NET, SETTINGS, SYNC, TRUST
+from node.api.context import CREDENTIALS, DISCOVERY, LEDGER, LIFECYCLE, NET, SETTINGS, STATE, SYNC, TRUST
 from node.api.json import json_response
 from node.console import ASSETS, asset
 from node.console.feed import ConsoleFeed
@@ -47,7 +47,7 @@ routes = web.RouteTableDef()
 async def feed_ctx(app: web.Application) -> AsyncIterator[None]:
     """The console's snapshot feed, once the services it reads exist (after ``ledger_ctx``)."""
     lifecycle = app[LIFECYCLE]
-    async with ConsoleFeed(app[LEDGER], app[SETTINGS], app[SYNC], app[DISCOVERY], app[TRUST], app[NET],
+    async with ConsoleFeed(app[LEDGER], app[SETTINGS], app[SYNC], app[DISCOVERY], app[TRUST], app[NET], app[STATE],
                            lambda: lifecycle.started_ms) as feed:  # fmt: skip
         app[FEED] = feed
         yield

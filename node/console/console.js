@@ -226,6 +226,7 @@ function renderSnapshot() {
   $("node-facts").replaceChildren(
     ...[["ledger id", me.ledger_id], ["key fingerprint", me.key_fingerprint], ["version", `${me.version} (protocol ${me.protocol})`],
       ["uptime", duration(me.uptime_s)], ["store size", bytes(me.store_bytes)],
+      ["index lag", `${me.index_lag_entries} entries`],
       ["verification", `${v.state}: through seq ${v.verified_seq} of ${v.head_seq} (on start: ${v.on_start})`],
       ["registry", snap.registry.url ? `${snap.registry.url}${snap.registry.error ? " — " + snap.registry.error : ""}` : "none configured"],
     ].flatMap(([k, val]) => [el("dt", {}, k), el("dd", { "data-fact": k }, val)]));
@@ -240,7 +241,41 @@ function renderSnapshot() {
     + (running.length ? ` Syncing now with ${running.join(", ")}.` : "");
   renderLedgers();
   renderPeers();
+  renderActivities();
   renderNetwork();
+  if (!has("admin")) renderConflicts(snap.conflicts || [], false);
+}
+
+function renderActivities() {  // syncs and verifications running now, with their progress
+  const running = state.snapshot.activities || [];
+  if (!running.length) {
+    $("activities").replaceChildren(el("caption", { class: "muted" }, "Nothing running: no sync or verification in progress."));
+    return;
+  }
+  table("activities", ["kind", "what", "progress", "entries", "since"], running.map((a) =>
+    el("tr", { "data-activity": a.kind },
+      el("td", {}, a.kind), el("td", {}, a.target),
+      el("td", {}, a.progress === null ? "—" : el("progress", { max: 1, value: a.progress }, `${Math.round(a.progress * 100)}%`)),
+      el("td", { class: "num" }, a.total ? `${a.done} of ${a.total}` : `${a.done}`), el("td", {}, ago(a.started_ms)))));
+}
+
+function renderConflicts(rows, actions) {
+  const box = $("conflicts");
+  box.className = "";
+  if (!rows.length) { box.replaceChildren(el("p", { class: "muted" }, "No open conflicts.")); return; }
+  box.replaceChildren(el("ul", { class: "list" }, rows.map((c) => {
+    const heads = Array.isArray(c.evidence) ? c.evidence.filter((h) => typeof h === "string") : [];
+    const choice = actions && heads.length ? el("select", { "aria-label": "winner" }, heads.map((h) => el("option", { value: h }, short(h)))) : null;
+    return el("li", { "data-conflict": c.id },
+      el("span", {}, `#${c.id} ${c.kind} conflict in ${c.ledger_id}${c.key ? " on key " + c.key : ""}${c.seq ? " at seq " + c.seq : ""}`),
+      el("details", {}, el("summary", {}, "evidence"), el("pre", {}, JSON.stringify(c.evidence, null, 1))),
+      !actions ? el("span", { class: "muted" }, " (an admin credential resolves it)")
+        : c.kind === "key" ? el("span", {}, choice, el("button", { type: "button", onclick: async (event) => {
+          await act(event.target, () => api(`/admin/conflicts/${c.id}/resolve`, { method: "POST",
+            body: choice ? { winner: choice.value } : {} }), "resolved");
+          refreshConflicts();
+        } }, "Resolve")) : el("span", { class: "muted" }, " (a fork quarantines the ledger; see docs/sync.md)"));
+  })));
 }
 
 function renderLedgers() {
@@ -340,26 +375,11 @@ async function refreshEntries() {
 }
 
 async function refreshConflicts() {
-  const box = $("conflicts");
-  if (!has("admin")) { box.className = "muted"; box.replaceChildren("Conflicts are shown to an admin credential."); return; }
+  if (!has("admin")) { if (state.snapshot) renderConflicts(state.snapshot.conflicts || [], false); return; }
   try {
-    const rows = await api("/admin/conflicts?status=open");
-    box.className = "";
-    if (!rows.length) { box.replaceChildren(el("p", { class: "muted" }, "No open conflicts.")); return; }
-    box.replaceChildren(el("ul", { class: "list" }, rows.map((c) => {
-      const heads = Array.isArray(c.evidence) ? c.evidence.filter((h) => typeof h === "string") : [];
-      const choice = heads.length ? el("select", { "aria-label": "winner" }, heads.map((h) => el("option", { value: h }, short(h)))) : null;
-      return el("li", { "data-conflict": c.id },
-        el("span", {}, `#${c.id} ${c.kind} conflict in ${c.ledger_id}${c.key ? " on key " + c.key : ""}${c.seq ? " at seq " + c.seq : ""}`),
-        el("details", {}, el("summary", {}, "evidence"), el("pre", {}, JSON.stringify(c.evidence, null, 1))),
-        c.kind === "key" ? el("span", {}, choice, el("button", { type: "button", onclick: async (event) => {
-          await act(event.target, () => api(`/admin/conflicts/${c.id}/resolve`, { method: "POST",
-            body: choice ? { winner: choice.value } : {} }), "resolved");
-          refreshConflicts();
-        } }, "Resolve")) : el("span", { class: "muted" }, " (a fork quarantines the ledger; see docs/sync.md)"));
-    })));
+    renderConflicts(await api("/admin/conflicts?status=open"), true);
   } catch (error) {
-    box.replaceChildren(el("p", { class: "error" }, "conflicts: " + error.message));
+    $("conflicts").replaceChildren(el("p", { class: "error" }, "conflicts: " + error.message));
   }
 }
 

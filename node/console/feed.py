@@ -12,10 +12,13 @@ open, so many browsers never make the node probe its network more often (no poll
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
+
+import orjson
 
 import node
 from node.errors import NodeError
@@ -25,10 +28,13 @@ from node.ledger.service import Ledger
 from node.net.client import Outbound
 from node.settings import NodeSettings
 from node.storage.contract import LedgerRecord
+from node.sync.conflicts import StateView
 from node.sync.engine import SyncEngine
 from protocol import PROTOCOL_VERSION
 from protocol.signing import fingerprint
 from protocol.trust import SYNC_TYPES
+
+MAX_CONFLICTS = 50  # open conflicts in one snapshot (the admin API lists them all)
 
 
 class ConsoleFeed:
@@ -36,7 +42,7 @@ class ConsoleFeed:
 
     def __init__(
         self, ledger: Ledger, settings: NodeSettings, engine: SyncEngine, discovery: Discovery, trust: TrustGraph,
-        net: Outbound, started_ms: Callable[[], int],
+        net: Outbound, state: StateView, started_ms: Callable[[], int],
     ) -> None:  # fmt: skip
         self._ledger = ledger
         self._settings = settings
@@ -45,6 +51,7 @@ class ConsoleFeed:
         self._discovery = discovery
         self._trust = trust
         self._started_ms = started_ms
+        self._state = state
         self._net = net  # probes go through the node's one outbound client: its cap, timeouts and URL policy
         self._lock = asyncio.Lock()
         self._cached: tuple[float, dict[str, Any]] | None = None
@@ -90,6 +97,11 @@ class ConsoleFeed:
                 for a in self._trust.attestations()
             ],
             "in_sync": _in_sync(self._ledger.ledger_id, nodes, held, sync),
+            "activities": self._ledger.activities.listed(),
+            "conflicts": [  # open ones, read-only here (resolving them is the admin API's)
+                {**dataclasses.asdict(c), "evidence": orjson.Fragment(c.evidence)}
+                for c in (await self._state.conflicts("open"))[:MAX_CONFLICTS]
+            ],
             "candidates": sorted(
                 lid for lid, n in nodes.items() if n["discovery_status"] == "candidate" and not n["peer"]
             ),  # fmt: skip
@@ -109,6 +121,7 @@ class ConsoleFeed:
             "started_ms": started,
             "uptime_s": round(max(0.0, time.time() - started / 1000), 1) if started else 0.0,
             "store_bytes": size,
+            "index_lag_entries": 0,  # secondary indexes are written in each commit's own transaction
             "verification": {
                 "on_start": settings.verify_on_start,
                 "verified_seq": own.verified_seq if own else 0,

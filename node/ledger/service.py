@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from node.activity import Activities
 from node.errors import (
     AppendRejected,
     BatchTooLarge,
@@ -63,6 +64,7 @@ class Ledger:
         self.ledger_id = settings.ledger_id
         self.keys = keys
         self.hooks = Hooks()
+        self.activities = Activities()  # syncs and verifications running now, with progress
         self._limits = settings.limits.protocol()
         self._streams = frozenset(settings.streams) if settings.streams is not None else None
         self._entries = storage.entries
@@ -329,7 +331,15 @@ class Ledger:
 
     async def verify(self, mode: Mode, progress: Progress | None = None) -> list[VerifyReport]:
         """Verify the store on a connection of its own in a worker thread; raise StoreCorrupted."""
-        reports = await asyncio.to_thread(verify_store, self.settings.db_path, mode, progress=progress)
+        total = sum(row.head_seq for row in await self._ledgers.all())
+        with self.activities.run("verify", f"{mode}: every ledger held", total) as activity:
+
+            def advance(entries: int) -> None:
+                activity.advance(entries)
+                if progress is not None:
+                    progress(entries)
+
+            reports = await asyncio.to_thread(verify_store, self.settings.db_path, mode, progress=advance)
         for report in reports:
             if report.through_seq > 0:
                 await self._ledgers.set_verified(report.ledger_id, report.through_seq)

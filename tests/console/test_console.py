@@ -201,7 +201,9 @@ async def test_the_console_shows_the_network_live(network: dict[str, NodeProcess
         await reader.fill("#token", viewer)
         await reader.click("#login-form button")
         await expect(reader.locator("#whoami")).to_contain_text("read")
-        await expect(reader.locator("#conflicts")).to_contain_text("admin credential")
+        await expect(reader.locator("#conflicts")).to_contain_text("No open conflicts")  # read-only view
+        await expect(reader.locator("#conflicts button")).to_have_count(0)  # resolving is for an admin
+        await expect(reader.locator("#activities")).to_be_visible()  # running syncs and verifications
         await expect(reader.locator("#network g.node")).to_have_count(3)
         await reader.click("#append-form button")
         await expect(reader.locator("#append-result")).to_contain_text("may not append")
