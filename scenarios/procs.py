@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+GRACE_S = 15.0  # a node stops within this after SIGTERM, or the scenario fails with its stacks
+KEPT_LINES = 3000  # of a process's output (a task dump is long)
 
 
 @dataclass
@@ -30,15 +32,75 @@ class NodeProcess:
     def __post_init__(self) -> None:
         self.peer_url = self.peer_url or self.url
 
+    @property
+    def name(self) -> str:
+        return self.data_dir.name
+
     def kill(self) -> None:
         """SIGKILL: no cleanup, as in a crash."""
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
 
-    def terminate(self) -> int:
-        """SIGTERM and wait for a clean exit; returns the exit code."""
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
+    def terminate(self, grace: float = GRACE_S) -> int:
+        """SIGTERM and wait ``grace`` seconds for a clean exit; returns the exit code. A process still
+        running then is made to dump its stacks (SIGUSR1: every asyncio task; SIGABRT: every thread,
+        by faulthandler), killed, and NotStopped raised with the dump."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.wait_stopped(grace)
+
+    def wait_stopped(self, grace: float) -> int:
+        """The exit code, once the process exits within ``grace`` s (see ``terminate``)."""
+        try:
+            return self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+        mark = len(self.log)
+        for sig, wait in ((signal.SIGUSR1, 2.0), (signal.SIGABRT, 5.0)):
+            if self.proc.poll() is None:
+                self.proc.send_signal(sig)
+                try:
+                    self.proc.wait(timeout=wait)
+                except subprocess.TimeoutExpired:
+                    pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        raise NotStopped(f"{self.name} did not stop within {grace:g} s of SIGTERM; its stacks:\n"
+                         + "".join(self.log[max(0, mark - 20):])[-20_000:])  # fmt: skip
+
+    def peak_rss_mb(self) -> float | None:
+        """The process's peak resident set (VmHWM) in MiB, while it runs (Linux)."""
+        try:
+            status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        except OSError:
+            return None
+        match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+        return round(int(match.group(1)) / 1024, 1) if match else None
+
+
+class NotStopped(RuntimeError):
+    """A process did not exit within its grace period after SIGTERM (its stacks are in the message)."""
+
+
+def stop_all(processes: Sequence[NodeProcess], grace: float = GRACE_S) -> list[str]:
+    """SIGTERM every process still running at once, then wait for each within ``grace``; the
+    failures (with each hung process's stacks), an empty list when all stopped."""
+    failures = []
+    for node in processes:
+        if node.proc.poll() is None:
+            node.proc.send_signal(signal.SIGTERM)
+    for node in processes:
+        try:
+            node.wait_stopped(grace)
+        except NotStopped as exc:
+            failures.append(str(exc))
+        except BaseException:  # interrupted while waiting: nothing may be left running
+            for other in processes:
+                if other.proc.poll() is None:
+                    other.proc.kill()
+            raise
+    return failures
 
 
 def start_node(
@@ -69,16 +131,20 @@ def start_process(
     assert proc.stdout is not None
     log: list[str] = []
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline().decode(errors="replace")
-        if not line:
-            break
-        log.append(line)
-        match = re.search(r"listening on (http://\S+)", line)
-        if match:
-            threading.Thread(target=_drain, args=(proc, log), daemon=True).start()
-            return NodeProcess(proc, match.group(1), data_dir, log)
-    proc.kill()
+    try:
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline().decode(errors="replace")
+            if not line:
+                break
+            log.append(line)
+            match = re.search(r"listening on (http://\S+)", line)
+            if match:
+                threading.Thread(target=_drain, args=(proc, log), daemon=True).start()
+                return NodeProcess(proc, match.group(1), data_dir, log)
+    finally:
+        if not log or "listening on" not in log[-1]:  # failed, or interrupted: nothing left running
+            proc.kill()
+            proc.wait(timeout=10)
     raise RuntimeError(f"{' '.join(argv[:4])}... did not start:\n" + "".join(log[-20:]))
 
 
@@ -87,4 +153,4 @@ def _drain(proc: subprocess.Popen[bytes], log: list[str]) -> None:
     assert proc.stdout is not None
     for line in proc.stdout:
         log.append(line.decode(errors="replace"))
-        del log[:-200]
+        del log[:-KEPT_LINES]

@@ -25,6 +25,7 @@ import orjson
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
 from node.errors import PeerFailed, PeerUnavailable, UrlRefused
+from node.metrics import Metrics
 from node.net.policy import AddressRefused, PolicyResolver, UrlPolicy
 from node.net.reader import read_capped
 from node.settings import NetSettings
@@ -41,13 +42,15 @@ class Answer:
 
     status: int
     data: Any
+    etag: str | None = None
 
 
 class Outbound:
     """``async with Outbound(settings.net) as net: await net.request("GET", url)``; one per node."""
 
-    def __init__(self, settings: NetSettings, timeout_s: float = 10.0) -> None:
+    def __init__(self, settings: NetSettings, timeout_s: float = 10.0, metrics: Metrics | None = None) -> None:
         self.settings = settings
+        self._metrics = metrics
         self.policy = UrlPolicy(settings.allow_private)
         self._timeout_s = timeout_s
         self._requests: aiohttp.ClientSession | None = None
@@ -110,7 +113,9 @@ class Outbound:
                 method, url, data=body or None, headers=sent, timeout=timeout, allow_redirects=False
             ) as response:
                 status = response.status
+                etag = response.headers.get("ETag")
                 raw = await read_capped(response, self.settings.max_response_bytes)
+                self._count(len(url) + len(body), len(raw))
         except TimeoutError as exc:
             raise PeerUnavailable(f"{base}: no answer within the timeout") from exc
         except aiohttp.ClientError as exc:
@@ -121,9 +126,20 @@ class Outbound:
             raise PeerUnavailable(f"{base}: HTTP {status}")
         if status >= 400 and status not in accept:
             raise PeerFailed(f"{base}: HTTP {status}{_problem_code(raw)}")
-        if 300 <= status < 400:
+        if 300 <= status < 400 and status not in accept:
             raise PeerFailed(f"{base}: HTTP {status} (redirects are not followed)")
-        return Answer(status, _json(base, raw))
+        return Answer(status, _json(base, raw), etag if etag and len(etag) <= 64 else None)
+
+    def _count(self, sent: int, received: int, *, request: bool = True) -> None:
+        """Outbound traffic in the node's metrics: requests made, bytes sent (target and body) and
+        bytes read (answers after inflation, stream lines); headers are not counted."""
+        if self._metrics is None:
+            return
+        if request:
+            self._metrics.outbound_requests.inc()
+        if sent:
+            self._metrics.outbound_bytes.labels("sent").inc(sent)
+        self._metrics.outbound_bytes.labels("received").inc(received)
 
     async def stream(self, endpoint: str, target: str, headers: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
         """Server-sent events of a node's head stream: ``{"connected": True}`` first, then each event
@@ -149,6 +165,7 @@ class Outbound:
                     line = await response.content.readuntil(b"\n")
                     if not line:
                         break
+                    self._count(0, len(line), request=False)
                     if line.startswith(b"data: "):
                         event = _json(url, line[6:])
                         if not isinstance(event, dict):
