@@ -72,6 +72,7 @@ class Peer:
     last_round: float = 0.0  # monotonic start of the last round
     took: bool = True  # whether the last round took entries (else the next waits net.live_gap_s)
     seen: dict[str, int] = field(default_factory=dict)  # the newest seq its stream announced, per ledger
+    checked: dict[str, tuple[int, str | None]] = field(default_factory=dict)  # heads behind ours, fork-checked
 
 
 class SyncEngine:
@@ -90,6 +91,7 @@ class SyncEngine:
         self._gate = asyncio.Semaphore(settings.sync.max_concurrency)
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._vouched_by: dict[str, set[str]] = {}  # per peer: ledgers pinned here on its word
+        self._pulling: dict[str, asyncio.Lock] = {}  # per ledger: held by the one round pulling it
         self._closing = False
 
     async def __aenter__(self) -> SyncEngine:
@@ -222,17 +224,32 @@ class SyncEngine:
     async def _exchange(self, peer: Peer, heads: Heads) -> None:
         """Pull what the peer has more of, push what it lacks."""
         if peer.mode in ("pull", "both"):
+            local = {row.ledger_id: row for row in await self._ledger.ledgers()}
             for head in heads.ledgers:
                 if (
-                    head.ledger_id != self._ledger.ledger_id
-                    and not head.quarantined
-                    and self._trust.allows_sync(head.ledger_id)
+                    head.ledger_id == self._ledger.ledger_id
+                    or head.quarantined
+                    or not self._trust.allows_sync(head.ledger_id)
                 ):
-                    await self._pull(peer, head.ledger_id, bytes.fromhex(head.public_key), head.seq, head.hash)
+                    continue
+                ours = local.get(head.ledger_id)
+                if ours is not None and head.seq <= ours.head_seq:  # nothing to pull; a fork to look for?
+                    same = (
+                        head.seq == ours.head_seq and ours.head_hash is not None and ours.head_hash.hex() == head.hash
+                    )
+                    if head.seq == 0 or same or peer.checked.get(head.ledger_id) == (head.seq, head.hash):
+                        continue
+                await self._pull(peer, head.ledger_id, bytes.fromhex(head.public_key), head.seq, head.hash)
+                if ours is not None and head.seq <= ours.head_seq:
+                    peer.checked[head.ledger_id] = (head.seq, head.hash)  # that head is looked at once
         if peer.mode in ("push", "both"):
             for held in await self._ledger.ledgers():
                 theirs = peer.remote.get(held.ledger_id, 0)
-                if held.head_seq > theirs and not held.quarantined and held.ledger_id != peer.ledger_id:
+                # a peer in mode both pulls other ledgers itself, from one peer at a time: pushing them
+                # too would send each entry from every peer that holds it; the own ledger is pushed
+                # (one hop, the first copy)
+                relayed = peer.mode == "push" or held.ledger_id == self._ledger.ledger_id
+                if held.head_seq > theirs and not held.quarantined and held.ledger_id != peer.ledger_id and relayed:
                     await self._push(peer, held.ledger_id, theirs)
 
     async def _vouched(self, peer: str, ledger_id: str, public_key: bytes, seq: int) -> LedgerRow:
@@ -261,6 +278,20 @@ class SyncEngine:
     async def _pull(
         self, peer: Peer, ledger_id: str, public_key: bytes, their_seq: int, their_hash: str | None
     ) -> None:
+        """Pull ``ledger_id`` from ``peer`` up to ``their_seq``, unless another peer's round is pulling it
+        right now: a ledger is pulled from one peer at a time, and the next round (or the head
+        stream) asks again from the head that round brought, so an entry crosses to this node once,
+        not once per peer that holds it."""
+        lock = self._pulling.setdefault(ledger_id, asyncio.Lock())
+        if lock.locked():
+            self._metrics.sync_skipped.inc()
+            return
+        async with lock:
+            await self._pull_locked(peer, ledger_id, public_key, their_seq, their_hash)
+
+    async def _pull_locked(
+        self, peer: Peer, ledger_id: str, public_key: bytes, their_seq: int, their_hash: str | None
+    ) -> None:
         try:
             held = await self._vouched(peer.ledger_id, ledger_id, public_key, their_seq)
         except IdentityConflict as exc:
@@ -274,11 +305,12 @@ class SyncEngine:
         if held.quarantined:
             return
         after = held.head_seq
-        if 0 < their_seq <= after and their_hash is not None:
-            ours = await self._ledger.get_by_seq(ledger_id, their_seq)
-            if ours[12].hex() != their_hash:  # same seq, other hash: fetch theirs as evidence
-                page = await peer.client.pull(ledger_id, their_seq - 1, 1)
-                await self._ingest(peer, ledger_id, page)
+        if their_seq <= after:  # nothing to pull (an empty ledger neither)
+            if 0 < their_seq and their_hash is not None:
+                ours = await self._ledger.get_by_seq(ledger_id, their_seq)
+                if ours[12].hex() != their_hash:  # same seq, other hash: fetch theirs as evidence
+                    page = await peer.client.pull(ledger_id, their_seq - 1, 1)
+                    await self._ingest(peer, ledger_id, page)
             return
         # the next page is fetched while this one is verified and committed; a failure drops it
         fetch = asyncio.create_task(peer.client.pull(ledger_id, after, self._sync.page_size))
