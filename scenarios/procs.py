@@ -28,6 +28,7 @@ class NodeProcess:
     data_dir: Path
     log: list[str] = field(default_factory=list)
     peer_url: str = ""
+    reader: threading.Thread | None = None  # keeps reading its output
 
     def __post_init__(self) -> None:
         self.peer_url = self.peer_url or self.url
@@ -66,6 +67,8 @@ class NodeProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+        if self.reader is not None:
+            self.reader.join(timeout=5)  # the dump's last lines
         raise NotStopped(f"{self.name} did not stop within {grace:g} s of SIGTERM; its stacks:\n"
                          + "".join(self.log[max(0, mark - 20):])[-20_000:])  # fmt: skip
 
@@ -139,8 +142,9 @@ def start_process(
             log.append(line)
             match = re.search(r"listening on (http://\S+)", line)
             if match:
-                threading.Thread(target=_drain, args=(proc, log), daemon=True).start()
-                return NodeProcess(proc, match.group(1), data_dir, log)
+                reader = threading.Thread(target=_drain, args=(proc, log), daemon=True)
+                reader.start()
+                return NodeProcess(proc, match.group(1), data_dir, log, reader=reader)
     finally:
         if not log or "listening on" not in log[-1]:  # failed, or interrupted: nothing left running
             proc.kill()
