@@ -51,7 +51,8 @@ class Metrics:
         )
         self.outbound_bytes = Counter(
             "ledger_outbound_bytes",
-            "Bytes of this node's outbound requests: sent (target and body), received (answers inflated, stream lines)",
+            "Bytes of this node's outbound requests: sent (request line, headers set, body), received "
+            "(answer headers and body inflated, stream lines)",
             ["direction"],
             registry=r,
         )

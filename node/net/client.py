@@ -115,7 +115,8 @@ class Outbound:
                 status = response.status
                 etag = response.headers.get("ETag")
                 raw = await read_capped(response, self.settings.max_response_bytes)
-                self._count(len(url) + len(body), len(raw))
+                head = sum(len(k) + len(v) + 4 for k, v in response.raw_headers)
+                self._count(len(method) + len(url) + _headers_size(sent) + len(body), head + len(raw))
         except TimeoutError as exc:
             raise PeerUnavailable(f"{base}: no answer within the timeout") from exc
         except aiohttp.ClientError as exc:
@@ -131,8 +132,9 @@ class Outbound:
         return Answer(status, _json(base, raw), etag if etag and len(etag) <= 64 else None)
 
     def _count(self, sent: int, received: int, *, request: bool = True) -> None:
-        """Outbound traffic in the node's metrics: requests made, bytes sent (target and body) and
-        bytes read (answers after inflation, stream lines); headers are not counted."""
+        """Outbound traffic in the node's metrics: requests made, bytes sent (request line, the
+        headers this node sets, body) and read (answer headers and body after inflation, stream
+        lines); about the bytes on the wire (answers that came gzipped count inflated)."""
         if self._metrics is None:
             return
         if request:
@@ -179,6 +181,10 @@ class Outbound:
             raise PeerFailed(f"{url}: stream line too long") from exc
         except HttpProcessingError as exc:  # its message quotes the bytes it choked on
             raise PeerFailed(f"{url}: malformed HTTP answer") from exc
+
+
+def _headers_size(headers: dict[str, str]) -> int:
+    return sum(len(k) + len(v) + 4 for k, v in headers.items())
 
 
 def _json(url: str, raw: bytes) -> Any:
