@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 MODES = ("pull", "push", "both")
 OPERATOR_SOURCES = frozenset({"config", "admin", "operator", "connect", "bootstrap"})  # URLs an operator gave
 MAX_ERROR_CHARS = 300
+MAX_SHARED_ATTESTATIONS = 1000  # per request (what POST /network/trust takes)
+TRUST_RETRY_S = 30.0  # an attestation a peer refused (it did not know the author yet) is offered again after
 
 
 @dataclass
@@ -73,6 +75,9 @@ class Peer:
     took: bool = True  # whether the last round took entries (else the next waits net.live_gap_s)
     seen: dict[str, int] = field(default_factory=dict)  # the newest seq its stream announced, per ledger
     checked: dict[str, tuple[int, str | None]] = field(default_factory=dict)  # heads behind ours, fork-checked
+    trust_sent: dict[tuple[str, str], int] = field(default_factory=dict)  # (from, to) -> issued_at it took
+    trust_version: int = -1  # the trust graph's version when attestations were last offered
+    trust_retry_at: float = 0.0  # refused attestations are offered again after this (monotonic)
 
 
 class SyncEngine:
@@ -220,6 +225,42 @@ class SyncEngine:
         peer.remote = {h.ledger_id: h.seq for h in heads.ledgers}
         async with self._gate:
             await self._exchange(peer, heads)
+        await self._share_trust(peer)
+
+    async def _share_trust(self, peer: Peer) -> None:
+        """Offer the peer the attestations this node holds that it has not taken from this node yet
+        (each the newest for its pair; signed by its author, verified there under the author's pinned
+        key), so a trust path through other nodes is known without an operator. Costs nothing while
+        the trust graph does not change; what the peer refused (it has no key pinned for the author
+        yet) is offered again after TRUST_RETRY_S. A failure is logged, never the round's."""
+        now = time.monotonic()
+        if peer.trust_version == self._trust.version and now < peer.trust_retry_at:
+            return
+        version = self._trust.version
+        fresh = [  # not the peer's own (it holds them), not one it took from here already
+            a for a in self._trust.attestations()
+            if a["from"] != peer.ledger_id and peer.trust_sent.get((str(a["from"]), str(a["to"]))) != a["issued_at"]
+        ]  # fmt: skip
+        if not fresh:
+            peer.trust_version, peer.trust_retry_at = version, now + TRUST_RETRY_S
+            return
+        batch = fresh[:MAX_SHARED_ATTESTATIONS]
+        try:
+            answer = await peer.client.share_trust(batch)
+        except (PeerUnavailable, PeerFailed) as exc:
+            log.debug("sharing trust with peer=%s failed: %s", peer.ledger_id, exc)
+            peer.trust_retry_at = now + TRUST_RETRY_S
+            return
+        refused = {r.index: r.reason for r in answer.refusals}
+        for index, att in enumerate(batch):
+            if index not in refused:
+                peer.trust_sent[(str(att["from"]), str(att["to"]))] = int(str(att["issued_at"]))
+        if refused:
+            log.info("peer=%s refused %d attestations, first: %s", peer.ledger_id, len(refused),
+                     next(iter(refused.values())))  # fmt: skip
+        more = len(fresh) > len(batch)
+        peer.trust_version = -1 if more else version
+        peer.trust_retry_at = now + TRUST_RETRY_S
 
     async def _exchange(self, peer: Peer, heads: Heads) -> None:
         """Pull what the peer has more of, push what it lacks."""

@@ -39,6 +39,21 @@ class PushAnswer(BaseModel):
     head_seq: Annotated[int, Field(ge=0, le=2**53 - 1)]
 
 
+class Refusal(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    index: Annotated[int, Field(ge=0, le=1000)]
+    reason: Annotated[str, Field(max_length=1000)]
+
+
+class ShareAnswer(BaseModel):
+    """What a peer answers to shared attestations (the fields this node uses)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    refusals: Annotated[list[Refusal], Field(max_length=1000)] = []
+
+
 class HeadEvent(BaseModel):
     """One event of a peer's head stream: a ledger's new head."""
 
@@ -81,6 +96,11 @@ class PeerClient:
 
     async def push(self, page: dict[str, Any]) -> PushAnswer:
         return parse(PushAnswer, (await self._call("POST", "/ledger/sync/push", body=orjson.dumps(page))).data)
+
+    async def share_trust(self, attestations: list[dict[str, object]]) -> ShareAnswer:
+        """Offer attestations (wire form); the peer verifies each under its author's pinned key."""
+        answer = await self._call("POST", "/network/trust", body=orjson.dumps(attestations))
+        return parse(ShareAnswer, answer.data)
 
     async def stream(self) -> AsyncIterator[HeadEvent | None]:
         """The peer's head events until the stream ends: None first (connected: whatever was committed
