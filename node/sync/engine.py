@@ -97,6 +97,7 @@ class SyncEngine:
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._vouched_by: dict[str, set[str]] = {}  # per peer: ledgers pinned here on its word
         self._pulling: dict[str, asyncio.Lock] = {}  # per ledger: held by the one round pulling it
+        self._skipped: dict[str, dict[str, int]] = {}  # per ledger: peers whose rounds skipped it, their seq
         self._closing = False
 
     async def __aenter__(self) -> SyncEngine:
@@ -180,8 +181,11 @@ class SyncEngine:
 
     async def _loop(self, peer: Peer) -> None:
         while True:
+            # periodic rounds are a safety net behind the live streams: sync.poll_peers of them per
+            # interval in all, so idle polling stays bounded however many peers there are
+            period = self._sync.interval_s * max(1.0, len(self._peers) / self._sync.poll_peers)
             try:
-                await asyncio.wait_for(peer.wake.wait(), timeout=self._sync.interval_s)
+                await asyncio.wait_for(peer.wake.wait(), timeout=period * random.uniform(0.9, 1.1))
             except TimeoutError:
                 pass
             gap = 0.0 if peer.took else self._settings.net.live_gap_s  # a stream of empty promises waits
@@ -326,9 +330,26 @@ class SyncEngine:
         lock = self._pulling.setdefault(ledger_id, asyncio.Lock())
         if lock.locked():
             self._metrics.sync_skipped.inc()
+            self._skipped.setdefault(ledger_id, {})[peer.ledger_id] = their_seq
             return
         async with lock:
-            await self._pull_locked(peer, ledger_id, public_key, their_seq, their_hash)
+            try:
+                await self._pull_locked(peer, ledger_id, public_key, their_seq, their_hash)
+            finally:
+                await self._wake_skipped(ledger_id)
+
+    async def _wake_skipped(self, ledger_id: str) -> None:
+        """Once a pull of ``ledger_id`` ends, wake the peers whose rounds skipped it and that hold more
+        of it than it brought (their next round takes the rest at once, not at the next poll)."""
+        waiting = self._skipped.pop(ledger_id, None)
+        if not waiting:
+            return
+        held = await self._ledger.replicas.held(ledger_id)
+        head = held.head_seq if held is not None else 0
+        for peer_id, seq in waiting.items():
+            other = self._peers.get(peer_id)
+            if other is not None and seq > head:
+                other.wake.set()
 
     async def _pull_locked(
         self, peer: Peer, ledger_id: str, public_key: bytes, their_seq: int, their_hash: str | None
