@@ -39,9 +39,11 @@ async def mesh_convergence(ctx: Context) -> None:
     await ctx.measure(nodes, "idle", IDLE_S)
     before, started = await ctx.traffic(nodes), time.perf_counter()
     written = await asyncio.gather(*(ctx.write(n, ctx.entries) for n in nodes))
+    ctx.figures.update(writes_s=round(time.perf_counter() - started, 2))
     heads = {n.name: w for n, w in zip(nodes, written, strict=True)}
     converged = await ctx.wait(lambda: ctx.all_hold(nodes, heads), timeout=120)
     ctx.rates("busy", before, await ctx.traffic(nodes), time.perf_counter() - started)
+    ctx.figures.update(busy_window_s=round(time.perf_counter() - started, 2))
     ctx.figures.update(entries_moved=sum(written) * (len(nodes) - 1), converge_after_last_write_s=converged)
     ctx.check("every node holds every ledger's head", converged is not None, f"after {converged}s")
     await _same_state(ctx, nodes, heads)
