@@ -49,7 +49,7 @@ URL_HELP = f"node URL (default $LEDGER_URL, else {DEFAULT_URL})"
 EXIT_ERROR, EXIT_CORRUPTED = 1, 3
 stderr = Console(stderr=True)
 log = logging.getLogger("node.cli")
-SHUTDOWN_REQUESTS_S = 5.0  # for requests in flight at SIGTERM
+SHUTDOWN_REQUESTS_S = 2.0  # for requests in flight at SIGTERM (aiohttp waits up to twice this)
 
 
 class Failure(Exception):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 GRACE_S = 15.0  # a node stops within this after SIGTERM, or the scenario fails with its stacks
-KEPT_LINES = 3000  # of a process's output (a task dump is long)
+KEPT_LINES = 20_000  # of a process's output (a task dump is long)
 
 
 @dataclass
@@ -29,6 +29,7 @@ class NodeProcess:
     log: list[str] = field(default_factory=list)
     peer_url: str = ""
     reader: threading.Thread | None = None  # keeps reading its output
+    stopping_at: int = 0  # its log's length when SIGTERM was sent
 
     def __post_init__(self) -> None:
         self.peer_url = self.peer_url or self.url
@@ -47,6 +48,7 @@ class NodeProcess:
         running then is made to dump its stacks (SIGUSR1: every asyncio task; SIGABRT: every thread,
         by faulthandler), killed, and NotStopped raised with the dump."""
         if self.proc.poll() is None:
+            self.stopping_at = len(self.log)
             self.proc.send_signal(signal.SIGTERM)
         return self.wait_stopped(grace)
 
@@ -56,7 +58,6 @@ class NodeProcess:
             return self.proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             pass
-        mark = len(self.log)
         for sig, wait in ((signal.SIGUSR1, 2.0), (signal.SIGABRT, 5.0)):
             if self.proc.poll() is None:
                 self.proc.send_signal(sig)
@@ -69,8 +70,10 @@ class NodeProcess:
             self.proc.wait(timeout=10)
         if self.reader is not None:
             self.reader.join(timeout=5)  # the dump's last lines
-        raise NotStopped(f"{self.name} did not stop within {grace:g} s of SIGTERM; its stacks:\n"
-                         + "".join(self.log[max(0, mark - 20):])[-20_000:])  # fmt: skip
+        said = self.log[self.stopping_at :]  # what it logged since SIGTERM: where it stopped, then its stacks
+        shown = "".join(said[:40]) + ("...\n" + "".join(said[40:])[-20_000:] if len(said) > 40 else "")
+        raise NotStopped(f"{self.name} did not stop within {grace:g} s of SIGTERM; its log since, and its stacks:\n"
+                         + shown)  # fmt: skip
 
     def peak_rss_mb(self) -> float | None:
         """The process's peak resident set (VmHWM) in MiB, while it runs (Linux)."""
@@ -92,6 +95,7 @@ def stop_all(processes: Sequence[NodeProcess], grace: float = GRACE_S) -> list[s
     failures = []
     for node in processes:
         if node.proc.poll() is None:
+            node.stopping_at = len(node.log)
             node.proc.send_signal(signal.SIGTERM)
     for node in processes:
         try:

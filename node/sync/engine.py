@@ -28,6 +28,7 @@ from node.errors import (
     IdentityConflict,
     LedgerQuarantined,
     NodeError,
+    NotReady,
     PeerFailed,
     PeerUnavailable,
     RequestRejected,
@@ -431,7 +432,10 @@ class SyncEngine:
         peer.remote[ledger_id] = after
 
     async def receive_push(self, sender: str, page: Page) -> Ingested:
-        """An admitted, trusted peer pushes a page of some ledger: pin (as vouched), verify, commit."""
+        """An admitted, trusted peer pushes a page of some ledger: pin (as vouched), verify, commit.
+        NotReady once this node is stopping (the peer retries elsewhere or later)."""
+        if self._closing:
+            raise NotReady("this node is stopping; pushes are refused")
         if not self.is_peer(sender) or not self._trust.allows_sync(sender):
             raise RequestRejected(f"{sender} is not a trusted peer of this node; pushes are refused")
         if page.public_key is not None:

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import time
 
-from node.api.context import METRICS
+import pytest
+
+from node.api.context import METRICS, SYNC
+from node.errors import NotReady
+from protocol.models import Page
 from tests.conftest import RunningNode, eventually
 from tests.node.sync.test_replication import MakeNode, append, holds, link, start
 
@@ -56,3 +60,14 @@ async def test_a_ledger_is_pulled_from_one_peer_at_a_time(make_node: MakeNode) -
     await eventually(lambda: holds(c, "node-a", 3000), timeout=30)
     pulled = served(a, "/ledger/sync/pull") + served(b, "/ledger/sync/pull") - before
     assert pulled <= 3000 / 100 + 1  # one copy in pages of 100 (and a page that found nothing new)
+
+
+async def test_a_stopping_node_refuses_pushes_instead_of_storing_them(make_node: MakeNode) -> None:
+    """Pushes that arrive on kept-alive connections while the node stops are refused (503), not taken
+    into a store that is closing."""
+    a, b = await start(make_node, "node-a"), await start(make_node, "node-b")
+    await link(b, a)
+    b.app[SYNC].close_streams()  # what SIGTERM does first
+    page = Page.model_construct(ledger_id="node-a", entries=[], checkpoints=[], public_key=None)
+    with pytest.raises(NotReady):
+        await b.app[SYNC].receive_push("node-a", page)
