@@ -293,7 +293,7 @@ async def churn(ctx: Context) -> None:
         nodes[joined.name] = joined
         await ctx.mesh([joined], [n for n in nodes.values() if n is not joined])
         writers.append(asyncio.create_task(writer(joined.name)))
-        await asyncio.wait_for(asyncio.gather(*writers), timeout=120)
+        await asyncio.wait_for(asyncio.gather(*writers), timeout=60 + 30 * count)  # each write is bounded too
     finally:
         stop.set()
         for task in writers:
