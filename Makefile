@@ -27,9 +27,13 @@ lint: $(VENV)/.installed
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-## scenarios: every multi-node scenario at full size
+## scenarios: every multi-node scenario at full size; the scaled ones at 20 nodes writing 1,000 entries each
 scenarios: $(VENV)/.installed
 	$(PY) -m scenarios run all --nodes 3 --entries 20000
+	$(PY) -m scenarios run mesh-convergence --nodes 20 --entries 1000
+	$(PY) -m scenarios run partition-heal --nodes 20 --entries 1000
+	$(PY) -m scenarios run crash-restart --nodes 20 --entries 1000
+	$(PY) -m scenarios run churn --nodes 20 --entries 1000
 	$(PY) -m scenarios run partition-heal --netlab --nodes 3 --entries 20000
 
 ## reliability: fuzzing, SIGKILL (200 rounds), disk full, network faults and auth at full size; one table of figures

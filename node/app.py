@@ -46,6 +46,7 @@ from node.lock import DataDirLock
 from node.metrics import Metrics
 from node.net.client import Outbound
 from node.settings import NodeSettings
+from node.shutdown import Bounded
 from node.storage.sqlite import open_sqlite
 from node.supervise import Supervisor
 from node.sync.conflicts import StateView
@@ -78,12 +79,21 @@ async def ledger_ctx(app: web.Application) -> AsyncIterator[None]:
             await app[CREDENTIALS].load()
             app[LIFECYCLE].ready = True
             app[LIFECYCLE].started_ms = wall_ms()
+            # each closes within its own deadline (the last opened first); one that hangs is logged
             async with (
-                Outbound(settings.net, settings.sync.timeout_s) as net,
-                SyncEngine(ledger, settings, app[METRICS], trust, net, storage.peers, app[TASKS]) as engine,
-                Discovery(ledger, settings, engine, app[METRICS], trust, net, storage.audit, app[TASKS]) as discovery,
-                Federation(ledger, engine, trust, net) as federation,
-                References(ledger, engine, settings.refs, net, storage.refs, app[TASKS]) as references,
+                Bounded("outbound client", Outbound(settings.net, settings.sync.timeout_s, app[METRICS]), 3) as net,
+                Bounded(
+                    "sync engine", SyncEngine(ledger, settings, app[METRICS], trust, net, storage.peers, app[TASKS]), 5
+                ) as engine,
+                Bounded(
+                    "discovery",
+                    Discovery(ledger, settings, engine, app[METRICS], trust, net, storage.audit, app[TASKS]),
+                    8,
+                ) as discovery,
+                Bounded("federation", Federation(ledger, engine, trust, net), 2) as federation,
+                Bounded(
+                    "references", References(ledger, engine, settings.refs, net, storage.refs, app[TASKS]), 3
+                ) as references,
             ):
                 app[NET] = net
                 app[REFS] = references

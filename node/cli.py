@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import logging
 import os
 import re
@@ -52,6 +53,8 @@ DEFAULT_URL = "http://127.0.0.1:8700"
 URL_HELP = f"node URL (default $LEDGER_URL, else {DEFAULT_URL})"
 EXIT_ERROR, EXIT_CORRUPTED = 1, 3
 stderr = Console(stderr=True)
+log = logging.getLogger("node.cli")
+SHUTDOWN_REQUESTS_S = 2.0  # for requests in flight at SIGTERM (aiohttp waits up to twice this)
 
 
 class Failure(Exception):
@@ -117,11 +120,15 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 async def serve(settings: NodeSettings) -> None:
     """Run the node until SIGINT or SIGTERM, then stop cleanly (the writer drains first)."""
-    runner = web.AppRunner(build_app(settings), handle_signals=False, access_log=None)
+    # requests in flight at the signal get SHUTDOWN_REQUESTS_S; then each service closes within its own deadline
+    runner = web.AppRunner(build_app(settings), handle_signals=False, access_log=None,
+                           shutdown_timeout=SHUTDOWN_REQUESTS_S)  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    faulthandler.enable()  # SIGABRT, SIGSEGV: every thread's stack on stderr
+    loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
     try:
         await runner.setup()  # opens and verifies the ledger
         site = web.TCPSite(runner, settings.host, settings.port)
@@ -134,6 +141,16 @@ async def serve(settings: NodeSettings) -> None:
     finally:
         await runner.cleanup()
     log.info("stopped ledger=%s", settings.ledger_id)
+
+
+def dump_tasks() -> None:
+    """SIGUSR1: every asyncio task's stack on stderr (where a node that does not stop is waiting)."""
+    tasks = asyncio.all_tasks()
+    print(f"--- {len(tasks)} asyncio tasks ---", file=sys.stderr, flush=True)
+    for task in tasks:
+        print(f"task {task.get_name()}: {task.get_coro()!r}", file=sys.stderr)
+        task.print_stack(limit=20, file=sys.stderr)
+    sys.stderr.flush()
 
 
 # --- keys --------------------------------------------------------------------------------------

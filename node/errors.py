@@ -18,6 +18,7 @@ NodeError
 ├── Forbidden            a valid credential without the scope the route needs (403)
 ├── RateLimited          over the caller's request rate; retry after ``retry_after_s`` (429)
 ├── CredentialNotFound   no credential with that id (404)
+├── UnknownLedger        a ledger this node does not know (not pinned, held or discovered) (422)
 ├── PeerUnavailable      a peer did not answer (in time); retried
 └── PeerFailed           a peer answered wrongly (status, size, shape)
     ├── NotKnownThere    the peer answered 401: it has not admitted (pinned) this node
@@ -154,6 +155,12 @@ class RequestRejected(NodeError):
     """A node-to-node request is unsigned, badly signed, stale, replayed, or from a node we do not know."""
 
     code = "request-rejected"
+
+
+class UnknownLedger(NodeError):
+    """A ledger id this node knows nothing of: no key pinned, nothing held, not discovered."""
+
+    code = "unknown-ledger"
 
 
 class IdentityConflict(NodeError):

@@ -40,9 +40,22 @@ class Metrics:
         self.sync_rejects = Counter(
             "ledger_sync_rejects", "Pages or records refused from peers", ["peer", "reason"], registry=r
         )
+        self.sync_skipped = Counter(
+            "ledger_sync_pulls_skipped", "Pulls skipped: another peer's round was pulling that ledger", registry=r
+        )
         self.sync_failures = Counter("ledger_sync_failures", "Failed sync rounds", ["peer", "error"], registry=r)
         self.sync_retries = Gauge("ledger_sync_retries", "Request retries made per peer", ["peer"], registry=r)
         self.sync_lag = Gauge("ledger_sync_lag", "Entries a peer has that we lack", ["peer", "ledger"], registry=r)
+        self.outbound_requests = Counter(
+            "ledger_outbound_requests", "HTTP requests this node made (sync, discovery, queries, ...)", registry=r
+        )
+        self.outbound_bytes = Counter(
+            "ledger_outbound_bytes",
+            "Bytes of this node's outbound requests: sent (request line, headers set, body), received "
+            "(answer headers and body inflated, stream lines)",
+            ["direction"],
+            registry=r,
+        )
         self.discovery_rejects = Counter(
             "ledger_discovery_rejects", "Discovered records refused", ["source", "reason"], registry=r
         )

@@ -67,6 +67,11 @@ class SyncSettings(BaseModel):
     """How the sync engine works."""
 
     interval_s: float = Field(5.0, gt=0, le=3600, description="periodic sync per peer")
+    poll_peers: int = Field(
+        8, ge=1, le=10_000,
+        description="periodic rounds per interval_s in all: with more peers each is polled less often "
+        "(live head streams and triggers still start rounds at once)",
+    )  # fmt: skip
     page_size: int = Field(1000, ge=1, le=_PROTOCOL_LIMITS.max_batch)
     verify: Literal["checkpoint", "full"] = "checkpoint"
     max_concurrency: int = Field(4, ge=1, le=64, description="peers synced at once")

@@ -28,37 +28,62 @@ def names(n: int) -> list[str]:
     return [f"node-{chr(ord('a') + i)}" for i in range(n)]
 
 
+IDLE_S = 3.0  # the window over which idle traffic is measured
+
+
 @scenario("mesh-convergence", "every node writes at once in a full mesh; all converge to the same heads and state")
 async def mesh_convergence(ctx: Context) -> None:
-    nodes = [ctx.start(n, **FAST) for n in names(ctx.nodes)]
+    nodes = await ctx.start_many(names(ctx.nodes), **FAST)
     await ctx.mesh(nodes)
+    await ctx.wait(lambda: ctx.same_heads(nodes), timeout=60)
+    await ctx.measure(nodes, "idle", IDLE_S)
+    before, started = await ctx.traffic(nodes), time.perf_counter()
     written = await asyncio.gather(*(ctx.write(n, ctx.entries) for n in nodes))
-    heads = {n.data_dir.name: w for n, w in zip(nodes, written, strict=True)}
+    ctx.figures.update(writes_s=round(time.perf_counter() - started, 2))
+    heads = {n.name: w for n, w in zip(nodes, written, strict=True)}
     converged = await ctx.wait(lambda: ctx.all_hold(nodes, heads), timeout=120)
-    ctx.figures.update(entries_moved=sum(written) * (len(nodes) - 1), converge_s=converged)
+    ctx.rates("busy", before, await ctx.traffic(nodes), time.perf_counter() - started)
+    ctx.figures.update(busy_window_s=round(time.perf_counter() - started, 2))
+    ctx.figures.update(entries_moved=sum(written) * (len(nodes) - 1), converge_after_last_write_s=converged)
     ctx.check("every node holds every ledger's head", converged is not None, f"after {converged}s")
+    await _same_state(ctx, nodes, heads)
+
+
+async def _same_state(ctx: Context, nodes: list[NodeProcess], heads: dict[str, int]) -> None:
+    """Every node at the same head (seq and hash) of every ledger, nothing beyond the acknowledged
+    heads, and equal state digests."""
+    ctx.check("every node holds every ledger at the same head hash", await ctx.same_heads(nodes))
+    extra = {lid: seq + 1 for lid, seq in heads.items()}
+    duplicated = [n.name for n in nodes if await ctx.any_hold([n], extra)]
+    ctx.check("entries duplicated", not duplicated, f"beyond the acknowledged heads on {duplicated or 'no node'}")
     digests = {await ctx.digest(n) for n in nodes}
     ctx.check("state digests are equal", len(digests) == 1, f"{len(digests)} distinct")
 
 
 @scenario(
     "partition-heal",
-    "a node is cut off while writes go on; after the heal all converge (--netlab: cut links)",
+    "half the nodes are partitioned from the other half while every node writes; after the heal all converge "
+    "(--netlab: one host's links cut)",
 )
 async def partition_heal(ctx: Context) -> None:
     if ctx.netlab:
         await _partition_heal_links(ctx)
         return
-    nodes = [ctx.start(n, **FAST) for n in names(max(3, ctx.nodes))]
+    nodes = await ctx.start_many(names(max(2, ctx.nodes)), **FAST)
     await ctx.mesh(nodes)
-    cut = nodes[-1]
-    cut.terminate()
-    written = await asyncio.gather(*(ctx.write(n, ctx.entries) for n in nodes[:-1]))
-    back = ctx.start(cut.data_dir.name, **FAST)
-    for other in nodes[:-1]:  # the returning node has a new port
-        await add_peer(ctx.session, other, back, "both")
-    heads = {n.data_dir.name: w for n, w in zip(nodes[:-1], written, strict=True)}
-    await _healed(ctx, [back, *nodes[:-1]], heads)
+    left, right = nodes[: len(nodes) // 2], nodes[len(nodes) // 2 :]
+    await ctx.unpeer(left, right)
+    written = await asyncio.gather(*(ctx.write(n, ctx.entries) for n in nodes))
+    heads = {n.name: w for n, w in zip(nodes, written, strict=True)}
+    crossed = await ctx.any_hold(left, {n.name: 1 for n in right}) or await ctx.any_hold(
+        right, {n.name: 1 for n in left})  # fmt: skip
+    ctx.check("the partition holds: no entry crossed it while cut", not crossed)
+    ctx.figures.update(partition=f"{len(left)} from {len(right)}")
+    before, started = await ctx.traffic(nodes), time.perf_counter()
+    await ctx.mesh(left, right)
+    ctx.figures.update(heal_links_s=round(time.perf_counter() - started, 2))
+    await _healed(ctx, nodes, heads, started)
+    ctx.rates("busy", before, await ctx.traffic(nodes), time.perf_counter() - started)
 
 
 async def _partition_heal_links(ctx: Context) -> None:
@@ -77,17 +102,16 @@ async def _partition_heal_links(ctx: Context) -> None:
     await _healed(ctx, nodes, heads)
 
 
-async def _healed(ctx: Context, nodes: list[NodeProcess], heads: dict[str, int]) -> None:
-    """Wait for every node to hold every head; check digests and that nothing is lost or duplicated."""
+async def _healed(ctx: Context, nodes: list[NodeProcess], heads: dict[str, int], since: float | None = None) -> None:
+    """Wait for every node to hold every head (timed from ``since``, default now); check heads,
+    digests and that nothing is lost or duplicated."""
+    started = time.perf_counter() if since is None else since
     healed = await ctx.wait(lambda: ctx.all_hold(nodes, heads), timeout=120)
+    healed = None if healed is None else round(time.perf_counter() - started, 2)
     ctx.figures.update(converge_after_heal_s=healed, entries_written=sum(heads.values()))
-    extra = {lid: seq + 1 for lid, seq in heads.items()}
-    duplicated = [n.data_dir.name for n in nodes if await ctx.any_hold([n], extra)]
     ctx.check("entries lost", healed is not None, f"0: every node caught up {healed}s after the heal" if healed
               is not None else "some missing")  # fmt: skip
-    ctx.check("entries duplicated", not duplicated, f"beyond the acknowledged heads on {duplicated or 'no node'}")
-    digests = {await ctx.digest(n) for n in nodes}
-    ctx.check("state digests are equal", len(digests) == 1, f"{len(digests)} distinct")
+    await _same_state(ctx, nodes, heads)
 
 
 @scenario("mdns-discovery", "nodes in separate lab hosts find each other by mDNS alone and sync (needs netlab)")
@@ -196,11 +220,12 @@ async def _all_found_by_mdns(ctx: Context, nodes: list[NodeProcess]) -> bool:
     return True
 
 
-@scenario("crash-restart", "nodes are SIGKILLed while one writes and the other syncs from it; on restart both verify "
+@scenario("crash-restart", "nodes are SIGKILLed while one writes and the others sync from it; on restart all verify "
           "and nothing acknowledged is lost")  # fmt: skip
 async def crash_restart(ctx: Context) -> None:
-    writer_node, syncing = ctx.start("node-a", **FAST), ctx.start("node-b", **FAST)
-    await ctx.mesh([writer_node, syncing])
+    nodes = await ctx.start_many(names(max(2, ctx.nodes)), **FAST)
+    writer_node, syncing = nodes[0], nodes[1:]
+    await ctx.mesh(nodes)
     acked = 0
 
     async def writer() -> None:
@@ -209,25 +234,74 @@ async def crash_restart(ctx: Context) -> None:
             acked += await ctx.write(writer_node, 50)
 
     task = asyncio.create_task(writer())
-    await ctx.wait(lambda: ctx.all_hold([syncing], {"node-a": 1}), timeout=30)  # sync under way
+    await ctx.wait(lambda: ctx.all_hold(syncing, {"node-a": 1}), timeout=30)  # sync under way
     await asyncio.sleep(random.uniform(0.2, 1.0))  # a random moment in the write and sync streams
-    syncing.kill()
-    writer_node.kill()
+    for node in reversed(nodes):
+        node.kill()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     started = time.perf_counter()
-    for node in (writer_node, syncing):
-        verify = await _verify_full(node)
+    verified = await asyncio.gather(*(_verify_full(n) for n in nodes))
+    for node, verify in zip(nodes, verified, strict=True):
         said = (verify.stdout or verify.stderr).strip().splitlines()
-        ctx.check(f"{node.data_dir.name}'s store verifies in full after the crash", verify.returncode == 0,
+        ctx.check(f"{node.name}'s store verifies in full after the crash", verify.returncode == 0,
                   said[0][:100] if said else "")  # fmt: skip
     ctx.figures.update(restart_verify_s=round(time.perf_counter() - started, 2), acknowledged=acked)
-    restarted = [ctx.start("node-a", **FAST), ctx.start("node-b", **FAST)]
+    restarted = await ctx.start_many([n.name for n in nodes], **FAST)
     await ctx.mesh(restarted)
     ctx.check("acknowledged entries lost", await ctx.all_hold(restarted[:1], {"node-a": acked}), "0")
     caught_up = await ctx.wait(lambda: ctx.all_hold(restarted, {"node-a": acked}), timeout=60)
     ctx.figures.update(resync_after_restart_s=caught_up)
-    ctx.check("the syncing node resumes and catches up", caught_up is not None)
+    ctx.check("the syncing nodes resume and catch up", caught_up is not None)
+    ctx.check("every node at the same head hash", await ctx.same_heads(restarted))
+
+
+@scenario("churn", "every node writes while nodes leave (SIGTERM), come back and a new one joins; all converge")
+async def churn(ctx: Context) -> None:
+    count = max(3, ctx.nodes)
+    everyone = names(count + 1)
+    nodes = {n.name: n for n in await ctx.start_many(everyone[:count], **FAST)}
+    await ctx.mesh(list(nodes.values()))
+    acked = dict.fromkeys(everyone, 0)
+    down: set[str] = set()
+    stop = asyncio.Event()
+    batch = max(10, ctx.entries // 20)
+
+    writing = {n: asyncio.Lock() for n in everyone}  # a node leaves between two of its batches
+
+    async def writer(name: str) -> None:
+        while not stop.is_set() and acked[name] < ctx.entries:
+            if name in down:
+                await asyncio.sleep(0.1)  # waiting for the node to come back
+                continue
+            async with writing[name]:
+                acked[name] += await ctx.write(nodes[name], min(batch, ctx.entries - acked[name]), batch=batch)
+
+    writers = [asyncio.create_task(writer(n)) for n in everyone[:count]]
+    leaving = random.sample(everyone[1:count], k=max(1, count // 5))
+    try:
+        for name in leaving:  # leave, come back on a new port, peered again both ways
+            async with writing[name]:
+                down.add(name)
+            await ctx.stop(nodes[name])
+            ctx.processes.remove(nodes[name])
+            (back,) = await ctx.start_many([name], **FAST)
+            nodes[name] = back
+            await ctx.mesh([back], [n for n in nodes.values() if n is not back])
+            down.discard(name)
+        (joined,) = await ctx.start_many(everyone[count:], **FAST)  # a new node joins while writes go on
+        nodes[joined.name] = joined
+        await ctx.mesh([joined], [n for n in nodes.values() if n is not joined])
+        writers.append(asyncio.create_task(writer(joined.name)))
+        await asyncio.wait_for(asyncio.gather(*writers), timeout=60 + 30 * count)  # each write is bounded too
+    finally:
+        stop.set()
+        for task in writers:
+            task.cancel()
+        await asyncio.gather(*writers, return_exceptions=True)
+    ctx.figures.update(left_and_came_back=len(leaving), joined=1)
+    heads = {n: acked[n] for n in everyone}
+    await _healed(ctx, list(nodes.values()), heads)
 
 
 @scenario("registry-outage", "nodes found each other through the registry; it goes away and comes back")

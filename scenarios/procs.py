@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+GRACE_S = 15.0  # a node stops within this after SIGTERM, or the scenario fails with its stacks
+KEPT_LINES = 20_000  # of a process's output (a task dump is long)
 
 
 @dataclass
@@ -26,19 +28,86 @@ class NodeProcess:
     data_dir: Path
     log: list[str] = field(default_factory=list)
     peer_url: str = ""
+    reader: threading.Thread | None = None  # keeps reading its output
+    stopping_at: int = 0  # its log's length when SIGTERM was sent
 
     def __post_init__(self) -> None:
         self.peer_url = self.peer_url or self.url
+
+    @property
+    def name(self) -> str:
+        return self.data_dir.name
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, as in a crash."""
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
 
-    def terminate(self) -> int:
-        """SIGTERM and wait for a clean exit; returns the exit code."""
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
+    def terminate(self, grace: float = GRACE_S) -> int:
+        """SIGTERM and wait ``grace`` seconds for a clean exit; returns the exit code. A process still
+        running then is made to dump its stacks (SIGUSR1: every asyncio task; SIGABRT: every thread,
+        by faulthandler), killed, and NotStopped raised with the dump."""
+        if self.proc.poll() is None:
+            self.stopping_at = len(self.log)
+            self.proc.send_signal(signal.SIGTERM)
+        return self.wait_stopped(grace)
+
+    def wait_stopped(self, grace: float) -> int:
+        """The exit code, once the process exits within ``grace`` s (see ``terminate``)."""
+        try:
+            return self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+        for sig, wait in ((signal.SIGUSR1, 2.0), (signal.SIGABRT, 5.0)):
+            if self.proc.poll() is None:
+                self.proc.send_signal(sig)
+                try:
+                    self.proc.wait(timeout=wait)
+                except subprocess.TimeoutExpired:
+                    pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if self.reader is not None:
+            self.reader.join(timeout=5)  # the dump's last lines
+        said = self.log[self.stopping_at :]  # what it logged since SIGTERM: where it stopped, then its stacks
+        shown = "".join(said[:40]) + ("...\n" + "".join(said[40:])[-20_000:] if len(said) > 40 else "")
+        raise NotStopped(f"{self.name} did not stop within {grace:g} s of SIGTERM; its log since, and its stacks:\n"
+                         + shown)  # fmt: skip
+
+    def peak_rss_mb(self) -> float | None:
+        """The process's peak resident set (VmHWM) in MiB, while it runs (Linux)."""
+        try:
+            status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        except OSError:
+            return None
+        match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+        return round(int(match.group(1)) / 1024, 1) if match else None
+
+
+class NotStopped(RuntimeError):
+    """A process did not exit within its grace period after SIGTERM (its stacks are in the message)."""
+
+
+def stop_all(processes: Sequence[NodeProcess], grace: float = GRACE_S) -> list[str]:
+    """SIGTERM every process still running at once, then wait for each within ``grace``; the
+    failures (with each hung process's stacks), an empty list when all stopped."""
+    failures = []
+    for node in processes:
+        if node.proc.poll() is None:
+            node.stopping_at = len(node.log)
+            node.proc.send_signal(signal.SIGTERM)
+    for node in processes:
+        try:
+            node.wait_stopped(grace)
+        except NotStopped as exc:
+            failures.append(str(exc))
+        except BaseException:  # interrupted while waiting: nothing may be left running
+            for other in processes:
+                if other.proc.poll() is None:
+                    other.proc.kill()
+            raise
+    return failures
 
 
 def start_node(
@@ -75,20 +144,27 @@ def start_process(
     assert proc.stdout is not None
     log: list[str] = []
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline().decode(errors="replace")
-        if not line:
-            break
-        log.append(line)
-        match = re.search(r"listening on (http://\S+)", line)
-        if match:
-            if log_file is not None:
-                log_file.parent.mkdir(parents=True, exist_ok=True)
-                with log_file.open("a") as handle:
-                    handle.writelines(log)
-            threading.Thread(target=_drain, args=(proc, log, log_file), daemon=True).start()
-            return NodeProcess(proc, match.group(1), data_dir, log)
-    proc.kill()
+    started = False
+    try:
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline().decode(errors="replace")
+            if not line:
+                break
+            log.append(line)
+            match = re.search(r"listening on (http://\S+)", line)
+            if match:
+                if log_file is not None:
+                    log_file.parent.mkdir(parents=True, exist_ok=True)
+                    with log_file.open("a") as handle:
+                        handle.writelines(log)
+                reader = threading.Thread(target=_drain, args=(proc, log, log_file), daemon=True)
+                reader.start()
+                started = True
+                return NodeProcess(proc, match.group(1), data_dir, log, reader=reader)
+    finally:
+        if not started:  # failed, or interrupted: nothing left running
+            proc.kill()
+            proc.wait(timeout=10)
     raise RuntimeError(f"{' '.join(argv[:4])}... did not start:\n" + "".join(log[-20:]))
 
 
@@ -101,7 +177,7 @@ def _drain(proc: subprocess.Popen[bytes], log: list[str], log_file: Path | None 
         for line in proc.stdout:
             text = line.decode(errors="replace")
             log.append(text)
-            del log[:-200]
+            del log[:-KEPT_LINES]
             if handle is not None:
                 handle.write(text)
     finally:

@@ -14,9 +14,9 @@ from typing import Any
 
 import aiohttp
 
-from scenarios.cluster import AUTH, add_peer, holds, node_env
+from scenarios.cluster import AUTH, add_peer, node_env
 from scenarios.netlab import Lab, LabUnavailable
-from scenarios.procs import NodeProcess, start_node, start_process
+from scenarios.procs import GRACE_S, NodeProcess, NotStopped, start_node, start_process, stop_all
 
 LAB_PORT = 8700
 
@@ -53,12 +53,30 @@ class Context:
     processes: list[NodeProcess] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
+    grace_s: float = GRACE_S  # a node stops within this after SIGTERM, or the scenario fails with its stacks
 
     def start(self, name: str, env: dict[str, str] | None = None, **sync: Any) -> NodeProcess:
         """Start (or restart) node ``name`` with ``sync`` settings and extra ``LEDGER_*`` variables."""
         node = start_node(self.work / name, name, env={**node_env(**sync), **(env or {})})
         self.processes.append(node)
         return node
+
+    async def start_many(self, names: list[str], env: dict[str, str] | None = None, **sync: Any) -> list[NodeProcess]:
+        """Start (or restart) several nodes at once (each verifies its store and binds in parallel)."""
+        started = await asyncio.gather(
+            *(asyncio.to_thread(start_node, self.work / n, n, env={**node_env(**sync), **(env or {})}) for n in names),
+            return_exceptions=True,
+        )
+        nodes = [n for n in started if isinstance(n, NodeProcess)]
+        self.processes.extend(nodes)
+        failed = next((n for n in started if isinstance(n, BaseException)), None)
+        if failed is not None:
+            raise failed
+        return nodes
+
+    async def stop(self, node: NodeProcess) -> None:
+        """SIGTERM ``node`` and wait for it within its grace period (NotStopped with its stacks otherwise)."""
+        await asyncio.to_thread(node.terminate, self.grace_s)
 
     async def lab_up(self, hosts: int) -> Lab:
         """Bring up ``../shared/netlab`` with ``hosts`` hosts; the scenario is skipped where it cannot be."""
@@ -93,11 +111,25 @@ class Context:
     def check(self, name: str, ok: bool, detail: str = "") -> None:
         self.checks.append(Check(name, ok, detail))
 
-    async def mesh(self, nodes: list[NodeProcess]) -> None:
-        for a in nodes:
-            for b in nodes:
-                if a is not b:
-                    await add_peer(self.session, a, b, "both")
+    async def mesh(self, nodes: list[NodeProcess], others: list[NodeProcess] | None = None) -> None:
+        """Make every node of ``nodes`` a peer (mode both) of every other one, or of every node of
+        ``others`` and back; a few calls at a time."""
+        pairs = [(a, b) for a in nodes for b in nodes if a is not b] if others is None else [
+            pair for a in nodes for b in others for pair in ((a, b), (b, a))]  # fmt: skip
+        gate = asyncio.Semaphore(8)
+
+        async def peer(a: NodeProcess, b: NodeProcess) -> None:
+            async with gate:
+                await add_peer(self.session, a, b, "both")
+
+        await asyncio.gather(*(peer(a, b) for a, b in pairs))
+
+    async def unpeer(self, nodes: list[NodeProcess], others: list[NodeProcess]) -> None:
+        """Drop every node of ``others`` as a peer of every node of ``nodes``, and back (a partition)."""
+        for one in nodes:
+            for other in others:
+                await self.admin(one, "DELETE", f"/admin/peers/{other.name}")
+                await self.admin(other, "DELETE", f"/admin/peers/{one.name}")
 
     async def write(self, node: NodeProcess, count: int, tag: str = "w", batch: int = 100) -> int:
         written = 0
@@ -112,12 +144,66 @@ class Context:
     async def wait(self, condition: Callable[[], Awaitable[bool]], timeout: float) -> float | None:
         return await until(condition, timeout)
 
+    async def heads(self, node: NodeProcess) -> dict[str, tuple[int, str | None]]:
+        """Seq and hash of every ledger ``node`` holds (one admin request)."""
+        status = await self.admin(node, "GET", "/admin/status")
+        return {x["ledger_id"]: (x["head_seq"], x["head_hash"]) for x in status["ledgers"]}
+
     async def all_hold(self, nodes: list[NodeProcess], heads: dict[str, int]) -> bool:
-        results = [await holds(self.session, n, lid, seq) for n in nodes for lid, seq in heads.items() if seq]
-        return all(results)
+        for node in nodes:
+            held = await self.heads(node)
+            if any(seq and held.get(lid, (0, None))[0] < seq for lid, seq in heads.items()):
+                return False
+        return True
 
     async def any_hold(self, nodes: list[NodeProcess], heads: dict[str, int]) -> bool:
-        return any([await holds(self.session, n, lid, seq) for n in nodes for lid, seq in heads.items()])
+        for node in nodes:
+            held = await self.heads(node)
+            if any(held.get(lid, (0, None))[0] >= seq for lid, seq in heads.items()):
+                return True
+        return False
+
+    async def same_heads(self, nodes: list[NodeProcess]) -> bool:
+        """Whether every node holds the same ledgers at the same head seq and hash."""
+        return len({tuple(sorted((await self.heads(n)).items())) for n in nodes}) == 1
+
+    async def traffic(self, nodes: list[NodeProcess]) -> dict[str, tuple[float, float]]:
+        """Per node: outbound requests made and bytes (sent and received) so far, from its metrics."""
+        counts = {}
+        for node in nodes:
+            async with self.session.get(node.url + "/metrics") as response:
+                text = await response.text()
+            requests = sent = 0.0
+            for line in text.splitlines():
+                if line.startswith("ledger_outbound_requests_total "):
+                    requests = float(line.rsplit(" ", 1)[1])
+                elif line.startswith("ledger_outbound_bytes_total{"):
+                    sent += float(line.rsplit(" ", 1)[1])
+            counts[node.name] = (requests, sent)
+        return counts
+
+    async def measure(self, nodes: list[NodeProcess], label: str, seconds: float) -> None:
+        """Requests and bytes per node per second over ``seconds`` of whatever the nodes do now."""
+        before, started = await self.traffic(nodes), time.perf_counter()
+        await asyncio.sleep(seconds)  # a measuring window, not a synchronisation
+        self.rates(label, before, await self.traffic(nodes), time.perf_counter() - started)
+
+    def rates(self, label: str, before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]],
+              seconds: float) -> None:  # fmt: skip
+        """Figures ``<label>_req_per_node_s`` and ``<label>_bytes_per_node_s``: mean (max) over the nodes."""
+        deltas = [(after[n][0] - b[0], after[n][1] - b[1]) for n, b in before.items() if n in after]
+        if not deltas or seconds <= 0:
+            return
+        req = [d[0] / seconds for d in deltas]
+        size = [d[1] / seconds for d in deltas]
+        self.figures[f"{label}_req_per_node_s"] = f"{sum(req) / len(req):.1f} (max {max(req):.1f})"
+        self.figures[f"{label}_bytes_per_node_s"] = f"{sum(size) / len(size):.0f} (max {max(size):.0f})"
+
+    def peak_rss(self) -> None:
+        """Figure ``peak_rss_mb_per_node``: mean (max) of the running nodes' peak resident sets."""
+        sizes = [r for r in (p.peak_rss_mb() for p in self.processes if p.proc.poll() is None) if r is not None]
+        if sizes:
+            self.figures["peak_rss_mb_per_node"] = f"{sum(sizes) / len(sizes):.0f} (max {max(sizes):.0f})"
 
     async def get(self, node: NodeProcess, path: str) -> Any:
         """The JSON ``node`` answers for ``path`` (None unless 200)."""
@@ -161,18 +247,24 @@ async def run(name: str, nodes: int, entries: int, netlab: bool = False) -> Repo
     started = time.perf_counter()
     skipped = ""
     with tempfile.TemporaryDirectory(prefix=f"scenario-{name}-") as work:
-        async with aiohttp.ClientSession(headers=AUTH) as session:
+        timeout = aiohttp.ClientTimeout(total=60)
+        async with aiohttp.ClientSession(headers=AUTH, timeout=timeout) as session:
             ctx = Context(Path(work), nodes, entries, session, netlab)
             try:
                 await func(ctx)
+                ctx.peak_rss()
             except LabUnavailable as exc:
                 skipped = str(exc)
+            except NotStopped as exc:
+                ctx.check("every node stopped within its grace period", False, str(exc))
             except Exception as exc:  # a scenario that cannot finish fails, with the reason
                 ctx.check("completed", False, f"{type(exc).__name__}: {exc}")
-            finally:
-                for proc in reversed(ctx.processes):
-                    if proc.proc.poll() is None:
-                        proc.terminate()
+            finally:  # every process started is stopped, whatever failed (an interrupt too)
+                hung = stop_all(
+                    list(reversed(ctx.processes)), ctx.grace_s
+                )  # blocking: it must finish even when cancelled
+                for failure in hung:
+                    ctx.check("every node stopped within its grace period", False, failure)
                 if ctx.lab is not None:
                     await ctx.lab.close()
     print(f"scenario {name}: {description}")

@@ -203,7 +203,8 @@ async def attest(request: web.Request) -> web.Response:
     """Attest trust in a ledger (or revoke it: level 0), signed by this node."""
     body = validate(TrustBody, await read_json(request))
     level = 0.0 if body.revoke else body.level
-    att = await request.app[TRUST].attest(body.to, level, body.type, body.expires_at)
+    discovered = request.app[DISCOVERY].knows(body.to)
+    att = await request.app[TRUST].attest(body.to, level, body.type, body.expires_at, discovered=discovered)
     await request.app[DISCOVERY].reconsider()  # a trust path may now admit a candidate
     await audit(request, "trust.attest", to=body.to, level=level, type=body.type, expires_at=body.expires_at)
     return json_response(att.wire(), status=201)

@@ -23,6 +23,7 @@ from node.api.json import json_response
 from node.console import ASSETS, asset
 from node.console.feed import ConsoleFeed
 from node.errors import RateLimited, Unauthorized
+from node.shutdown import Bounded
 from protocol.openapi import operation
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,9 @@ routes = web.RouteTableDef()
 async def feed_ctx(app: web.Application) -> AsyncIterator[None]:
     """The console's snapshot feed, once the services it reads exist (after ``ledger_ctx``)."""
     lifecycle = app[LIFECYCLE]
-    async with ConsoleFeed(app[LEDGER], app[SETTINGS], app[SYNC], app[DISCOVERY], app[TRUST], app[NET], app[STATE],
-                           lambda: lifecycle.started_ms) as feed:  # fmt: skip
+    feed_service = ConsoleFeed(app[LEDGER], app[SETTINGS], app[SYNC], app[DISCOVERY], app[TRUST], app[NET],
+                               app[STATE], lambda: lifecycle.started_ms)  # fmt: skip
+    async with Bounded("console feed", feed_service, 3) as feed:
         app[FEED] = feed
         yield
 

@@ -40,6 +40,7 @@ from node.errors import (
     StorageFull,
     StoreCorrupted,
     Unauthorized,
+    UnknownLedger,
 )
 from protocol.errors import LimitExceeded, ProtocolError, RequestRefused
 
@@ -57,6 +58,7 @@ STATUS: dict[type[Exception], int] = {
     RateLimited: 429,
     EntryNotFound: 404,
     CredentialNotFound: 404,
+    UnknownLedger: 422,
     DuplicateEntry: 409,
     AppendRejected: 422,
     StoreCorrupted: 500,

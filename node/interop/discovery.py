@@ -126,6 +126,10 @@ class Discovery:
                 found.status = "candidate"  # removed by the operator since
         return [f.to_wire() for f in self._found.all()]
 
+    def knows(self, ledger_id: str) -> bool:
+        """Whether a record of ``ledger_id`` was found (a candidate, a peer or a refused one)."""
+        return self._found.get(ledger_id) is not None
+
     def records(self) -> list[dict[str, Any]]:
         """Verified records this node vouches for in peer exchange: its own and its admitted peers'."""
         own = [self.record.model_dump()] if self.record is not None else []

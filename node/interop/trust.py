@@ -24,7 +24,7 @@ import networkx as nx
 import orjson
 from pydantic import ValidationError
 
-from node.errors import IdentityConflict, InvalidRequest
+from node.errors import IdentityConflict, InvalidRequest, UnknownLedger
 from node.ledger.clock import wall_ms
 from node.ledger.service import Ledger
 from node.settings import TrustSettings
@@ -139,10 +139,20 @@ class TrustGraph:
         if dropped:
             self._changed()
 
-    async def attest(self, target: str, level: float, type_: str, expires_at: int | None = None) -> TrustAttestation:
-        """Sign and keep this node's attestation for ``target`` (level 0 revokes)."""
+    async def attest(
+        self, target: str, level: float, type_: str, expires_at: int | None = None, *, discovered: bool = True
+    ) -> TrustAttestation:
+        """Sign and keep this node's attestation for ``target`` (level 0 revokes). UnknownLedger when
+        this node knows nothing of ``target``: no key pinned for it, not ``discovered``, no attestation
+        of it held (an operator's typo would otherwise travel the network as a signed edge)."""
         if target == self.own:
             raise InvalidRequest("to: a node does not attest itself")
+        known = discovered or await self._ledger.held(target) is not None
+        if not known and not any(t == target for _, t in self._edges):
+            raise UnknownLedger(
+                f"to: no ledger {target} is known here (no key pinned, not discovered, no attestation of it "
+                "held); add it as a peer or let discovery find it first"
+            )
         own = [self._edges[(self.own, t)] for t in self._targets.get(self.own, ())]
         now = max(self._clock(), max((a.issued_at + 1 for a in own), default=0))
         att = attest(self._ledger.keys, self.own, target, level, type_, expires_at or FOREVER, now)

@@ -24,6 +24,7 @@ import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
 from node.errors import NotKnownThere, PeerFailed, PeerUnavailable, UrlRefused
+from node.metrics import Metrics
 from node.net.policy import AddressRefused, PolicyResolver, UrlPolicy
 from node.net.reader import read_capped
 from node.settings import NetSettings
@@ -42,13 +43,15 @@ class Answer:
 
     status: int
     data: Any
+    etag: str | None = None
 
 
 class Outbound:
     """``async with Outbound(settings.net) as net: await net.request("GET", url)``; one per node."""
 
-    def __init__(self, settings: NetSettings, timeout_s: float = 10.0) -> None:
+    def __init__(self, settings: NetSettings, timeout_s: float = 10.0, metrics: Metrics | None = None) -> None:
         self.settings = settings
+        self._metrics = metrics
         self.policy = UrlPolicy(settings.allow_private)
         self._timeout_s = timeout_s
         self._requests: aiohttp.ClientSession | None = None
@@ -111,7 +114,10 @@ class Outbound:
                 method, url, data=body or None, headers=sent, timeout=timeout, allow_redirects=False
             ) as response:
                 status = response.status
+                etag = response.headers.get("ETag")
                 raw = await read_capped(response, self.settings.max_response_bytes)
+                head = sum(len(k) + len(v) + 4 for k, v in response.raw_headers)
+                self._count(len(method) + len(url) + _headers_size(sent) + len(body), head + len(raw))
         except TimeoutError as exc:
             raise PeerUnavailable(f"{base}: no answer within the timeout") from exc
         except aiohttp.ClientError as exc:
@@ -124,9 +130,21 @@ class Outbound:
             raise NotKnownThere(f"{base}: HTTP {status}{_problem_code(raw)}")
         if status >= 400 and status not in accept:
             raise PeerFailed(f"{base}: HTTP {status}{_problem_code(raw)}")
-        if 300 <= status < 400:
+        if 300 <= status < 400 and status not in accept:
             raise PeerFailed(f"{base}: HTTP {status} (redirects are not followed)")
-        return Answer(status, _json(base, raw))
+        return Answer(status, _json(base, raw), etag if etag and len(etag) <= 64 else None)
+
+    def _count(self, sent: int, received: int, *, request: bool = True) -> None:
+        """Outbound traffic in the node's metrics: requests made, bytes sent (request line, the
+        headers this node sets, body) and read (answer headers and body after inflation, stream
+        lines); about the bytes on the wire (answers that came gzipped count inflated)."""
+        if self._metrics is None:
+            return
+        if request:
+            self._metrics.outbound_requests.inc()
+        if sent:
+            self._metrics.outbound_bytes.labels("sent").inc(sent)
+        self._metrics.outbound_bytes.labels("received").inc(received)
 
     async def stream(self, endpoint: str, target: str, headers: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
         """Server-sent events of a node's head stream: ``{"connected": True}`` first, then each event
@@ -152,6 +170,7 @@ class Outbound:
                     line = await response.content.readuntil(b"\n")
                     if not line:
                         break
+                    self._count(0, len(line), request=False)
                     if line.startswith(b"data: "):
                         event = _json(url, line[6:])
                         if not isinstance(event, dict):
@@ -165,6 +184,10 @@ class Outbound:
             raise PeerFailed(f"{url}: stream line too long") from exc
         except HttpProcessingError as exc:  # its message quotes the bytes it choked on
             raise PeerFailed(f"{url}: malformed HTTP answer") from exc
+
+
+def _headers_size(headers: dict[str, str]) -> int:
+    return sum(len(k) + len(v) + 4 for k, v in headers.items())
 
 
 def _json(url: str, raw: bytes) -> Any:

@@ -13,12 +13,13 @@ used as another.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
+import threading
 from urllib.parse import SplitResult, urlsplit
 
 from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
 
 from node.errors import UrlRefused
 
@@ -112,12 +113,11 @@ class PolicyResolver(AbstractResolver):
 
     def __init__(self, policy: UrlPolicy) -> None:
         self._policy = policy
-        self._inner = DefaultResolver()
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
+        results = await lookup(host, port, family)
         if self._policy.trusted(host, port):
             return results
         kept = [r for r in results if address_class(r["host"]) is None]
@@ -127,4 +127,54 @@ class PolicyResolver(AbstractResolver):
         return kept
 
     async def close(self) -> None:
-        await self._inner.close()
+        pass
+
+
+async def lookup(host: str, port: int, family: socket.AddressFamily) -> list[ResolveResult]:
+    """``getaddrinfo`` in a daemon thread of its own. A lookup of a name that no longer resolves can
+    block for many seconds; in the loop's executor it would hold the node's exit (``asyncio.run``
+    waits for the executor's threads), here it is abandoned when the node stops."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[list[ResolveResult]] = loop.create_future()
+
+    def settle(result: list[ResolveResult] | BaseException) -> None:
+        if future.done():
+            return
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
+
+    def work() -> None:
+        result: list[ResolveResult] | BaseException
+        try:
+            result = _addresses(host, port, family)
+        except (OSError, UnicodeError) as exc:
+            result = exc
+        try:
+            loop.call_soon_threadsafe(settle, result)
+        except RuntimeError:  # the loop closed meanwhile: nobody waits for this lookup any more
+            pass
+
+    threading.Thread(target=work, name=f"resolve {host}", daemon=True).start()
+    return await future
+
+
+def _addresses(host: str, port: int, family: socket.AddressFamily) -> list[ResolveResult]:
+    """What aiohttp's threaded resolver answers, computed in the calling thread."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, family=family, flags=socket.AI_ADDRCONFIG)
+    hosts: list[ResolveResult] = []
+    numeric = socket.NI_NUMERICHOST | socket.NI_NUMERICSERV
+    for found, _, proto, _, address in infos:
+        if found == socket.AF_INET6:
+            if len(address) < 3:
+                continue  # IPv6 not supported by this build or host
+            if address[3]:  # a scope: link-local IPv6
+                resolved, service = socket.getnameinfo(address, numeric)
+                where, at = resolved, int(service)
+            else:
+                where, at = str(address[0]), int(address[1])
+        else:
+            where, at = str(address[0]), int(address[1])
+        hosts.append(ResolveResult(hostname=host, host=where, port=at, family=found, proto=proto, flags=numeric))
+    return hosts

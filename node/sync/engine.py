@@ -31,6 +31,7 @@ from node.errors import (
     LedgerQuarantined,
     NodeError,
     NotKnownThere,
+    NotReady,
     PeerFailed,
     PeerUnavailable,
     RequestRejected,
@@ -57,6 +58,8 @@ MAX_ERROR_CHARS = 300
 # A peer found through discovery is often contacted before it has admitted this node in turn (its own
 # discovery round comes later): its 401s in this window after adding it are waiting, not failure.
 ADMISSION_GRACE_S = 120.0
+MAX_SHARED_ATTESTATIONS = 1000  # per request (what POST /network/trust takes)
+TRUST_RETRY_S = 30.0  # an attestation a peer refused (it did not know the author yet) is offered again after
 
 
 def _now_ms() -> int:
@@ -85,6 +88,10 @@ class Peer:
     seen: dict[str, int] = field(default_factory=dict)  # the newest seq its stream announced, per ledger
     added_ms: int = field(default_factory=_now_ms)
     moved: int = 0  # entries pulled and pushed in the current round
+    checked: dict[str, tuple[int, str | None]] = field(default_factory=dict)  # heads behind ours, fork-checked
+    trust_sent: dict[tuple[str, str], int] = field(default_factory=dict)  # (from, to) -> issued_at it took
+    trust_version: int = -1  # the trust graph's version when attestations were last offered
+    trust_retry_at: float = 0.0  # refused attestations are offered again after this (monotonic)
 
 
 class SyncEngine:
@@ -112,6 +119,8 @@ class SyncEngine:
         self._gate = asyncio.Semaphore(settings.sync.max_concurrency)
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._vouched_by: dict[str, set[str]] = {}  # per peer: ledgers pinned here on its word
+        self._pulling: dict[str, asyncio.Lock] = {}  # per ledger: held by the one round pulling it
+        self._skipped: dict[str, dict[str, int]] = {}  # per ledger: peers whose rounds skipped it, their seq
         self._closing = False
 
     async def __aenter__(self) -> SyncEngine:
@@ -199,8 +208,12 @@ class SyncEngine:
         if peer.state == "syncing":  # restarted after a crash: no round is running until the next begins
             peer.state = "idle"
         while True:
-            try:  # a stale peer is synced only when woken (trigger, or its head stream came back)
-                timeout = None if peer.state == "stale" else self._sync.interval_s
+            # periodic rounds are a safety net behind the live streams: sync.poll_peers of them per
+            # interval in all, so idle polling stays bounded however many peers there are; a stale peer
+            # is synced only when woken (trigger, or its head stream came back)
+            period = self._sync.interval_s * max(1.0, len(self._peers) / self._sync.poll_peers)
+            try:
+                timeout = None if peer.state == "stale" else period * random.uniform(0.9, 1.1)
                 await asyncio.wait_for(peer.wake.wait(), timeout=timeout)
             except TimeoutError:
                 pass
@@ -278,21 +291,72 @@ class SyncEngine:
         peer.remote = {h.ledger_id: h.seq for h in heads.ledgers}
         async with self._gate:
             await self._exchange(peer, heads)
+        await self._share_trust(peer)
+
+    async def _share_trust(self, peer: Peer) -> None:
+        """Offer the peer the attestations this node holds that it has not taken from this node yet
+        (each the newest for its pair; signed by its author, verified there under the author's pinned
+        key), so a trust path through other nodes is known without an operator. Costs nothing while
+        the trust graph does not change; what the peer refused (it has no key pinned for the author
+        yet) is offered again after TRUST_RETRY_S. A failure is logged, never the round's."""
+        now = time.monotonic()
+        if peer.trust_version == self._trust.version and now < peer.trust_retry_at:
+            return
+        version = self._trust.version
+        fresh = [  # not the peer's own (it holds them), not one it took from here already
+            a for a in self._trust.attestations()
+            if a["from"] != peer.ledger_id and peer.trust_sent.get((str(a["from"]), str(a["to"]))) != a["issued_at"]
+        ]  # fmt: skip
+        if not fresh:
+            peer.trust_version, peer.trust_retry_at = version, now + TRUST_RETRY_S
+            return
+        batch = fresh[:MAX_SHARED_ATTESTATIONS]
+        try:
+            answer = await peer.client.share_trust(batch)
+        except (PeerUnavailable, PeerFailed) as exc:
+            log.debug("sharing trust with peer=%s failed: %s", peer.ledger_id, exc)
+            peer.trust_retry_at = now + TRUST_RETRY_S
+            return
+        refused = {r.index: r.reason for r in answer.refusals}
+        for index, att in enumerate(batch):
+            if index not in refused:
+                peer.trust_sent[(str(att["from"]), str(att["to"]))] = int(str(att["issued_at"]))
+        if refused:
+            log.info("peer=%s refused %d attestations, first: %s", peer.ledger_id, len(refused),
+                     next(iter(refused.values())))  # fmt: skip
+        more = len(fresh) > len(batch)
+        peer.trust_version = -1 if more else version
+        peer.trust_retry_at = now + TRUST_RETRY_S
 
     async def _exchange(self, peer: Peer, heads: Heads) -> None:
         """Pull what the peer has more of, push what it lacks."""
         if peer.mode in ("pull", "both"):
+            local = {row.ledger_id: row for row in await self._ledger.ledgers()}
             for head in heads.ledgers:
                 if (
-                    head.ledger_id != self._ledger.ledger_id
-                    and not head.quarantined
-                    and self._trust.allows_sync(head.ledger_id)
+                    head.ledger_id == self._ledger.ledger_id
+                    or head.quarantined
+                    or not self._trust.allows_sync(head.ledger_id)
                 ):
-                    await self._pull(peer, head.ledger_id, bytes.fromhex(head.public_key), head.seq, head.hash)
+                    continue
+                ours = local.get(head.ledger_id)
+                if ours is not None and head.seq <= ours.head_seq:  # nothing to pull; a fork to look for?
+                    same = (
+                        head.seq == ours.head_seq and ours.head_hash is not None and ours.head_hash.hex() == head.hash
+                    )
+                    if head.seq == 0 or same or peer.checked.get(head.ledger_id) == (head.seq, head.hash):
+                        continue
+                await self._pull(peer, head.ledger_id, bytes.fromhex(head.public_key), head.seq, head.hash)
+                if ours is not None and head.seq <= ours.head_seq:
+                    peer.checked[head.ledger_id] = (head.seq, head.hash)  # that head is looked at once
         if peer.mode in ("push", "both"):
             for held in await self._ledger.ledgers():
                 theirs = peer.remote.get(held.ledger_id, 0)
-                if held.head_seq > theirs and not held.quarantined and held.ledger_id != peer.ledger_id:
+                # a peer in mode both pulls other ledgers itself, from one peer at a time: pushing them
+                # too would send each entry from every peer that holds it; the own ledger is pushed
+                # (one hop, the first copy)
+                relayed = peer.mode == "push" or held.ledger_id == self._ledger.ledger_id
+                if held.head_seq > theirs and not held.quarantined and held.ledger_id != peer.ledger_id and relayed:
                     await self._push(peer, held.ledger_id, theirs)
 
     async def _vouched(self, peer: str, ledger_id: str, public_key: bytes, seq: int) -> LedgerRecord:
@@ -321,6 +385,37 @@ class SyncEngine:
     async def _pull(
         self, peer: Peer, ledger_id: str, public_key: bytes, their_seq: int, their_hash: str | None
     ) -> None:
+        """Pull ``ledger_id`` from ``peer`` up to ``their_seq``, unless another peer's round is pulling it
+        right now: a ledger is pulled from one peer at a time, and the next round (or the head
+        stream) asks again from the head that round brought, so an entry crosses to this node once,
+        not once per peer that holds it."""
+        lock = self._pulling.setdefault(ledger_id, asyncio.Lock())
+        if lock.locked():
+            self._metrics.sync_skipped.inc()
+            self._skipped.setdefault(ledger_id, {})[peer.ledger_id] = their_seq
+            return
+        async with lock:
+            try:
+                await self._pull_locked(peer, ledger_id, public_key, their_seq, their_hash)
+            finally:
+                await self._wake_skipped(ledger_id)
+
+    async def _wake_skipped(self, ledger_id: str) -> None:
+        """Once a pull of ``ledger_id`` ends, wake the peers whose rounds skipped it and that hold more
+        of it than it brought (their next round takes the rest at once, not at the next poll)."""
+        waiting = self._skipped.pop(ledger_id, None)
+        if not waiting:
+            return
+        held = await self._ledger.held(ledger_id)
+        head = held.head_seq if held is not None else 0
+        for peer_id, seq in waiting.items():
+            other = self._peers.get(peer_id)
+            if other is not None and seq > head:
+                other.wake.set()
+
+    async def _pull_locked(
+        self, peer: Peer, ledger_id: str, public_key: bytes, their_seq: int, their_hash: str | None
+    ) -> None:
         try:
             held = await self._vouched(peer.ledger_id, ledger_id, public_key, their_seq)
         except IdentityConflict as exc:
@@ -334,29 +429,33 @@ class SyncEngine:
         if held.quarantined:
             return
         after = held.head_seq
-        if 0 < their_seq <= after and their_hash is not None:
-            ours = await self._ledger.get_by_seq(ledger_id, their_seq)
-            if ours.hash.hex() != their_hash:  # same seq, other hash: fetch theirs as evidence
-                page = await peer.client.pull(ledger_id, their_seq - 1, 1)
-                await self._ingest(peer, ledger_id, page)
+        if their_seq <= after:  # nothing to pull (an empty ledger neither)
+            if 0 < their_seq and their_hash is not None:
+                ours = await self._ledger.get_by_seq(ledger_id, their_seq)
+                if ours.hash.hex() != their_hash:  # same seq, other hash: fetch theirs as evidence
+                    page = await peer.client.pull(ledger_id, their_seq - 1, 1)
+                    await self._ingest(peer, ledger_id, page)
             return
         # the next page is fetched while this one is verified and committed; a failure drops it
         fetch = asyncio.create_task(peer.client.pull(ledger_id, after, self._sync.page_size))
+        target = f"{ledger_id} from {peer.ledger_id}, seq {after + 1} to {their_seq}"
         try:
-            while True:
-                page = await fetch
-                if not page.entries:
-                    return
-                last = page.entries[-1].seq
-                more = last < their_seq
-                if more:
-                    fetch = asyncio.create_task(peer.client.pull(ledger_id, last, self._sync.page_size))
-                result = await self._ingest(peer, ledger_id, page)
-                if result.head_seq <= after:
-                    raise PeerFailed(f"{peer.url}: page of ledger {ledger_id} after {after} moved nothing")
-                after = result.head_seq
-                if not more:
-                    return
+            with self._ledger.activities.run("sync", target, their_seq - after) as activity:
+                while True:
+                    page = await fetch
+                    if not page.entries:
+                        return
+                    last = page.entries[-1].seq
+                    more = last < their_seq
+                    if more:
+                        fetch = asyncio.create_task(peer.client.pull(ledger_id, last, self._sync.page_size))
+                    result = await self._ingest(peer, ledger_id, page)
+                    if result.head_seq <= after:
+                        raise PeerFailed(f"{peer.url}: page of ledger {ledger_id} after {after} moved nothing")
+                    activity.advance(result.head_seq - after)
+                    after = result.head_seq
+                    if not more:
+                        return
         finally:
             if not fetch.done():
                 fetch.cancel()
@@ -399,7 +498,10 @@ class SyncEngine:
         peer.remote[ledger_id] = after
 
     async def receive_push(self, sender: str, page: Page) -> Ingested:
-        """An admitted, trusted peer pushes a page of some ledger: pin (as vouched), verify, commit."""
+        """An admitted, trusted peer pushes a page of some ledger: pin (as vouched), verify, commit.
+        NotReady once this node is stopping (the peer retries elsewhere or later)."""
+        if self._closing:
+            raise NotReady("this node is stopping; pushes are refused")
         if not self.is_peer(sender) or not self._trust.allows_sync(sender):
             raise RequestRejected(f"{sender} is not a trusted peer of this node; pushes are refused")
         if page.public_key is not None:

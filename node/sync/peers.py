@@ -20,7 +20,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from node.errors import PeerFailed, PeerUnavailable
 from node.ledger.clock import wall_ms
-from node.net.client import Outbound
+from node.net.client import Answer, Outbound
 from node.net.shapes import parse
 from node.settings import SyncSettings
 from protocol.models import Heads, LedgerId, Page
@@ -37,6 +37,21 @@ class PushAnswer(BaseModel):
 
     accepted: Annotated[int, Field(ge=0, le=2**53 - 1)] = 0
     head_seq: Annotated[int, Field(ge=0, le=2**53 - 1)]
+
+
+class Refusal(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    index: Annotated[int, Field(ge=0, le=1000)]
+    reason: Annotated[str, Field(max_length=1000)]
+
+
+class ShareAnswer(BaseModel):
+    """What a peer answers to shared attestations (the fields this node uses)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    refusals: Annotated[list[Refusal], Field(max_length=1000)] = []
 
 
 class HeadEvent(BaseModel):
@@ -58,19 +73,34 @@ class PeerClient:
         self._own = own_ledger_id
         self._settings = settings
         self.retries = 0  # retries made since creation (for status and metrics)
+        self._heads: tuple[str, Heads] | None = None  # the last heads answered, with their tag
 
     async def heads(self) -> Heads:
-        return parse(Heads, await self._call("GET", "/ledger/sync/heads"))
+        """The peer's heads; asked with the tag of the heads it answered last, so unchanged heads
+        come back as a 304 without a body."""
+        held = self._heads
+        answer = await self._call("GET", "/ledger/sync/heads", etag=held[0] if held else None)
+        if answer.status == 304 and held is not None:
+            return held[1]
+        heads = parse(Heads, answer.data)
+        tag = answer.etag
+        self._heads = (tag, heads) if tag else None
+        return heads
 
     async def pull(self, ledger_id: str, after: int, limit: int) -> Page:
         query = {"ledger": ledger_id, "after": after, "limit": limit}
-        page = parse(Page, await self._call("GET", "/ledger/sync/pull", query=query))
+        page = parse(Page, (await self._call("GET", "/ledger/sync/pull", query=query)).data)
         if page.ledger_id != ledger_id:
             raise PeerFailed(f"{self.url}: asked for ledger {ledger_id}, got {page.ledger_id}")
         return page
 
     async def push(self, page: dict[str, Any]) -> PushAnswer:
-        return parse(PushAnswer, await self._call("POST", "/ledger/sync/push", body=orjson.dumps(page)))
+        return parse(PushAnswer, (await self._call("POST", "/ledger/sync/push", body=orjson.dumps(page))).data)
+
+    async def share_trust(self, attestations: list[dict[str, object]]) -> ShareAnswer:
+        """Offer attestations (wire form); the peer verifies each under its author's pinned key."""
+        answer = await self._call("POST", "/network/trust", body=orjson.dumps(attestations))
+        return parse(ShareAnswer, answer.data)
 
     async def stream(self) -> AsyncIterator[HeadEvent | None]:
         """The peer's head events until the stream ends: None first (connected: whatever was committed
@@ -80,7 +110,9 @@ class PeerClient:
         async for event in self._net.stream(self.url, path, headers):
             yield None if event.get("connected") is True else parse(HeadEvent, event)
 
-    async def _call(self, method: str, path: str, *, query: dict[str, Any] | None = None, body: bytes = b"") -> Any:
+    async def _call(
+        self, method: str, path: str, *, query: dict[str, Any] | None = None, body: bytes = b"", etag: str | None = None
+    ) -> Answer:
         target = path + ("?" + urlencode(query) if query else "")
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._settings.retries + 1),
@@ -93,6 +125,7 @@ class PeerClient:
                 if attempt.retry_state.attempt_number > 1:
                     self.retries += 1
                 headers = sign_request(self._keys, self._own, method, target, body, wall_ms())
-                answer = await self._net.request(method, self.url, target, body=body, headers=headers)
-                return answer.data
+                if etag is not None:
+                    headers["If-None-Match"] = etag
+                return await self._net.request(method, self.url, target, body=body, headers=headers, accept=(304,))
         raise AssertionError("unreachable")  # pragma: no cover

@@ -1,5 +1,5 @@
-"""What the node is doing right now: a verification is listed, with its size, while it runs, in
-/admin/status and the console's snapshot, and is gone when it ends."""
+"""What the node is doing right now: a verification and a sync are listed, with their size and progress,
+while they run, in /admin/status and the console's snapshot, and are gone when they end."""
 
 from __future__ import annotations
 
@@ -13,11 +13,16 @@ from protocol.models import EntryDraft
 from tests.conftest import RunningNode, eventually
 
 
+async def fill(node: RunningNode, count: int) -> None:
+    for start in range(0, count, 1000):
+        await node.app[LEDGER].append(
+            [EntryDraft(stream="s", type="t", payload={"n": i}) for i in range(start, start + 1000)]
+        )
+
+
 async def test_a_running_verification_is_listed_with_its_size(make_node: Callable[..., Awaitable[RunningNode]]) -> None:
     node = await make_node("node-a")
-    ledger = node.app[LEDGER]
-    for start in range(0, 20_000, 1000):
-        await ledger.append([EntryDraft(stream="s", type="t", payload={"n": i}) for i in range(start, start + 1000)])
+    await fill(node, 20_000)
     seen: list[dict[str, Any]] = []
 
     async def listed() -> bool:
@@ -36,3 +41,39 @@ async def test_a_running_verification_is_listed_with_its_size(make_node: Callabl
     assert body["activities"] == [] and body["index_lag_entries"] == 0
     snapshot = await node.app[FEED].snapshot()
     assert snapshot["activities"] == [] and snapshot["conflicts"] == [] and snapshot["node"]["index_lag_entries"] == 0
+
+
+async def test_a_running_sync_is_listed_with_its_progress(make_node: Callable[..., Awaitable[RunningNode]]) -> None:
+    a = await make_node("node-a")
+    for start in range(0, 20_000, 1000):
+        await a.app[LEDGER].append(
+            [EntryDraft(stream="s", type="t", payload={"n": i}) for i in range(start, start + 1000)]
+        )
+    b = await make_node("node-b", sync={"page_size": 100, "interval_s": 0.2})
+    await link(b, a)  # b pulls a's 20,000 entries, a hundred at a time
+    await link(a, b)
+    seen: list[dict[str, Any]] = []
+
+    async def listed() -> bool:
+        status, body, _ = await b.request("GET", "/admin/status")
+        seen.extend(x for x in body["activities"] if x["kind"] == "sync" and 0 < x["done"] < x["total"])
+        return bool(seen)
+
+    await eventually(listed, timeout=30, interval=0.005)
+    assert seen[0]["total"] == 20_000 and seen[0]["target"].startswith("node-a from node-a")
+    assert 0 < seen[0]["progress"] < 1
+
+    async def done() -> bool:
+        status, body, _ = await b.request("GET", "/admin/status")
+        held = {x["ledger_id"]: x["head_seq"] for x in body["ledgers"]}
+        return held.get("node-a") == 20_000 and not body["activities"]
+
+    await eventually(done, timeout=60)
+
+
+async def link(a: RunningNode, b: RunningNode) -> None:
+    """Make ``b`` a peer of ``a`` (through a's admin API)."""
+    _, info, _ = await b.request("GET", "/network/info")
+    status, body, _ = await a.request("POST", "/admin/peers", json={
+        "url": b.url, "ledger_id": info["ledger_id"], "public_key": info["public_key"], "mode": "pull"})  # fmt: skip
+    assert status == 201, body

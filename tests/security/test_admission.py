@@ -435,6 +435,7 @@ async def test_a_trust_path_through_a_trusted_node_admits_a_candidate_when_its_a
     assert (await admin(node, "POST", "/admin/trust", {"to": "node-c", "level": 0.9}))[0] == 201
     b_record = (await b.request("GET", "/network/info"))[1]["record"]
     assert (await node.request("POST", "/network/introduce", json=b_record))[1] == {"status": "candidate"}
+    await c.request("POST", "/network/introduce", json=b_record)  # node-c knows node-b before it attests it
     status, attestation = await admin(c, "POST", "/admin/trust", {"to": "node-b", "level": 0.8})
     assert status == 201
     assert (await admin(node, "POST", "/admin/trust/attestations", [attestation]))[0] == 200  # path a -> c -> b: 0.72
