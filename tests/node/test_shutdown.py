@@ -56,7 +56,7 @@ def test_a_node_whose_peers_are_gone_stops_within_its_grace_period(tmp_path: Pat
         assert node.terminate(GRACE_S) == 0  # NotStopped (with the node's stacks) otherwise
         assert time.monotonic() - started < GRACE_S
         said = "".join(node.log)
-        assert "stopping: signal received" in said and "stopped" in said.split("stopping: signal received")[1]
+        assert "shutting down ledger=node-a" in said and "stopped ledger=node-a" in said.split("shutting down")[1]
     finally:
         if node.proc.poll() is None:
             node.proc.kill()
