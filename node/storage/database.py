@@ -185,10 +185,13 @@ class Database:
             return await tx.execute(sql, args)
 
     async def fetchall(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
-        """Read committed data on the reader connection."""
+        """Read committed data on the reader connection.
+
+        The statement runs and is read to its end in one call on SQLite's thread: a cursor left open
+        across an await would keep the connection's read transaction, and so its snapshot, open for
+        every other read interleaved with it, which would then miss what was committed meanwhile."""
         try:
-            async with self._read_conn.execute(sql, args) as cursor:
-                return cast(list[Row], await cursor.fetchall())
+            return cast(list[Row], list(await self._read_conn.execute_fetchall(sql, args)))
         except sqlite3.Error as exc:
             raise StorageError(str(exc)) from exc
 
