@@ -25,6 +25,7 @@ from node.console.feed import ConsoleFeed
 from node.errors import RateLimited, Unauthorized
 from node.shutdown import Bounded
 from protocol.openapi import operation
+from protocol.pages import PAGE_HEADERS
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +33,6 @@ FEED = web.AppKey("console_feed", ConsoleFeed)
 HEARTBEAT_S = 15.0
 HEAD_SETTLE_S = 0.3  # a snapshot follows a burst of heads this soon (the feed shares and spaces them)
 
-# no inline script or style, nothing from elsewhere, never framed (docs/console.md)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
 
 routes = web.RouteTableDef()
 
@@ -56,7 +48,7 @@ async def feed_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def _asset_response(name: str) -> web.Response:
-    return web.Response(body=asset(name), content_type=ASSETS[name], charset="utf-8", headers=SECURITY_HEADERS)
+    return web.Response(body=asset(name), content_type=ASSETS[name], charset="utf-8", headers=PAGE_HEADERS)
 
 
 def _wants_json(request: web.Request) -> bool:

@@ -8,25 +8,17 @@ from importlib import resources
 from aiohttp import web
 
 from protocol.openapi import operation
+from protocol.pages import PAGE_HEADERS
 from registry.api import json_response
 
 ASSETS = {"index.html": "text/html", "console.js": "text/javascript", "console.css": "text/css"}
-# no inline script or style, nothing from elsewhere, never framed (docs/console.md)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
 
 routes = web.RouteTableDef()
 
 
 def _asset(name: str) -> web.Response:
     body = resources.files(__name__).joinpath(name).read_bytes()
-    return web.Response(body=body, content_type=ASSETS[name], charset="utf-8", headers=SECURITY_HEADERS)
+    return web.Response(body=body, content_type=ASSETS[name], charset="utf-8", headers=PAGE_HEADERS)
 
 
 @routes.get("/")
