@@ -15,6 +15,7 @@ from protocol.canonical import canonical, reference
 from protocol.errors import NotCanonical
 from protocol.limits import DEFAULT_LIMITS, check_json
 from protocol.vectors import DIRECTORY
+from tests.protocol.numbers import within_rule
 
 safe_ints = st.integers(min_value=-(2**53 - 1), max_value=2**53 - 1)
 finite_floats = st.floats(allow_nan=False, allow_infinity=False)
@@ -28,17 +29,6 @@ def json_values(floats: bool) -> st.SearchStrategy[Any]:
         lambda children: st.lists(children, max_size=5) | st.dictionaries(text, children, max_size=5),
         max_leaves=30,
     )
-
-
-def within_rule(value: Any) -> bool:
-    """True when every number in ``value`` lies within ±(2^53-1) (docs/protocol.md section 2)."""
-    if isinstance(value, dict):
-        return all(within_rule(v) for v in value.values())
-    if isinstance(value, list):
-        return all(within_rule(v) for v in value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return -(2**53 - 1) <= value <= 2**53 - 1
-    return True
 
 
 @given(json_values(floats=False))

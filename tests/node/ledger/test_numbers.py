@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import math
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,8 @@ from node.storage.sqlite import open_sqlite
 from protocol.errors import InvalidEntry, NotCanonical
 from protocol.models import Entry, EntryDraft
 from tests.conftest import cli
+from tests.protocol.numbers import BOUND, within_rule
 
-BOUND = 2**53 - 1
 REPORTED = 9007199254740992.0  # issue 13: accepted and signed as 9007199254740992, refused by every peer
 
 near_bound = st.integers(min_value=BOUND - 3, max_value=BOUND + 3)
@@ -49,16 +48,6 @@ values = st.recursive(
     max_leaves=12,
 )
 payloads = st.dictionaries(names, values, max_size=4)
-
-
-def within_rule(value: Any) -> bool:
-    if isinstance(value, dict):
-        return all(within_rule(v) for v in value.values())
-    if isinstance(value, list):
-        return all(within_rule(v) for v in value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return math.isfinite(value) and -BOUND <= value <= BOUND
-    return True
 
 
 def as_a_peer_receives(row: Any) -> Entry:
