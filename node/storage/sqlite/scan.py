@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from node.storage.contract import CheckpointRecord, LedgerRecord, StoredEntry
 from node.storage.database import connect_sync
@@ -20,24 +21,22 @@ _CHECKPOINT_COLUMNS = "ledger_id, seq, hash, sig_digest, timestamp, sig"
 
 def iter_entries(conn: sqlite3.Connection, ledger_id: str, after_seq: int) -> Iterator[StoredEntry]:
     """Stream a ledger's entries in seq order after ``after_seq`` without loading them all."""
-    cursor = conn.execute(
-        f"SELECT {SELECT_COLUMNS} FROM entries WHERE ledger_id = ? AND seq > ? ORDER BY seq",
-        (ledger_id, after_seq),
-    )
-    while rows := cursor.fetchmany(4096):
-        for row in rows:
-            yield StoredEntry(*row)
+    sql = f"SELECT {SELECT_COLUMNS} FROM entries WHERE ledger_id = ? AND seq > ? ORDER BY seq"
+    for row in _stream(conn, sql, (ledger_id, after_seq)):
+        yield StoredEntry(*row)
 
 
 def iter_checkpoints(conn: sqlite3.Connection, ledger_id: str, after_seq: int) -> Iterator[CheckpointRecord]:
     """Stream a ledger's checkpoints in seq order after ``after_seq``."""
-    cursor = conn.execute(
-        f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE ledger_id = ? AND seq > ? ORDER BY seq",
-        (ledger_id, after_seq),
-    )
+    sql = f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE ledger_id = ? AND seq > ? ORDER BY seq"
+    for row in _stream(conn, sql, (ledger_id, after_seq)):
+        yield CheckpointRecord(*row)
+
+
+def _stream(conn: sqlite3.Connection, sql: str, args: tuple[str, int]) -> Iterator[tuple[Any, ...]]:
+    cursor = conn.execute(sql, args)
     while rows := cursor.fetchmany(4096):
-        for row in rows:
-            yield CheckpointRecord(*row)
+        yield from rows
 
 
 def checkpoint_at_or_before(conn: sqlite3.Connection, ledger_id: str, seq: int) -> CheckpointRecord | None:
