@@ -51,10 +51,6 @@ def _show(args: argparse.Namespace, data: Any, title: str, columns: Sequence[str
         _table(title, columns, rows)
 
 
-def _ago(ms: int | None, now: int | None) -> str:
-    return "never" if ms is None or now is None else f"{max(0, now - ms) / 1000:.1f}s ago"
-
-
 def cmd_status(args: argparse.Namespace) -> None:
     async def work(client: NodeClient) -> None:
         status = await client.get("/admin/status")

@@ -224,7 +224,7 @@ class Writer:
     async def _sign(self, hashes: list[bytes]) -> list[bytes]:
         keys = self._keys
         if len(hashes) < _INLINE_SIGNING:
-            return [sign_hash(keys, h) for h in hashes]
+            return _sign_all(keys, hashes)
         half = len(hashes) // 2
         loop = asyncio.get_running_loop()
         parts = await asyncio.gather(

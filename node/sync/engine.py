@@ -37,6 +37,7 @@ from node.errors import (
     RequestRejected,
 )
 from node.interop.trust import TrustGraph
+from node.ledger.clock import wall_ms
 from node.ledger.pins import PinSource
 from node.ledger.replicas import Ingested
 from node.ledger.service import Ledger
@@ -52,7 +53,6 @@ from protocol.models import Heads, Page
 
 log = logging.getLogger(__name__)
 
-MODES = ("pull", "push", "both")
 OPERATOR_SOURCES = frozenset({"config", "admin", "operator", "connect", "bootstrap"})  # URLs an operator gave
 MAX_ERROR_CHARS = 300
 # A peer found through discovery is often contacted before it has admitted this node in turn (its own
@@ -60,10 +60,6 @@ MAX_ERROR_CHARS = 300
 ADMISSION_GRACE_S = 120.0
 MAX_SHARED_ATTESTATIONS = 1000  # per request (what POST /network/trust takes)
 TRUST_RETRY_S = 30.0  # an attestation a peer refused (it did not know the author yet) is offered again after
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass
@@ -86,7 +82,7 @@ class Peer:
     last_round: float = 0.0  # monotonic start of the last round
     took: bool = True  # whether the last round took entries (else the next waits net.live_gap_s)
     seen: dict[str, int] = field(default_factory=dict)  # the newest seq its stream announced, per ledger
-    added_ms: int = field(default_factory=_now_ms)
+    added_ms: int = field(default_factory=wall_ms)
     moved: int = 0  # entries pulled and pushed in the current round
     checked: dict[str, tuple[int, str | None]] = field(default_factory=dict)  # heads behind ours, fork-checked
     trust_sent: dict[tuple[str, str], int] = field(default_factory=dict)  # (from, to) -> issued_at it took
@@ -242,7 +238,7 @@ class SyncEngine:
             if was in ("backing-off", "stale"):
                 log.info("peer reachable again peer=%s after failures=%d", peer.ledger_id, peer.failures)
             peer.failures, peer.next_attempt, peer.state = 0, 0.0, "idle"
-            peer.last_success_ms = _now_ms()
+            peer.last_success_ms = wall_ms()
             peer.last_error = None
             held = {row.ledger_id: row.head_seq for row in await self._ledger.ledgers()}
             for lid, remote in peer.remote.items():
@@ -256,7 +252,7 @@ class SyncEngine:
         if (
             isinstance(exc, NotKnownThere)
             and peer.last_success_ms is None
-            and _now_ms() - since < ADMISSION_GRACE_S * 1000
+            and wall_ms() - since < ADMISSION_GRACE_S * 1000
         ):
             peer.next_attempt = time.monotonic() + min(self._sync.interval_s, self._sync.backoff_max_s)
             peer.state = "waiting"
@@ -269,9 +265,9 @@ class SyncEngine:
         peer.next_attempt = time.monotonic() + delay * random.uniform(0.5, 1.0)
         peer.state, peer.last_error = "backing-off", f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
         self._metrics.sync_failures.labels(peer.ledger_id, type(exc).__name__).inc()
-        if _now_ms() - since >= self._sync.stale_after_s * 1000:
+        if wall_ms() - since >= self._sync.stale_after_s * 1000:
             peer.state = "stale"
-            hours = (_now_ms() - since) / 3_600_000
+            hours = (wall_ms() - since) / 3_600_000
             peer.last_error = (f"stale: failing for {hours:.1f} h, left out of automatic sync "
                                f"('ledger-node sync --run --peer {peer.ledger_id}' tries again); "
                                f"{peer.last_error}")[:MAX_ERROR_CHARS]  # fmt: skip
@@ -477,7 +473,7 @@ class SyncEngine:
         peer.took = peer.took or result.accepted > 0
         peer.moved += result.accepted
         if page.entries:
-            lag_ms = time.time_ns() // 1_000_000 - page.entries[-1].timestamp
+            lag_ms = wall_ms() - page.entries[-1].timestamp
             self._metrics.propagation_seconds.observe(max(0.0, lag_ms / 1000))
         log.debug("pulled ledger=%s peer=%s entries=%d in %.3fs", ledger_id, peer.ledger_id, result.accepted,
                   time.perf_counter() - started)  # fmt: skip
