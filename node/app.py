@@ -61,7 +61,9 @@ async def ledger_ctx(app: web.Application) -> AsyncIterator[None]:
     with DataDirLock(settings.data_dir):
         keys = load_or_create_key_file(settings.key_path)
         async with (
-            open_sqlite(settings.db_path, durability=settings.durability) as storage,
+            open_sqlite(
+                settings.db_path, durability=settings.durability, index_max_lag=settings.index_max_lag
+            ) as storage,
             Ledger.open(settings, keys, storage=storage) as ledger,
         ):
             ledger.hooks.after_append.append(app[METRICS].on_append)
@@ -73,6 +75,7 @@ async def ledger_ctx(app: web.Application) -> AsyncIterator[None]:
             app[AUDIT] = storage.audit
             ledger.hooks.after_append.append(app[STATE].on_commit)
             app[METRICS].head_seq.set(ledger.head.head_seq)
+            app[METRICS].index_lag.set_function(ledger.index_lag)
             app[LEDGER] = ledger
             token = settings.admin_token.get_secret_value() if settings.admin_token is not None else None
             app[CREDENTIALS] = Credentials(storage.credentials, token)

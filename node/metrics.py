@@ -19,6 +19,11 @@ class Metrics:
         self.entries_appended = Counter("ledger_entries_appended", "Entries appended to the own ledger", registry=r)
         self.append_batches = Counter("ledger_append_batches", "Committed writer groups", registry=r)
         self.head_seq = Gauge("ledger_head_seq", "Seq of the own ledger's head", registry=r)
+        self.index_lag = Gauge(
+            "ledger_index_lag_entries",
+            "Committed entries (of every ledger held) not yet in the secondary indexes; queries see them anyway",
+            registry=r,
+        )
         self.verify_seconds = Gauge(
             "ledger_verify_seconds", "Duration of the last store verification", ["mode"], registry=r
         )

@@ -283,6 +283,11 @@ class NodeSettings(StoreLocation):
     )
     streams: list[Stream] | None = Field(None, description="allowed stream names; unset = any valid name")
     max_group_entries: int = Field(5000, ge=1, le=100_000, description="entries per group commit")
+    index_max_lag: int = Field(
+        50_000, ge=1000, le=1_000_000,
+        description="committed entries the secondary indexes may lag behind before appends and ingests wait"
+        " (queries see every committed entry either way)",
+    )  # fmt: skip
     limits: LimitSettings = LimitSettings()
     peers: list[PeerSettings] = []
     sync: SyncSettings = SyncSettings()

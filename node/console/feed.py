@@ -121,7 +121,7 @@ class ConsoleFeed:
             "started_ms": started,
             "uptime_s": round(max(0.0, time.time() - started / 1000), 1) if started else 0.0,
             "store_bytes": size,
-            "index_lag_entries": 0,  # secondary indexes are written in each commit's own transaction
+            "index_lag_entries": ledger.index_lag(),
             "verification": {
                 "on_start": settings.verify_on_start,
                 "verified_seq": own.verified_seq if own else 0,

@@ -84,7 +84,9 @@ class Ledger:
         """Open, verify (``verify`` or the configured mode) and start writing; stop in reverse. Without
         ``storage`` the ledger opens (and closes) the SQLite database at ``settings.db_path`` itself."""
         if storage is None:
-            async with open_sqlite(settings.db_path, durability=settings.durability) as opened:
+            async with open_sqlite(
+                settings.db_path, durability=settings.durability, index_max_lag=settings.index_max_lag
+            ) as opened:
                 async with cls.open(settings, keys, verify=verify, storage=opened) as ledger:
                     yield ledger
             return
@@ -249,6 +251,14 @@ class Ledger:
         for after_hook in self.hooks.after_query:
             await after_hook(filters, rows)
         return Page(rows, next_cursor)
+
+    def index_lag(self) -> int:
+        """Committed entries not yet in the secondary indexes (queries see them all the same)."""
+        return self._entries.index_lag()
+
+    async def index_now(self) -> None:
+        """Bring the secondary indexes up to every commit so far (benches, tools)."""
+        await self._entries.index_now()
 
     async def keyed(self, key: str) -> list[StoredEntry]:
         """Every held entry carrying ``key``, of any ledger."""

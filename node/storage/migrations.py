@@ -193,6 +193,32 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX conflicts_by_key ON conflicts (key, id) WHERE kind = 'key';
         """,
     ),
+    (
+        9,
+        "secondary indexes off the acknowledging transaction: partial on indexed = 1, a watermark per ledger",
+        """
+        -- a commit inserts entries with indexed = 0 (primary key and id only), the indexer sets
+        -- indexed = 1 in batches and moves indexed_seq (see node/storage/sqlite/indexer.py)
+        -- entries already held are indexed: the column's default covers them without a rewrite
+        ALTER TABLE entries ADD COLUMN indexed INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE ledgers ADD COLUMN indexed_seq INTEGER NOT NULL DEFAULT 0;
+        UPDATE ledgers SET indexed_seq = head_seq;
+        DROP INDEX entries_hash;
+        DROP INDEX entries_stream;
+        DROP INDEX entries_type;
+        DROP INDEX entries_issuer;
+        DROP INDEX entries_subject;
+        DROP INDEX entries_key;
+        DROP INDEX entries_timestamp;
+        CREATE INDEX entries_hash ON entries (substr(hash, 1, 8)) WHERE indexed = 1;
+        CREATE INDEX entries_stream ON entries (stream, timestamp) WHERE indexed = 1;
+        CREATE INDEX entries_type ON entries (type, timestamp) WHERE indexed = 1;
+        CREATE INDEX entries_issuer ON entries (issuer_oid, timestamp) WHERE indexed = 1 AND issuer_oid IS NOT NULL;
+        CREATE INDEX entries_subject ON entries (subject_oid, timestamp) WHERE indexed = 1 AND subject_oid IS NOT NULL;
+        CREATE INDEX entries_key ON entries (key, timestamp) WHERE indexed = 1 AND key IS NOT NULL;
+        CREATE INDEX entries_timestamp ON entries (timestamp) WHERE indexed = 1
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

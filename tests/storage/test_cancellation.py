@@ -12,13 +12,14 @@ import pytest
 
 from node.storage.database import Database
 from node.storage.sqlite import repositories
+from node.storage.sqlite.indexer import Indexer
 
 
 async def test_a_cancellation_delivered_at_commit_stays_a_cancellation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with Database(tmp_path / "ledger.db") as db:
-        audit = repositories(db).audit
+        audit = repositories(db, Indexer(db)).audit
         conn = db._write_conn
         execute = conn.execute
 

@@ -12,6 +12,7 @@ from node.errors import StorageError
 from node.storage.contract import CheckpointRecord, StoredEntry
 from node.storage.database import Database
 from node.storage.sqlite import repositories
+from node.storage.sqlite.indexer import Indexer
 from protocol.entry import GENESIS_DIGEST
 
 
@@ -21,7 +22,7 @@ class GroupFailed(Exception):
 
 async def test_a_read_racing_a_failing_commit_never_sees_its_head(tmp_path: Path) -> None:
     async with Database(tmp_path / "ledger.db") as db:
-        repos = repositories(db)
+        repos = repositories(db, Indexer(db))
         await repos.ledgers.add("node-x", bytes(32), is_local=False, genesis=GENESIS_DIGEST, pin_source="operator")
         head_written, read_done = asyncio.Event(), asyncio.Event()
 
@@ -51,7 +52,7 @@ async def test_a_read_racing_a_failing_commit_never_sees_its_head(tmp_path: Path
 async def test_a_commit_failing_after_its_head_moved_leaves_every_read_at_the_old_head(tmp_path: Path) -> None:
     """The real commit path: the checkpoints insert fails after the head was moved in the transaction."""
     async with Database(tmp_path / "ledger.db") as db:
-        repos = repositories(db)
+        repos = repositories(db, Indexer(db))
         await repos.ledgers.add("node-x", bytes(32), is_local=False, genesis=GENESIS_DIGEST, pin_source="operator")
         rows = [StoredEntry("node-x", seq, f"id-{seq}", "s", "t", None, None, None, seq, "{}", None, None,
                             seq.to_bytes(32, "big"), bytes(64)) for seq in range(1, 3001)]  # fmt: skip

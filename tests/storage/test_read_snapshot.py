@@ -9,12 +9,13 @@ from pathlib import Path
 
 from node.storage.database import Database
 from node.storage.sqlite import repositories
+from node.storage.sqlite.indexer import Indexer
 from protocol.entry import GENESIS_DIGEST
 
 
 async def test_a_read_sees_what_was_committed_before_it_while_other_reads_run(tmp_path: Path) -> None:
     async with Database(tmp_path / "ledger.db") as db:
-        ledgers = repositories(db).ledgers
+        ledgers = repositories(db, Indexer(db)).ledgers
         for i in range(50):  # something for the other readers to read
             await ledgers.add(f"base-{i:02d}", bytes(32), is_local=False, genesis=GENESIS_DIGEST)
         stop = asyncio.Event()

@@ -11,16 +11,17 @@ from node.storage.database import Database
 from node.storage.sqlite.access import SqliteAudit, SqliteCredentials
 from node.storage.sqlite.conflicts import SqliteConflicts
 from node.storage.sqlite.entries import SqliteEntries, SqliteLedgers
+from node.storage.sqlite.indexer import Indexer
 from node.storage.sqlite.peers import SqlitePeers
 from node.storage.sqlite.refs import SqliteRefs
 from node.storage.sqlite.trust import SqliteTrust
 
 
-def repositories(db: Database) -> Repositories:
-    """The SQLite repositories over an open database."""
+def repositories(db: Database, indexer: Indexer) -> Repositories:
+    """The SQLite repositories over an open database and its running indexer."""
     return Repositories(
-        entries=SqliteEntries(db),
-        ledgers=SqliteLedgers(db),
+        entries=SqliteEntries(db, indexer),
+        ledgers=SqliteLedgers(db, indexer),
         peers=SqlitePeers(db),
         conflicts=SqliteConflicts(db),
         trust=SqliteTrust(db),
@@ -31,7 +32,16 @@ def repositories(db: Database) -> Repositories:
 
 
 @asynccontextmanager
-async def open_sqlite(path: Path, *, durability: str = "full") -> AsyncIterator[Repositories]:
-    """Open (and migrate) the database at ``path``; its repositories until the block ends."""
-    async with Database(path, durability=durability) as db:
-        yield repositories(db)
+async def open_sqlite(
+    path: Path, *, durability: str = "full", index_max_lag: int = 50_000, indexing: bool = True
+) -> AsyncIterator[Repositories]:
+    """Open (and migrate) the database at ``path``; its repositories until the block ends.
+
+    The secondary indexes follow the commits in the background (``indexer.py``); commits wait when
+    ``index_max_lag`` entries are not indexed yet. ``indexing=False`` holds the indexer (benches and
+    tests of the unindexed tail; ``entries.index_now()`` still indexes)."""
+    async with (
+        Database(path, durability=durability) as db,
+        Indexer(db, max_lag=index_max_lag, running=indexing) as indexer,
+    ):
+        yield repositories(db, indexer)

@@ -2,7 +2,8 @@
 
 Entries of one ledger are clustered by (ledger_id, seq); a commit inserts a chain segment, its
 checkpoints and counters, and moves the ledger's head guarded by the previous head, in one
-transaction. Reads run on the reader connection (committed data only).
+transaction. The secondary indexes follow later (``indexer.py``): reads that use them also read the
+unindexed tail and merge. Reads run on the reader connection (committed data only).
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ import orjson
 from node.errors import StorageError
 from node.storage.contract import Audit, CheckpointRecord, Filters, LedgerRecord, StoredEntry, SyncSource
 from node.storage.database import Database, now_ms
+from node.storage.sqlite.indexer import Indexer
 from node.storage.sqlite.peers import mark
 from node.storage.sqlite.rows import COLUMNS, SELECT_COLUMNS, to_entry, to_row
+from node.storage.tail import TailKey
 
-_INSERT_ENTRY = f"INSERT INTO entries ({SELECT_COLUMNS}) VALUES ({', '.join('?' * len(COLUMNS))})"
+# indexed = 0: the secondary indexes are partial on indexed = 1, so the commit does not touch them
+_INSERT_ENTRY = f"INSERT INTO entries ({SELECT_COLUMNS}, indexed) VALUES ({', '.join('?' * len(COLUMNS))}, 0)"
 _CHECKPOINT_COLUMNS = "ledger_id, seq, hash, sig_digest, timestamp, sig"
 LEDGER_COLUMNS = (
     "ledger_id, public_key, is_local, head_seq, head_hash, sig_digest, first_timestamp, last_timestamp,"
@@ -34,8 +38,10 @@ def ledger_record(row: Sequence[Any]) -> LedgerRecord:
 class SqliteEntries:
     """The EntryRepository over SQLite."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, indexer: Indexer) -> None:
         self._db = db
+        self._indexer = indexer
+        self._tail = indexer.tail
 
     async def commit(
         self,
@@ -49,6 +55,7 @@ class SqliteEntries:
     ) -> None:
         first, last = entries[0], entries[-1]
         ledger_id = first.ledger_id
+        await self._indexer.room()
         async with self._db.transaction() as tx:
             await tx.executemany(_INSERT_ENTRY, map(to_row, entries))
             moved = await tx.execute(
@@ -75,6 +82,14 @@ class SqliteEntries:
                     "INSERT INTO audit (at_ms, actor, action, detail) VALUES (?, ?, ?, ?)",
                     [(now, actor, action, orjson.dumps(detail).decode()) for actor, action, detail in audit],
                 )
+        # no await since the commit: no query runs before the tail holds the segment
+        self._indexer.committed([TailKey.of(e) for e in entries])
+
+    def index_lag(self) -> int:
+        return self._tail.size
+
+    async def index_now(self) -> None:
+        await self._indexer.flush()
 
     async def ids_taken(self, ledger_id: str, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` already name a committed entry of ``ledger_id``."""
@@ -101,8 +116,11 @@ class SqliteEntries:
         return None if row is None else to_entry(row)
 
     async def by_hash(self, digest: bytes) -> StoredEntry | None:
+        unindexed = self._tail.by_hash(digest)
+        if unindexed is not None:
+            return await self.by_seq(unindexed.ledger_id, unindexed.seq)
         row = await self._db.fetchone(
-            f"SELECT {SELECT_COLUMNS} FROM entries WHERE substr(hash, 1, 8) = ? AND hash = ? LIMIT 1",
+            f"SELECT {SELECT_COLUMNS} FROM entries WHERE indexed = 1 AND substr(hash, 1, 8) = ? AND hash = ? LIMIT 1",
             (digest[:8], digest),
         )
         return None if row is None else to_entry(row)
@@ -116,8 +134,10 @@ class SqliteEntries:
     async def query(
         self, filters: Filters, *, descending: bool, after: tuple[int, str, int] | None, limit: int
     ) -> list[StoredEntry]:
-        """Entries matching ``filters`` in (timestamp, ledger_id, seq) order, after a cursor position."""
-        where: list[str] = []
+        """Entries matching ``filters`` in (timestamp, ledger_id, seq) order, after a cursor position: the
+        unindexed tail's matches (read first) merged with the indexes'."""
+        unindexed = self._tail.match(filters, descending=descending, after=after, limit=limit)
+        where: list[str] = ["indexed = 1"]
         args: list[Any] = []
         for column in ("ledger_id", "stream", "type", "issuer_oid", "subject_oid", "key"):
             value = getattr(filters, column)
@@ -138,25 +158,48 @@ class SqliteEntries:
             args.extend(after)
         direction = "DESC" if descending else "ASC"
         sql = (
-            f"SELECT {SELECT_COLUMNS} FROM entries"
-            f"{' WHERE ' + ' AND '.join(where) if where else ''}"
+            f"SELECT {SELECT_COLUMNS} FROM entries WHERE {' AND '.join(where)}"
             f" ORDER BY timestamp {direction}, ledger_id {direction}, seq {direction} LIMIT ?"
         )
         args.append(limit)
-        return [to_entry(row) for row in await self._db.fetchall(sql, args)]
+        rows = [to_entry(row) for row in await self._db.fetchall(sql, args)]
+        if not unindexed:
+            return rows
+        merged = _distinct([*rows, *await self._at(unindexed)])
+        merged.sort(key=lambda e: (e.timestamp, e.ledger_id, e.seq), reverse=descending)
+        return merged[:limit]
 
     async def keyed(self, key: str) -> list[StoredEntry]:
         """Every held entry carrying ``key``, of any ledger."""
-        rows = await self._db.fetchall(f"SELECT {SELECT_COLUMNS} FROM entries WHERE key = ?", (key,))
-        return [to_entry(row) for row in rows]
+        unindexed = await self._at(self._tail.keyed(key))
+        rows = await self._db.fetchall(f"SELECT {SELECT_COLUMNS} FROM entries WHERE indexed = 1 AND key = ?", (key,))
+        return _distinct([*unindexed, *map(to_entry, rows)])
 
     async def keys(self, after: str | None, limit: int) -> list[str]:
-        """Distinct keys in order, after ``after`` (read from the key index)."""
+        """Distinct keys in order, after ``after`` (from the key index and the tail)."""
+        unindexed = self._tail.keys(after)
         rows = await self._db.fetchall(
-            "SELECT DISTINCT key FROM entries WHERE key IS NOT NULL AND key > ? ORDER BY key LIMIT ?",
+            "SELECT DISTINCT key FROM entries WHERE indexed = 1 AND key IS NOT NULL AND key > ? ORDER BY key LIMIT ?",
             (after or "", limit),
         )
-        return [row[0] for row in rows]
+        return sorted({*unindexed, *(row[0] for row in rows)})[:limit]
+
+    async def _at(self, keys: Sequence[TailKey]) -> list[StoredEntry]:
+        """The stored entries at the tail keys' positions (by primary key)."""
+        seqs: dict[str, list[int]] = {}
+        for k in keys:
+            seqs.setdefault(k.ledger_id, []).append(k.seq)
+        found: list[StoredEntry] = []
+        for ledger_id, wanted in seqs.items():
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                rows = await self._db.fetchall(
+                    f"SELECT {SELECT_COLUMNS} FROM entries WHERE ledger_id = ? AND seq IN ({marks})",
+                    (ledger_id, *chunk),
+                )
+                found.extend(map(to_entry, rows))
+        return found
 
     async def stats(self, ledger_id: str) -> dict[str, dict[str, int]]:
         """Counts per stream and per type, kept as counters by the commits."""
@@ -184,11 +227,17 @@ class SqliteEntries:
         return [CheckpointRecord(*row) for row in rows]
 
 
+def _distinct(rows: list[StoredEntry]) -> list[StoredEntry]:
+    """Each (ledger_id, seq) once: an entry indexed between the tail read and the index read is in both."""
+    return list({(e.ledger_id, e.seq): e for e in rows}.values())
+
+
 class SqliteLedgers:
     """The LedgerRepository over SQLite."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, indexer: Indexer) -> None:
         self._db = db
+        self._indexer = indexer
 
     async def all(self) -> list[LedgerRecord]:
         rows = await self._db.fetchall(f"SELECT {LEDGER_COLUMNS} FROM ledgers ORDER BY is_local DESC, ledger_id")
@@ -233,7 +282,8 @@ class SqliteLedgers:
                     "INSERT INTO ledgers (ledger_id, public_key, is_local, sig_digest, added_at, pin_source)"
                     " VALUES (?, ?, 0, ?, ?, ?) ON CONFLICT (ledger_id) DO UPDATE SET public_key = excluded.public_key,"
                     " head_seq = 0, head_hash = NULL, sig_digest = excluded.sig_digest, first_timestamp = NULL,"
-                    " last_timestamp = NULL, verified_seq = 0, quarantined = 0, pin_source = excluded.pin_source"
+                    " last_timestamp = NULL, verified_seq = 0, indexed_seq = 0, quarantined = 0,"
+                    " pin_source = excluded.pin_source"
                     " WHERE is_local = 0",
                     (ledger_id, public_key, genesis, now_ms(), source),
                 )
@@ -242,7 +292,8 @@ class SqliteLedgers:
                 "INSERT INTO audit (at_ms, actor, action, detail) VALUES (?, ?, ?, ?)",
                 (now_ms(), actor, action, orjson.dumps({**detail, "entries_dropped": dropped}).decode()),
             )
-            return int(dropped)
+        self._indexer.forget(ledger_id)  # no await since the commit (see SqliteEntries.commit)
+        return int(dropped)
 
     async def mark_local(self, ledger_id: str) -> None:
         """Make a held ledger the node's own (after restoring it from an export)."""

@@ -15,6 +15,8 @@ COLUMNS = (
     "timestamp", "payload", "meta", "prev_hash", "hash", "sig",
 )  # fmt: skip
 SELECT_COLUMNS = ", ".join(COLUMNS)
+KEY_COLUMNS = "ledger_id, seq, timestamp, stream, type, issuer_oid, subject_oid, key, hash"
+"""The columns of a TailKey, in its field order."""
 
 Row = tuple[Any, ...]
 

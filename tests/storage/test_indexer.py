@@ -1,0 +1,82 @@
+"""The SQLite indexer on its own: it catches up, holds commits back at its bound, survives a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+from node.storage.contract import Filters
+from node.storage.sqlite import open_sqlite
+from tests.conftest import eventually
+from tests.storage.contract import chain, commit, pinned
+
+
+def watermark(path: Path, ledger_id: str) -> tuple[int, int]:
+    """(indexed_seq, entries flagged indexed) as stored."""
+    with sqlite3.connect(path) as conn:
+        ((seq,),) = conn.execute("SELECT indexed_seq FROM ledgers WHERE ledger_id = ?", (ledger_id,))
+        ((flagged,),) = conn.execute("SELECT COUNT(*) FROM entries WHERE ledger_id = ? AND indexed = 1", (ledger_id,))
+    return seq, flagged
+
+
+async def test_the_indexer_catches_up_in_the_background_and_moves_the_watermark(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    async with open_sqlite(path) as storage:
+        await pinned(storage)
+        entries = chain("node-a", 1, 4500)
+        for start in range(0, 4500, 500):
+            await commit(storage, entries[start : start + 500])
+        await eventually(lambda: storage.entries.index_lag() == 0)
+        assert watermark(path, "node-a") == (4500, 4500)
+        found = await storage.entries.query(Filters(stream="even"), descending=False, after=None, limit=5000)
+        assert [e.seq for e in found] == list(range(2, 4501, 2))
+
+
+async def test_commits_wait_while_the_lag_is_at_its_bound(tmp_path: Path) -> None:
+    async with open_sqlite(tmp_path / "ledger.db", index_max_lag=1000, indexing=False) as storage:
+        await pinned(storage)
+        entries = chain("node-a", 1, 1500)
+        await commit(storage, entries[:1000])
+        assert storage.entries.index_lag() == 1000
+        held = asyncio.create_task(commit(storage, entries[1000:]))
+        done, _ = await asyncio.wait({held}, timeout=0.5)
+        assert not done, "a commit went through with the indexes 1000 entries behind"
+        await storage.entries.index_now()  # room again: the held commit goes through
+        await asyncio.wait_for(held, timeout=5)
+        assert storage.entries.index_lag() == 500
+        assert (await storage.ledgers.get("node-a")).head_seq == 1500  # type: ignore[union-attr]
+
+
+async def test_a_restart_finds_the_unindexed_tail_again(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    entries = chain("node-a", 1, 300)
+    async with open_sqlite(path, indexing=False) as storage:
+        await pinned(storage)
+        await commit(storage, entries[:100])
+        await storage.entries.index_now()
+        await commit(storage, entries[100:])
+    assert watermark(path, "node-a") == (100, 100)
+    async with open_sqlite(path, indexing=False) as storage:
+        assert storage.entries.index_lag() == 200
+        found = await storage.entries.query(Filters(subject_oid="subject-250"), descending=False, after=None, limit=10)
+        assert found == [entries[249]]
+        assert await storage.entries.by_hash(entries[299].hash) == entries[299]
+    async with open_sqlite(path) as storage:
+        await eventually(lambda: storage.entries.index_lag() == 0)
+    assert watermark(path, "node-a") == (300, 300)
+
+
+async def test_a_replaced_pin_leaves_nothing_of_the_old_key_to_index(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    async with open_sqlite(path, indexing=False) as storage:
+        await pinned(storage)
+        await commit(storage, chain("node-a", 1, 50))
+        await storage.ledgers.replace_pin("node-a", bytes([9]) * 32, "operator", bytes(32), ("op", "pin", {}))
+        assert storage.entries.index_lag() == 0
+        assert await storage.entries.query(Filters(), descending=False, after=None, limit=100) == []
+        fresh = chain("node-a", 1, 10, ts=5_000)
+        await commit(storage, fresh)
+        await storage.entries.index_now()
+        assert await storage.entries.query(Filters(), descending=False, after=None, limit=100) == fresh
+    assert watermark(path, "node-a") == (10, 10)
