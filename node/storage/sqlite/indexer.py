@@ -50,6 +50,7 @@ class Indexer:
         self._room = asyncio.Event()
         self._room.set()
         self._task: asyncio.Task[None] | None = None
+        self._turn = asyncio.Lock()
         self.indexed_total = 0
         self.waited_s = 0.0  # commits' total time waiting for room
 
@@ -99,7 +100,7 @@ class Indexer:
     async def flush(self) -> None:
         """Index everything committed so far (tools, benches and tests)."""
         while self.tail.size:
-            await self._index(self.tail.pending()[0])
+            await self._next()
 
     def _signal(self) -> None:
         if self.tail.size:
@@ -116,12 +117,18 @@ class Indexer:
                 await asyncio.sleep(self._delay_s)  # let a batch gather: one transaction, not one per append
             try:
                 while self.tail.size:
-                    await self._index(self.tail.pending()[0])
+                    await self._next()
             except Exception:  # the disk full, say: queries stay complete from the tail; try again later
                 log.exception("indexing failed; retrying in 1 s lag=%d", self.tail.size)
                 await asyncio.sleep(1.0)
                 continue
             self._wake.clear()
+
+    async def _next(self) -> None:
+        """Index the next batch of the ledger with the most entries waiting."""
+        async with self._turn:  # the background loop and a flush take turns
+            if self.tail.size:
+                await self._index(self.tail.pending()[0])
 
     async def _index(self, pending: Pending) -> None:
         through = min(pending.through, pending.after + self._max_batch)
