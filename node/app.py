@@ -24,6 +24,7 @@ from node.api.context import (
     LIMITS,
     METRICS,
     NET,
+    PEERS,
     REFS,
     REPLAY,
     SETTINGS,
@@ -45,6 +46,7 @@ from node.ledger.service import Ledger
 from node.lock import DataDirLock
 from node.metrics import Metrics
 from node.net.client import Outbound
+from node.net.peers import PeerDirectory
 from node.settings import NodeSettings
 from node.shutdown import Bounded
 from node.storage.sqlite import open_sqlite
@@ -82,20 +84,25 @@ async def ledger_ctx(app: web.Application) -> AsyncIterator[None]:
             await app[CREDENTIALS].load()
             app[LIFECYCLE].ready = True
             app[LIFECYCLE].started_ms = wall_ms()
+            peers = PeerDirectory(ledger, storage.peers)
+            await peers.load(settings.peers)
+            app[PEERS] = peers
             # each closes within its own deadline (the last opened first); one that hangs is logged
             async with (
                 Bounded("outbound client", Outbound(settings.net, settings.sync.timeout_s, app[METRICS]), 3) as net,
                 Bounded(
-                    "sync engine", SyncEngine(ledger, settings, app[METRICS], trust, net, storage.peers, app[TASKS]), 5
+                    "sync engine",
+                    SyncEngine(ledger, settings, app[METRICS], trust, net, peers, storage.peers, app[TASKS]),
+                    5,
                 ) as engine,
                 Bounded(
                     "discovery",
-                    Discovery(ledger, settings, engine, app[METRICS], trust, net, storage.audit, app[TASKS]),
+                    Discovery(ledger, settings, peers, app[METRICS], trust, net, storage.audit, app[TASKS]),
                     8,
                 ) as discovery,
-                Bounded("federation", Federation(ledger, engine, trust, net), 2) as federation,
+                Bounded("federation", Federation(ledger, peers, trust, net), 2) as federation,
                 Bounded(
-                    "references", References(ledger, engine, settings.refs, net, storage.refs, app[TASKS]), 3
+                    "references", References(ledger, peers, settings.refs, net, storage.refs, app[TASKS]), 3
                 ) as references,
             ):
                 app[NET] = net
@@ -106,7 +113,7 @@ async def ledger_ctx(app: web.Application) -> AsyncIterator[None]:
                 if settings.discovery.advertise_url or settings.port:
                     discovery.start(settings.discovery.advertise_url or f"http://{settings.host}:{settings.port}")
                 log.info("serving ledger=%s head=%d peers=%d", settings.ledger_id, ledger.head.head_seq,
-                         len(engine.peers()))  # fmt: skip
+                         len(peers.all()))  # fmt: skip
                 yield
                 app[LIFECYCLE].ready = False
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 import node
 from node.access.credentials import parse_scopes
 from node.api.auth import Handler, actor, audit
-from node.api.context import AUDIT, CREDENTIALS, DISCOVERY, LEDGER, LIFECYCLE, METRICS, STATE, SYNC, TASKS, TRUST
+from node.api.context import AUDIT, CREDENTIALS, DISCOVERY, LEDGER, LIFECYCLE, METRICS, PEERS, STATE, SYNC, TASKS, TRUST
 from node.api.json import json_response, read_json, validate, validate_query
 from node.api.network import take_attestations
 from node.backup import backup_into
@@ -122,8 +122,8 @@ async def list_peers(request: web.Request) -> web.Response:
 async def add_peer(request: web.Request) -> web.Response:
     """Add (or replace) a peer: its URL, ledger id and the public key to pin for it."""
     body = validate(PeerBody, await read_json(request))
-    await request.app[SYNC].add_peer(body.url, body.ledger_id, bytes.fromhex(body.public_key), body.mode,
-                                     pin_source="operator", actor=actor(request))  # fmt: skip
+    await request.app[PEERS].add(body.url, body.ledger_id, bytes.fromhex(body.public_key), body.mode,
+                                 pin_source="operator", actor=actor(request))  # fmt: skip
     await audit(request, "peer.add", ledger_id=body.ledger_id, url=body.url, mode=body.mode)
     return json_response({"ledger_id": body.ledger_id, "url": body.url, "mode": body.mode}, status=201)
 
@@ -131,7 +131,7 @@ async def add_peer(request: web.Request) -> web.Response:
 @admin("remove a peer", path=PeerPath, ok=204)
 async def remove_peer(request: web.Request) -> web.Response:
     ledger_id = validate_query(PeerPath, request.match_info).ledger_id
-    if not await request.app[SYNC].remove_peer(ledger_id):
+    if not await request.app[PEERS].remove(ledger_id):
         raise EntryNotFound(f"no peer {ledger_id}")
     await audit(request, "peer.remove", ledger_id=ledger_id)
     return web.Response(status=204)
@@ -280,8 +280,8 @@ async def set_pin(request: web.Request) -> web.Response:
     row = await ledger.pin(ledger_id, key, "operator", actor=actor(request), replace=True)
     if held is None or held.public_key == key:  # a replacement was audited with the data it dropped
         await audit(request, "pin.set", ledger_id=ledger_id, public_key=body.public_key)
-    elif request.app[SYNC].is_peer(ledger_id):  # the peer answered under the replaced key
-        await request.app[SYNC].remove_peer(ledger_id)
+    elif request.app[PEERS].is_peer(ledger_id):  # the peer answered under the replaced key
+        await request.app[PEERS].remove(ledger_id)
     return json_response({"ledger_id": ledger_id, "public_key": row.public_key.hex(), "source": "operator",
                           "entries": row.head_seq})  # fmt: skip
 
@@ -290,7 +290,7 @@ async def set_pin(request: web.Request) -> web.Response:
 async def remove_pin(request: web.Request) -> web.Response:
     """Remove a pin, every entry held under it and the peer (never the node's own ledger); audited."""
     ledger_id = validate_query(PeerPath, request.match_info).ledger_id
-    await request.app[SYNC].remove_peer(ledger_id)
+    await request.app[PEERS].remove(ledger_id)
     await request.app[LEDGER].unpin(ledger_id, actor(request))
     return web.Response(status=204)
 

@@ -15,6 +15,7 @@ from node.interop.trust import TrustGraph
 from node.ledger.service import Ledger
 from node.metrics import Metrics
 from node.net.client import Outbound
+from node.net.peers import PeerDirectory
 from node.settings import NodeSettings
 from node.storage.contract import AuditRepository
 from node.supervise import Supervisor
@@ -35,6 +36,7 @@ SETTINGS = web.AppKey("settings", NodeSettings)
 LEDGER = web.AppKey("ledger", Ledger)
 METRICS = web.AppKey("metrics", Metrics)
 NET = web.AppKey("net", Outbound)
+PEERS = web.AppKey("peers", PeerDirectory)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 SYNC = web.AppKey("sync", SyncEngine)
 REPLAY = web.AppKey("replay", ReplayGuard)

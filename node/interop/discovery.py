@@ -33,11 +33,11 @@ from node.ledger.pins import PinSource, stronger
 from node.ledger.service import Ledger
 from node.metrics import Metrics
 from node.net.client import Outbound
+from node.net.peers import PeerDirectory
 from node.net.shapes import parse, parse_list
 from node.settings import NodeSettings
 from node.storage.contract import AuditRepository
 from node.supervise import Supervised, Supervisor
-from node.sync.engine import SyncEngine
 from protocol.records import NodeRecord
 from protocol.trust import SYNC_TYPES
 
@@ -53,7 +53,7 @@ class Discovery:
         self,
         ledger: Ledger,
         settings: NodeSettings,
-        engine: SyncEngine,
+        peers: PeerDirectory,
         metrics: Metrics,
         trust: TrustGraph,
         net: Outbound,
@@ -66,7 +66,7 @@ class Discovery:
         self._net = net
         self._settings = settings
         self._conf = settings.discovery
-        self._engine = engine
+        self._directory = peers
         self._metrics = metrics
         self._trust = trust
         self._found = Candidates(self._conf.max_candidates)
@@ -122,7 +122,7 @@ class Discovery:
     def discovered(self) -> list[dict[str, Any]]:
         """Every candidate with its sources and status (admin: the pending list)."""
         for found in self._found.all():
-            if found.status == "peer" and not self._engine.is_peer(found.record.ledger_id):
+            if found.status == "peer" and not self._directory.is_peer(found.record.ledger_id):
                 found.status = "candidate"  # removed by the operator since
         return [f.to_wire() for f in self._found.all()]
 
@@ -136,7 +136,7 @@ class Discovery:
         return own + [f.record.model_dump() for f in self._peers()]
 
     def _peers(self) -> list[Found]:
-        return [f for f in self._found.all() if f.status == "peer" and self._engine.is_peer(f.record.ledger_id)]
+        return [f for f in self._found.all() if f.status == "peer" and self._directory.is_peer(f.record.ledger_id)]
 
     async def consider(self, record: NodeRecord, source: str) -> Found | None:
         """Verify a proposed record and keep it as a candidate; admit it when a trust path or
@@ -164,7 +164,7 @@ class Discovery:
         sources = (found.sources if found is not None else set()) | {source}
         refused = found is not None and found.status == "refused"
         found = self._found.put(Found(record, sources, "refused" if refused else "candidate"))
-        if self._engine.is_peer(record.ledger_id):
+        if self._directory.is_peer(record.ledger_id):
             if self._conf.auto_admit:  # a newer record of a peer: its endpoint may have moved
                 await self._admit(found, self._automatic(found) or "first-sight", source)
             found.status = "peer"
@@ -195,10 +195,10 @@ class Discovery:
     async def _admit(self, found: Found, pin_source: PinSource, source: str, actor: str = "node") -> None:
         record = found.record
         url = record.endpoints[0]
-        known = {p.ledger_id: p.url for p in self._engine.peers()}
+        known = {p.ledger_id: p.url for p in self._directory.all()}
         if known.get(record.ledger_id) != url:
-            await self._engine.add_peer(url, record.ledger_id, bytes.fromhex(record.public_key), "both", source,
-                                        pin_source=pin_source, actor=actor)  # fmt: skip
+            await self._directory.add(url, record.ledger_id, bytes.fromhex(record.public_key), "both", source,
+                                      pin_source=pin_source, actor=actor)  # fmt: skip
         found.status, found.detail = "peer", None
         log.info("admitted ledger=%s source=%s pin=%s", record.ledger_id, source, pin_source)
 
@@ -226,7 +226,7 @@ class Discovery:
     async def reconsider(self) -> None:
         """Admit the candidates a trust path now allows (after trust changed)."""
         for found in self._found.all():
-            if found.status == "candidate" and not self._engine.is_peer(found.record.ledger_id):
+            if found.status == "candidate" and not self._directory.is_peer(found.record.ledger_id):
                 pin_source = self._automatic(found)
                 if pin_source is not None:
                     try:
@@ -320,7 +320,7 @@ class Discovery:
     async def _exchange_loop(self) -> None:
         while True:
             await asyncio.sleep(self._conf.interval_s * random.uniform(0.8, 1.2))
-            for peer in self._engine.peers():
+            for peer in self._directory.all():
                 try:
                     answer = await self._net.request("GET", peer.url, "/network/ledgers")
                     for record in parse_list(NodeRecord, answer.data, MAX_EXCHANGED):

@@ -30,9 +30,9 @@ from node.ledger.cursor import Position
 from node.ledger.replicas import check_signatures
 from node.ledger.service import Ledger
 from node.net.client import Outbound
+from node.net.peers import PeerView
 from node.net.shapes import parse
 from node.storage.contract import Filters
-from node.sync.engine import SyncEngine
 from protocol.errors import ProtocolError
 from protocol.models import ANSWER_BUDGET_BRACKETS, ANSWER_BUDGET_BYTES, MAX_PAGE, Entry
 
@@ -53,9 +53,9 @@ class QueryAnswer(BaseModel):
 
 
 class Federation:
-    def __init__(self, ledger: Ledger, engine: SyncEngine, trust: TrustGraph, net: Outbound) -> None:
+    def __init__(self, ledger: Ledger, peers: PeerView, trust: TrustGraph, net: Outbound) -> None:
         self._ledger = ledger
-        self._engine = engine
+        self._peers = peers
         self._trust = trust
         self._net = net
 
@@ -91,7 +91,7 @@ class Federation:
         unfinished = {self._ledger.ledger_id} if local.next_cursor else set()  # sources holding more
         peers: dict[str, dict[str, Any]] = {}
         asked = []
-        for peer in self._engine.peers():
+        for peer in self._peers.all():
             if not self._trust.allows_query(peer.ledger_id, min_trust):
                 peers[peer.ledger_id] = {"status": "untrusted"}
             else:

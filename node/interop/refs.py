@@ -34,11 +34,11 @@ from node.ledger.chain import verify_entry
 from node.ledger.clock import wall_ms
 from node.ledger.service import Ledger
 from node.net.client import Outbound
+from node.net.peers import PeerView
 from node.net.shapes import parse
 from node.settings import RefSettings
 from node.storage.contract import RefRecord, RefRepository, StoredEntry
 from node.supervise import Supervised, Supervisor
-from node.sync.engine import SyncEngine
 from protocol.errors import ProtocolError
 from protocol.models import MAX_REFS, Entry, EntryDraft, Ref
 
@@ -84,7 +84,7 @@ class References:
     def __init__(
         self,
         ledger: Ledger,
-        engine: SyncEngine,
+        peers: PeerView,
         settings: RefSettings,
         net: Outbound,
         store: RefRepository,
@@ -93,7 +93,7 @@ class References:
         self._ledger = ledger
         self._store = store
         self._supervisor = supervisor
-        self._engine = engine
+        self._peers = peers
         self._settings = settings
         self._net = net
         self._queue: asyncio.Queue[Lookup] = asyncio.Queue()
@@ -195,7 +195,7 @@ class References:
         except EntryNotFound:
             pass
         key = held.public_key if held is not None else self._ledger.keys.public_key
-        for peer in self._engine.peers():
+        for peer in self._peers.all():
             entry = await self._fetch(peer.url, ref, key)
             if entry is not None:
                 return _compare(ref, entry)

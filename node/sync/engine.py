@@ -11,7 +11,9 @@ request is made outside the semaphore, so peers that never answer cannot hold it
 that fails is backed off exponentially with jitter, capped, and every failure is visible in
 ``status()`` by what failed, never by what the peer answered. Both loops of a peer run under the
 node's supervisor (``node.supervise``): an unexpected exception shows the peer as ``restarting``
-with the error until the loop is back, never as ``syncing`` forever.
+with the error until the loop is back, never as ``syncing`` forever. Who the peers are is the peer
+directory's (``node.net.peers``): the engine listens to it and starts or stops a peer's loops as it
+is added or removed.
 """
 
 from __future__ import annotations
@@ -38,12 +40,12 @@ from node.errors import (
 )
 from node.interop.trust import TrustGraph
 from node.ledger.clock import wall_ms
-from node.ledger.pins import PinSource
 from node.ledger.replicas import Ingested
 from node.ledger.service import Ledger
 from node.ledger.wire import page_body
 from node.metrics import Metrics
 from node.net.client import Outbound
+from node.net.peers import KnownPeer, PeerDirectory
 from node.settings import NodeSettings
 from node.storage.contract import LedgerRecord, PeerRepository, StoredEntry
 from node.supervise import Supervised, Supervisor
@@ -91,7 +93,8 @@ class Peer:
 
 
 class SyncEngine:
-    """Owns the peer loops; use as an async context manager after the ledger is open."""
+    """Owns the peer loops, started and stopped as the peer directory changes; use as an async
+    context manager after the ledger is open and the directory loaded."""
 
     def __init__(
         self,
@@ -100,10 +103,12 @@ class SyncEngine:
         metrics: Metrics,
         trust: TrustGraph,
         net: Outbound,
+        directory: PeerDirectory,
         store: PeerRepository,
         supervisor: Supervisor,
     ) -> None:
         self._ledger = ledger
+        self._directory = directory
         self._store = store
         self._supervisor = supervisor
         self._net = net
@@ -121,19 +126,14 @@ class SyncEngine:
 
     async def __aenter__(self) -> SyncEngine:
         self._ledger.hooks.after_append.append(self._announce)
-        for peer in self._settings.peers:
-            await self.add_peer(peer.url, peer.ledger_id, bytes.fromhex(peer.public_key), peer.mode, "config",
-                                pin_source="config", actor="config")  # fmt: skip
-        for saved in await self._store.all():
-            if saved.ledger_id not in self._peers:
-                held = await self._ledger.held(saved.ledger_id)
-                if held is not None:
-                    self._start(saved.ledger_id, saved.url, saved.mode, saved.source)
+        for peer in self._directory.subscribe(self):
+            self._start(peer)
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self._directory.unsubscribe(self)
         for peer in list(self._peers.values()):
             await self._stop(peer)
         self.close_streams()
@@ -147,32 +147,19 @@ class SyncEngine:
 
     # --- peers ---------------------------------------------------------------------------------
 
-    async def add_peer(
-        self, url: str, ledger_id: str, public_key: bytes, mode: str, source: str = "admin", *,
-        pin_source: PinSource = "operator", actor: str = "node",
-    ) -> Peer:  # fmt: skip
-        """Pin the peer's ledger key (from ``pin_source``), remember the peer, start syncing with it."""
-        if ledger_id == self._ledger.ledger_id:
-            raise IdentityConflict(f"{ledger_id} is this node's own ledger id")
-        await self._ledger.pin(ledger_id, public_key, pin_source, actor=actor)
-        await self._store.save(ledger_id, url, mode, source)
-        if ledger_id in self._peers:
-            await self._stop(self._peers.pop(ledger_id))
-        log.info("peer added ledger=%s url=%s mode=%s source=%s", ledger_id, url, mode, source)
-        return self._start(ledger_id, url, mode, source)
+    async def peer_added(self, peer: KnownPeer) -> None:
+        """The directory added a peer: start its loops."""
+        self._start(peer)
 
-    async def remove_peer(self, ledger_id: str) -> bool:
-        peer = self._peers.pop(ledger_id, None)
-        if peer is not None:
-            await self._stop(peer)
-            log.info("peer removed ledger=%s", ledger_id)
-        return await self._store.delete(ledger_id) or peer is not None
+    async def peer_removed(self, peer: KnownPeer) -> None:
+        """The directory removed (or is replacing) a peer: stop its loops."""
+        running = self._peers.pop(peer.ledger_id, None)
+        if running is not None:
+            await self._stop(running)
 
     def peers(self) -> list[Peer]:
+        """The peers synced with now, with their state."""
         return sorted(self._peers.values(), key=lambda p: p.ledger_id)
-
-    def is_peer(self, ledger_id: str) -> bool:
-        return ledger_id in self._peers
 
     def trigger(self, ledger_id: str | None = None) -> None:
         """Wake one peer's loop (or all) now, skipping any backoff."""
@@ -183,16 +170,15 @@ class SyncEngine:
                 for task in peer.tasks:
                     task.retry_now()
 
-    def _start(self, ledger_id: str, url: str, mode: str, source: str) -> Peer:
-        if source in OPERATOR_SOURCES:
-            self._net.operator(url)
-        client = PeerClient(self._net, url, self._ledger.keys, self._ledger.ledger_id, self._sync)
-        peer = Peer(ledger_id, url, mode, source, client)
-        self._peers[ledger_id] = peer
-        peer.tasks.append(self._supervisor.start(f"sync:{ledger_id}", lambda: self._loop(peer)))
+    def _start(self, known: KnownPeer) -> None:
+        if known.source in OPERATOR_SOURCES:
+            self._net.operator(known.url)
+        client = PeerClient(self._net, known.url, self._ledger.keys, self._ledger.ledger_id, self._sync)
+        peer = Peer(known.ledger_id, known.url, known.mode, known.source, client)
+        self._peers[known.ledger_id] = peer
+        peer.tasks.append(self._supervisor.start(f"sync:{peer.ledger_id}", lambda: self._loop(peer)))
         if self._sync.live:
-            peer.tasks.append(self._supervisor.start(f"live:{ledger_id}", lambda: self._follow(peer)))
-        return peer
+            peer.tasks.append(self._supervisor.start(f"live:{peer.ledger_id}", lambda: self._follow(peer)))
 
     async def _stop(self, peer: Peer) -> None:
         await self._supervisor.stop(*peer.tasks)
@@ -366,7 +352,7 @@ class SyncEngine:
                 raise IdentityConflict(f"{peer} answers for its ledger with another key than the one pinned")
             return held
         if held is None and ledger_id != peer:
-            if self._sync.replicate == "peers" and not self.is_peer(ledger_id):
+            if self._sync.replicate == "peers" and not self._directory.is_peer(ledger_id):
                 raise RequestRejected(f"ledger {ledger_id} is not one of this node's peers; not replicated here")
             if seq == 0:
                 raise RequestRejected(f"ledger {ledger_id} is empty; nothing to replicate")
@@ -498,7 +484,7 @@ class SyncEngine:
         NotReady once this node is stopping (the peer retries elsewhere or later)."""
         if self._closing:
             raise NotReady("this node is stopping; pushes are refused")
-        if not self.is_peer(sender) or not self._trust.allows_sync(sender):
+        if not self._directory.is_peer(sender) or not self._trust.allows_sync(sender):
             raise RequestRejected(f"{sender} is not a trusted peer of this node; pushes are refused")
         if page.public_key is not None:
             seq = page.entries[-1].seq if page.entries else 0

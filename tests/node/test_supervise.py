@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from node.api.context import SYNC
+from node.api.context import PEERS, SYNC
 from node.interop.refs import References
 from node.sync.engine import Peer
 from tests.conftest import RunningNode, draft, eventually
@@ -135,7 +135,7 @@ async def test_the_reference_retry_loop_is_restarted_after_a_crash(
 async def test_every_background_loop_is_supervised(make_node: MakeNode) -> None:
     a = await make_node("node-a")
     b = await make_node("node-b", discovery={"bootstrap": [a.url]})
-    await eventually(lambda: b.app[SYNC].is_peer("node-a"))
+    await eventually(lambda: b.app[PEERS].is_peer("node-a"))
     _, body, _ = await b.request("GET", "/admin/status")
     names = {t["name"]: t["state"] for t in body["tasks"]}
     assert {"sync:node-a", "live:node-a", "discovery:admission", "refs:retry", "refs:resolver-0"} <= set(names)

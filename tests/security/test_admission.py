@@ -17,7 +17,7 @@ import psutil
 import pytest
 from aiohttp import web
 
-from node.api.context import AUDIT, DISCOVERY, LEDGER, SYNC, TRUST
+from node.api.context import AUDIT, DISCOVERY, LEDGER, PEERS, TRUST
 from node.keys import load_key_file
 from node.ledger.clock import wall_ms
 from protocol.records import NodeRecord, sign_record
@@ -302,9 +302,9 @@ async def test_pinning_an_id_already_pinned_under_the_same_key_succeeds_even_con
     node = await make_node("node-a", admin_token=ADMIN_TOKEN, sync=FAST)
     other = await make_node("node-b", admin_token=ADMIN_TOKEN, sync=FAST)
     key = bytes.fromhex(await public_key(other))
-    replicas, engine = node.app[LEDGER], node.app[SYNC]
+    replicas, peers = node.app[LEDGER], node.app[PEERS]
     results = await asyncio.gather(
-        engine.add_peer(other.url, "node-b", key, "both", pin_source="operator"),
+        peers.add(other.url, "node-b", key, "both", pin_source="operator"),
         *(replicas.pin("node-b", key, "peer") for _ in range(10)),
         *(replicas.pin("node-b", key, "first-sight") for _ in range(10)),
         return_exceptions=True,
