@@ -15,8 +15,9 @@ from __future__ import annotations
 import heapq
 import itertools
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from node.storage.contract import Filters, StoredEntry
 
@@ -26,9 +27,9 @@ TERMS = ("stream", "type", "issuer_oid", "subject_oid", "key")
 """The equality filters with a secondary index (and a dictionary here)."""
 
 
-@dataclass(frozen=True, slots=True)
-class TailKey:
-    """The indexed fields of one committed, not yet indexed entry."""
+class TailKey(NamedTuple):
+    """The indexed fields of one committed, not yet indexed entry (made for every entry committed,
+    so a named tuple: a third of a frozen dataclass's cost to build)."""
 
     ledger_id: str
     seq: int
@@ -75,25 +76,39 @@ class Pending:
 
 
 class Tail:
-    """The unindexed entries of every ledger, looked up like the indexes they are waiting for."""
+    """The unindexed entries of every ledger, looked up like the indexes they are waiting for.
+
+    A commit only appends its keys to its ledger's list; the dictionaries by filter value and by
+    hash catch up on the first lookup that needs them, so a burst of writes that nobody queries
+    pays for one list append per entry."""
 
     def __init__(self) -> None:
         self._ledgers: dict[str, list[TailKey]] = {}
+        self._mapped: dict[str, int] = {}  # per ledger: how many of its keys the dictionaries hold
         # (column, value) -> ledger id -> keys in seq order
         self._terms: dict[tuple[str, str], dict[str, list[TailKey]]] = {}
         self._hashes: dict[bytes, TailKey] = {}
         self.size = 0
 
-    def add(self, keys: Iterable[TailKey]) -> None:
-        """Keys of one committed segment (or of the store's tail at start), in seq order."""
-        for k in keys:
-            self._ledgers.setdefault(k.ledger_id, []).append(k)
-            for column in TERMS:
-                value = getattr(k, column)
-                if value is not None:
-                    self._terms.setdefault((column, value), {}).setdefault(k.ledger_id, []).append(k)
-            self._hashes[k.hash] = k
-            self.size += 1
+    def add(self, keys: Sequence[TailKey]) -> None:
+        """Keys of one committed segment of one ledger (or of the store's tail at start), in seq order."""
+        if keys:
+            self._ledgers.setdefault(keys[0].ledger_id, []).extend(keys)
+            self.size += len(keys)
+
+    def _catch_up(self) -> None:
+        """Put the keys added since the last lookup into the dictionaries."""
+        terms, hashes = self._terms, self._hashes
+        for ledger_id, held in self._ledgers.items():
+            start = self._mapped.get(ledger_id, 0)
+            if start == len(held):
+                continue
+            for k in held[start:]:
+                for column, value in zip(TERMS, (k.stream, k.type, k.issuer_oid, k.subject_oid, k.key), strict=True):
+                    if value is not None:
+                        terms.setdefault((column, value), {}).setdefault(ledger_id, []).append(k)
+                hashes[k.hash] = k
+            self._mapped[ledger_id] = len(held)
 
     def drop(self, ledger_id: str, through: int | None = None) -> None:
         """Forget a ledger's keys through seq ``through`` (indexed now), or all of them (None)."""
@@ -101,26 +116,32 @@ class Tail:
         if not held:
             return
         cut = len(held) if through is None else bisect_right(held, through, key=_seq)
-        gone, kept = held[:cut], held[cut:]
-        if kept:
-            self._ledgers[ledger_id] = kept
+        if cut == 0:
+            return
+        mapped = self._mapped.get(ledger_id, 0)
+        unmap = held[: min(cut, mapped)]
+        if cut < len(held):
+            self._ledgers[ledger_id] = held[cut:]
         else:
             del self._ledgers[ledger_id]
-        for column in TERMS:
-            for value in {getattr(k, column) for k in gone} - {None}:
-                by_ledger = self._terms[(column, value)]
-                keys = by_ledger[ledger_id]
-                rest = keys[bisect_right(keys, gone[-1].seq, key=_seq) :]
-                if rest:
-                    by_ledger[ledger_id] = rest
-                else:
-                    del by_ledger[ledger_id]
-                    if not by_ledger:
-                        del self._terms[(column, value)]
-        for k in gone:
-            if self._hashes.get(k.hash) is k:
-                del self._hashes[k.hash]
-        self.size -= len(gone)
+        self._mapped[ledger_id] = max(0, mapped - cut)
+        if unmap:
+            last = unmap[-1].seq
+            for column in TERMS:
+                for value in {getattr(k, column) for k in unmap} - {None}:
+                    by_ledger = self._terms[(column, value)]
+                    keys = by_ledger[ledger_id]
+                    rest = keys[bisect_right(keys, last, key=_seq) :]
+                    if rest:
+                        by_ledger[ledger_id] = rest
+                    else:
+                        del by_ledger[ledger_id]
+                        if not by_ledger:
+                            del self._terms[(column, value)]
+            for k in unmap:
+                if self._hashes.get(k.hash) is k:
+                    del self._hashes[k.hash]
+        self.size -= cut
 
     def pending(self) -> list[Pending]:
         """Every ledger's unindexed range, the longest first."""
@@ -132,19 +153,23 @@ class Tail:
         return self.size if ledger_id is None else len(self._ledgers.get(ledger_id, ()))
 
     def by_hash(self, digest: bytes) -> TailKey | None:
+        self._catch_up()
         return self._hashes.get(digest)
 
     def keyed(self, key: str) -> list[TailKey]:
+        self._catch_up()
         return list(itertools.chain.from_iterable(self._terms.get(("key", key), {}).values()))
 
     def keys(self, after: str | None) -> list[str]:
         """Distinct entry keys in the tail after ``after``, in order."""
+        self._catch_up()
         return sorted(value for column, value in self._terms if column == "key" and value > (after or ""))
 
     def match(self, filters: Filters, *, descending: bool, after: Position | None, limit: int) -> list[TailKey]:
         """Up to ``limit`` keys matching ``filters`` in query order after the position ``after``."""
         terms = [(column, value) for column in TERMS if (value := getattr(filters, column)) is not None]
         if terms:  # the term with the fewest keys leads; the others filter
+            self._catch_up()
             lists = [self._terms.get(term, {}) for term in terms]
             source = min(lists, key=lambda by_ledger: sum(map(len, by_ledger.values())))
         else:

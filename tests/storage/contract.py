@@ -67,7 +67,7 @@ async def pinned(storage: Repositories, ledger_id: str = "node-a", key: bytes = 
                               pin_source=str(kwargs.get("pin_source", "operator")))  # fmt: skip
 
 
-def _matches(e: StoredEntry, f: Filters) -> bool:
+def matches(e: StoredEntry, f: Filters) -> bool:
     """The query filters applied to one entry: the oracle the stores are compared with."""
     return (
         all(getattr(f, c) is None or getattr(e, c) == getattr(f, c)
@@ -176,7 +176,7 @@ class EntryContract(Backend):
 
         async def answers_like_a_scan() -> None:
             for filters in cases:
-                expected = [e for e in everything if _matches(e, filters)]
+                expected = [e for e in everything if matches(e, filters)]
                 for descending in (False, True):
                     want = expected[::-1] if descending else expected
                     assert await storage.entries.query(filters, descending=descending, after=None, limit=100) == want

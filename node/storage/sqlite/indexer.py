@@ -70,13 +70,13 @@ class Indexer:
         """Rebuild the tail from the store: every ledger's entries after its watermark."""
         rows = await self._db.fetchall("SELECT ledger_id, indexed_seq FROM ledgers WHERE head_seq > indexed_seq")
         for ledger_id, watermark in rows:
-            self.tail.add(
+            self.tail.add([
                 TailKey(*row)
                 for row in await self._db.fetchall(
                     f"SELECT {KEY_COLUMNS} FROM entries WHERE ledger_id = ? AND seq > ? ORDER BY seq",
                     (ledger_id, watermark),
                 )
-            )
+            ])  # fmt: skip
         self._signal()
 
     def committed(self, keys: list[TailKey]) -> None:
