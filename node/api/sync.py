@@ -12,7 +12,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from node.api.context import LEDGER, SYNC
-from node.api.json import json_response, read_json, validate, validate_query
+from node.api.json import gzipped, json_response, read_json, validate, validate_query
 from node.api.peer_auth import signed_sender
 from node.ledger.wire import page_body
 from protocol.models import MAX_PAGE, Heads, LedgerId, Page
@@ -62,9 +62,7 @@ async def pull(request: web.Request) -> web.Response:
     params = validate_query(PullParams, request.query)
     ledger = request.app[LEDGER]
     rows, checkpoints, held = await ledger.page(params.ledger, params.after, params.limit)
-    response = json_response(page_body(held, rows, checkpoints))
-    response.enable_compression()
-    return response
+    return await gzipped(request, json_response(page_body(held, rows, checkpoints)))
 
 
 @routes.post("/ledger/sync/push")

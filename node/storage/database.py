@@ -154,11 +154,18 @@ class Database:
         return self._reader
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
+    async def transaction(self, *, durable: bool = True) -> AsyncIterator[Transaction]:
         """One write transaction at a time on the writer connection, committed when the block ends
-        and rolled back when it raises; sqlite3 errors become StorageError (StorageFull)."""
+        and rolled back when it raises; sqlite3 errors become StorageError (StorageFull).
+
+        ``durable=False`` commits without waiting for the disk (for work that is redone after a
+        crash, such as indexing): in WAL mode the next durable commit's sync covers it, and a
+        crash before that loses the transaction whole, never part of it or anything before it."""
         conn = self._write_conn
+        relaxed = not durable and self._synchronous == "FULL"
         async with self._tx_lock:
+            if relaxed:
+                await conn.execute("PRAGMA synchronous = NORMAL")
             try:
                 await conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -178,6 +185,9 @@ class Database:
                 if getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL":
                     raise StorageFull(f"the disk is full; nothing written ({exc})") from exc
                 raise StorageError(f"write failed, nothing written: {exc}") from exc
+            finally:
+                if relaxed:
+                    await conn.execute(f"PRAGMA synchronous = {self._synchronous}")
 
     async def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
         """One statement in a transaction of its own; the rows it changed."""

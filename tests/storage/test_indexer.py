@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from node.storage.contract import Filters
+from node.storage.database import Database
 from node.storage.sqlite import open_sqlite
 from tests.conftest import eventually
 from tests.storage.contract import chain, commit, pinned
@@ -80,3 +81,13 @@ async def test_a_replaced_pin_leaves_nothing_of_the_old_key_to_index(tmp_path: P
         await storage.entries.index_now()
         assert await storage.entries.query(Filters(), descending=False, after=None, limit=100) == fresh
     assert watermark(path, "node-a") == (10, 10)
+
+
+async def test_indexing_commits_without_a_disk_sync_and_leaves_the_connection_durable(tmp_path: Path) -> None:
+    async with Database(tmp_path / "ledger.db", durability="full") as db:
+        seen: list[int] = []
+        async with db.transaction(durable=False) as tx:
+            seen += [row[0] for row in await tx.fetchall("PRAGMA synchronous")]
+        async with db.transaction() as tx:
+            seen += [row[0] for row in await tx.fetchall("PRAGMA synchronous")]
+        assert seen == [1, 2]  # NORMAL for the indexer's transaction, FULL again after it

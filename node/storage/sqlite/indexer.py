@@ -132,7 +132,7 @@ class Indexer:
 
     async def _index(self, pending: Pending) -> None:
         through = min(pending.through, pending.after + self._max_batch)
-        async with self._db.transaction() as tx:
+        async with self._db.transaction(durable=False) as tx:  # lost in a crash, it is done again
             await tx.execute(
                 "UPDATE entries SET indexed = 1 WHERE ledger_id = ? AND seq > ? AND seq <= ?",
                 (pending.ledger_id, pending.after, through),
