@@ -124,6 +124,7 @@ def built_ledger(entries: int) -> NodeSettings:
                 n = min(step, entries - start)
                 seconds = await append_range(ledger, start, n)
                 log(f"built {start + n}/{entries} entries ({n / seconds:,.0f}/s)")
+            await ledger.index_now()  # the cache is stored fully indexed
 
     asyncio.run(build())
     (data_dir / COMPLETE).touch()
