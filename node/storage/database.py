@@ -1,10 +1,11 @@
 """The node's SQLite database: its connections, the transaction lock, error translation, migrations.
 
-One ``Database`` owns a writer connection and a reader connection (WAL mode, through aiosqlite).
-Every write runs in :meth:`Database.transaction`, one at a time under the transaction lock; every
-read runs on the reader connection (:meth:`Database.fetchall`), which sees only committed
-transactions. So no read ever sees another task's uncommitted (and perhaps rolled back) writes;
-a read inside a transaction (``tx.fetchall``) sees that transaction's own writes.
+One ``Database`` owns a writer connection (and a second one for transactions that need not wait
+for the disk) and a reader connection (WAL mode, through aiosqlite). Every write runs in
+:meth:`Database.transaction`, one at a time under the transaction lock; every read runs on the
+reader connection (:meth:`Database.fetchall`), which sees only committed transactions. So no read
+ever sees another task's uncommitted (and perhaps rolled back) writes; a read inside a transaction
+(``tx.fetchall``) sees that transaction's own writes.
 
 sqlite3 errors are translated to StorageError (StorageFull when the disk is full) here, where they
 enter our code. Verification and offline tools stream rows on a plain connection of their own
@@ -78,6 +79,7 @@ class Database:
         self._synchronous = "FULL" if durability == "full" else "NORMAL"
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._relaxed: aiosqlite.Connection | None = None  # transactions that need not wait for the disk
         self._tx_lock = asyncio.Lock()
 
     async def __aenter__(self) -> Database:
@@ -88,6 +90,8 @@ class Database:
             await self._migrate(self._writer)
             self._reader = await aiosqlite.connect(self.path, isolation_level=None)
             await self._configure(self._reader)
+            self._relaxed = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._configure(self._relaxed, synchronous="NORMAL")
         except sqlite3.Error as exc:
             await self.__aexit__(None, None, None)
             raise StorageError(f"{self.path}: {exc}") from exc
@@ -99,15 +103,15 @@ class Database:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        for conn in (self._reader, self._writer):
+        for conn in (self._reader, self._relaxed, self._writer):
             if conn is not None:
                 await conn.close()
-        self._reader = self._writer = None
+        self._reader = self._relaxed = self._writer = None
 
-    async def _configure(self, conn: aiosqlite.Connection) -> None:
+    async def _configure(self, conn: aiosqlite.Connection, *, synchronous: str | None = None) -> None:
         for pragma in (
             "PRAGMA journal_mode = WAL",
-            f"PRAGMA synchronous = {self._synchronous}",
+            f"PRAGMA synchronous = {synchronous or self._synchronous}",
             "PRAGMA busy_timeout = 5000",
             "PRAGMA cache_size = -262144",  # 256 MiB: the indexes of a few million entries stay cached
             "PRAGMA temp_store = MEMORY",
@@ -149,6 +153,11 @@ class Database:
         return self._writer
 
     @property
+    def _relaxed_conn(self) -> aiosqlite.Connection:
+        assert self._relaxed is not None, "database is closed"
+        return self._relaxed
+
+    @property
     def _read_conn(self) -> aiosqlite.Connection:
         assert self._reader is not None, "database is closed"
         return self._reader
@@ -158,36 +167,33 @@ class Database:
         """One write transaction at a time on the writer connection, committed when the block ends
         and rolled back when it raises; sqlite3 errors become StorageError (StorageFull).
 
-        ``durable=False`` commits without waiting for the disk (for work that is redone after a
-        crash, such as indexing): in WAL mode the next durable commit's sync covers it, and a
-        crash before that loses the transaction whole, never part of it or anything before it."""
-        conn = self._write_conn
-        relaxed = not durable and self._synchronous == "FULL"
+        ``durable=False`` commits on a connection of its own with ``synchronous=NORMAL``, without
+        waiting for the disk (for work that is redone after a crash, such as indexing): in WAL mode
+        the next durable commit's sync covers it, and a crash before that loses the transaction
+        whole, never part of it or anything before it. It takes the same lock."""
+        conn = self._write_conn if durable else self._relaxed_conn
         async with self._tx_lock:
-            if relaxed:
-                await conn.execute("PRAGMA synchronous = NORMAL")
             try:
-                await conn.execute("BEGIN IMMEDIATE")
                 try:
+                    await conn.execute("BEGIN IMMEDIATE")
                     yield Transaction(conn)
                     await conn.execute("COMMIT")
                 except BaseException:
-                    if conn.in_transaction:
-                        try:
-                            await conn.execute("ROLLBACK")
-                        except sqlite3.Error:
-                            # nothing left to roll back (a COMMIT sent before a cancellation went
-                            # through): the original exception is what the caller must see, above
-                            # all a CancelledError, which an error of ours here would swallow
-                            pass
+                    # always sent, after whatever this task queued on SQLite's thread: a BEGIN or
+                    # COMMIT whose await was cancelled still runs there, and no transaction may
+                    # stay open on the connection for the next holder of the lock
+                    try:
+                        await conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        # nothing left to roll back (a COMMIT sent before a cancellation went
+                        # through): the original exception is what the caller must see, above
+                        # all a CancelledError, which an error of ours here would swallow
+                        pass
                     raise
             except sqlite3.Error as exc:
                 if getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL":
                     raise StorageFull(f"the disk is full; nothing written ({exc})") from exc
                 raise StorageError(f"write failed, nothing written: {exc}") from exc
-            finally:
-                if relaxed:
-                    await conn.execute(f"PRAGMA synchronous = {self._synchronous}")
 
     async def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
         """One statement in a transaction of its own; the rows it changed."""
