@@ -155,9 +155,12 @@ class Replicas:
                 raise LedgerQuarantined(f"ledger {ledger_id} is quarantined after a fork")
             check_checkpoint_seqs([e.seq for e in entries], [c.seq for c in checkpoints])
             fresh = [e for e in entries if e.seq > held.head_seq]
-            for e in entries:
-                if e.seq <= held.head_seq:
-                    await self._check_held(held, e)
+            known = [e for e in entries if e.seq <= held.head_seq]
+            if known:  # what we hold at those seqs, read at once
+                first, last = min(e.seq for e in known), max(e.seq for e in known)
+                ours = {row.seq: row for row in await self._entries.after(ledger_id, first - 1, last - first + 1)}
+                for e in known:
+                    await self._check_held(held, e, ours.get(e.seq))
             if not fresh:
                 return Ingested(ledger_id, 0, len(entries), held.head_seq)
             ids = [e.id for e in fresh]
@@ -195,9 +198,8 @@ class Replicas:
             self._on_commit(rows)
             return Ingested(ledger_id, len(rows), len(entries) - len(rows), chain.seq)
 
-    async def _check_held(self, held: LedgerRecord, e: Entry) -> None:
-        """An entry at a seq we hold must be the one we hold, or it is evidence of a fork."""
-        ours = await self._entries.by_seq(held.ledger_id, e.seq)
+    async def _check_held(self, held: LedgerRecord, e: Entry, ours: StoredEntry | None) -> None:
+        """An entry at a seq we hold (``ours``) must be the one we hold, or it is evidence of a fork."""
         if ours is None or ours.hash.hex() == e.hash:
             return
         try:
