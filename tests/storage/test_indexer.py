@@ -6,9 +6,14 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+from node.storage import database
 from node.storage.contract import Filters
 from node.storage.database import Database
+from node.storage.migrations import MIGRATIONS
 from node.storage.sqlite import open_sqlite
+from node.storage.sqlite.rows import SELECT_COLUMNS, to_row
 from tests.conftest import eventually
 from tests.storage.contract import chain, commit, pinned
 
@@ -91,3 +96,27 @@ async def test_indexing_commits_without_a_disk_sync_and_leaves_the_connection_du
         async with db.transaction() as tx:
             seen += [row[0] for row in await tx.fetchall("PRAGMA synchronous")]
         assert seen == [1, 2]  # NORMAL for the indexer's transaction, FULL again after it
+
+
+async def test_a_store_of_the_previous_schema_keeps_every_entry_findable_after_the_upgrade(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "ledger.db"
+    entries = chain("node-a", 1, 40)
+    with monkeypatch.context() as patch:  # a store written before the indexes left the commit
+        patch.setattr(database, "MIGRATIONS", [m for m in MIGRATIONS if m[0] < 9])
+        patch.setattr(database, "LATEST", 8)
+        async with Database(path):
+            pass
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO ledgers (ledger_id, public_key, head_seq, head_hash, sig_digest, added_at)"
+                     " VALUES ('node-a', ?, 40, ?, ?, 0)", (bytes(32), entries[-1].hash, bytes(32)))  # fmt: skip
+        conn.executemany(f"INSERT INTO entries ({SELECT_COLUMNS}) VALUES ({', '.join('?' * 14)})", map(to_row, entries))
+    async with open_sqlite(path, indexing=False) as storage:
+        assert storage.entries.index_lag() == 0  # held entries count as indexed
+        found = await storage.entries.query(Filters(subject_oid="subject-7"), descending=False, after=None, limit=9)
+        assert found == [entries[6]]
+        assert await storage.entries.by_hash(entries[30].hash) == entries[30]
+        await commit(storage, chain("node-a", 41, 5, prev=entries[-1].hash))
+        assert storage.entries.index_lag() == 5
+    assert watermark(path, "node-a") == (40, 40)
