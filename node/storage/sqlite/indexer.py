@@ -36,7 +36,7 @@ class Indexer:
         max_lag: int = 50_000,
         min_batch: int = 1000,
         max_batch: int = 2000,
-        delay_s: float = 0.05,
+        delay_s: float = 0.5,
         running: bool = True,
     ) -> None:
         self.tail = Tail()
