@@ -24,6 +24,7 @@ from node.api.context import (
     LIMITS,
     METRICS,
     NET,
+    PAGES,
     PEERS,
     REFS,
     REPLAY,
@@ -53,6 +54,7 @@ from node.storage.sqlite import open_sqlite
 from node.supervise import Supervisor
 from node.sync.conflicts import StateView
 from node.sync.engine import SyncEngine
+from node.sync.pages import PageAnswers
 from protocol.requests import ReplayGuard
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,7 @@ async def ledger_ctx(app: web.Application) -> AsyncIterator[None]:
             app[METRICS].head_seq.set(ledger.head.head_seq)
             app[METRICS].index_lag.set_function(ledger.index_lag)
             app[LEDGER] = ledger
+            app[PAGES] = PageAnswers(ledger)
             token = settings.admin_token.get_secret_value() if settings.admin_token is not None else None
             app[CREDENTIALS] = Credentials(storage.credentials, token)
             await app[CREDENTIALS].load()

@@ -21,6 +21,7 @@ from node.storage.contract import AuditRepository
 from node.supervise import Supervisor
 from node.sync.conflicts import StateView
 from node.sync.engine import SyncEngine
+from node.sync.pages import PageAnswers
 from protocol.requests import ReplayGuard
 
 
@@ -34,6 +35,7 @@ class Lifecycle:
 
 SETTINGS = web.AppKey("settings", NodeSettings)
 LEDGER = web.AppKey("ledger", Ledger)
+PAGES = web.AppKey("pages", PageAnswers)
 METRICS = web.AppKey("metrics", Metrics)
 NET = web.AppKey("net", Outbound)
 PEERS = web.AppKey("peers", PeerDirectory)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -46,27 +45,6 @@ BODY_LIMITS = web.AppKey("body_limits", BodyLimits)  # set by the app factory
 
 def json_response(data: Any, *, status: int = 200) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(data), content_type="application/json")
-
-
-GZIP_LEVEL = 1
-"""For large answers (sync pages): a page of entries deflates 2.4x faster than at zlib's default
-level 6 and comes out 8% larger (hashes and signatures in hex do not compress either way)."""
-
-
-async def gzipped(request: web.Request, response: web.Response) -> web.Response:
-    """``response`` gzipped at GZIP_LEVEL, off the event loop, when the client accepts gzip."""
-    body = response.body
-    if not isinstance(body, bytes) or len(body) < 1024 or "gzip" not in request.headers.get("Accept-Encoding", ""):
-        return response
-    response.body = await asyncio.get_running_loop().run_in_executor(None, _gzip, body)
-    response.headers["Content-Encoding"] = "gzip"
-    response.headers["Vary"] = "Accept-Encoding"
-    return response
-
-
-def _gzip(body: bytes) -> bytes:
-    deflate = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    return deflate.compress(body) + deflate.flush()
 
 
 async def read_json(request: web.Request, *, bounded: bool = True) -> Any:

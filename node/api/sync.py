@@ -11,10 +11,9 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from node.api.context import LEDGER, SYNC
-from node.api.json import gzipped, json_response, read_json, validate, validate_query
+from node.api.context import LEDGER, PAGES, SYNC
+from node.api.json import json_response, read_json, validate, validate_query
 from node.api.peer_auth import signed_sender
-from node.ledger.wire import page_body
 from protocol.models import MAX_PAGE, Heads, LedgerId, Page
 from protocol.openapi import operation
 
@@ -60,9 +59,12 @@ async def pull(request: web.Request) -> web.Response:
     """Entries of one held ledger after a seq, with their checkpoints; gzip when asked."""
     await signed_sender(request)
     params = validate_query(PullParams, request.query)
-    ledger = request.app[LEDGER]
-    rows, checkpoints, held = await ledger.page(params.ledger, params.after, params.limit)
-    return await gzipped(request, json_response(page_body(held, rows, checkpoints)))
+    accepts = "gzip" in request.headers.get("Accept-Encoding", "")
+    answer = await request.app[PAGES].answer(params.ledger, params.after, params.limit, gzip=accepts)
+    response = web.Response(body=answer.body, content_type="application/json", headers={"Vary": "Accept-Encoding"})
+    if answer.gzipped:
+        response.headers["Content-Encoding"] = "gzip"
+    return response
 
 
 @routes.post("/ledger/sync/push")

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from node.api.context import METRICS, SYNC
+from node.api.context import METRICS, PAGES, SYNC
 from node.errors import NotReady
 from protocol.models import Page
 from tests.conftest import RunningNode, eventually
@@ -71,3 +71,26 @@ async def test_a_stopping_node_refuses_pushes_instead_of_storing_them(make_node:
     page = Page.model_construct(ledger_id="node-a", entries=[], checkpoints=[], public_key=None)
     with pytest.raises(NotReady):
         await b.app[SYNC].receive_push("node-a", page)
+
+
+async def test_a_page_is_encoded_once_for_every_peer_that_pulls_it_at_one_head(make_node: MakeNode) -> None:
+    """node-b and node-c pull node-a's ledger from node-a: the second pull of each page is served from
+    the encoded answers (the same bytes); a new head makes new answers."""
+    a = await start(make_node, "node-a")
+    await append(a, 1500)
+    pages = a.app[PAGES]
+    b = await start(make_node, "node-b", page_size=500)
+    await link(a, b, "pull")
+    await link(b, a, "pull")
+    await eventually(lambda: holds(b, "node-a", 1500), timeout=20)
+    misses, hits = pages.misses, pages.hits
+    c = await start(make_node, "node-c", page_size=500)
+    await link(a, c, "pull")
+    await link(c, a, "pull")
+    await eventually(lambda: holds(c, "node-a", 1500), timeout=20)
+    assert pages.hits - hits >= 3 and pages.misses - misses <= 1  # node-c's pages were node-b's
+    first = await pages.answer("node-a", 0, 500, gzip=True)
+    assert first is await pages.answer("node-a", 0, 500, gzip=True)
+    await append(a, 1)
+    fresh = await pages.answer("node-a", 0, 500, gzip=True)
+    assert fresh is not first and fresh.gzipped
