@@ -31,8 +31,8 @@ from node.storage.contract import (
     StoredEntry,
     SyncSource,
 )
-from protocol.chain import check_checkpoint_seqs, check_unique_ids
-from protocol.entry import GENESIS_DIGEST, verify_hash_signature
+from protocol.chain import check_checkpoint_seqs, check_entry_signature, check_unique_ids
+from protocol.entry import GENESIS_DIGEST
 from protocol.errors import BadSignature, VerificationFailed
 from protocol.models import Checkpoint, Entry
 
@@ -226,7 +226,4 @@ async def check_signatures(public_key: bytes, items: list[tuple[int, bytes, byte
 
 def _first_bad(public_key: bytes, items: list[tuple[int, bytes, bytes]]) -> None:
     for seq, digest, sig in items:
-        try:
-            verify_hash_signature(public_key, digest, sig)
-        except BadSignature as exc:
-            raise BadSignature(f"seq {seq}: signature does not verify") from exc
+        check_entry_signature(public_key, seq, digest, sig)
