@@ -36,7 +36,7 @@ from protocol.errors import BadSignature
 from protocol.records import KeyRotation, NodeRecord
 from registry.errors import KeyMismatch, NodeNotFound, NotEnrolled, StaleRecord, Unauthenticated
 from registry.settings import RegistrySettings
-from registry.store import RegistryStore, Row
+from registry.store import RegistryStore, StoredNode
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +57,9 @@ class _Node:
     registered_at: int
 
     @classmethod
-    def from_row(cls, row: Row) -> _Node:
-        ledger_id, key, record, issued_at, region, status, beat, registered = row
-        return cls(orjson.loads(record), record, key, issued_at, region, status, beat, registered)
+    def stored(cls, n: StoredNode) -> _Node:
+        return cls(orjson.loads(n.record), n.record, n.public_key, n.issued_at, n.region, n.status, n.last_heartbeat,
+                   n.registered_at)  # fmt: skip
 
     def to_wire(self) -> dict[str, Any]:
         return {"record": self.record, "bound_key": self.bound_key, "status": self.status,
@@ -81,10 +81,10 @@ class Registry:
         self._tokens: dict[str, str] = {}  # ledger id -> SHA-256 hex of its enrolment token
 
     async def __aenter__(self) -> Registry:
-        for row in await self._store.all():
-            self._nodes[row[0]] = _Node.from_row(row)
-        self._bindings = {lid: (key, at) for lid, key, at in await self._store.bindings()}
-        self._tokens = {lid: digest for lid, digest, _ in await self._store.enrolments()}
+        for stored in await self._store.all():
+            self._nodes[stored.ledger_id] = _Node.stored(stored)
+        self._bindings = {b.ledger_id: (b.public_key, b.bound_at) for b in await self._store.bindings()}
+        self._tokens = {e.ledger_id: e.token_hash for e in await self._store.enrolments()}
         self._order = sorted(self._nodes)
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="registry:sweeper")
         return self

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -40,7 +41,37 @@ SCHEMA = [
     )""",
 ]
 
-Row = tuple[Any, ...]
+
+@dataclass(frozen=True, slots=True)
+class StoredNode:
+    """A registered node as stored: its signed record (JSON text), the key it is bound under, liveness."""
+
+    ledger_id: str
+    public_key: str
+    record: str
+    issued_at: int
+    region: str
+    status: str
+    last_heartbeat: int
+    registered_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """A ledger id bound to the key that first registered it (until the operator releases it)."""
+
+    ledger_id: str
+    public_key: str
+    bound_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolment:
+    """An enrolment token issued for a ledger id, kept as its SHA-256 hex."""
+
+    ledger_id: str
+    token_hash: str
+    issued_at: int
 
 
 class RegistryStore:
@@ -79,8 +110,13 @@ class RegistryStore:
             (ledger_id, public_key, record, issued_at, region, now, now),
         )
 
-    async def all(self) -> list[Row]:
-        return await self._fetch("SELECT * FROM nodes ORDER BY ledger_id", ())
+    async def all(self) -> list[StoredNode]:
+        rows = await self._fetch(
+            "SELECT ledger_id, public_key, record, issued_at, region, status, last_heartbeat, registered_at"
+            " FROM nodes ORDER BY ledger_id",
+            (),
+        )
+        return [StoredNode(*row) for row in rows]
 
     async def save_liveness(self, changes: Sequence[tuple[str, int, str]]) -> None:
         """Write (ledger_id, last_heartbeat, status) for many nodes in one transaction. Shielded: a
@@ -112,9 +148,9 @@ class RegistryStore:
             (ledger_id, public_key, now),
         )
 
-    async def bindings(self) -> list[Row]:
-        """Every (ledger_id, public_key, bound_at)."""
-        return await self._fetch("SELECT * FROM bindings ORDER BY ledger_id", ())
+    async def bindings(self) -> list[Binding]:
+        rows = await self._fetch("SELECT ledger_id, public_key, bound_at FROM bindings ORDER BY ledger_id", ())
+        return [Binding(*row) for row in rows]
 
     async def save_enrolment(self, ledger_id: str, token_hash: str, now: int) -> None:
         await self._write(
@@ -123,9 +159,9 @@ class RegistryStore:
             (ledger_id, token_hash, now),
         )
 
-    async def enrolments(self) -> list[Row]:
-        """Every (ledger_id, token_hash, issued_at)."""
-        return await self._fetch("SELECT * FROM enrolments ORDER BY ledger_id", ())
+    async def enrolments(self) -> list[Enrolment]:
+        rows = await self._fetch("SELECT ledger_id, token_hash, issued_at FROM enrolments ORDER BY ledger_id", ())
+        return [Enrolment(*row) for row in rows]
 
     async def release(self, ledger_id: str) -> None:
         """Forget the binding, the record and the enrolment of ``ledger_id``, in one transaction."""
@@ -150,7 +186,7 @@ class RegistryStore:
             except sqlite3.Error as exc:
                 raise StorageError(str(exc)) from exc
 
-    async def _fetch(self, sql: str, args: Sequence[Any]) -> list[Row]:
+    async def _fetch(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
         assert self._conn is not None, "store is closed"
         try:
             async with self._conn.execute(sql, args) as cursor:
