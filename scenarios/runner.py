@@ -7,6 +7,7 @@ import asyncio
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,8 +258,8 @@ async def run(name: str, nodes: int, entries: int, netlab: bool = False) -> Repo
                 skipped = str(exc)
             except NotStopped as exc:
                 ctx.check("every node stopped within its grace period", False, str(exc))
-            except Exception as exc:  # a scenario that cannot finish fails, with the reason
-                ctx.check("completed", False, f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # a scenario that cannot finish fails, with the reason and where
+                ctx.check("completed", False, f"{type(exc).__name__}: {exc} ({_where(exc)})")
             finally:  # every process started is stopped, whatever failed (an interrupt too)
                 hung = stop_all(
                     list(reversed(ctx.processes)), ctx.grace_s
@@ -278,3 +279,11 @@ async def run(name: str, nodes: int, entries: int, netlab: bool = False) -> Repo
     for check in ctx.checks:
         print(f"  [{'ok' if check.ok else 'FAIL'}] {check.name}{': ' + check.detail if check.detail else ''}")
     return Report(bool(ctx.checks) and all(c.ok for c in ctx.checks), "", ctx.figures, ctx.checks)
+
+
+def _where(exc: BaseException) -> str:
+    """The innermost line of the scenarios that ``exc`` passed through (a bare TimeoutError names none)."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/scenarios/" in f.filename]
+    return (
+        "at " + " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in frames[::-1][:3]) if frames else ""
+    )
