@@ -108,8 +108,9 @@ class Supervisor:
                 handle.state = "stopped"
                 return
             handle._retry.clear()
-            try:
-                await asyncio.wait_for(handle._retry.wait(), timeout=delay)
+            try:  # not wait_for, which in Python 3.11 can drop a cancellation (see SyncEngine._loop)
+                async with asyncio.timeout(delay):
+                    await handle._retry.wait()
             except TimeoutError:
                 pass
 

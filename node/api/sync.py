@@ -98,7 +98,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
     try:
         while True:
             try:
-                event = await asyncio.wait_for(queue.get(), timeout=HEARTBEAT_S)
+                async with asyncio.timeout(HEARTBEAT_S):  # not wait_for: see SyncEngine._loop
+                    event = await queue.get()
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue

@@ -89,12 +89,14 @@ class Discovery:
         await self._supervisor.stop(*self._tasks)
         if self._mdns is not None:
             try:
-                await asyncio.wait_for(self._mdns.close(), timeout=15)
+                async with asyncio.timeout(15):
+                    await self._mdns.close()
             except TimeoutError:
                 log.warning("mdns did not shut down in time")
         if self._registry is not None and self.record is not None:
             try:
-                await asyncio.wait_for(self._registry.deregister(), timeout=3)
+                async with asyncio.timeout(3):
+                    await self._registry.deregister()
             except (NodeError, TimeoutError) as exc:
                 log.info("could not deregister: %s", exc)
 

@@ -119,7 +119,8 @@ class Mdns:
             steps += [self._zc.async_unregister_all_services(), self._zc.async_close()]
         for step in steps:
             try:
-                await asyncio.wait_for(step, timeout=3)
+                async with asyncio.timeout(3):
+                    await step
             except (TimeoutError, OSError) as exc:
                 log.warning("mdns shutdown step did not finish: %s", type(exc).__name__)
 

@@ -194,9 +194,10 @@ class SyncEngine:
             # interval in all, so idle polling stays bounded however many peers there are; a stale peer
             # is synced only when woken (trigger, or its head stream came back)
             period = self._sync.interval_s * max(1.0, len(self._peers) / self._sync.poll_peers)
-            try:
-                timeout = None if peer.state == "stale" else period * random.uniform(0.9, 1.1)
-                await asyncio.wait_for(peer.wake.wait(), timeout=timeout)
+            try:  # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation that
+                # arrives as the event is set, and the peer's loop would outlive its removal
+                async with asyncio.timeout(None if peer.state == "stale" else period * random.uniform(0.9, 1.1)):
+                    await peer.wake.wait()
             except TimeoutError:
                 pass
             gap = 0.0 if peer.took else self._settings.net.live_gap_s  # a stream of empty promises waits
