@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 from node.storage.database import Database
 from node.storage.sqlite.rows import KEY_COLUMNS
@@ -51,8 +50,6 @@ class Indexer:
         self._room.set()
         self._task: asyncio.Task[None] | None = None
         self._turn = asyncio.Lock()
-        self.indexed_total = 0
-        self.waited_s = 0.0  # commits' total time waiting for room
 
     async def __aenter__(self) -> Indexer:
         await self._load()
@@ -91,11 +88,7 @@ class Indexer:
 
     async def room(self) -> None:
         """Wait until the tail is below ``max_lag`` (a commit's backpressure)."""
-        if self._room.is_set():
-            return
-        started = time.perf_counter()
         await self._room.wait()
-        self.waited_s += time.perf_counter() - started
 
     async def flush(self) -> None:
         """Index everything committed so far (tools, benches and tests)."""
@@ -143,5 +136,4 @@ class Indexer:
             )
         # no await between the commit and this: a query sees these entries in the tail or the indexes
         self.tail.drop(pending.ledger_id, through)
-        self.indexed_total += through - pending.after
         self._signal()
