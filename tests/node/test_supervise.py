@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -9,6 +10,9 @@ import pytest
 
 from node.api.context import PEERS, SYNC
 from node.interop.refs import References
+from node.metrics import Metrics
+from node.settings import TaskSettings
+from node.supervise import Supervisor
 from node.sync.engine import Peer
 from tests.conftest import RunningNode, draft, eventually
 
@@ -141,3 +145,23 @@ async def test_every_background_loop_is_supervised(make_node: MakeNode) -> None:
     assert {"sync:node-a", "live:node-a", "discovery:admission", "refs:retry", "refs:resolver-0"} <= set(names)
     assert names["discovery:bootstrap"] == "stopped"  # it returned: every bootstrap URL connected
     assert names["sync:node-a"] == "running"
+
+
+async def test_a_loop_stopped_as_its_restart_is_asked_for_stops() -> None:
+    """``retry_now`` (ending a restart backoff) and ``stop`` in the same turn: the loop must end, not
+    restart. With ``asyncio.wait_for`` around the backoff, Python 3.11 returned the event's result
+    instead of the cancellation, the loop ran again, and ``stop`` waited for it forever."""
+    supervisor = Supervisor(Metrics("node-a"), TaskSettings(restart_initial_s=60))
+    runs = 0
+
+    async def crashing() -> None:
+        nonlocal runs
+        runs += 1
+        raise RuntimeError("injected fault")
+
+    handle = supervisor.start("crashing", crashing)
+    await eventually(lambda: handle.state == "restarting")
+    handle.retry_now()
+    async with asyncio.timeout(5):
+        await supervisor.stop(handle)
+    assert runs == 1 and handle.task is not None and handle.task.done()
