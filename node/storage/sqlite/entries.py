@@ -18,7 +18,7 @@ from node.storage.contract import Audit, CheckpointRecord, Filters, LedgerRecord
 from node.storage.database import Database, now_ms
 from node.storage.sqlite.indexer import Indexer
 from node.storage.sqlite.peers import mark
-from node.storage.sqlite.rows import COLUMNS, SELECT_COLUMNS, to_entry, to_row
+from node.storage.sqlite.rows import COLUMNS, SELECT_COLUMNS, Row, to_entry, to_row
 from node.storage.tail import TailKey
 
 # indexed = 0: the secondary indexes are partial on indexed = 1, so the commit does not touch them
@@ -93,15 +93,7 @@ class SqliteEntries:
 
     async def ids_taken(self, ledger_id: str, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` already name a committed entry of ``ledger_id``."""
-        taken: set[str] = set()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            rows = await self._db.fetchall(
-                f"SELECT id FROM entries WHERE ledger_id = ? AND id IN ({', '.join('?' * len(chunk))})",
-                (ledger_id, *chunk),
-            )
-            taken.update(row[0] for row in rows)
-        return taken
+        return {row[0] for row in await self._in(ledger_id, "id", "id", ids)}
 
     async def after(self, ledger_id: str, seq: int, limit: int) -> list[StoredEntry]:
         """Up to ``limit`` entries of a ledger after ``seq``, in seq order."""
@@ -191,15 +183,19 @@ class SqliteEntries:
             seqs.setdefault(k.ledger_id, []).append(k.seq)
         found: list[StoredEntry] = []
         for ledger_id, wanted in seqs.items():
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                marks = ", ".join("?" * len(chunk))
-                rows = await self._db.fetchall(
-                    f"SELECT {SELECT_COLUMNS} FROM entries WHERE ledger_id = ? AND seq IN ({marks})",
-                    (ledger_id, *chunk),
-                )
-                found.extend(map(to_entry, rows))
+            found.extend(map(to_entry, await self._in(ledger_id, SELECT_COLUMNS, "seq", wanted)))
         return found
+
+    async def _in(self, ledger_id: str, columns: str, column: str, values: Sequence[Any]) -> list[Row]:
+        """``columns`` of the entries of ``ledger_id`` whose ``column`` is one of ``values`` (500 a query)."""
+        rows: list[Row] = []
+        for start in range(0, len(values), 500):
+            chunk = values[start : start + 500]
+            rows += await self._db.fetchall(
+                f"SELECT {columns} FROM entries WHERE ledger_id = ? AND {column} IN ({', '.join('?' * len(chunk))})",
+                (ledger_id, *chunk),
+            )
+        return rows
 
     async def stats(self, ledger_id: str) -> dict[str, dict[str, int]]:
         """Counts per stream and per type, kept as counters by the commits."""
