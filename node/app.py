@@ -100,7 +100,9 @@ async def ledger_ctx(app: web.Application) -> AsyncIterator[None]:
                 ) as engine,
                 Bounded(
                     "discovery",
-                    Discovery(ledger, settings, peers, app[METRICS], trust, net, storage.audit, app[TASKS]),
+                    Discovery(
+                        ledger, settings, peers, app[METRICS], trust, net, storage.audit, storage.candidates, app[TASKS]
+                    ),
                     8,
                 ) as discovery,
                 Bounded("federation", Federation(ledger, peers, trust, net), 2) as federation,

@@ -46,8 +46,8 @@ class NodeClient:
     async def put(self, path: str, body: Any = None) -> Any:
         return await self._request("PUT", path, body=body)
 
-    async def delete(self, path: str) -> Any:
-        return await self._request("DELETE", path)
+    async def delete(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        return await self._request("DELETE", path, params=params)
 
     async def _request(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
         assert self._session is not None, "use NodeClient as an async context manager"

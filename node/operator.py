@@ -235,12 +235,13 @@ def cmd_candidates(args: argparse.Namespace) -> None:
         if args.action in ("admit", "refuse"):
             if not args.ledger_id:
                 raise SystemExit(f"ledger-node candidates {args.action}: a ledger id is needed")
-            path = f"/admin/candidates/{args.ledger_id}"
-            found = await (client.post(path + "/admit") if args.action == "admit" else client.delete(path))
+            path, params = f"/admin/candidates/{args.ledger_id}", {"public_key": args.key} if args.key else None
+            found = await (client.post(path + "/admit", params=params) if args.action == "admit"
+                           else client.delete(path, params=params))  # fmt: skip
             console.print(f"{found['ledger_id']}: {found['status']}")
             return
         found = await client.get("/admin/candidates")
-        rows = [(c["ledger_id"], c["record"]["endpoints"][0], c["record"]["public_key"][:16], ", ".join(c["sources"]),
+        rows = [(c["ledger_id"], c["record"]["endpoints"][0], c["record"]["public_key"], ", ".join(c["sources"]),
                  c["status"], c["detail"] or "") for c in found]  # fmt: skip
         _show(args, found, "candidates", ["ledger", "url", "key", "sources", "status", "detail"], rows)
 
@@ -323,6 +324,8 @@ def add_commands(sub: Any, url_default: str, token_default: str | None) -> None:
     candidates = command("candidates", "candidate peers; admit or refuse one (admin)", cmd_candidates, reading=True)
     candidates.add_argument("action", nargs="?", choices=["list", "admit", "refuse"], default="list")
     candidates.add_argument("ledger_id", nargs="?")
+    candidates.add_argument("--key", help="with admit or refuse: the claim's public key (64 hex), needed for admit "
+                            "when several keys claim the ledger id")  # fmt: skip
     pins = command("pins", "pinned ledger keys and their provenance; set or remove one (admin)", cmd_pins, reading=True)
     pins.add_argument("action", nargs="?", choices=["list", "set", "remove"], default="list")
     pins.add_argument("ledger_id", nargs="?")

@@ -23,6 +23,7 @@ from node.backup import backup_into
 from node.errors import EntryNotFound, InvalidRequest
 from protocol.models import Entry, LedgerId
 from protocol.openapi import operation
+from protocol.records import PublicKey
 from protocol.signing import fingerprint
 from protocol.trust import TrustAttestation
 
@@ -238,16 +239,27 @@ async def list_candidates(request: web.Request) -> web.Response:
     return json_response(request.app[DISCOVERY].discovered())
 
 
-@admin("admit a candidate: pin its key (operator) and make it a peer", path=PeerPath)
+class ClaimParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    public_key: PublicKey | None = None
+
+
+@admin("admit a candidate: pin its key (operator) and make it a peer; 409 when several keys claim its id "
+       "and no public_key names one", path=PeerPath, query=ClaimParams)  # fmt: skip
 async def admit_candidate(request: web.Request) -> web.Response:
     ledger_id = validate_query(PeerPath, request.match_info).ledger_id
-    return json_response((await request.app[DISCOVERY].admit(ledger_id, actor(request))).to_wire())
+    key = validate_query(ClaimParams, request.query).public_key
+    return json_response((await request.app[DISCOVERY].admit(ledger_id, actor(request), key)).to_wire())
 
 
-@admin("refuse a candidate: never admitted automatically", path=PeerPath)
+@admin("refuse a candidate (every claim to its id, or the one of public_key): never admitted automatically",
+       path=PeerPath, query=ClaimParams)  # fmt: skip
 async def refuse_candidate(request: web.Request) -> web.Response:
     ledger_id = validate_query(PeerPath, request.match_info).ledger_id
-    return json_response((await request.app[DISCOVERY].refuse(ledger_id, actor(request))).to_wire())
+    key = validate_query(ClaimParams, request.query).public_key
+    refused = await request.app[DISCOVERY].refuse(ledger_id, actor(request), key)
+    return json_response({"ledger_id": ledger_id, "status": "refused", "claims": [f.to_wire() for f in refused]})
 
 
 @admin("every pin: ledger id, key fingerprint, provenance, entries held")

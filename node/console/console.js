@@ -402,16 +402,21 @@ async function refreshCandidates() {
     box.className = "";
     const note = refused.length ? el("p", { class: "muted" }, `refused: ${refused.join(", ")}`) : null;
     if (!pending.length) { box.replaceChildren(el("p", { class: "muted" }, "No proposed peers."), note || ""); return; }
+    const claims = {};  // ledger id -> how many keys claim it
+    rows.forEach((c) => { claims[c.ledger_id] = (claims[c.ledger_id] || 0) + 1; });
     box.replaceChildren(el("ul", { class: "list" }, pending.map((c) => {
       const id = c.ledger_id || (c.record && c.record.ledger_id);
       const url = (c.record && c.record.endpoints && c.record.endpoints[0]) || c.url || "";
-      const key = c.record && c.record.public_key ? c.record.public_key.slice(0, 16) : "";
+      const key = (c.record && c.record.public_key) || "";
+      const claim = `/admin/candidates/${encodeURIComponent(id)}`;
+      const which = `?public_key=${encodeURIComponent(key)}`;
       const done = () => { refreshCandidates(); };
       return el("li", { "data-candidate": id },
-        el("span", {}, `${id} ${url} key ${key} (proposed by ${(c.sources || []).join(", ") || "?"})`),
-        el("button", { type: "button", onclick: (e) => act(e.target, () => api(`/admin/candidates/${encodeURIComponent(id)}/admit`,
+        el("span", {}, `${id} ${url} key ${key.slice(0, 16)} (proposed by ${(c.sources || []).join(", ") || "?"})`),
+        claims[id] > 1 ? el("span", { class: "error" }, ` contested: ${claims[id]} keys claim ${id}`) : "",
+        el("button", { type: "button", onclick: (e) => act(e.target, () => api(`${claim}/admit${which}`,
           { method: "POST" }), "admitted").then(done) }, "Admit"),
-        el("button", { type: "button", class: "secondary", onclick: (e) => act(e.target, () => api(`/admin/candidates/${encodeURIComponent(id)}`,
+        el("button", { type: "button", class: "secondary", onclick: (e) => act(e.target, () => api(`${claim}${which}`,
           { method: "DELETE" }), "refused").then(done) }, "Refuse"));
     })), note || "");
   } catch (error) {

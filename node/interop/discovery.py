@@ -8,7 +8,9 @@ operator (``admit``, ``POST /network/connect``, bootstrap URLs in the configurat
 from this node scoring at least ``trust.sync_threshold`` (checked when a candidate is considered,
 every discovery round and when this node attests trust), or ``discovery.auto_admit`` (a closed
 network). Admission pins the candidate's key with the provenance of that decision (see
-``node.ledger.pins``).
+``node.ledger.pins``). Trust names ledger ids, not keys: where two keys claim an id, only the
+operator chooses (or the registry, which binds an id on its operator's enrolment). A peer that only
+a trust path admitted is demoted to a candidate when that path falls below the threshold.
 
 The node keeps working without a registry: known peers stay, mDNS and exchange go on, and the
 registry loop re-registers (and catches up) when a registry answers again.
@@ -36,7 +38,7 @@ from node.net.client import Outbound
 from node.net.peers import PeerDirectory
 from node.net.shapes import parse, parse_list
 from node.settings import NodeSettings
-from node.storage.contract import AuditRepository
+from node.storage.contract import AuditRepository, CandidateRepository
 from node.supervise import Supervised, Supervisor
 from protocol.records import NodeRecord
 from protocol.trust import SYNC_TYPES
@@ -58,6 +60,7 @@ class Discovery:
         trust: TrustGraph,
         net: Outbound,
         audit: AuditRepository,
+        candidates: CandidateRepository,
         supervisor: Supervisor,
     ) -> None:
         self._ledger = ledger
@@ -69,13 +72,14 @@ class Discovery:
         self._directory = peers
         self._metrics = metrics
         self._trust = trust
-        self._found = Candidates(self._conf.max_candidates)
+        self._found = Candidates(self._conf.max_candidates, candidates)
         self._tasks: list[Supervised] = []
         self._registry: RegistryClient | None = None
         self.record: NodeRecord | None = None
         self._mdns: Any = None
 
     async def __aenter__(self) -> Discovery:
+        await self._found.load()
         if self._conf.registry_urls:
             token = self._conf.registry_token
             self._registry = RegistryClient(self._net, self._conf.registry_urls, self._ledger.keys,
@@ -130,7 +134,7 @@ class Discovery:
 
     def knows(self, ledger_id: str) -> bool:
         """Whether a record of ``ledger_id`` was found (a candidate, a peer or a refused one)."""
-        return self._found.get(ledger_id) is not None
+        return bool(self._found.claims(ledger_id))
 
     def records(self) -> list[dict[str, Any]]:
         """Verified records this node vouches for in peer exchange: its own and its admitted peers'."""
@@ -140,33 +144,42 @@ class Discovery:
     def _peers(self) -> list[Found]:
         return [f for f in self._found.all() if f.status == "peer" and self._directory.is_peer(f.record.ledger_id)]
 
+    def _admissible(self, found: Found) -> bool:
+        """Whether an automatic decision may pick this claim: the only claim to its id, or the only
+        one the registry proposed (trust and first sight name ids, not keys)."""
+        claims = self._found.claims(found.record.ledger_id)
+        if len(claims) == 1:
+            return True
+        from_registry = [c for c in claims if "registry" in c.sources]
+        return from_registry == [found]
+
     async def consider(self, record: NodeRecord, source: str) -> Found | None:
         """Verify a proposed record and keep it as a candidate; admit it when a trust path or
         ``auto_admit`` allows (see the module docstring). None for this node's own or a bad record."""
-        if record.ledger_id == self._ledger.ledger_id:
-            try:
-                await checked(self._ledger, record)
-            except IdentityConflict as exc:
-                self._report_conflict(record, source, exc)
-            return None
-        found = self._found.get(record.ledger_id)
-        if found is not None and found.record.issued_at > record.issued_at:
-            found.sources.add(source)
+        found = self._found.get(record.ledger_id, record.public_key)
+        if found is not None and found.record.issued_at >= record.issued_at:
+            if source not in found.sources:
+                found.sources.add(source)
+                await self._found.save(found)
             return found
         try:
             await checked(self._ledger, record)
         except IdentityConflict as exc:
-            found = self._report_conflict(record, source, exc)
+            found = await self._report_conflict(record, source, exc)
             await self._supersede(found)
             return found
         except PeerFailed as exc:
             log.warning("discarded record from %s: %s", source, exc)
-            self._metrics.discovery_rejects.labels(source, "bad-signature").inc()
+            self._metrics.discovery_rejects.labels(source, "bad-record").inc()
+            if source == "introduce":
+                raise  # the caller is told why (422)
+            return None
+        if record.ledger_id == self._ledger.ledger_id:
             return None
         sources = (found.sources if found is not None else set()) | {source}
         refused = found is not None and found.status == "refused"
-        found = self._found.put(Found(record, sources, "refused" if refused else "candidate"))
-        if self._directory.is_peer(record.ledger_id):
+        found = await self._found.put(Found(record, sources, "refused" if refused else "candidate"))
+        if self._directory.is_peer(record.ledger_id) and await self._pinned_to(found):
             if self._conf.auto_admit:  # a newer record of a peer: its endpoint may have moved
                 await self._admit(found, self._automatic(found) or "first-sight", source)
             found.status = "peer"
@@ -179,14 +192,22 @@ class Discovery:
     async def _supersede(self, found: Found) -> None:
         """A registry record (the registry binds ids on its operator's enrolment) admitted
         automatically replaces a weaker pin of its id to another key (first-sight, peer)."""
-        if found.sources != {"registry"} or self._automatic(found) != "registry":
+        if found.sources != {"registry"} or found.record.ledger_id == self._ledger.ledger_id:
+            return
+        if self._automatic(found) != "registry":
             return
         held = await self._ledger.held(found.record.ledger_id)
         if held is not None and stronger("registry", held.pin_source):
             await self._admit(found, "registry", "registry")
 
+    async def _pinned_to(self, found: Found) -> bool:
+        held = await self._ledger.held(found.record.ledger_id)
+        return held is not None and held.public_key.hex() == found.record.public_key
+
     def _automatic(self, found: Found) -> PinSource | None:
         """The provenance under which a candidate is admitted without an operator, or None."""
+        if not self._admissible(found):
+            return None
         score, _ = self._trust.score(self._ledger.ledger_id, found.record.ledger_id, SYNC_TYPES)
         if score >= self._settings.trust.sync_threshold and score > 0:
             return "attested"
@@ -202,31 +223,47 @@ class Discovery:
             await self._directory.add(url, record.ledger_id, bytes.fromhex(record.public_key), "both", source,
                                       pin_source=pin_source, actor=actor)  # fmt: skip
         found.status, found.detail = "peer", None
+        await self._found.save(found, durable=True)
         log.info("admitted ledger=%s source=%s pin=%s", record.ledger_id, source, pin_source)
 
-    async def admit(self, ledger_id: str, actor: str) -> Found:
-        """The operator admits a candidate: its key is pinned with operator provenance (replacing a
-        weaker pin), and it becomes a peer."""
-        found = self._found.get(ledger_id)
-        if found is None:
-            raise EntryNotFound(f"no candidate {ledger_id}")
+    def _claim(self, ledger_id: str, public_key: str | None) -> Found:
+        """The claim the operator names: by key, or the only one to ``ledger_id``."""
+        claims = self._found.claims(ledger_id)
+        if public_key is not None:
+            claims = [c for c in claims if c.record.public_key == public_key.lower()]
+        if not claims:
+            raise EntryNotFound(f"no candidate {ledger_id}" + (f" with key {public_key}" if public_key else ""))
+        if len(claims) > 1:
+            keys = ", ".join(c.record.public_key for c in claims)
+            raise IdentityConflict(f"{len(claims)} keys claim {ledger_id} ({keys}): name one with public_key")
+        return claims[0]
+
+    async def admit(self, ledger_id: str, actor: str, public_key: str | None = None) -> Found:
+        """The operator admits a candidate (by key where several claim its id): its key is pinned
+        with operator provenance (replacing a weaker pin), and it becomes a peer."""
+        found = self._claim(ledger_id, public_key)
         await self._admit(found, "operator", "admin", actor)
         await self._audit.record(actor, "candidate.admit", {"ledger_id": ledger_id,
                                                        "public_key": found.record.public_key})  # fmt: skip
         return found
 
-    async def refuse(self, ledger_id: str, actor: str) -> Found:
-        """The operator refuses a candidate: it stays listed as refused and is never admitted
-        automatically (an admitted peer is removed with DELETE /admin/peers)."""
-        found = self._found.get(ledger_id)
-        if found is None:
+    async def refuse(self, ledger_id: str, actor: str, public_key: str | None = None) -> list[Found]:
+        """The operator refuses a candidate (every claim to its id, or the one of ``public_key``): it
+        stays listed as refused, across restarts, and is never admitted automatically (an admitted
+        peer is removed with DELETE /admin/peers)."""
+        claims = [self._claim(ledger_id, public_key)] if public_key else self._found.claims(ledger_id)
+        if not claims:
             raise EntryNotFound(f"no candidate {ledger_id}")
-        found.status = "refused"
-        await self._audit.record(actor, "candidate.refuse", {"ledger_id": ledger_id})
-        return found
+        for found in claims:
+            found.status = "refused"
+            await self._found.save(found, durable=True)
+        keys = [f.record.public_key for f in claims]
+        await self._audit.record(actor, "candidate.refuse", {"ledger_id": ledger_id, "public_keys": keys})
+        return claims
 
     async def reconsider(self) -> None:
-        """Admit the candidates a trust path now allows (after trust changed)."""
+        """Admit the candidates a trust path now allows, and demote the peers that only a trust path
+        admitted and that no longer have one (after trust changed)."""
         for found in self._found.all():
             if found.status == "candidate" and not self._directory.is_peer(found.record.ledger_id):
                 pin_source = self._automatic(found)
@@ -235,15 +272,27 @@ class Discovery:
                         await self._admit(found, pin_source, sorted(found.sources)[0])
                     except (NodeError, ValueError) as exc:
                         log.info("could not admit %s: %s", found.record.ledger_id, exc)
+            elif found.status == "peer" and self._automatic(found) is None:
+                await self._demote(found)
 
-    def _report_conflict(self, record: NodeRecord, source: str, exc: Exception) -> Found:
+    async def _demote(self, found: Found) -> None:
+        ledger_id = found.record.ledger_id
+        held = await self._ledger.held(ledger_id)
+        if held is None or held.pin_source != "attested" or held.public_key.hex() != found.record.public_key:
+            return  # the operator, the configuration or the registry admitted it: theirs to remove
+        await self._directory.remove(ledger_id)
+        found.status, found.detail = "candidate", "trust path below trust.sync_threshold"
+        await self._found.save(found, durable=True)
+        await self._audit.record("node", "peer.demote", {"ledger_id": ledger_id, "reason": found.detail})
+        log.info("demoted ledger=%s: %s", ledger_id, found.detail)
+
+    async def _report_conflict(self, record: NodeRecord, source: str, exc: Exception) -> Found:
         log.warning("identity conflict from %s: %s", source, exc)
         self._metrics.discovery_rejects.labels(source, "identity-conflict").inc()
-        found = Found(record, {source}, "identity-conflict", str(exc))
-        held = self._found.get(record.ledger_id)
-        if held is None or held.status != "peer":
-            self._found.put(found)
-        return found
+        held = self._found.get(record.ledger_id, record.public_key)
+        if held is not None and held.status == "refused":
+            return held
+        return await self._found.put(Found(record, {source}, "identity-conflict", str(exc)))
 
     async def connect(self, url: str, source: str = "connect", pin_source: PinSource = "operator") -> Found:
         """Fetch a node's signed record from its /network/info, admit it (the operator or the

@@ -11,6 +11,7 @@ from protocol.errors import BadSignature
 from protocol.records import NodeRecord, sign_record
 
 CAPABILITIES = ["ledger", "query", "sync"]
+MAX_AHEAD_MS = 600_000  # a record dated further ahead of this node's clock is refused
 
 
 def own_record(ledger: Ledger, settings: NodeSettings, url: str) -> NodeRecord:
@@ -27,7 +28,11 @@ def own_record(ledger: Ledger, settings: NodeSettings, url: str) -> NodeRecord:
 
 
 async def checked(ledger: Ledger, record: NodeRecord) -> NodeRecord:
-    """Raise unless ``record`` is signed by the key it names and that key is the one pinned (if any)."""
+    """Raise unless ``record`` is signed by the key it names, is not dated more than
+    ``MAX_AHEAD_MS`` ahead (a record from the future would stay the newest of its claim) and its key
+    is the one pinned (if any)."""
+    if record.issued_at > wall_ms() + MAX_AHEAD_MS:
+        raise PeerFailed(f"record of {record.ledger_id}: issued_at is more than 10 minutes in the future")
     try:
         record.verify()
     except BadSignature as exc:

@@ -149,6 +149,20 @@ class PeerRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class CandidateRecord:
+    """A saved claim of a candidate peer: its signed record (JSON text), the sources that proposed
+    it (comma-separated), what became of it and when it was last proposed."""
+
+    ledger_id: str
+    public_key: str
+    record: str
+    sources: str
+    status: str
+    detail: str | None
+    seen_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class ConflictRecord:
     """Recorded evidence of a fork, a key conflict or a future timestamp. ``evidence`` is JSON text
     (for a key conflict: the sorted list of its heads' hashes)."""
@@ -323,6 +337,18 @@ class PeerRepository(Protocol):
         ...
 
 
+class CandidateRepository(Protocol):
+    """Candidate peers, one row per (ledger id, key) claim."""
+
+    async def save(self, record: CandidateRecord, *, durable: bool) -> None:
+        """Insert or replace the claim; ``durable=False`` for proposals (a crash may lose the last
+        ones, which their sources propose again), True for the operator's decisions."""
+        ...
+
+    async def delete(self, ledger_id: str, public_key: str) -> None: ...
+    async def all(self) -> list[CandidateRecord]: ...
+
+
 class ConflictRepository(Protocol):
     """Conflict evidence: forks, key conflicts (with their heads), future timestamps."""
 
@@ -386,6 +412,7 @@ class Repositories:
     entries: EntryRepository
     ledgers: LedgerRepository
     peers: PeerRepository
+    candidates: CandidateRepository
     conflicts: ConflictRepository
     trust: TrustRepository
     refs: RefRepository

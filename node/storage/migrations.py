@@ -219,6 +219,22 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX entries_timestamp ON entries (timestamp) WHERE indexed = 1
         """,
     ),
+    (
+        10,
+        "candidate peers kept across restarts, one row per claim (ledger id and key)",
+        """
+        CREATE TABLE candidates (
+            ledger_id   TEXT NOT NULL,
+            public_key  TEXT NOT NULL,
+            record      TEXT NOT NULL,
+            sources     TEXT NOT NULL,
+            status      TEXT NOT NULL,
+            detail      TEXT,
+            seen_ms     INTEGER NOT NULL,
+            PRIMARY KEY (ledger_id, public_key)
+        ) WITHOUT ROWID
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -12,7 +12,7 @@ from node.storage.sqlite.access import SqliteAudit, SqliteCredentials
 from node.storage.sqlite.conflicts import SqliteConflicts
 from node.storage.sqlite.entries import SqliteEntries, SqliteLedgers
 from node.storage.sqlite.indexer import Indexer
-from node.storage.sqlite.peers import SqlitePeers
+from node.storage.sqlite.peers import SqliteCandidates, SqlitePeers
 from node.storage.sqlite.refs import SqliteRefs
 from node.storage.sqlite.trust import SqliteTrust
 
@@ -23,6 +23,7 @@ def repositories(db: Database, indexer: Indexer) -> Repositories:
         entries=SqliteEntries(db, indexer),
         ledgers=SqliteLedgers(db, indexer),
         peers=SqlitePeers(db),
+        candidates=SqliteCandidates(db),
         conflicts=SqliteConflicts(db),
         trust=SqliteTrust(db),
         refs=SqliteRefs(db),

@@ -1,8 +1,8 @@
-"""Saved peers and sync marks (how far each peer's copy of each ledger reaches) in SQLite."""
+"""Saved peers, candidate peers and sync marks (how far each peer's copy of each ledger reaches) in SQLite."""
 
 from __future__ import annotations
 
-from node.storage.contract import PeerRecord, SyncMark
+from node.storage.contract import CandidateRecord, PeerRecord, SyncMark
 from node.storage.database import Database, Transaction, now_ms
 
 
@@ -54,3 +54,27 @@ class SqlitePeers:
             (peer,),
         )
         return [str(row[0]) for row in rows]
+
+
+class SqliteCandidates:
+    """The CandidateRepository over SQLite."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def save(self, record: CandidateRecord, *, durable: bool) -> None:
+        async with self._db.transaction(durable=durable) as tx:
+            await tx.execute(
+                "INSERT OR REPLACE INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (record.ledger_id, record.public_key, record.record, record.sources, record.status, record.detail,
+                 record.seen_ms),
+            )  # fmt: skip
+
+    async def delete(self, ledger_id: str, public_key: str) -> None:
+        await self._db.execute("DELETE FROM candidates WHERE ledger_id = ? AND public_key = ?", (ledger_id, public_key))
+
+    async def all(self) -> list[CandidateRecord]:
+        rows = await self._db.fetchall(
+            "SELECT ledger_id, public_key, record, sources, status, detail, seen_ms FROM candidates ORDER BY seen_ms"
+        )
+        return [CandidateRecord(*row) for row in rows]

@@ -153,7 +153,8 @@ async def test_a_record_claiming_a_pinned_id_with_another_key_is_reported_not_us
     assert 'ledger_discovery_rejects_total{reason="identity-conflict",source="connect"}' in text
     forged = {**sign_record(impostor, ledger_id="node-z", name="z", endpoints=["http://127.0.0.1:9"],
                             issued_at=wall_ms()).model_dump(), "name": "changed"}  # fmt: skip
-    assert (await b.request("POST", "/network/introduce", json=forged))[1]["status"] is None
+    status, problem, _ = await b.request("POST", "/network/introduce", json=forged)
+    assert status == 422 and "signature does not verify" in problem["detail"]
 
 
 async def test_mdns_on_loopback(make_node: MakeNode) -> None:
