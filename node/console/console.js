@@ -227,7 +227,7 @@ function renderSnapshot() {
     ...[["ledger id", me.ledger_id], ["key fingerprint", me.key_fingerprint], ["version", `${me.version} (protocol ${me.protocol})`],
       ["uptime", duration(me.uptime_s)], ["store size", bytes(me.store_bytes)],
       ["index lag", `${me.index_lag_entries} entries`],
-      ["verification", `${v.state}: through seq ${v.verified_seq} of ${v.head_seq} (on start: ${v.on_start})`],
+      ["verification", `${v.state}: ${v.detail}${v.at_ms ? ` (${ago(v.at_ms)})` : ""}`],
       ["registry", snap.registry.url ? `${snap.registry.url}${snap.registry.error ? " — " + snap.registry.error : ""}` : "none configured"],
     ].flatMap(([k, val]) => [el("dt", {}, k), el("dd", { "data-fact": k }, val)]));
   for (const l of snap.ledgers) sample(l.ledger_id, l.head_seq);

@@ -24,7 +24,7 @@ import node
 from node.errors import NodeError
 from node.interop.discovery import Discovery
 from node.interop.trust import TrustGraph
-from node.ledger.service import Ledger
+from node.ledger.service import Ledger, Verification
 from node.net.client import Outbound
 from node.settings import NodeSettings
 from node.storage.contract import LedgerRecord
@@ -122,12 +122,7 @@ class ConsoleFeed:
             "uptime_s": round(max(0.0, time.time() - started / 1000), 1) if started else 0.0,
             "store_bytes": size,
             "index_lag_entries": ledger.index_lag(),
-            "verification": {
-                "on_start": settings.verify_on_start,
-                "verified_seq": own.verified_seq if own else 0,
-                "head_seq": own.head_seq if own else 0,
-                "state": "verified" if own is None or own.verified_seq >= own.head_seq else "partly verified",
-            },
+            "verification": _verification(ledger.verification, own.head_seq if own else 0),
             "trust_required": settings.trust.required,
         }
 
@@ -288,3 +283,18 @@ def _in_sync(
 def _words(exc: BaseException) -> str:
     """The failure in words (the outbound client's messages never quote what a node answered)."""
     return str(exc) or type(exc).__name__
+
+
+def _verification(last: Verification | None, head_seq: int) -> dict[str, Any]:
+    """What the last verification of the store covered, in words: entries written after it were
+    checked as they were written, so a passed one leaves the whole ledger verified."""
+    if last is None:
+        return {"state": "not verified", "detail": "no verification ran in this process", "head_seq": head_seq}
+    facts = {"mode": last.mode, "at_ms": last.at_ms, "checked_through_seq": last.own_through_seq, "head_seq": head_seq}
+    if last.failure is not None:
+        return {**facts, "state": "corrupted", "detail": f"{last.mode} verification failed: {last.failure}"}
+    since = head_seq - last.own_through_seq
+    detail = f"{last.mode} verification passed through seq {last.own_through_seq}"
+    if since > 0:
+        detail += f"; the {since} entries written since were checked as they were written"
+    return {**facts, "state": "verified", "detail": detail}

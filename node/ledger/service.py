@@ -26,8 +26,9 @@ from node.errors import (
     KeyFileError,
     NodeError,
     NotReady,
+    StoreCorrupted,
 )
-from node.ledger.clock import HybridClock
+from node.ledger.clock import HybridClock, wall_ms
 from node.ledger.cursor import Position, decode_cursor, encode_cursor
 from node.ledger.hooks import AfterAppend, Hooks
 from node.ledger.pins import PinSource
@@ -49,6 +50,18 @@ Order = Literal["asc", "desc"]
 
 
 @dataclass(frozen=True, slots=True)
+class Verification:
+    """The last verification of the store this process ran (at start or asked for): its mode, when,
+    how far it reached in the own ledger and, when it failed, why. Entries written after it were
+    checked as they were written (own appends are built by this node, replicated pages verified)."""
+
+    mode: Mode
+    at_ms: int
+    own_through_seq: int
+    failure: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     """One page of a query: rows in order and the cursor for the next page (None at the end)."""
 
@@ -65,6 +78,7 @@ class Ledger:
         self.keys = keys
         self.hooks = Hooks()
         self.activities = Activities()  # syncs and verifications running now, with progress
+        self.verification: Verification | None = None
         self._limits = settings.limits.protocol()
         self._streams = frozenset(settings.streams) if settings.streams is not None else None
         self._entries = storage.entries
@@ -349,7 +363,13 @@ class Ledger:
                 if progress is not None:
                     progress(entries)
 
-            reports = await asyncio.to_thread(verify_store, self.settings.db_path, mode, progress=advance)
+            try:
+                reports = await asyncio.to_thread(verify_store, self.settings.db_path, mode, progress=advance)
+            except StoreCorrupted as exc:
+                self.verification = Verification(mode, wall_ms(), 0, str(exc))
+                raise
+        own = next((r.through_seq for r in reports if r.ledger_id == self.ledger_id), 0)
+        self.verification = Verification(mode, wall_ms(), own)
         for report in reports:
             if report.through_seq > 0:
                 await self._ledgers.set_verified(report.ledger_id, report.through_seq)

@@ -66,6 +66,23 @@ async def test_the_feed_pushes_a_snapshot_and_each_new_head(make_node: Start) ->
         assert kind == "head" and head["ledger_id"] == "node-a" and head["seq"] == 1
 
 
+async def test_the_verification_state_covers_entries_written_after_the_start_check(make_node: Start) -> None:
+    node = await make_node("node-a", console={"snapshot_s": 0.5})  # verified at start with an empty ledger
+    for i in range(3):
+        assert (await node.request("POST", "/ledger/entries", json=draft(i)))[0] == 201
+    snapshot = await node.app[FEED].snapshot()
+    verification = snapshot["node"]["verification"]
+    assert verification["state"] == "verified" and verification["head_seq"] == 3, verification
+    assert "the 3 entries written since were checked as they were written" in verification["detail"]
+    assert (await node.request("POST", "/admin/verify?mode=full"))[0] == 200
+
+    async def checked_again() -> bool:
+        verification = (await node.app[FEED].snapshot())["node"]["verification"]
+        return (verification["mode"], verification["checked_through_seq"]) == ("full", 3)
+
+    await eventually(checked_again, timeout=5)
+
+
 async def _next_event(response: object) -> tuple[str, dict[str, object]]:
     kind, data = "message", b""
     async for line in response.content:  # type: ignore[attr-defined]
