@@ -303,19 +303,26 @@ function renderNetwork() {
   const picture = $("network");
   const nodes = snap.nodes;
   const others = nodes.filter((n) => !n.self);
-  const width = 960, height = 340, cx = width / 2, cy = height / 2;
+  const width = 960, height = 340, cx = width / 2, cy = height / 2 - 30;  // the ring hangs below this node
   const place = {};
   for (const n of nodes) if (n.self) place[n.ledger_id] = [cx, cy];
   others.forEach((n, i) => {
-    const angle = Math.PI + (2 * Math.PI * i) / Math.max(1, others.length);
+    // N + 1 slots round an ellipse, the top one left empty: no two others face each other through
+    // this node, so a link between them never hides behind this node's own links
+    const angle = -Math.PI / 2 + (2 * Math.PI * (i + 1)) / (others.length + 1);
     place[n.ledger_id] = [cx + 300 * Math.cos(angle), cy + 120 * Math.sin(angle)];
   });
-  const layer = [svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 26, refY: 5, markerWidth: 7,
+  const layer = [svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 32, refY: 5, markerWidth: 7,
     markerHeight: 7, orient: "auto-start-reverse" }, svg("path", { d: "M 0 0 L 10 5 L 0 10 z", class: "arrowhead" })))];
   for (const peer of snap.sync.peers) {  // sync links: solid, from this node to each peer
     const [a, b] = [place[snap.node.ledger_id], place[peer.ledger_id]];
     if (a && b) layer.push(svg("line", { x1: a[0], y1: a[1], x2: b[0], y2: b[1], class: `link sync ${peer.state}`,
       "data-link": `sync:${peer.ledger_id}` }));
+  }
+  for (const link of snap.peer_links || []) {  // peerings between other nodes, from their peer exchange
+    const [a, b] = [place[link.a], place[link.b]];
+    if (a && b) layer.push(svg("line", { x1: a[0], y1: a[1], x2: b[0], y2: b[1], class: "link remote",
+      "data-link": `peers:${link.a}:${link.b}` }, svg("title", {}, `${link.a} and ${link.b} are peers`)));
   }
   for (const edge of snap.trust_edges) {  // trust edges: dashed arrows, bent so both directions show
     const [a, b] = [place[edge.from], place[edge.to]];
@@ -333,10 +340,10 @@ function renderNetwork() {
       "data-marks": n.marks.join(" "), transform: `translate(${x} ${y})`, tabindex: 0,
       onclick: () => { state.selected = n.ledger_id; renderNetwork(); } },
     svg("title", {}, `${n.ledger_id}: ${n.status}${n.marks.length ? " — " + n.marks.join(", ") : ""}`),
-    svg("circle", { r: 22 }),
-    ...(n.marks.length ? [svg("circle", { r: 28, class: "ring" })] : []),
+    svg("circle", { r: 28 }),
+    ...(n.marks.length ? [svg("circle", { r: 34, class: "ring" })] : []),
     svg("text", { y: 4, class: "label" }, n.ledger_id),
-    svg("text", { y: 44, class: "sub" }, [n.status, ...n.marks].join(" · "))));
+    svg("text", { y: 50, class: "sub" }, [n.status, ...n.marks].join(" · "))));
   }
   picture.replaceChildren(...layer);
   renderDetail();

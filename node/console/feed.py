@@ -35,6 +35,7 @@ from protocol.signing import fingerprint
 from protocol.trust import SYNC_TYPES
 
 MAX_CONFLICTS = 50  # open conflicts in one snapshot (the admin API lists them all)
+MAX_PEER_LINKS = 200  # records read from one probed node's peer exchange
 
 
 class ConsoleFeed:
@@ -92,6 +93,7 @@ class ConsoleFeed:
             "sync": sync,
             "registry": registry,
             "nodes": list(nodes.values()),
+            "peer_links": _peer_links(nodes),
             "trust_edges": [
                 {"from": a["from"], "to": a["to"], "level": a["level"], "type": a["type"]}
                 for a in self._trust.attestations()
@@ -151,6 +153,7 @@ class ConsoleFeed:
                 "ledger_id": ledger_id, "name": ledger_id, "url": None, "self": ledger_id == own, "peer": False,
                 "sources": [], "registry_status": None, "discovery_status": None, "reachable": None,
                 "probe_error": None, "public_key": None, "record_keys": [], "head": None, "held": None, "marks": [],
+                "peers": None,
             })  # fmt: skip
 
         me = entry(own)
@@ -206,8 +209,18 @@ class ConsoleFeed:
             if info.get("ledger_id") != item["ledger_id"]:
                 item["marks"].append("forged")
                 item["probe_error"] = f"answers as {info.get('ledger_id')!r}"
+                return
         except (NodeError, ValueError, AttributeError) as exc:
             item.update(reachable=False, probe_error=_words(exc))
+            return
+        try:  # its admitted peers, from its public peer exchange (for the links between other nodes)
+            answer = await self._net.request("GET", str(item["url"]), "/network/ledgers",
+                                             timeout_s=self._conf.probe_timeout_s)  # fmt: skip
+            if isinstance(answer.data, list):
+                ids = {r.get("ledger_id") for r in answer.data[:MAX_PEER_LINKS] if isinstance(r, dict)}
+                item["peers"] = sorted(i for i in ids if isinstance(i, str) and i != item["ledger_id"])
+        except NodeError:
+            pass  # the node answered its info: only the links it would have shown are missing
 
     def _mark(self, nodes: dict[str, dict[str, Any]], held: list[LedgerRecord]) -> None:
         pinned = {row.ledger_id: row for row in held}
@@ -244,6 +257,18 @@ class ConsoleFeed:
         if not isinstance(answer.data, dict):
             raise ValueError("the answer is not a JSON object")
         return answer.data
+
+
+def _peer_links(nodes: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
+    """Peerings between two other known nodes, as their peer exchange lists them: one link per pair."""
+    pairs = {
+        tuple(sorted((lid, peer)))
+        for lid, item in nodes.items()
+        if not item["self"]
+        for peer in item["peers"] or ()
+        if peer in nodes and not nodes[peer]["self"]
+    }
+    return [{"a": a, "b": b} for a, b in sorted(pairs)]
 
 
 def _ledger_wire(row: LedgerRecord) -> dict[str, Any]:

@@ -120,6 +120,8 @@ async def test_the_console_shows_the_network_live(network: dict[str, NodeProcess
             drawn = page.locator(f'#network g.node[data-ledger="{name}"]')
             await expect(drawn).to_have_attribute("data-status", "online")
         await expect(page.locator("#network line.link.sync")).to_have_count(2)
+        # node-a and node-b peer each other: their link is drawn too, from their peer exchange
+        await expect(page.locator('#network line[data-link="peers:node-a:node-b"]')).to_have_count(1)
         await expect(page.locator("#in-sync")).to_contain_text("In sync", timeout=10_000)
         await expect(page.locator("#node-facts")).to_contain_text("node-c")
 
