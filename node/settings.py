@@ -120,7 +120,12 @@ class DiscoverySettings(BaseModel):
         description="admit every verified candidate (introductions, mDNS, registry, peer exchange) as a peer"
         " without an operator decision; only for a closed network whose every member is trusted",
     )
-    max_candidates: int = Field(1000, ge=1, le=100_000, description="candidates kept; the oldest are dropped")
+    max_candidates: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="candidate claims kept (saved); when full the oldest neither peer nor refused is dropped",
+    )
     registry_token: SecretStr | None = Field(
         None, description="enrolment token the registry operator issued for this ledger id; sent on registration"
     )
