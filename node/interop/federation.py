@@ -6,7 +6,8 @@ is verified before it is used: its ledger's key must be pinned here, its hash re
 signature checked. A peer that returns one bad entry is reported (``error``) and all its results
 are dropped. Results are merged with local ones, deduplicated by (ledger_id, seq), ordered by
 (timestamp, ledger_id, seq) and cut to the limit; the cursor is the last position returned, which
-is a position in every ledger at once, given while any source holds more. A ``ledgers`` filter is
+is a position in every ledger at once, given while any source holds more, and bound to the query
+(filters, ``ledgers``, ``min_trust``): another query refuses it. A ``ledgers`` filter is
 part of what every source reads, so it never empties a page that was taken from other ledgers.
 The answer stops at the budget of protocol answers (at least one entry), with a cursor to go on.
 """
@@ -14,7 +15,6 @@ The answer stops at the budget of protocol answers (at least one entry), with a 
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from dataclasses import asdict, replace
 from typing import Annotated, Any
@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from node.errors import InvalidRequest, NodeError
 from node.interop.trust import TrustGraph
 from node.ledger.chain import verify_entry
-from node.ledger.cursor import Position
+from node.ledger.cursor import Position, decode_cursor, encode_cursor
 from node.ledger.replicas import check_signatures
 from node.ledger.service import Ledger
 from node.net.client import Outbound
@@ -77,7 +77,8 @@ class Federation:
     ) -> dict[str, Any]:
         if not 1 <= timeout_ms <= MAX_TIMEOUT_MS:
             raise InvalidRequest(f"timeout_ms: between 1 and {MAX_TIMEOUT_MS}")
-        after = decode_position(cursor) if cursor else None
+        bound = {"filters": asdict(filters), "ledgers": sorted(set(ledgers or ())), "min_trust": min_trust}
+        after = decode_cursor(cursor, bound) if cursor else None
         statuses: dict[str, str] = {}
         if ledgers:  # part of what every source reads, so a page holds only entries of these ledgers
             known = {row.ledger_id for row in await self._ledger.ledgers()} | {self._ledger.ledger_id}
@@ -156,7 +157,7 @@ class Federation:
         next_cursor = None
         if (more or cut) and ordered:
             (lid, seq), (ts, _) = ordered[-1]
-            next_cursor = encode_position((ts, lid, seq))
+            next_cursor = encode_cursor((ts, lid, seq), bound)
         return {"entries": page, "next_cursor": next_cursor, "peers": peers, "ledgers": statuses}
 
     async def _ask(
@@ -216,17 +217,3 @@ def _within_budget(ordered: list[Any]) -> list[Any]:
         if (used > ANSWER_BUDGET_BYTES - 64 * 1024 or opened > ANSWER_BUDGET_BRACKETS - 1024) and i > 0:
             return ordered[:i]
     return ordered
-
-
-def encode_position(position: Position) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(list(position))).decode().rstrip("=")
-
-
-def decode_position(cursor: str) -> Position:
-    try:
-        ts, lid, seq = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if isinstance(ts, int) and isinstance(lid, str) and isinstance(seq, int):
-            return ts, lid, seq
-    except (ValueError, TypeError, orjson.JSONDecodeError):
-        pass
-    raise InvalidRequest("cursor: malformed")

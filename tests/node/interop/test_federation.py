@@ -227,3 +227,16 @@ async def test_a_forged_signature_in_what_would_be_returned_drops_the_peer(make_
         answer = await query(a)
     assert answer["peers"]["node-liar"]["status"] == "error" and "signature" in answer["peers"]["node-liar"]["detail"]
     assert {e["ledger_id"] for e in answer["entries"]} == {"node-a"}
+
+
+async def test_a_cursor_is_refused_by_a_query_with_other_ledgers_or_filters(make_node: MakeNode) -> None:
+    a, _, _ = await network(make_node)
+    await trust(a, "node-b")
+    first = await query(a, ledgers="node-a,node-b", limit="2")
+    cursor = first["next_cursor"]
+    assert cursor is not None
+    assert (await query(a, ledgers="node-a,node-b", limit="2", cursor=cursor))["entries"]  # the same query goes on
+    for other in ({"ledgers": "node-b"}, {"ledgers": "node-a,node-b", "subject_oid": "oid:other"}, {}):
+        params = {"subject_oid": "oid:fed", "limit": "2", "cursor": cursor, **other}
+        status, problem, _ = await a.request("GET", "/network/query", params=params)
+        assert status == 400 and "different query" in problem["detail"], (other, problem)
