@@ -1,10 +1,11 @@
-"""Authentication of node-to-node requests: a signature by a pinned key, fresh, never replayed."""
+"""Authentication of node-to-node requests: a signature by an admitted peer's pinned key, fresh, never
+replayed. A ledger pinned without being admitted (replicated on a peer's word) is data, not a caller."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from node.api.context import LEDGER, REPLAY
+from node.api.context import LEDGER, PEERS, REPLAY
 from node.errors import RequestRejected
 from protocol.errors import BadSignature
 from protocol.requests import LEDGER_ID, NONCE, SIGNATURE, TIMESTAMP, verify_request
@@ -29,6 +30,8 @@ async def signed_sender(request: web.Request) -> str:
     held = await request.app[LEDGER].held(sender)
     if held is None:
         raise RequestRejected(f"{sender} is not known here (no pinned key)")
+    if sender != request.app[LEDGER].ledger_id and not request.app[PEERS].is_peer(sender):  # own key: the node
+        raise RequestRejected(f"{sender} is not a peer of this node (not admitted)")
     body = await request.read()
     try:
         verify_request(held.public_key, sender, request.method, request.raw_path, body, timestamp, nonce, sig)

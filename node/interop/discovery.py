@@ -215,9 +215,12 @@ class Discovery:
             return "registry" if "registry" in found.sources else "first-sight"
         return None
 
-    async def _admit(self, found: Found, pin_source: PinSource, source: str, actor: str = "node") -> None:
+    async def _admit(
+        self, found: Found, pin_source: PinSource, source: str, actor: str = "node", url: str | None = None
+    ) -> None:
+        """Pin the claim's key, make it a peer at ``url`` (default: its record's first endpoint)."""
         record = found.record
-        url = record.endpoints[0]
+        url = url or record.endpoints[0]
         known = {p.ledger_id: p.url for p in self._directory.all()}
         if known.get(record.ledger_id) != url:
             await self._directory.add(url, record.ledger_id, bytes.fromhex(record.public_key), "both", source,
@@ -297,8 +300,9 @@ class Discovery:
     async def connect(self, url: str, source: str = "connect", pin_source: PinSource = "operator") -> Found:
         """Fetch a node's signed record from its /network/info, admit it (the operator or the
         configuration asked for this URL), and introduce ourselves to it (so it can consider us). The
-        operator gave ``url`` (bootstrap, POST /network/connect): it, and the endpoint the record of the
-        node it chose names (when that node becomes a peer), count as the operator's."""
+        operator gave ``url`` (bootstrap, POST /network/connect): the peer is reached there, never at
+        another endpoint its record names (a remote must not steer this node to an address the
+        operator did not give)."""
         self._net.operator(url)
         record = await self._fetch_record(url)
         found = await self.consider(record, source)
@@ -306,9 +310,8 @@ class Discovery:
             raise IdentityConflict(f"{url} is this node")
         if found.status == "identity-conflict":
             raise IdentityConflict(found.detail or "identity conflict")
-        if found.status != "peer":
-            await self._admit(found, pin_source, source)
-        await self._introduce(record.endpoints[0])
+        await self._admit(found, pin_source, source, url=url)
+        await self._introduce(url)
         return found
 
     async def _introduce(self, url: str) -> None:

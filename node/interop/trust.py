@@ -35,6 +35,7 @@ from protocol.trust import QUERY_TYPES, SYNC_TYPES, TrustAttestation, attest
 log = logging.getLogger(__name__)
 
 FOREVER = 2**53 - 1
+UNVOUCHING = frozenset({"peer"})  # pins whose ledgers' attestations do not count: no one accountable chose the key
 
 
 class TrustGraph:
@@ -72,19 +73,18 @@ class TrustGraph:
         self._put(att)
         return True
 
-    async def _admit(self, att: TrustAttestation, keys: dict[str, bytes | None] | None = None) -> bool:
+    async def _admit(self, att: TrustAttestation, keys: dict[str, bytes | str] | None = None) -> bool:
         """Whether ``att`` is newer than the one held for its pair; raises when it is refused. ``keys``
-        caches the authors' pinned keys over one batch."""
+        caches, over one batch, each author's pinned key or why it has none that may vouch."""
         keys = {} if keys is None else keys
         if att.source == self.own:
-            key: bytes | None = self._ledger.keys.public_key
+            key: bytes | str = self._ledger.keys.public_key
         elif att.source in keys:
             key = keys[att.source]
         else:
-            held = await self._ledger.held(att.source)
-            key = keys[att.source] = None if held is None else held.public_key
-        if key is None:
-            raise IdentityConflict(f"attestation from {att.source}: no key is pinned for it here")
+            key = keys[att.source] = await self._author_key(att.source)
+        if isinstance(key, str):
+            raise IdentityConflict(f"attestation from {att.source}: {key}")
         try:
             att.verify(key)
         except BadSignature as exc:
@@ -99,6 +99,16 @@ class TrustGraph:
                 f"{self._settings.max_per_author} attestations (trust.max_per_author)"
             )
         return True
+
+    async def _author_key(self, source: str) -> bytes | str:
+        """The key ``source``'s attestations must verify under, or why none of them count here."""
+        held = await self._ledger.held(source)
+        if held is None:
+            return "no key is pinned for it here"
+        if held.pin_source in UNVOUCHING:
+            return ("its key was pinned on a peer's word only, so it cannot vouch for others here (pin it as the "
+                    "operator to count its attestations)")  # fmt: skip
+        return held.public_key
 
     @staticmethod
     def _record(att: TrustAttestation) -> AttestationRecord:
@@ -165,7 +175,7 @@ class TrustGraph:
         counts = {"kept": 0, "old": 0, "refused": 0}
         refusals: list[dict[str, Any]] = []
         fresh: dict[tuple[str, str], TrustAttestation] = {}
-        keys: dict[str, bytes | None] = {}
+        keys: dict[str, bytes | str] = {}
         for index, item in enumerate(items):
             try:
                 att = TrustAttestation.model_validate(item)

@@ -20,7 +20,7 @@ import psutil
 import pytest
 from aiohttp import web
 
-from node.api.context import LEDGER
+from node.api.context import LEDGER, PEERS
 from node.keys import load_or_create_key_file
 from node.settings import LimitSettings
 from protocol.requests import sign_request
@@ -288,13 +288,14 @@ async def test_trust_batches_cost_the_same_at_30000_held_and_need_authentication
     assert answer["kept"] == 1 and answer["refused"] == 1
     assert answer["refusals"][0]["index"] == 1 and "max_per_author" in answer["refusals"][0]["reason"]
 
-    # unauthenticated sharing is refused and stores nothing; a signed request from a pinned node works
+    # unauthenticated sharing is refused and stores nothing; a signed request from an admitted peer works
     held = len((await node.request("GET", "/network/trust"))[1])
     extra = attestations("author-32", 5, issued_at=3)  # newer for held pairs
     status, problem, _ = await node.request("POST", "/network/trust", json=extra, anonymous=True)
     assert status == 401, problem
     assert len((await node.request("GET", "/network/trust"))[1]) == held
     body = orjson.dumps(extra)
+    await node.app[PEERS].add("http://127.0.0.1:9", "author-01", AUTHORS["author-01"].public_key, "pull")
     signed = sign_request(AUTHORS["author-01"], "author-01", "POST", "/network/trust", body, int(time.time() * 1000))
     status, answer, _ = await node.request("POST", "/network/trust", data=body, anonymous=True,
                                            headers={**signed, "Content-Type": "application/json"})  # fmt: skip
