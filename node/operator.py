@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 from rich.console import Console
-from rich.table import Table
 
 from node.client import NodeClient
+from protocol.terminal import print_table
 
 console = Console()
 TOKEN_HELP = "API token, sent as 'Authorization: Bearer' (default $LEDGER_TOKEN, else $LEDGER_ADMIN_TOKEN)"
@@ -29,26 +29,13 @@ def _run(args: argparse.Namespace, work: Callable[[NodeClient], Coroutine[Any, A
     asyncio.run(go())
 
 
-def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """A table whose one-word cells (URLs, hashes, ids) are never cut: such a column is at least as wide
-    as its widest one-word cell; longer text wraps, and a word too long for its column folds."""
-    cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
-    table = Table(title=title, title_justify="left")
-    for i, column in enumerate(columns):
-        words = [len(row[i]) for row in cells if " " not in row[i]]
-        table.add_column(column, overflow="fold", min_width=max(words, default=None))
-    for row in cells:
-        table.add_row(*row)
-    console.print(table)
-
-
 def _show(args: argparse.Namespace, data: Any, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
           ) -> None:  # fmt: skip
     """``data`` (the API's answer) as JSON with ``--json``, else the table."""
     if getattr(args, "json", False):
         print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode(), flush=True)
     else:
-        _table(title, columns, rows)
+        print_table(title, columns, rows, console)
 
 
 def cmd_status(args: argparse.Namespace) -> None:

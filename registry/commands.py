@@ -13,10 +13,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
-from rich.console import Console
-from rich.table import Table
 
 from protocol.signing import fingerprint
+from protocol.terminal import print_table
 
 DEFAULT_URL = "http://127.0.0.1:8600"
 
@@ -92,15 +91,11 @@ def cmd_nodes(args: argparse.Namespace) -> None:
     if args.json:
         print(orjson.dumps(nodes, option=orjson.OPT_INDENT_2).decode())
         return
-    table = Table(title=f"nodes registered at {args.url}", title_justify="left")
-    for column in ("ledger", "name", "status", "endpoints", "last heartbeat (UTC)", "key fingerprint"):
-        table.add_column(column, no_wrap=column in ("ledger", "endpoints", "key fingerprint"), overflow="fold")
-    for node in nodes:
-        record = node["record"]
-        beat = datetime.fromtimestamp(node["last_heartbeat"] / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(record["ledger_id"], record["name"], node["status"], " ".join(record["endpoints"]), beat,
-                      fingerprint(bytes.fromhex(node["bound_key"])))  # fmt: skip
-    Console().print(table)
+    rows = [(node["record"]["ledger_id"], node["record"]["name"], node["status"], " ".join(node["record"]["endpoints"]),
+             datetime.fromtimestamp(node["last_heartbeat"] / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S"),
+             fingerprint(bytes.fromhex(node["bound_key"]))) for node in nodes]  # fmt: skip
+    print_table(f"nodes registered at {args.url}", ["ledger", "name", "status", "endpoints", "last heartbeat (UTC)",
+                                                    "key fingerprint"], rows)  # fmt: skip
 
 
 def cmd_enrol(args: argparse.Namespace) -> None:
@@ -118,12 +113,8 @@ def cmd_bindings(args: argparse.Namespace) -> None:
         if args.json:
             print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
             return
-        table = Table(title=f"ledger ids bound or enrolled at {args.url}", title_justify="left")
-        for column in ("ledger", "status", "bound key"):
-            table.add_column(column, no_wrap=True, overflow="fold")
-        for node in data:
-            table.add_row(node["ledger_id"], node["status"], node["bound_key"] or "(enrolled, not bound)")
-        Console().print(table)
+        rows = [(node["ledger_id"], node["status"], node["bound_key"] or "(enrolled, not bound)") for node in data]
+        print_table(f"ledger ids bound or enrolled at {args.url}", ["ledger", "status", "bound key"], rows)
 
     _ask(args, work)
 

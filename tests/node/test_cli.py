@@ -260,11 +260,15 @@ async def test_reading_commands_print_json_and_wide_tables_keep_hashes_and_urls(
     for command, check in reading.items():
         result = await run(*command, "--url", node.url, "--json")
         assert result.returncode == 0 and check(json.loads(result.stdout)), (command, result.stdout, result.stderr)
-    wide = {"COLUMNS": "200"}
-    assert entry["hash"] in (await run("status", "--url", node.url, env=wide)).stdout
-    peers = (await run("peers", "--url", node.url, env=wide)).stdout
-    assert far in peers, peers
-    assert far in (await run("audit", "--url", node.url, env=wide)).stdout
+    error = json.loads((await run("peers", "--url", node.url, "--json")).stdout)[0]["last_error"]
+    for columns in ("80", "200"):  # redirected: full width whatever $COLUMNS says, no column dropped, no cell cut
+        narrow = {"COLUMNS": columns}
+        status = (await run("status", "--url", node.url, env=narrow)).stdout
+        assert f"│ head       │ {entry['hash']} │" in status, status
+        peers = (await run("peers", "--url", node.url, env=narrow)).stdout
+        assert "┃ last error" in peers and f"│ {far} │" in peers and f"│ {error} │" in peers, peers
+        audit = (await run("audit", "--url", node.url, env=narrow)).stdout
+        assert far in audit and all(line == line.rstrip() for line in audit.splitlines()), audit
 
 
 def test_candidates_and_pins_commands(tmp_path: Path, processes: list[NodeProcess]) -> None:
