@@ -47,6 +47,7 @@ from node.storage.sqlite.scan import held_ledgers
 from protocol.errors import ProtocolError
 from protocol.models import EntryDraft
 from protocol.signing import fingerprint
+from protocol.terminal import exit_quietly_on_closed_stdout
 
 log = logging.getLogger("node.cli")  # not __name__: it is __main__ under python -m
 DEFAULT_URL = "http://127.0.0.1:8700"
@@ -66,6 +67,14 @@ class Failure(Exception):
 
 
 def main(argv: list[str] | None = None) -> None:
+    try:
+        _main(argv)
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is seen below
+    except BrokenPipeError:  # stdout's reader went away (| head)
+        exit_quietly_on_closed_stdout()
+
+
+def _main(argv: list[str] | None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -81,6 +90,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(exc), exc.code)
     except StoreCorrupted as exc:
         _fail(f"store corrupted: {exc}", EXIT_CORRUPTED)
+    except BrokenPipeError:
+        raise
     except (NodeError, ProtocolError, ClientError, OSError) as exc:
         _fail(str(exc))
     except ValidationError as exc:

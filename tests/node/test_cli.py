@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import stat
 import subprocess
+import sys
 import tomllib
 import urllib.request
 from collections.abc import Awaitable
@@ -76,6 +78,28 @@ def test_a_node_process_serves_the_cli_commands(tmp_path: Path, processes: list[
     assert bad.returncode == 1 and bad.stderr.startswith("ledger-node: error: stream:")
     assert "Traceback" not in bad.stderr
     assert node.terminate() == 0
+
+
+def into_closed_pipe(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` with its stdout a pipe that nobody reads any more, as in ``| head -2`` once head is done."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run(argv, stdout=write, stderr=subprocess.PIPE, text=True, cwd=REPO, timeout=60,
+                              env={**os.environ, "LEDGER_TOKEN": ADMIN_TOKEN})  # fmt: skip
+    finally:
+        os.close(write)
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path: Path, processes: list[NodeProcess]) -> None:
+    node = start_node(tmp_path / "a")
+    processes.append(node)
+    for _ in range(3):
+        assert cli("append", "--url", node.url, "--stream", "notes", "--type", "t").returncode == 0
+    url = ["--url", node.url]
+    for args in (["query", "--stream", "notes", "--json", *url], ["status", *url], ["--help"]):
+        result = into_closed_pipe([sys.executable, "-m", "node.cli", *args])
+        assert (result.returncode, result.stderr) == (0, ""), (args, result)
 
 
 def test_client_commands_say_when_no_node_answers() -> None:

@@ -21,6 +21,15 @@ def registry_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Co
                           timeout=60, env={**os.environ, **(env or {})})  # fmt: skip
 
 
+def into_closed_pipe(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run(argv, stdout=write, stderr=subprocess.PIPE, text=True, cwd=REPO, timeout=60)
+    finally:
+        os.close(write)
+
+
 def test_the_registry_process_serves_and_stops_cleanly(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "registry.cli", "run", "--port", "0", "--data-dir", str(tmp_path)],
@@ -34,6 +43,9 @@ def test_the_registry_process_serves_and_stops_cleanly(tmp_path: Path) -> None:
         url = match.group(1)
         health = registry_cli("health", f"--url={url}")
         assert health.returncode == 0 and health.stdout.strip() == f"ok: {url} is healthy and ready", health.stderr
+        for args in (["health", f"--url={url}"], ["--help"]):  # stdout's reader gone, as in | head: a quiet exit
+            closed = into_closed_pipe([sys.executable, "-m", "registry.cli", *args])
+            assert (closed.returncode, closed.stderr) == (0, ""), closed
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
