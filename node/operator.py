@@ -15,6 +15,7 @@ import orjson
 from rich.console import Console
 
 from node.client import NodeClient
+from protocol.signing import fingerprint
 from protocol.terminal import print_table
 
 console = Console()
@@ -78,15 +79,21 @@ async def _change_peers(args: argparse.Namespace, client: NodeClient) -> None:
         ledger_id, peer_url, key = args.arguments
         body = {"ledger_id": ledger_id, "url": peer_url, "public_key": key, "mode": args.mode}
         added = await client.post("/admin/peers", body)
-        console.print(f"{added['ledger_id']}: peer at {added['url']} (mode {added['mode']}), key pinned")
+        print(f"{added['ledger_id']}: peer at {added['url']} (mode {added['mode']}), key fingerprint "
+                      f"{_fingerprint(key)} pinned")  # fmt: skip
     elif args.action == "remove":
         await client.delete(f"/admin/peers/{args.arguments[0]}")
-        console.print(f"{args.arguments[0]}: peer removed")
+        print(f"{args.arguments[0]}: peer removed")
     else:
         found = await client.post("/network/connect", {"url": args.arguments[0]})
         record = found["record"]
-        console.print(f"{record['ledger_id']}: {found['status']} at {args.arguments[0]} "
-                      f"(key {record['public_key'][:16]}...)")  # fmt: skip
+        print(f"{record['ledger_id']}: {found['status']} at {args.arguments[0]} "
+                      f"(key fingerprint {_fingerprint(record['public_key'])})")  # fmt: skip
+
+
+def _fingerprint(public_key: str) -> str:
+    """How a key is named in human output (candidates alone show whole keys: admit --key takes one)."""
+    return fingerprint(bytes.fromhex(public_key))
 
 
 def _arity(command: str, usage: str, given: Sequence[str]) -> None:
@@ -117,7 +124,7 @@ def cmd_conflicts(args: argparse.Namespace) -> None:
                 raise SystemExit("ledger-node conflicts resolve: a conflict id is needed (see ledger-node conflicts)")
             body = {"winner": args.winner, "payload": _json_object(args.payload, "--payload")}
             entry = await client.post(f"/admin/conflicts/{args.conflict_id}/resolve", body)
-            console.print(f"conflict {args.conflict_id} resolved by entry seq {entry['seq']} hash {entry['hash']}")
+            print(f"conflict {args.conflict_id} resolved by entry seq {entry['seq']} hash {entry['hash']}")
             return
         found = await client.get("/admin/conflicts", params={"status": args.status})
         rows = [(c["id"], c["kind"], c["ledger_id"] or "", c["seq"] or "", c["key"] or "", c["status"],
@@ -145,7 +152,7 @@ def cmd_trust(args: argparse.Namespace) -> None:
                     "revoke": args.action == "revoke"}  # fmt: skip
             att = await client.post("/admin/trust", body)
             verb = "revoked" if args.action == "revoke" else f"level {att['level']}"
-            console.print(f"{att['from']} -> {att['to']}: {verb} ({att['type']}), signed")
+            print(f"{att['from']} -> {att['to']}: {verb} ({att['type']}), signed")
             return
         if args.action == "path":
             if args.ledger_id is None:
@@ -225,7 +232,7 @@ def cmd_candidates(args: argparse.Namespace) -> None:
             path, params = f"/admin/candidates/{args.ledger_id}", {"public_key": args.key} if args.key else None
             found = await (client.post(path + "/admit", params=params) if args.action == "admit"
                            else client.delete(path, params=params))  # fmt: skip
-            console.print(f"{found['ledger_id']}: {found['status']}")
+            print(f"{found['ledger_id']}: {found['status']}")
             return
         found = await client.get("/admin/candidates")
         rows = [(c["ledger_id"], c["record"]["endpoints"][0], c["record"]["public_key"], ", ".join(c["sources"]),
@@ -241,13 +248,13 @@ def cmd_pins(args: argparse.Namespace) -> None:
             if not args.ledger_id or not args.key:
                 raise SystemExit("ledger-node pins set: a ledger id and a public key (hex) are needed")
             pin = await client.put(f"/admin/pins/{args.ledger_id}", {"public_key": args.key})
-            console.print(f"{pin['ledger_id']}: pinned to {pin['public_key'][:16]}... (operator)")
+            print(f"{pin['ledger_id']}: pinned to key fingerprint {_fingerprint(pin['public_key'])} (operator)")
             return
         if args.action == "remove":
             if not args.ledger_id:
                 raise SystemExit("ledger-node pins remove: a ledger id is needed")
             await client.delete(f"/admin/pins/{args.ledger_id}")
-            console.print(f"{args.ledger_id}: pin, entries and peer removed")
+            print(f"{args.ledger_id}: pin, entries and peer removed")
             return
         pins = await client.get("/admin/pins")
         rows = [(p["ledger_id"], p["key_fingerprint"], p["source"], p["entries"], "yes" if p["local"] else "")

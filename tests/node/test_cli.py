@@ -19,7 +19,7 @@ import pytest
 
 from node.ledger.clock import wall_ms
 from protocol.records import sign_record
-from protocol.signing import KeyPair
+from protocol.signing import KeyPair, fingerprint
 from protocol.vectors import DIRECTORY
 from scenarios.procs import REPO, NodeProcess
 from scenarios.procs import start_node as start_process_node
@@ -312,8 +312,10 @@ def test_candidates_and_pins_commands(tmp_path: Path, processes: list[NodeProces
     assert admitted.returncode == 0 and "node-x: peer" in admitted.stdout
     pins = cli("pins", "--url", node.url)
     assert pins.returncode == 0 and "node-x" in pins.stdout and "operator" in pins.stdout and "config" in pins.stdout
-    key = KeyPair(bytes([5] * 32)).public_key.hex()
-    assert cli("pins", "set", "node-q", key, "--url", node.url).returncode == 0
+    key = KeyPair(bytes([5] * 32)).public_key
+    pinned = cli("pins", "set", "node-q", key.hex(), "--url", node.url)
+    assert pinned.returncode == 0, pinned.stderr
+    assert f"node-q: pinned to key fingerprint {fingerprint(key)} (operator)" in pinned.stdout
     assert "node-q" in cli("pins", "list", "--url", node.url).stdout
     removed = cli("pins", "remove", "node-q", "--url", node.url)
     assert removed.returncode == 0 and "node-q" not in cli("pins", "--url", node.url).stdout

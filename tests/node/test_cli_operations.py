@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from protocol.signing import fingerprint
 from scenarios.procs import NodeProcess, start_node
 from tests.conftest import ADMIN_TOKEN, cli, eventually
 
@@ -32,6 +33,10 @@ def public_key(node: NodeProcess) -> str:
         return str(json.loads(response.read())["public_key"])
 
 
+def key_fingerprint(node: NodeProcess) -> str:
+    return fingerprint(bytes.fromhex(public_key(node)))
+
+
 async def test_peers_trust_conflicts_query_refs_and_state_are_commands(
     tmp_path: Path, processes: list[NodeProcess]
 ) -> None:
@@ -41,9 +46,9 @@ async def test_peers_trust_conflicts_query_refs_and_state_are_commands(
     processes.append(b)
 
     added = await run(a, "peers", "add", "node-b", b.url, public_key(b))
-    assert f"node-b: peer at {b.url}" in added.stdout
+    assert f"node-b: peer at {b.url} (mode both), key fingerprint {key_fingerprint(b)} pinned" in added.stdout
     connected = await run(b, "peers", "connect", a.url)
-    assert "node-a: peer" in connected.stdout, connected.stdout
+    assert f"node-a: peer at {a.url} (key fingerprint {key_fingerprint(a)})" in connected.stdout, connected.stdout
     assert [p["ledger_id"] for p in await as_json(a, "peers")] == ["node-b"]
     assert [p["ledger_id"] for p in await as_json(b, "peers")] == ["node-a"]
 
