@@ -15,6 +15,7 @@ import orjson
 from rich.console import Console
 
 from node.client import NodeClient
+from node.interop.trust import FOREVER
 from protocol.signing import fingerprint
 from protocol.terminal import print_table
 
@@ -111,7 +112,9 @@ def cmd_sync(args: argparse.Namespace) -> None:
              x["pushed_through"], "yes" if x["quarantined"] else "")
             for p in status["peers"] for x in p["ledgers"]
         ]  # fmt: skip
-        columns = ["peer", "ledger", "local", "remote", "lag", "pulled", "pushed", "quarantined"]
+        # pulled_through, pushed_through: the durable marks, the seq through which the ledger went each way
+        columns = ["peer", "ledger", "local", "remote", "lag", "pulled through seq", "pushed through seq",
+                   "quarantined"]  # fmt: skip
         _show(args, status, "sync", columns, rows)
 
     _run(args, work)
@@ -164,8 +167,9 @@ def cmd_trust(args: argparse.Namespace) -> None:
                   [(found["from"], found["to"], found["score"], route)])  # fmt: skip
             return
         edges = await client.get("/network/trust")
-        rows = [(e["from"], e["to"], e["level"], e["type"], e["expires_at"]) for e in edges]
-        _show(args, edges, "trust attestations", ["from", "to", "level", "type", "expires_at (ms)"], rows)
+        rows = [(e["from"], e["to"], e["level"], e["type"], "never" if e["expires_at"] >= FOREVER else
+                 _when(e["expires_at"])) for e in edges]  # fmt: skip
+        _show(args, edges, "trust attestations", ["from", "to", "level", "type", "expires (UTC)"], rows)
 
     _run(args, work)
 

@@ -77,6 +77,10 @@ async def test_peers_trust_conflicts_query_refs_and_state_are_commands(
 
     attested = await run(a, "trust", "attest", "node-b", "--level", "0.5")
     assert "node-a -> node-b: level 0.5 (full), signed" in attested.stdout
+    edges = (await run(a, "trust")).stdout
+    assert "┃ expires (UTC)" in edges and "│ node-a │ node-b │ 0.5   │ full │ never         │" in edges, edges
+    rounds = (await run(a, "sync")).stdout  # the marks: not what the last round moved
+    assert "┃ pulled through seq ┃ pushed through seq ┃" in rounds, rounds
     federated = await run(a, "query", "--network", "--ledger-id", "node-b", "--key", "asset-7")
     assert [json.loads(line)["id"] for line in federated.stdout.splitlines()] == [theirs["id"]]
     assert "peer node-b: ok" in federated.stderr
