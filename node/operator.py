@@ -200,8 +200,11 @@ def cmd_credentials_revoke(args: argparse.Namespace) -> None:
     async def work(client: NodeClient) -> None:
         credential_id = args.id
         if not re.fullmatch(r"[0-9a-f]{12}", credential_id):  # a name: the one live credential of that name
-            found = [c["id"] for c in await client.get("/admin/credentials")
-                     if c["name"] == args.id and not c["revoked_ms"]]  # fmt: skip
+            named = [c for c in await client.get("/admin/credentials") if c["name"] == args.id]
+            found = [c["id"] for c in named if not c["revoked_ms"]]
+            if named and not found:
+                gone = ", ".join(f"{c['id']} at {_when(c['revoked_ms'])} UTC" for c in named)
+                raise SystemExit(f"ledger-node credentials revoke: {args.id!r} is already revoked ({gone})")
             if len(found) != 1:
                 raise SystemExit(f"ledger-node credentials revoke: {len(found)} live credentials are named "
                                  f"{args.id!r}{': ' + ', '.join(found) if found else ''}; give the id")  # fmt: skip

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -92,6 +93,24 @@ def url_problem(url: str) -> str | None:
         return None
     hint = f"; write http://{url}" if "://" not in url else ""
     return f"needs http:// or https:// and a host{hint}"
+
+
+def unreachable(url: str, exc: BaseException) -> str:
+    """One line for a request to ``url`` that got no answer: ``cannot reach http://host:port (connection
+    refused)``, in words of our own rather than the HTTP client's (its "ssl:default" says nothing about a
+    plain http URL)."""
+    cause = getattr(exc, "os_error", None) or exc  # aiohttp's connector errors carry the socket's error
+    if isinstance(cause, ConnectionRefusedError):
+        reason = "connection refused"
+    elif isinstance(cause, socket.gaierror):
+        reason = "unknown host"
+    elif isinstance(cause, TimeoutError):
+        reason = "timed out"
+    elif isinstance(cause, OSError) and cause.strerror:
+        reason = cause.strerror[:1].lower() + cause.strerror[1:]
+    else:
+        reason = str(cause) or type(cause).__name__
+    return f"cannot reach {url} ({reason})"
 
 
 def exit_quietly_on_closed_stdout() -> NoReturn:

@@ -52,7 +52,9 @@ def _main(argv: list[str] | None) -> None:
         _fail(f"invalid configuration: {'.'.join(str(p) for p in error['loc'])}: {error['msg']}")
     except BrokenPipeError:
         raise
-    except (RegistryError, CommandError, OSError) as exc:
+    except CommandError as exc:
+        _fail(str(exc), exc.exit_code)
+    except (RegistryError, OSError) as exc:
         _fail(str(exc))
 
 
@@ -63,9 +65,9 @@ def cmd_run(args: argparse.Namespace) -> None:
     asyncio.run(serve(settings))
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 1) -> None:
     print(f"ledger-registry: error: {message}", file=sys.stderr)
-    raise SystemExit(1)
+    raise SystemExit(code)
 
 
 async def serve(settings: RegistrySettings) -> None:

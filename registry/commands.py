@@ -9,19 +9,26 @@ import os
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 
 from protocol.signing import fingerprint
-from protocol.terminal import print_table
+from protocol.terminal import print_table, unreachable, url_problem
 
 DEFAULT_URL = "http://127.0.0.1:8600"
 
 
 class CommandError(Exception):
     """The registry could not be reached or answered with a problem; one line for the user."""
+
+    exit_code = 1
+
+
+class UsageError(CommandError):
+    """The command line is wrong (a URL without a scheme); exit code 2, as for argparse's own errors."""
+
+    exit_code = 2
 
 
 class RegistryClient:
@@ -41,7 +48,7 @@ class RegistryClient:
                                              headers=self._headers) as response:  # fmt: skip
                 raw = await response.read()
         except aiohttp.ClientError as exc:
-            raise CommandError(f"cannot reach {self._url}: {exc}") from exc
+            raise CommandError(unreachable(self._url, exc)) from exc
         except TimeoutError as exc:
             raise CommandError(f"{self._url} did not answer in time") from exc
         if response.status >= 400:
@@ -54,9 +61,9 @@ class RegistryClient:
 
 
 def _ask(args: argparse.Namespace, work: Callable[[RegistryClient], Coroutine[Any, Any, None]]) -> None:
-    parts = urlsplit(args.url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise CommandError(f"registry URL {args.url!r} needs http:// or https:// and a host")
+    problem = url_problem(args.url)
+    if problem is not None:
+        raise UsageError(f"registry URL {args.url!r} (--url) {problem}")
 
     async def run() -> None:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=args.timeout)) as session:

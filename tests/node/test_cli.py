@@ -104,7 +104,8 @@ def test_output_into_a_closed_pipe_ends_quietly(tmp_path: Path, processes: list[
 
 def test_client_commands_say_when_no_node_answers() -> None:
     result = cli("stats", "--url", "http://127.0.0.1:9")
-    assert result.returncode == 1 and "cannot reach http://127.0.0.1:9" in result.stderr
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip() == "ledger-node: error: cannot reach http://127.0.0.1:9 (connection refused)"
 
 
 def test_the_node_url_comes_from_ledger_url_and_needs_a_scheme(tmp_path: Path, processes: list[NodeProcess]) -> None:

@@ -125,7 +125,8 @@ def test_append_file_checks_every_line_first_and_says_what_a_refused_batch_left(
     refused = cli("append", "--url", node.url, "--file", str(path), "--batch", "3")
     assert refused.returncode == 1, refused.stderr
     assert "lines 1..6 are committed, nothing from line 7 on" in refused.stderr
-    assert "resume with --from-line 7" in refused.stderr and "already used" in refused.stderr
+    assert "resume with --from-line 7" in refused.stderr
+    assert f"{path}: line 7: id {first['id']} is already used in this ledger" in refused.stderr, refused.stderr
     assert entries() == 7
     path.write_text("\n".join(lines))
     resumed = cli("append", "--url", node.url, "--file", str(path), "--batch", "3", "--from-line", "7")
@@ -147,4 +148,6 @@ def test_a_credential_is_revoked_by_its_name_when_one_live_credential_has_it(
     twins = cli("credentials", "revoke", "twin", "--url", node.url)
     assert twins.returncode == 1 and "2 live credentials are named 'twin'" in twins.stderr
     again = cli("credentials", "revoke", "billing-app", "--url", node.url)
-    assert again.returncode == 1 and "0 live credentials" in again.stderr
+    assert again.returncode == 1 and "'billing-app' is already revoked (" in again.stderr, again.stderr
+    nobody = cli("credentials", "revoke", "nobody", "--url", node.url)
+    assert nobody.returncode == 1 and "0 live credentials are named 'nobody'" in nobody.stderr

@@ -93,4 +93,14 @@ async def test_nodes_lists_the_registered_nodes(tmp_path: Path, processes: list[
     offline = await asyncio.to_thread(registry_cli, "nodes", f"--url={registry.url}", "--status", "offline", "--json")
     assert json.loads(offline.stdout) == []
     bare = await asyncio.to_thread(registry_cli, "nodes", "--url", registry.url.removeprefix("http://"))
-    assert bare.returncode == 1 and "needs http:// or https://" in bare.stderr
+    assert bare.returncode == 2 and "needs http:// or https://" in bare.stderr
+
+
+def test_a_url_without_a_scheme_is_a_usage_error_and_an_unanswered_one_says_why() -> None:
+    bare = registry_cli("nodes", "--url", "127.0.0.1:19700")
+    assert bare.returncode == 2 and len(bare.stderr.strip().splitlines()) == 1, bare.stderr
+    assert bare.stderr.strip() == ("ledger-registry: error: registry URL '127.0.0.1:19700' (--url) needs http:// or "
+                                   "https:// and a host; write http://127.0.0.1:19700")  # fmt: skip
+    down = registry_cli("health", "--url", "http://127.0.0.1:9")
+    assert down.returncode == 1, down.stderr
+    assert down.stderr.strip() == "ledger-registry: error: cannot reach http://127.0.0.1:9 (connection refused)"
