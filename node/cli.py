@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import orjson
 from aiohttp import web
@@ -47,6 +47,7 @@ from node.storage.sqlite.scan import held_ledgers
 from protocol.errors import ProtocolError
 from protocol.models import EntryDraft
 from protocol.signing import fingerprint
+from protocol.terminal import exit_quietly_on_closed_stdout, url_problem
 
 log = logging.getLogger("node.cli")  # not __name__: it is __main__ under python -m
 DEFAULT_URL = "http://127.0.0.1:8700"
@@ -66,6 +67,14 @@ class Failure(Exception):
 
 
 def main(argv: list[str] | None = None) -> None:
+    try:
+        _main(argv)
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is seen below
+    except BrokenPipeError:  # stdout's reader went away (| head)
+        exit_quietly_on_closed_stdout()
+
+
+def _main(argv: list[str] | None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -81,6 +90,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(exc), exc.code)
     except StoreCorrupted as exc:
         _fail(f"store corrupted: {exc}", EXIT_CORRUPTED)
+    except BrokenPipeError:
+        raise
     except (NodeError, ProtocolError, ClientError, OSError) as exc:
         _fail(str(exc))
     except ValidationError as exc:
@@ -92,11 +103,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _check_url(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme in ("http", "https") and parts.netloc:
-        return
-    hint = f"; write http://{url}" if "://" not in url else ""
-    raise Failure(f"node URL {url!r} (--url or $LEDGER_URL) needs http:// or https:// and a host{hint}", 2)
+    problem = url_problem(url)
+    if problem is not None:
+        raise Failure(f"node URL {url!r} (--url or $LEDGER_URL) {problem}", 2)
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> None:
@@ -230,10 +239,18 @@ def _refused_batch(path: Path, drafts: list[tuple[int, Any]], start: int, batch:
                    problem: str) -> str:  # fmt: skip
     """Which lines are committed, which line the node refused, and the command that resumes."""
     index = re.match(r"entries\[(\d+)\]", problem)
+    clash = re.match(r"id (\S+) is already used", problem)  # the node's 409 names the id, not its place
     where = ""
     if index and int(index.group(1)) < len(batch):
         where = f"line {batch[int(index.group(1))][0]}: "
         problem = problem[index.end() :].lstrip(".: ")
+    elif clash:
+        lines = [n for n, draft in drafts if str(draft.get("id", "")).lower() == clash.group(1).lower()]
+        here = next((n for n, _ in batch if n in lines), None)
+        if here is not None:
+            where = f"line {here}: "
+            earlier = [n for n in lines if n < here]
+            problem += f" (line {earlier[0]} of the file has it too)" if earlier else ""
     first = batch[0][0]
     if start == 0:
         committed = f"nothing was committed (the batch from line {first} is refused whole)"

@@ -8,6 +8,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from protocol.terminal import unreachable
+
 
 class ClientError(Exception):
     """The node answered with a problem, or could not be reached."""
@@ -63,7 +65,7 @@ class NodeClient:
                     raise _problem(response.status, raw)
                 return orjson.loads(raw) if raw else None
         except aiohttp.ClientError as exc:
-            raise ClientError(f"cannot reach {self._url}: {exc}") from exc
+            raise ClientError(unreachable(self._url, exc)) from exc
         except TimeoutError as exc:
             raise ClientError(f"{self._url} did not answer in time") from exc
 

@@ -13,9 +13,11 @@ from typing import Any
 
 import orjson
 from rich.console import Console
-from rich.table import Table
 
 from node.client import NodeClient
+from node.interop.trust import FOREVER
+from protocol.signing import fingerprint
+from protocol.terminal import print_table
 
 console = Console()
 TOKEN_HELP = "API token, sent as 'Authorization: Bearer' (default $LEDGER_TOKEN, else $LEDGER_ADMIN_TOKEN)"
@@ -29,26 +31,13 @@ def _run(args: argparse.Namespace, work: Callable[[NodeClient], Coroutine[Any, A
     asyncio.run(go())
 
 
-def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """A table whose one-word cells (URLs, hashes, ids) are never cut: such a column is at least as wide
-    as its widest one-word cell; longer text wraps, and a word too long for its column folds."""
-    cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
-    table = Table(title=title, title_justify="left")
-    for i, column in enumerate(columns):
-        words = [len(row[i]) for row in cells if " " not in row[i]]
-        table.add_column(column, overflow="fold", min_width=max(words, default=None))
-    for row in cells:
-        table.add_row(*row)
-    console.print(table)
-
-
 def _show(args: argparse.Namespace, data: Any, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
           ) -> None:  # fmt: skip
     """``data`` (the API's answer) as JSON with ``--json``, else the table."""
     if getattr(args, "json", False):
         print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode(), flush=True)
     else:
-        _table(title, columns, rows)
+        print_table(title, columns, rows, console)
 
 
 def cmd_status(args: argparse.Namespace) -> None:
@@ -91,15 +80,21 @@ async def _change_peers(args: argparse.Namespace, client: NodeClient) -> None:
         ledger_id, peer_url, key = args.arguments
         body = {"ledger_id": ledger_id, "url": peer_url, "public_key": key, "mode": args.mode}
         added = await client.post("/admin/peers", body)
-        console.print(f"{added['ledger_id']}: peer at {added['url']} (mode {added['mode']}), key pinned")
+        print(f"{added['ledger_id']}: peer at {added['url']} (mode {added['mode']}), key fingerprint "
+                      f"{_fingerprint(key)} pinned")  # fmt: skip
     elif args.action == "remove":
         await client.delete(f"/admin/peers/{args.arguments[0]}")
-        console.print(f"{args.arguments[0]}: peer removed")
+        print(f"{args.arguments[0]}: peer removed")
     else:
         found = await client.post("/network/connect", {"url": args.arguments[0]})
         record = found["record"]
-        console.print(f"{record['ledger_id']}: {found['status']} at {args.arguments[0]} "
-                      f"(key {record['public_key'][:16]}...)")  # fmt: skip
+        print(f"{record['ledger_id']}: {found['status']} at {args.arguments[0]} "
+                      f"(key fingerprint {_fingerprint(record['public_key'])})")  # fmt: skip
+
+
+def _fingerprint(public_key: str) -> str:
+    """How a key is named in human output (candidates alone show whole keys: admit --key takes one)."""
+    return fingerprint(bytes.fromhex(public_key))
 
 
 def _arity(command: str, usage: str, given: Sequence[str]) -> None:
@@ -117,7 +112,9 @@ def cmd_sync(args: argparse.Namespace) -> None:
              x["pushed_through"], "yes" if x["quarantined"] else "")
             for p in status["peers"] for x in p["ledgers"]
         ]  # fmt: skip
-        columns = ["peer", "ledger", "local", "remote", "lag", "pulled", "pushed", "quarantined"]
+        # pulled_through, pushed_through: the durable marks, the seq through which the ledger went each way
+        columns = ["peer", "ledger", "local", "remote", "lag", "pulled through seq", "pushed through seq",
+                   "quarantined"]  # fmt: skip
         _show(args, status, "sync", columns, rows)
 
     _run(args, work)
@@ -130,7 +127,7 @@ def cmd_conflicts(args: argparse.Namespace) -> None:
                 raise SystemExit("ledger-node conflicts resolve: a conflict id is needed (see ledger-node conflicts)")
             body = {"winner": args.winner, "payload": _json_object(args.payload, "--payload")}
             entry = await client.post(f"/admin/conflicts/{args.conflict_id}/resolve", body)
-            console.print(f"conflict {args.conflict_id} resolved by entry seq {entry['seq']} hash {entry['hash']}")
+            print(f"conflict {args.conflict_id} resolved by entry seq {entry['seq']} hash {entry['hash']}")
             return
         found = await client.get("/admin/conflicts", params={"status": args.status})
         rows = [(c["id"], c["kind"], c["ledger_id"] or "", c["seq"] or "", c["key"] or "", c["status"],
@@ -158,7 +155,7 @@ def cmd_trust(args: argparse.Namespace) -> None:
                     "revoke": args.action == "revoke"}  # fmt: skip
             att = await client.post("/admin/trust", body)
             verb = "revoked" if args.action == "revoke" else f"level {att['level']}"
-            console.print(f"{att['from']} -> {att['to']}: {verb} ({att['type']}), signed")
+            print(f"{att['from']} -> {att['to']}: {verb} ({att['type']}), signed")
             return
         if args.action == "path":
             if args.ledger_id is None:
@@ -170,8 +167,9 @@ def cmd_trust(args: argparse.Namespace) -> None:
                   [(found["from"], found["to"], found["score"], route)])  # fmt: skip
             return
         edges = await client.get("/network/trust")
-        rows = [(e["from"], e["to"], e["level"], e["type"], e["expires_at"]) for e in edges]
-        _show(args, edges, "trust attestations", ["from", "to", "level", "type", "expires_at (ms)"], rows)
+        rows = [(e["from"], e["to"], e["level"], e["type"], "never" if e["expires_at"] >= FOREVER else
+                 _when(e["expires_at"])) for e in edges]  # fmt: skip
+        _show(args, edges, "trust attestations", ["from", "to", "level", "type", "expires (UTC)"], rows)
 
     _run(args, work)
 
@@ -202,8 +200,11 @@ def cmd_credentials_revoke(args: argparse.Namespace) -> None:
     async def work(client: NodeClient) -> None:
         credential_id = args.id
         if not re.fullmatch(r"[0-9a-f]{12}", credential_id):  # a name: the one live credential of that name
-            found = [c["id"] for c in await client.get("/admin/credentials")
-                     if c["name"] == args.id and not c["revoked_ms"]]  # fmt: skip
+            named = [c for c in await client.get("/admin/credentials") if c["name"] == args.id]
+            found = [c["id"] for c in named if not c["revoked_ms"]]
+            if named and not found:
+                gone = ", ".join(f"{c['id']} at {_when(c['revoked_ms'])} UTC" for c in named)
+                raise SystemExit(f"ledger-node credentials revoke: {args.id!r} is already revoked ({gone})")
             if len(found) != 1:
                 raise SystemExit(f"ledger-node credentials revoke: {len(found)} live credentials are named "
                                  f"{args.id!r}{': ' + ', '.join(found) if found else ''}; give the id")  # fmt: skip
@@ -238,7 +239,7 @@ def cmd_candidates(args: argparse.Namespace) -> None:
             path, params = f"/admin/candidates/{args.ledger_id}", {"public_key": args.key} if args.key else None
             found = await (client.post(path + "/admit", params=params) if args.action == "admit"
                            else client.delete(path, params=params))  # fmt: skip
-            console.print(f"{found['ledger_id']}: {found['status']}")
+            print(f"{found['ledger_id']}: {found['status']}")
             return
         found = await client.get("/admin/candidates")
         rows = [(c["ledger_id"], c["record"]["endpoints"][0], c["record"]["public_key"], ", ".join(c["sources"]),
@@ -254,13 +255,13 @@ def cmd_pins(args: argparse.Namespace) -> None:
             if not args.ledger_id or not args.key:
                 raise SystemExit("ledger-node pins set: a ledger id and a public key (hex) are needed")
             pin = await client.put(f"/admin/pins/{args.ledger_id}", {"public_key": args.key})
-            console.print(f"{pin['ledger_id']}: pinned to {pin['public_key'][:16]}... (operator)")
+            print(f"{pin['ledger_id']}: pinned to key fingerprint {_fingerprint(pin['public_key'])} (operator)")
             return
         if args.action == "remove":
             if not args.ledger_id:
                 raise SystemExit("ledger-node pins remove: a ledger id is needed")
             await client.delete(f"/admin/pins/{args.ledger_id}")
-            console.print(f"{args.ledger_id}: pin, entries and peer removed")
+            print(f"{args.ledger_id}: pin, entries and peer removed")
             return
         pins = await client.get("/admin/pins")
         rows = [(p["ledger_id"], p["key_fingerprint"], p["source"], p["entries"], "yes" if p["local"] else "")

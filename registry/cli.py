@@ -14,6 +14,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 import registry
+from protocol.terminal import exit_quietly_on_closed_stdout
 from registry.app import build_app
 from registry.commands import CommandError
 from registry.commands import add_commands as add_client_commands
@@ -22,6 +23,14 @@ from registry.settings import RegistrySettings
 
 
 def main(argv: list[str] | None = None) -> None:
+    try:
+        _main(argv)
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is seen below
+    except BrokenPipeError:  # stdout's reader went away (| head)
+        exit_quietly_on_closed_stdout()
+
+
+def _main(argv: list[str] | None) -> None:
     parser = argparse.ArgumentParser(prog="ledger-registry", description="The registry of a ledger network.")
     parser.add_argument("--version", action="version", version=f"ledger-registry {registry.__version__}")
     sub = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
@@ -41,7 +50,11 @@ def main(argv: list[str] | None = None) -> None:
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         _fail(f"invalid configuration: {'.'.join(str(p) for p in error['loc'])}: {error['msg']}")
-    except (RegistryError, CommandError, OSError) as exc:
+    except BrokenPipeError:
+        raise
+    except CommandError as exc:
+        _fail(str(exc), exc.exit_code)
+    except (RegistryError, OSError) as exc:
         _fail(str(exc))
 
 
@@ -52,9 +65,9 @@ def cmd_run(args: argparse.Namespace) -> None:
     asyncio.run(serve(settings))
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 1) -> None:
     print(f"ledger-registry: error: {message}", file=sys.stderr)
-    raise SystemExit(1)
+    raise SystemExit(code)
 
 
 async def serve(settings: RegistrySettings) -> None:

@@ -9,20 +9,26 @@ import os
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
-from rich.console import Console
-from rich.table import Table
 
 from protocol.signing import fingerprint
+from protocol.terminal import print_table, unreachable, url_problem
 
 DEFAULT_URL = "http://127.0.0.1:8600"
 
 
 class CommandError(Exception):
     """The registry could not be reached or answered with a problem; one line for the user."""
+
+    exit_code = 1
+
+
+class UsageError(CommandError):
+    """The command line is wrong (a URL without a scheme); exit code 2, as for argparse's own errors."""
+
+    exit_code = 2
 
 
 class RegistryClient:
@@ -42,7 +48,7 @@ class RegistryClient:
                                              headers=self._headers) as response:  # fmt: skip
                 raw = await response.read()
         except aiohttp.ClientError as exc:
-            raise CommandError(f"cannot reach {self._url}: {exc}") from exc
+            raise CommandError(unreachable(self._url, exc)) from exc
         except TimeoutError as exc:
             raise CommandError(f"{self._url} did not answer in time") from exc
         if response.status >= 400:
@@ -55,9 +61,9 @@ class RegistryClient:
 
 
 def _ask(args: argparse.Namespace, work: Callable[[RegistryClient], Coroutine[Any, Any, None]]) -> None:
-    parts = urlsplit(args.url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise CommandError(f"registry URL {args.url!r} needs http:// or https:// and a host")
+    problem = url_problem(args.url)
+    if problem is not None:
+        raise UsageError(f"registry URL {args.url!r} (--url) {problem}")
 
     async def run() -> None:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=args.timeout)) as session:
@@ -92,15 +98,11 @@ def cmd_nodes(args: argparse.Namespace) -> None:
     if args.json:
         print(orjson.dumps(nodes, option=orjson.OPT_INDENT_2).decode())
         return
-    table = Table(title=f"nodes registered at {args.url}", title_justify="left")
-    for column in ("ledger", "name", "status", "endpoints", "last heartbeat (UTC)", "key fingerprint"):
-        table.add_column(column, no_wrap=column in ("ledger", "endpoints", "key fingerprint"), overflow="fold")
-    for node in nodes:
-        record = node["record"]
-        beat = datetime.fromtimestamp(node["last_heartbeat"] / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(record["ledger_id"], record["name"], node["status"], " ".join(record["endpoints"]), beat,
-                      fingerprint(bytes.fromhex(node["bound_key"])))  # fmt: skip
-    Console().print(table)
+    rows = [(node["record"]["ledger_id"], node["record"]["name"], node["status"], " ".join(node["record"]["endpoints"]),
+             datetime.fromtimestamp(node["last_heartbeat"] / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S"),
+             fingerprint(bytes.fromhex(node["bound_key"]))) for node in nodes]  # fmt: skip
+    print_table(f"nodes registered at {args.url}", ["ledger", "name", "status", "endpoints", "last heartbeat (UTC)",
+                                                    "key fingerprint"], rows)  # fmt: skip
 
 
 def cmd_enrol(args: argparse.Namespace) -> None:
@@ -118,12 +120,8 @@ def cmd_bindings(args: argparse.Namespace) -> None:
         if args.json:
             print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
             return
-        table = Table(title=f"ledger ids bound or enrolled at {args.url}", title_justify="left")
-        for column in ("ledger", "status", "bound key"):
-            table.add_column(column, no_wrap=True, overflow="fold")
-        for node in data:
-            table.add_row(node["ledger_id"], node["status"], node["bound_key"] or "(enrolled, not bound)")
-        Console().print(table)
+        rows = [(node["ledger_id"], node["status"], node["bound_key"] or "(enrolled, not bound)") for node in data]
+        print_table(f"ledger ids bound or enrolled at {args.url}", ["ledger", "status", "bound key"], rows)
 
     _ask(args, work)
 

@@ -44,9 +44,9 @@ function render(list) {
   $("summary").textContent = `${list.length} nodes registered, ${online} online`;
   const rows = list.map((n) => el("tr", { "data-ledger": n.record.ledger_id, "data-status": n.status },
     el("td", {}, n.record.ledger_id), el("td", {}, n.record.name), el("td", { class: "state " + n.status }, n.status),
-    el("td", {}, n.last_heartbeat ? new Date(n.last_heartbeat).toLocaleTimeString() : "—"),
+    el("td", {}, n.last_heartbeat ? new Date(n.last_heartbeat).toISOString().replace("T", " ").slice(0, 19) : "—"),
     el("td", {}, link(n.record.endpoints[0])), el("td", { class: "hash" }, n.record.public_key.slice(0, 16))));
-  $("nodes").replaceChildren(el("thead", {}, el("tr", {}, ...["ledger", "name", "status", "last heartbeat", "console", "key"].map((h) => el("th", {}, h)))),
+  $("nodes").replaceChildren(el("thead", {}, el("tr", {}, ...["ledger", "name", "status", "last heartbeat (UTC)", "console", "key"].map((h) => el("th", {}, h)))),
     el("tbody", {}, ...rows));
   const width = 960, height = 320;
   const shapes = list.map((n, i) => {

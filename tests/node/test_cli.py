@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import stat
 import subprocess
+import sys
 import tomllib
 import urllib.request
 from collections.abc import Awaitable
@@ -17,7 +19,7 @@ import pytest
 
 from node.ledger.clock import wall_ms
 from protocol.records import sign_record
-from protocol.signing import KeyPair
+from protocol.signing import KeyPair, fingerprint
 from protocol.vectors import DIRECTORY
 from scenarios.procs import REPO, NodeProcess
 from scenarios.procs import start_node as start_process_node
@@ -78,9 +80,32 @@ def test_a_node_process_serves_the_cli_commands(tmp_path: Path, processes: list[
     assert node.terminate() == 0
 
 
+def into_closed_pipe(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` with its stdout a pipe that nobody reads any more, as in ``| head -2`` once head is done."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run(argv, stdout=write, stderr=subprocess.PIPE, text=True, cwd=REPO, timeout=60,
+                              env={**os.environ, "LEDGER_TOKEN": ADMIN_TOKEN})  # fmt: skip
+    finally:
+        os.close(write)
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path: Path, processes: list[NodeProcess]) -> None:
+    node = start_node(tmp_path / "a")
+    processes.append(node)
+    for _ in range(3):
+        assert cli("append", "--url", node.url, "--stream", "notes", "--type", "t").returncode == 0
+    url = ["--url", node.url]
+    for args in (["query", "--stream", "notes", "--json", *url], ["status", *url], ["--help"]):
+        result = into_closed_pipe([sys.executable, "-m", "node.cli", *args])
+        assert (result.returncode, result.stderr) == (0, ""), (args, result)
+
+
 def test_client_commands_say_when_no_node_answers() -> None:
     result = cli("stats", "--url", "http://127.0.0.1:9")
-    assert result.returncode == 1 and "cannot reach http://127.0.0.1:9" in result.stderr
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip() == "ledger-node: error: cannot reach http://127.0.0.1:9 (connection refused)"
 
 
 def test_the_node_url_comes_from_ledger_url_and_needs_a_scheme(tmp_path: Path, processes: list[NodeProcess]) -> None:
@@ -260,11 +285,15 @@ async def test_reading_commands_print_json_and_wide_tables_keep_hashes_and_urls(
     for command, check in reading.items():
         result = await run(*command, "--url", node.url, "--json")
         assert result.returncode == 0 and check(json.loads(result.stdout)), (command, result.stdout, result.stderr)
-    wide = {"COLUMNS": "200"}
-    assert entry["hash"] in (await run("status", "--url", node.url, env=wide)).stdout
-    peers = (await run("peers", "--url", node.url, env=wide)).stdout
-    assert far in peers, peers
-    assert far in (await run("audit", "--url", node.url, env=wide)).stdout
+    error = json.loads((await run("peers", "--url", node.url, "--json")).stdout)[0]["last_error"]
+    for columns in ("80", "200"):  # redirected: full width whatever $COLUMNS says, no column dropped, no cell cut
+        narrow = {"COLUMNS": columns}
+        status = (await run("status", "--url", node.url, env=narrow)).stdout
+        assert f"│ head       │ {entry['hash']} │" in status, status
+        peers = (await run("peers", "--url", node.url, env=narrow)).stdout
+        assert "┃ last error" in peers and f"│ {far} │" in peers and f"│ {error} │" in peers, peers
+        audit = (await run("audit", "--url", node.url, env=narrow)).stdout
+        assert far in audit and all(line == line.rstrip() for line in audit.splitlines()), audit
 
 
 def test_candidates_and_pins_commands(tmp_path: Path, processes: list[NodeProcess]) -> None:
@@ -284,8 +313,10 @@ def test_candidates_and_pins_commands(tmp_path: Path, processes: list[NodeProces
     assert admitted.returncode == 0 and "node-x: peer" in admitted.stdout
     pins = cli("pins", "--url", node.url)
     assert pins.returncode == 0 and "node-x" in pins.stdout and "operator" in pins.stdout and "config" in pins.stdout
-    key = KeyPair(bytes([5] * 32)).public_key.hex()
-    assert cli("pins", "set", "node-q", key, "--url", node.url).returncode == 0
+    key = KeyPair(bytes([5] * 32)).public_key
+    pinned = cli("pins", "set", "node-q", key.hex(), "--url", node.url)
+    assert pinned.returncode == 0, pinned.stderr
+    assert f"node-q: pinned to key fingerprint {fingerprint(key)} (operator)" in pinned.stdout
     assert "node-q" in cli("pins", "list", "--url", node.url).stdout
     removed = cli("pins", "remove", "node-q", "--url", node.url)
     assert removed.returncode == 0 and "node-q" not in cli("pins", "--url", node.url).stdout

@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from protocol.signing import fingerprint
 from scenarios.procs import NodeProcess, start_node
 from tests.conftest import ADMIN_TOKEN, cli, eventually
 
@@ -32,6 +33,10 @@ def public_key(node: NodeProcess) -> str:
         return str(json.loads(response.read())["public_key"])
 
 
+def key_fingerprint(node: NodeProcess) -> str:
+    return fingerprint(bytes.fromhex(public_key(node)))
+
+
 async def test_peers_trust_conflicts_query_refs_and_state_are_commands(
     tmp_path: Path, processes: list[NodeProcess]
 ) -> None:
@@ -41,9 +46,9 @@ async def test_peers_trust_conflicts_query_refs_and_state_are_commands(
     processes.append(b)
 
     added = await run(a, "peers", "add", "node-b", b.url, public_key(b))
-    assert f"node-b: peer at {b.url}" in added.stdout
+    assert f"node-b: peer at {b.url} (mode both), key fingerprint {key_fingerprint(b)} pinned" in added.stdout
     connected = await run(b, "peers", "connect", a.url)
-    assert "node-a: peer" in connected.stdout, connected.stdout
+    assert f"node-a: peer at {a.url} (key fingerprint {key_fingerprint(a)})" in connected.stdout, connected.stdout
     assert [p["ledger_id"] for p in await as_json(a, "peers")] == ["node-b"]
     assert [p["ledger_id"] for p in await as_json(b, "peers")] == ["node-a"]
 
@@ -72,6 +77,10 @@ async def test_peers_trust_conflicts_query_refs_and_state_are_commands(
 
     attested = await run(a, "trust", "attest", "node-b", "--level", "0.5")
     assert "node-a -> node-b: level 0.5 (full), signed" in attested.stdout
+    edges = (await run(a, "trust")).stdout
+    assert "┃ expires (UTC)" in edges and "│ node-a │ node-b │ 0.5   │ full │ never         │" in edges, edges
+    rounds = (await run(a, "sync")).stdout  # the marks: not what the last round moved
+    assert "┃ pulled through seq ┃ pushed through seq ┃" in rounds, rounds
     federated = await run(a, "query", "--network", "--ledger-id", "node-b", "--key", "asset-7")
     assert [json.loads(line)["id"] for line in federated.stdout.splitlines()] == [theirs["id"]]
     assert "peer node-b: ok" in federated.stderr
@@ -116,7 +125,8 @@ def test_append_file_checks_every_line_first_and_says_what_a_refused_batch_left(
     refused = cli("append", "--url", node.url, "--file", str(path), "--batch", "3")
     assert refused.returncode == 1, refused.stderr
     assert "lines 1..6 are committed, nothing from line 7 on" in refused.stderr
-    assert "resume with --from-line 7" in refused.stderr and "already used" in refused.stderr
+    assert "resume with --from-line 7" in refused.stderr
+    assert f"{path}: line 7: id {first['id']} is already used in this ledger" in refused.stderr, refused.stderr
     assert entries() == 7
     path.write_text("\n".join(lines))
     resumed = cli("append", "--url", node.url, "--file", str(path), "--batch", "3", "--from-line", "7")
@@ -138,4 +148,6 @@ def test_a_credential_is_revoked_by_its_name_when_one_live_credential_has_it(
     twins = cli("credentials", "revoke", "twin", "--url", node.url)
     assert twins.returncode == 1 and "2 live credentials are named 'twin'" in twins.stderr
     again = cli("credentials", "revoke", "billing-app", "--url", node.url)
-    assert again.returncode == 1 and "0 live credentials" in again.stderr
+    assert again.returncode == 1 and "'billing-app' is already revoked (" in again.stderr, again.stderr
+    nobody = cli("credentials", "revoke", "nobody", "--url", node.url)
+    assert nobody.returncode == 1 and "0 live credentials are named 'nobody'" in nobody.stderr

@@ -21,6 +21,15 @@ def registry_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Co
                           timeout=60, env={**os.environ, **(env or {})})  # fmt: skip
 
 
+def into_closed_pipe(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run(argv, stdout=write, stderr=subprocess.PIPE, text=True, cwd=REPO, timeout=60)
+    finally:
+        os.close(write)
+
+
 def test_the_registry_process_serves_and_stops_cleanly(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "registry.cli", "run", "--port", "0", "--data-dir", str(tmp_path)],
@@ -34,6 +43,9 @@ def test_the_registry_process_serves_and_stops_cleanly(tmp_path: Path) -> None:
         url = match.group(1)
         health = registry_cli("health", f"--url={url}")
         assert health.returncode == 0 and health.stdout.strip() == f"ok: {url} is healthy and ready", health.stderr
+        for args in (["health", f"--url={url}"], ["--help"]):  # stdout's reader gone, as in | head: a quiet exit
+            closed = into_closed_pipe([sys.executable, "-m", "registry.cli", *args])
+            assert (closed.returncode, closed.stderr) == (0, ""), closed
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
@@ -81,4 +93,14 @@ async def test_nodes_lists_the_registered_nodes(tmp_path: Path, processes: list[
     offline = await asyncio.to_thread(registry_cli, "nodes", f"--url={registry.url}", "--status", "offline", "--json")
     assert json.loads(offline.stdout) == []
     bare = await asyncio.to_thread(registry_cli, "nodes", "--url", registry.url.removeprefix("http://"))
-    assert bare.returncode == 1 and "needs http:// or https://" in bare.stderr
+    assert bare.returncode == 2 and "needs http:// or https://" in bare.stderr
+
+
+def test_a_url_without_a_scheme_is_a_usage_error_and_an_unanswered_one_says_why() -> None:
+    bare = registry_cli("nodes", "--url", "127.0.0.1:19700")
+    assert bare.returncode == 2 and len(bare.stderr.strip().splitlines()) == 1, bare.stderr
+    assert bare.stderr.strip() == ("ledger-registry: error: registry URL '127.0.0.1:19700' (--url) needs http:// or "
+                                   "https:// and a host; write http://127.0.0.1:19700")  # fmt: skip
+    down = registry_cli("health", "--url", "http://127.0.0.1:9")
+    assert down.returncode == 1, down.stderr
+    assert down.stderr.strip() == "ledger-registry: error: cannot reach http://127.0.0.1:9 (connection refused)"
