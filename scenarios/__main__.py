@@ -25,8 +25,8 @@ from scenarios.status import show
 async def up(compose: Path, data: Path, samples: int, exit_when_converged: bool, base_port: int | None = None) -> int:
     """Start the services in order (on ``base_port`` and the ports after it, or on free ports for 0), each
     logging to ``<data>/<service>/<service>.log``, append samples on each node, wait until every node holds
-    every ledger at the same head (or say plainly that it did not), print how to reach and use the network,
-    and run until SIGINT or SIGTERM."""
+    every ledger at the same head and no peer link waits to be admitted (or say plainly what did not happen
+    and what it means), print how to reach and use the network, and run until SIGINT or SIGTERM."""
     topology = load(compose)
     ports = local_ports(topology, base_port)
     services: list[LocalService] = []
