@@ -210,17 +210,21 @@ def test_every_printed_command_works_as_pasted_with_the_token_it_names(network: 
     assert refused.returncode == 1 and "lacks scope admin" in refused.stderr  # as the client group says
 
 
-def test_the_readme_operator_block_works_as_pasted_on_node_a(network: Network) -> None:
+def test_the_readme_blocks_for_node_a_work_as_pasted(network: Network) -> None:
+    """The operator block ("work as pasted on node-a of `make run`") and the credentials block."""
     readme = (REPO / "README.md").read_text()
-    intro = "The client commands below work as pasted on node-a of `make run`"
-    block = readme.split(intro)[1].split("```sh\n")[1].split("```")[0]
+    operator = readme.split("The client commands below work as pasted on node-a of `make run`")[1]
+    credentials = readme.split("## Clients and credentials")[1]
+    blocks = [text.split("```sh\n")[1].split("```")[0] for text in (operator, credentials)]
+    assert all("http://127.0.0.1:8701" in block for block in blocks)  # node-a of make run
     node_a = re.search(r"^started node-a\s+(http://\S+)", network.output, re.MULTILINE)
     assert node_a is not None
-    script = block.replace("http://127.0.0.1:8701", node_a.group(1))  # the one change: ports picked at start
     env = {k: v for k, v in os.environ.items() if k not in ("LEDGER_ADMIN_TOKEN", "LEDGER_TOKEN", "LEDGER_URL")}
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"  # what `export PATH="$PWD/.venv/bin:$PATH"` gives
-    result = subprocess.run(["bash", "-e", "-x", "-c", script], capture_output=True, text=True, timeout=300,
-                            cwd=network.work, env=env)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    for block in blocks:
+        script = block.replace("http://127.0.0.1:8701", node_a.group(1))  # the one change: ports picked at start
+        result = subprocess.run(["bash", "-e", "-x", "-c", script], capture_output=True, text=True, timeout=300,
+                                cwd=network.work, env=env)  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
     assert (network.work / "backups" / "node-a-1" / "backup.json").is_file()
     assert any((network.work / "data" / "node-a" / "backups").iterdir())  # --on-node: into its backup_dir
