@@ -21,6 +21,21 @@ from node.keys import load_key_file
 from node.storage.sqlite.scan import held_ledgers
 
 DB_NAME, KEY_NAME, MANIFEST_NAME = "ledger.db", "node.key", "backup.json"
+# what a backup does not hold: the settings a restored node needs from its operator to stand in for the original
+NOT_CARRIED = (
+    "--host/--port",
+    "LEDGER_ADMIN_TOKEN",
+    "LEDGER_NET__ALLOW_PRIVATE",
+    "LEDGER_DISCOVERY__REGISTRY_URLS",
+    "LEDGER_DISCOVERY__REGISTRY_TOKEN",
+    "LEDGER_DISCOVERY__ADVERTISE_URL",
+    "LEDGER_DISCOVERY__BOOTSTRAP",
+    "LEDGER_DISCOVERY__MDNS",
+    "LEDGER_DISCOVERY__AUTO_ADMIT",
+    "LEDGER_PEERS",
+    "LEDGER_ACCESS__*",
+    "LEDGER_BACKUP_DIR",
+)
 
 
 @dataclass(frozen=True, slots=True)

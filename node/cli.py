@@ -32,7 +32,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 import node
 from node.api.context import DISCOVERY
 from node.app import build_app
-from node.backup import DB_NAME, KEY_NAME, MANIFEST_NAME, backup, restore
+from node.backup import DB_NAME, KEY_NAME, MANIFEST_NAME, NOT_CARRIED, backup, restore
 from node.client import ClientError, NodeClient
 from node.errors import NodeError, StoreCorrupted
 from node.keys import create_key_file
@@ -490,7 +490,16 @@ def cmd_restore(args: argparse.Namespace) -> None:
     own = next(x for x in manifest.ledgers if x.local)
     print(f"restored {manifest.ledger_id} into {location.data_dir}: head seq {own.head_seq} hash {own.head_hash}, "
           f"{len(reports)} ledger(s) verified ({mode})")  # fmt: skip
-    print(f"start it with: ledger-node run --ledger-id {manifest.ledger_id} --data-dir {location.data_dir}")
+    config = f" --config {args.config}" if args.config else ""
+    print(f"start it with: ledger-node run --ledger-id {manifest.ledger_id} --data-dir {location.data_dir}{config}")
+    print(f"WARNING: the restored node is {manifest.ledger_id} itself (its key, its ledger, what it knew of its "
+          f"peers). Start it only in place of {manifest.ledger_id}, once the original is stopped for good; never "
+          f"beside it: two nodes with one key fork ledger {manifest.ledger_id} at its peers.")  # fmt: skip
+    sets = "the ledger id, data directory and settings file" if args.config else "only the ledger id and data directory"
+    print(
+        f"The command above sets {sets}; add what the original ran with from flags or the environment"
+        f"{'' if args.config else ' (or its --config file)'}: {', '.join(NOT_CARRIED)}."
+    )
 
 
 # --- parser ------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import aiohttp
 
 from scenarios import catalog  # noqa: F401 - registers the scenarios
 from scenarios.compose import COMPOSE_FILE, LocalService, load, local_ports, localize, localize_service, start_order
-from scenarios.convergence import disagreement, heads_of
+from scenarios.convergence import disagreement, heads_of, waiting_links
 from scenarios.procs import NodeProcess, start_process
 from scenarios.runner import SCENARIOS, run, until
 from scenarios.status import show
@@ -25,8 +25,8 @@ from scenarios.status import show
 async def up(compose: Path, data: Path, samples: int, exit_when_converged: bool, base_port: int | None = None) -> int:
     """Start the services in order (on ``base_port`` and the ports after it, or on free ports for 0), each
     logging to ``<data>/<service>/<service>.log``, append samples on each node, wait until every node holds
-    every ledger at the same head (or say plainly that it did not), print how to reach and use the network,
-    and run until SIGINT or SIGTERM."""
+    every ledger at the same head and no peer link waits to be admitted (or say plainly what did not happen
+    and what it means), print how to reach and use the network, and run until SIGINT or SIGTERM."""
     topology = load(compose)
     ports = local_ports(topology, base_port)
     services: list[LocalService] = []
@@ -69,6 +69,23 @@ async def up(compose: Path, data: Path, samples: int, exit_when_converged: bool,
                 return found is None
 
             after = await until(converged, CONVERGE_S, stop)
+            waiting = ["not asked yet"]
+
+            async def settled() -> bool:
+                try:
+                    answers = {name: await _get(session, proc.url + "/ledger/sync/status")
+                               for name, proc in nodes.items()}  # fmt: skip
+                except aiohttp.ClientError as exc:
+                    waiting[:] = [f"a node did not answer ({exc})"]
+                    return False
+                waiting[:] = waiting_links(answers)
+                return not waiting
+
+            # the heads can agree through other links while a new peer has not admitted a node yet; the table
+            # below shows that link as waiting, so wait for it too, within the same deadline
+            linked: float | None = None
+            if after is not None:
+                linked = 0.0 if await settled() else await until(settled, CONVERGE_S - after, stop)
             first = next(iter(nodes.values()))
             async with session.post(first.url + "/admin/credentials", json=CLIENT_CREDENTIAL) as response:
                 response.raise_for_status()
@@ -77,6 +94,11 @@ async def up(compose: Path, data: Path, samples: int, exit_when_converged: bool,
         if after is not None:
             print(f"converged in {after:.2f} s: every node holds {', '.join(sorted(nodes))} at the same head "
                   "(seq and hash)", flush=True)  # fmt: skip
+            if linked is not None:
+                print(f"every node syncs with each of its peers directly (none waiting to be admitted) after "
+                      f"{after + linked:.2f} s", flush=True)  # fmt: skip
+            elif not stop.is_set():
+                print(_still_waiting(waiting, {n: p.url for n, p in nodes.items()}, token), flush=True)
         elif not stop.is_set():
             print(f"NOT converged within {CONVERGE_S} s: {last[0]}. The services keep running; see the status "
                   "tables above, the logs, and the command below", flush=True)  # fmt: skip
@@ -103,37 +125,62 @@ async def _get(session: aiohttp.ClientSession, url: str) -> Any:
         return await response.json()
 
 
+def _still_waiting(links: list[str], urls: dict[str, str], token: str | None) -> str:
+    """What each peer link still waiting at the deadline means, and what to do about it (``urls``: node
+    name -> URL)."""
+    auth = f" --token {token}" if token else ""
+    lines = []
+    for link in links:
+        node, _, peer = link.partition(" → ")
+        if peer not in urls:  # a node did not answer
+            lines.append(f"the peer links could not all be checked within {CONVERGE_S} s: {link}")
+            continue
+        lines.append(f"{link} is still waiting after {CONVERGE_S} s: {peer} has not admitted {node}'s key yet, so "
+                     f"{node} does not pull from {peer} directly; {peer}'s entries reach {node} through the other "
+                     f"nodes, as the heads show. Nothing is lost: {peer} admits {node} on a discovery round "
+                     f"(auto_admit), or see 'ledger-node candidates --url {urls[peer]}{auth}'")  # fmt: skip
+    return "\n".join(lines)
+
+
 def _summary(running: list[tuple[LocalService, NodeProcess]], token: str | None, issued: dict[str, Any],
              base_port: int | None) -> str:  # fmt: skip
-    """Where each service is (its console is its URL in a browser), the admin token, and commands that
-    work when pasted as they are."""
+    """Where each service is (its console is its URL in a browser), then commands that work when pasted as
+    they are: the admin commands with the admin token, the client commands with the credential just issued,
+    each group saying which token it uses and what that token may do."""
     lines = ["", "service   URL (open it in a browser for the console)   log"]
     for service, proc in running:
         lines.append(f"{service.name:<9} {proc.url + '/':<44} {service.data_dir / (service.name + '.log')}")
     nodes = [proc for service, proc in running if "node.cli" in service.argv]
     url = nodes[0].url
     program = _here(Path(sys.executable).parent / "ledger-node")
-    auth = f" --url {url} --token {token}" if token else f" --url {url}"
+    admin = f" --url {url} --token {token}" if token else f" --url {url}"
+    client = f" --url {url} --token {issued['token']}"
     if base_port == 0:  # free ports: the status command cannot find them from the compose file
         where = "".join(f" --url {p.url}" for p in nodes) + (f" --token {token}" if token else "")
     else:
         where = f" --base-port {base_port}" if base_port else ""
+    scopes = ",".join(issued["scopes"])
     lines += [
         "",
         f"admin token (every scope; log in to the consoles with it): {token}",
-        "",
-        "paste any of these as they are:",
-        f"{program} status{auth}",
-        f"{program} peers{auth}",
-        f'{program} append{auth} --stream notes --type note --payload \'{{"text": "hello"}}\'',
-        f"{program} query{auth} --stream notes",
+        "with the admin token (status, peers and every other command), paste any of these as they are:",
+        f"{program} status{admin}",
+        f"{program} peers{admin}",
         f"{_here(Path(sys.executable))} -m scenarios status{where}",
+        *(
+            [f"or set it once for every ledger-node command: export LEDGER_URL={url} LEDGER_TOKEN={token}"]
+            if token
+            else []
+        ),  # fmt: skip
         "",
-        f"a client credential {issued['id']} (scopes {','.join(issued['scopes'])}) was issued just now; its token "
-        "is shown only here. Append with it:",
+        f"a client credential {issued['id']} was issued just now with scopes {scopes}, not admin (status and "
+        "peers refuse it); its token is shown only here. With it, paste any of these as they are:",
+        f'{program} append{client} --stream notes --type note --payload \'{{"text": "hello"}}\'',
+        f"{program} query{client} --stream notes",
         f'curl -H "Authorization: Bearer {issued["token"]}" -H "Content-Type: application/json" -d \'{APPEND_BODY}\' '
         f"{url}/ledger/entries",
-        f"or, for the ledger-node client commands: export LEDGER_URL={url} LEDGER_TOKEN={issued['token']}",
+        f"or set it once for the {scopes.replace(',', ', ')} commands: export LEDGER_URL={url} "
+        f"LEDGER_TOKEN={issued['token']}",
     ]
     return "\n".join(lines)
 

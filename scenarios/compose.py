@@ -3,7 +3,8 @@
 Each service runs its own command with its own environment, as the compose file gives them, with
 what only makes sense inside containers mapped to this machine: a service's hostname and container
 port become 127.0.0.1 and its published port (in URLs in the environment too; or a port counted from
-a base port, or a free port picked at start), ``/data`` becomes ``<data>/<service>``, and
+a base port, or a free port picked at start), ``/data`` becomes ``<data>/<service>`` (in arguments and
+in paths below it in the environment), and
 ``ledger-node``/``ledger-registry`` run from this checkout.
 """
 
@@ -119,7 +120,7 @@ def localize_service(service: Service, services: dict[str, Service], data: Path,
                 break
             value = value.replace(address, f"//127.0.0.1:{ports[other.name]}")
         else:
-            env[key] = value
+            env[key] = str(data_dir / value.removeprefix("/data/")) if value.startswith("/data/") else value
     env.update({"LEDGER_HOST": "127.0.0.1", "LEDGER_PORT": str(port), "LEDGER_DATA_DIR": str(data_dir)})
     program, *args = service.command
     if program not in ENTRY_POINTS:

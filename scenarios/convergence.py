@@ -33,3 +33,10 @@ def disagreement(heads: dict[str, dict[str, Head]]) -> str | None:
         if len(set(seen.values())) > 1:
             return f"ledger {lid} differs: " + ", ".join(f"{node} at {head}" for node, head in seen.items())
     return None
+
+
+def waiting_links(sync: dict[str, dict[str, Any]]) -> list[str]:
+    """Every link ``node → peer`` where the node still waits for the peer to admit it, from each node's
+    ``GET /ledger/sync/status`` answer (node name -> answer)."""
+    return [f"{node} → {peer['ledger_id']}" for node, answer in sync.items() for peer in answer["peers"]
+            if peer["state"] == "waiting"]  # fmt: skip

@@ -117,3 +117,26 @@ async def test_the_node_backs_itself_up_into_its_backup_dir_while_serving(
     refused = cli("backup", "--on-node", "--url", bare.url)
     assert refused.returncode == 1 and "no backup_dir is configured" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_restore_warns_never_to_run_the_copy_beside_the_original_and_names_what_to_add(
+    tmp_path: Path, processes: list[NodeProcess]
+) -> None:
+    node = start_node(tmp_path / "a", env=ENV)
+    processes.append(node)
+    assert cli("append", "--url", node.url, "--stream", "s", "--type", "t").returncode == 0
+    out = tmp_path / "backup"
+    assert cli("backup", "--data-dir", str(node.data_dir), "--out", str(out)).returncode == 0
+    restored = cli("restore", str(out), "--data-dir", str(tmp_path / "r"))  # while the original still runs
+    assert restored.returncode == 0, restored.stderr
+    text = " ".join(restored.stdout.split())
+    assert "only in place of node-a" in text and "never beside it" in text
+    assert "two nodes with one key fork ledger node-a at its peers" in text
+    # what the printed run command leaves out, by the names an operator sets them with
+    for setting in ("--port", "LEDGER_ADMIN_TOKEN", "LEDGER_NET__ALLOW_PRIVATE", "LEDGER_DISCOVERY__REGISTRY_URLS",
+                    "LEDGER_DISCOVERY__BOOTSTRAP", "LEDGER_DISCOVERY__ADVERTISE_URL", "LEDGER_BACKUP_DIR"):  # fmt: skip
+        assert setting in text, (setting, restored.stdout)
+    (tmp_path / "n.toml").write_text('port = 8711\nadmin_token = "from-the-config-0123456789"\n')
+    configured = cli("restore", str(out), "--data-dir", str(tmp_path / "c"), "--config", str(tmp_path / "n.toml"))
+    assert configured.returncode == 0, configured.stderr
+    assert f"--config {tmp_path / 'n.toml'}" in configured.stdout  # the original's settings file goes along

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -37,6 +40,8 @@ def test_the_compose_file_describes_a_registry_and_three_nodes() -> None:
         enrolments = json.loads(services["registry"].environment["LEDGER_REGISTRY_ENROLMENTS"])
         assert enrolments[name] == service.environment["LEDGER_DISCOVERY__REGISTRY_TOKEN"]
         assert service.environment["LEDGER_DISCOVERY__AUTO_ADMIT"] == "true"  # a closed network
+        # `ledger-node backup --on-node` works: the node writes backups into its volume
+        assert service.environment["LEDGER_BACKUP_DIR"].startswith("/data/")
 
 
 def healthcheck_problems(service: Service) -> list[str]:
@@ -64,6 +69,7 @@ def test_every_setting_the_compose_file_gives_is_accepted(monkeypatch: pytest.Mo
             settings = NodeSettings(ledger_id=service.argv[service.argv.index("--ledger-id") + 1])
             assert settings.discovery.registry_urls == ["http://127.0.0.1:8600"]
             assert settings.discovery.advertise_url == service.url
+            assert settings.backup_dir == tmp_path / service.name / "backups"  # under its data directory
         else:
             RegistrySettings()
         for key in service.env:
@@ -105,11 +111,23 @@ def hold_free_ports(ports: list[int]) -> list[socket.socket]:
     return held
 
 
-def test_compose_up_runs_the_topology_converges_and_prints_a_working_curl(tmp_path: Path) -> None:
+@dataclass
+class Network:
+    """``compose up`` running on free ports, started from ``work`` (``make run``'s directory) with its data
+    under ``work/data``; ``output`` is what it printed up to ``running;``."""
+
+    work: Path
+    output: str
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     held = hold_free_ports([port for s in load().values() for port, _ in s.ports])
+    work = tmp_path_factory.mktemp("make-run")
+    env = {k: v for k, v in os.environ.items() if k not in ("LEDGER_ADMIN_TOKEN", "LEDGER_TOKEN", "LEDGER_URL")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scenarios", "compose", "up", "--data", str(tmp_path), "--base-port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+        [sys.executable, "-m", "scenarios", "compose", "up", "--data", str(work / "data"), "--base-port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env,
     )  # fmt: skip
     assert proc.stdout is not None
     output: list[str] = []
@@ -118,33 +136,7 @@ def test_compose_up_runs_the_topology_converges_and_prints_a_working_curl(tmp_pa
             output.append(line)
             if line.startswith("running;") or line.startswith("stopped"):
                 break
-        curl = next((line for line in output if line.startswith("curl ")), None)
-        assert curl is not None and "converged in" in "".join(output), "".join(output)
-        # pasted as printed, plus -w to see the status
-        pasted = subprocess.run(curl.strip() + " -s -o /dev/null -w '%{http_code}'", shell=True, capture_output=True,
-                                text=True, timeout=30)  # fmt: skip
-        assert pasted.stdout == "201", pasted.stdout + pasted.stderr
-        without_token = re.sub(r'-H "Authorization: [^"]*" ', "", curl.strip())
-        anonymous = subprocess.run(without_token + " -s -o /dev/null -w '%{http_code}'", shell=True,
-                                   capture_output=True, text=True, timeout=30)  # fmt: skip
-        assert anonymous.stdout == "401", anonymous.stdout + anonymous.stderr
-        text = "".join(output)
-        services = load()
-        started = re.findall(r"^started (\S+)\s+(http://\S+)  \(log: (\S+)\)$", text, re.MULTILINE)
-        assert [name for name, _, _ in started] == ["registry", "node-a", "node-b", "node-c"], text
-        for name, url, log in started:
-            health = subprocess.run(health_command(services[name], url), capture_output=True, text=True, timeout=30)
-            assert health.returncode == 0 and url in health.stdout, health.stdout + health.stderr
-            assert log == str(tmp_path / name / f"{name}.log") and "listening on" in Path(log).read_text()
-            assert re.search(rf"^{name}\s+{url}/\s+{log}$", text, re.MULTILINE), text  # in the closing summary
-        token = services["node-a"].environment["LEDGER_ADMIN_TOKEN"]
-        assert f"admin token (every scope; log in to the consoles with it): {token}" in text
-        assert "HTTP 401" not in text and "backing-off" not in text  # the start-up race is no failure
-        pasted_commands = text.split("paste any of these as they are:\n")[1].split("\n\n")[0].splitlines()
-        assert len(pasted_commands) == 5
-        for command in pasted_commands:  # as printed, from the directory make run is started in
-            result = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60, cwd=REPO)
-            assert result.returncode == 0, (command, result.stdout, result.stderr)
+        yield Network(work, "".join(output))
     finally:
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)
@@ -154,3 +146,85 @@ def test_compose_up_runs_the_topology_converges_and_prints_a_working_curl(tmp_pa
     assert proc.returncode == 0, "".join(output)
     for name in ("registry", "node-a", "node-b", "node-c"):
         assert f"started {name}" in "".join(output) and f"stopped {name} (exit 0)" in "".join(output)
+
+
+def test_compose_up_runs_the_topology_converges_and_prints_a_working_curl(network: Network) -> None:
+    text = network.output
+    curl = next((line for line in text.splitlines() if line.startswith("curl ")), None)
+    assert curl is not None and "converged in" in text, text
+    # pasted as printed, plus -w to see the status
+    pasted = subprocess.run(curl.strip() + " -s -o /dev/null -w '%{http_code}'", shell=True, capture_output=True,
+                            text=True, timeout=30)  # fmt: skip
+    assert pasted.stdout == "201", pasted.stdout + pasted.stderr
+    without_token = re.sub(r'-H "Authorization: [^"]*" ', "", curl.strip())
+    anonymous = subprocess.run(without_token + " -s -o /dev/null -w '%{http_code}'", shell=True,
+                               capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert anonymous.stdout == "401", anonymous.stdout + anonymous.stderr
+    services = load()
+    started = re.findall(r"^started (\S+)\s+(http://\S+)  \(log: (\S+)\)$", text, re.MULTILINE)
+    assert [name for name, _, _ in started] == ["registry", "node-a", "node-b", "node-c"], text
+    for name, url, log in started:
+        health = subprocess.run(health_command(services[name], url), capture_output=True, text=True, timeout=30)
+        assert health.returncode == 0 and url in health.stdout, health.stdout + health.stderr
+        assert log == str(network.work / "data" / name / f"{name}.log") and "listening on" in Path(log).read_text()
+        assert re.search(rf"^{name}\s+{url}/\s+{log}$", text, re.MULTILINE), text  # in the closing summary
+    token = services["node-a"].environment["LEDGER_ADMIN_TOKEN"]
+    assert f"admin token (every scope; log in to the consoles with it): {token}" in text
+    assert "HTTP 401" not in text and "backing-off" not in text  # the start-up race is no failure
+
+
+def test_the_status_printed_is_true_no_link_is_left_waiting_unexplained(network: Network) -> None:
+    text = network.output
+    assert "every node syncs with each of its peers directly (none waiting to be admitted)" in text or (
+        "is still waiting after 60 s" in text and "Nothing is lost" in text
+    ), text
+    lag = text.split("lag per peer")[1].split("open conflicts")[0]
+    assert "waiting" not in lag or "is still waiting after 60 s" in text, text
+
+
+def test_every_printed_command_works_as_pasted_with_the_token_it_names(network: Network) -> None:
+    groups = [block.split("paste any of these as they are:\n")[1].splitlines()
+              for block in network.output.split("\n\n") if "paste any of these as they are:" in block]  # fmt: skip
+    assert len(groups) == 2, network.output  # the admin commands, the client commands
+    exports = []
+    for lines, expected in zip(groups, (["status", "peers", "scenarios"], ["append", "query", "curl"]), strict=True):
+        ends = next(i for i, line in enumerate(lines) if line.startswith("or set it once for "))
+        *commands, export = lines[: ends + 1]
+        assert len(commands) == 3 and export.startswith("or set it once for "), lines
+        assert all(f"{word} " in command for word, command in zip(expected, commands, strict=True)), lines
+        for command in commands:  # as printed, from the directory make run is started in
+            result = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60, cwd=REPO)
+            assert result.returncode == 0, (command, result.stdout, result.stderr)
+        exported = export.split(": ", 1)[1]
+        assert exported.startswith("export LEDGER_URL=")
+        exports.append(exported)
+        for command in commands:  # the same ledger-node commands after the export instead of the flags
+            if "ledger-node " in command:
+                bare = re.sub(r" --url \S+ --token \S+", "", command)
+                result = subprocess.run(f"{exported} && {bare}", shell=True, capture_output=True, text=True,
+                                        timeout=60, cwd=REPO)  # fmt: skip
+                assert result.returncode == 0, (exported, bare, result.stdout, result.stderr)
+    program = groups[0][0].split()[0]
+    refused = subprocess.run(f"{exports[1]} && {program} status", shell=True, capture_output=True, text=True,
+                             timeout=60, cwd=REPO)  # fmt: skip
+    assert refused.returncode == 1 and "lacks scope admin" in refused.stderr  # as the client group says
+
+
+def test_the_readme_blocks_for_node_a_work_as_pasted(network: Network) -> None:
+    """The operator block ("work as pasted on node-a of `make run`") and the credentials block."""
+    readme = (REPO / "README.md").read_text()
+    operator = readme.split("The client commands below work as pasted on node-a of `make run`")[1]
+    credentials = readme.split("## Clients and credentials")[1]
+    blocks = [text.split("```sh\n")[1].split("```")[0] for text in (operator, credentials)]
+    assert all("http://127.0.0.1:8701" in block for block in blocks)  # node-a of make run
+    node_a = re.search(r"^started node-a\s+(http://\S+)", network.output, re.MULTILINE)
+    assert node_a is not None
+    env = {k: v for k, v in os.environ.items() if k not in ("LEDGER_ADMIN_TOKEN", "LEDGER_TOKEN", "LEDGER_URL")}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"  # what `export PATH="$PWD/.venv/bin:$PATH"` gives
+    for block in blocks:
+        script = block.replace("http://127.0.0.1:8701", node_a.group(1))  # the one change: ports picked at start
+        result = subprocess.run(["bash", "-e", "-x", "-c", script], capture_output=True, text=True, timeout=300,
+                                cwd=network.work, env=env)  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert (network.work / "backups" / "node-a-1" / "backup.json").is_file()
+    assert any((network.work / "data" / "node-a" / "backups").iterdir())  # --on-node: into its backup_dir

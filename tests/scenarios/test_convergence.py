@@ -1,8 +1,10 @@
-"""``make run`` reports convergence only when every node holds every ledger at the same head."""
+"""``make run`` reports convergence only when every node holds every ledger at the same head, and names
+each peer link still waiting to be admitted."""
 
 from __future__ import annotations
 
-from scenarios.convergence import Head, disagreement, heads_of
+from scenarios.__main__ import _still_waiting
+from scenarios.convergence import Head, disagreement, heads_of, waiting_links
 
 
 def test_equal_heads_converge_and_equal_counts_with_other_hashes_do_not() -> None:
@@ -19,3 +21,18 @@ def test_equal_heads_converge_and_equal_counts_with_other_hashes_do_not() -> Non
 def test_heads_come_from_the_admin_status() -> None:
     status = {"ledgers": [{"ledger_id": "node-a", "head_seq": 0, "head_hash": None, "local": True}]}
     assert heads_of(status) == {"node-a": Head(0, None)}
+
+
+def test_a_link_waiting_for_admission_is_named_and_explained() -> None:
+    def peer(ledger_id: str, state: str) -> dict[str, object]:
+        return {"ledger_id": ledger_id, "state": state, "failures": 0, "ledgers": [], "last_error": None}
+
+    sync = {"node-a": {"peers": [peer("node-b", "idle"), peer("node-c", "idle")]},
+            "node-b": {"peers": [peer("node-a", "waiting"), peer("node-c", "syncing")]}}  # fmt: skip
+    assert waiting_links(sync) == ["node-b → node-a"]
+    assert waiting_links({"node-a": {"peers": [peer("node-b", "idle")]}}) == []
+    urls = {"node-a": "http://127.0.0.1:8701", "node-b": "http://127.0.0.1:8702"}
+    said = _still_waiting(["node-b → node-a"], urls, "admin-token")
+    assert said.startswith("node-b → node-a is still waiting after 60 s: node-a has not admitted node-b's key yet")
+    assert "Nothing is lost" in said
+    assert "ledger-node candidates --url http://127.0.0.1:8701 --token admin-token" in said
