@@ -15,16 +15,36 @@ from __future__ import annotations
 import functools
 import types
 from dataclasses import dataclass
-from typing import Any, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 from annotated_types import MaxLen
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from node.errors import PeerFailed
+from protocol.models import Hash, LedgerId
+from protocol.records import PublicKey
 
 MAX_ITEMS = 10_000  # a list in an answer, when its model field names no bound (heads: ledgers held)
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class InfoHead(BaseModel):
+    model_config = ConfigDict(frozen=True, strict=True)
+
+    seq: Annotated[int, Field(ge=0, le=2**53 - 1)]
+    hash: Hash | None = None
+
+
+class NodeInfo(BaseModel):
+    """What this node reads of another node's ``GET /network/info`` (its other members are ignored):
+    every field bounded, so nothing of a hostile answer is kept beyond an id, a key and a head."""
+
+    model_config = ConfigDict(frozen=True, strict=True)
+
+    ledger_id: LedgerId
+    public_key: PublicKey
+    head: InfoHead | None = None
 
 
 def parse(model: type[M], data: Any, where: str = "") -> M:

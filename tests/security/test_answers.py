@@ -18,6 +18,7 @@ import orjson
 import pytest
 from aiohttp import web
 
+from node.api.console import FEED
 from node.api.context import TASKS
 from node.errors import PeerFailed
 from node.net.client import Outbound
@@ -135,3 +136,65 @@ async def test_exchange_goes_past_a_hostile_peer_to_an_honest_one(
     status, body, _ = await victim.request("GET", "/ledger/sync/status", headers=AUTH)
     evil_status = next(p for p in body["peers"] if p["ledger_id"] == "a-evil")
     assert "nested too deep" in str(evil_status["last_error"]), evil_status
+
+
+# --- the console's probe of another node ----------------------------------------------------------
+
+BIG = "Z" * 1_000_000
+INFOS = {
+    "1MB-strings": {"ledger_id": "ECHO-" + BIG, "public_key": "K" * 1_000_000, "head": {"seq": ECHO, "hash": ECHO}},
+    "key-a-list": {"ledger_id": "evil", "public_key": ["K"], "head": {"seq": 1, "hash": None}},
+    "head-of-strings": {"ledger_id": "evil", "public_key": KEY, "head": {"seq": ECHO, "hash": BIG}},
+    "not-an-object": [ECHO],
+}
+
+
+@pytest.mark.parametrize("info", list(INFOS.values()), ids=list(INFOS))
+async def test_console_probe_reads_a_bounded_info(
+    make_node: MakeNode, hostile: Callable[..., Awaitable[Hostile]], info: Any
+) -> None:
+    """A peer whose /network/info answers 1 MB strings, a list for its key, a head of strings or a
+    list: its probe fails with a short reason that never quotes the answer, nothing of the answer
+    enters the snapshot, and a console viewer still gets its snapshots."""
+    server = await hostile({"/network/info": json_answer(orjson.dumps(info))})
+    victim = await make_node("node-v")
+    await add_hostile_peer(victim.session, victim.url, server.url, "evil")
+    snapshot = await victim.app[FEED].snapshot()
+    raw = orjson.dumps(snapshot)
+    item = next(n for n in snapshot["nodes"] if n["ledger_id"] == "evil")
+    print(f"figures: snapshot {len(raw)} bytes, probe_error {item['probe_error']!r}")
+    assert server.hits["/network/info"] == 1
+    assert item["reachable"] is False and item["public_key"] is None and item["head"] is None
+    assert str(item["probe_error"]).startswith("malformed answer at ") and len(item["probe_error"]) < 100
+    assert b"ZZZZ" not in raw and b"KKKK" not in raw and b"ECHO" not in raw and len(raw) < 50_000
+    async with victim.session.get(victim.url + "/console/events", headers=AUTH) as response:
+        assert response.status == 200
+        kind, data = "message", b""
+        async for line in response.content:
+            if line.startswith(b"event: "):
+                kind = line[7:].strip().decode()
+            elif line.startswith(b"data: "):
+                data += line[6:].strip()
+            elif line == b"\n" and data:
+                break
+        assert kind == "snapshot" and b"ECHO" not in data
+
+
+async def test_console_probe_of_an_honest_peer_and_an_impostor(
+    make_node: MakeNode, hostile: Callable[..., Awaitable[Hostile]]
+) -> None:
+    """A well-formed answer is still read (key and head), and one naming another ledger id is marked
+    forged, naming the id it answers as."""
+    a = await make_node("node-a")
+    impostor = await hostile({"/network/info": json_answer(orjson.dumps(
+        {"ledger_id": "node-x", "public_key": KEY, "head": {"seq": 3, "hash": "cd" * 32}}))})  # fmt: skip
+    victim = await make_node("node-v")
+    _, info, _ = await a.request("GET", "/network/info")
+    body = {"url": a.url, "ledger_id": "node-a", "public_key": info["public_key"]}
+    assert (await victim.request("POST", "/admin/peers", json=body, headers=AUTH))[0] == 201
+    await add_hostile_peer(victim.session, victim.url, impostor.url, "evil")
+    nodes = {n["ledger_id"]: n for n in (await victim.app[FEED].snapshot())["nodes"]}
+    assert nodes["node-a"]["reachable"] and nodes["node-a"]["public_key"] == info["public_key"]
+    assert nodes["node-a"]["head"] == {"seq": 0, "hash": None} and nodes["node-a"]["probe_error"] is None
+    assert nodes["evil"]["probe_error"] == "answers as 'node-x'" and "forged" in nodes["evil"]["marks"]
+    assert nodes["evil"]["head"] == {"seq": 3, "hash": "cd" * 32}
