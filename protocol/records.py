@@ -16,7 +16,9 @@ from protocol.canonical import canonical
 from protocol.models import HASH_PATTERN, SIG_PATTERN, LedgerId, Millis, Signature
 from protocol.signing import NODE_INFO, KeyPair, verify
 
-Url = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/[^\s]*)?$", max_length=2048)]
+# printable ASCII only: a URL library rewrites other characters (IDNA maps full-width digits and
+# ideographic dots to ASCII), so a URL in them is not the URL a node would contact
+Url = Annotated[str, StringConstraints(pattern=r"^https?://[!-.0-~]+(/[!-~]*)?$", max_length=2048)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Capability = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,31}$")]
 PublicKey = Annotated[str, StringConstraints(pattern=HASH_PATTERN)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -26,11 +27,13 @@ from node.interop.discovery import Discovery
 from node.interop.trust import TrustGraph
 from node.ledger.service import Ledger, Verification
 from node.net.client import Outbound
+from node.net.shapes import NodeInfo, parse
 from node.settings import NodeSettings
 from node.storage.contract import LedgerRecord
 from node.sync.conflicts import StateView
 from node.sync.engine import SyncEngine
 from protocol import PROTOCOL_VERSION
+from protocol.models import LEDGER_ID_PATTERN
 from protocol.signing import fingerprint
 from protocol.trust import SYNC_TYPES
 
@@ -201,24 +204,29 @@ class ConsoleFeed:
         await asyncio.gather(*(self._probe_one(n) for n in others[: self._conf.max_probed]))
 
     async def _probe_one(self, item: dict[str, Any]) -> None:
+        """Probe one node: its /network/info read through a bounded model (a bad answer fails the probe
+        with a reason that names a field, never quotes the answer), then its peer exchange."""
         try:
-            info = await self._get_json(str(item["url"]), "/network/info")
-            head = info.get("head") or {}
-            item.update(reachable=True, public_key=info.get("public_key"),
-                        head={"seq": head.get("seq"), "hash": head.get("hash")})  # fmt: skip
-            if info.get("ledger_id") != item["ledger_id"]:
-                item["marks"].append("forged")
-                item["probe_error"] = f"answers as {info.get('ledger_id')!r}"
-                return
-        except (NodeError, ValueError, AttributeError) as exc:
+            answer = await self._net.request("GET", str(item["url"]), "/network/info",
+                                             headers={"Accept": "application/json"},
+                                             timeout_s=self._conf.probe_timeout_s)  # fmt: skip
+            info = parse(NodeInfo, answer.data)
+        except NodeError as exc:
             item.update(reachable=False, probe_error=_words(exc))
+            return
+        item.update(reachable=True, public_key=info.public_key,
+                    head=None if info.head is None else {"seq": info.head.seq, "hash": info.head.hash})  # fmt: skip
+        if info.ledger_id != item["ledger_id"]:
+            item["marks"].append("forged")
+            item["probe_error"] = f"answers as {info.ledger_id!r}"  # a ledger id: the model bounds it
             return
         try:  # its admitted peers, from its public peer exchange (for the links between other nodes)
             answer = await self._net.request("GET", str(item["url"]), "/network/ledgers",
                                              timeout_s=self._conf.probe_timeout_s)  # fmt: skip
             if isinstance(answer.data, list):
                 ids = {r.get("ledger_id") for r in answer.data[:MAX_PEER_LINKS] if isinstance(r, dict)}
-                item["peers"] = sorted(i for i in ids if isinstance(i, str) and i != item["ledger_id"])
+                item["peers"] = sorted(i for i in ids if isinstance(i, str) and i != item["ledger_id"]
+                                       and re.fullmatch(LEDGER_ID_PATTERN, i))  # fmt: skip
         except NodeError:
             pass  # the node answered its info: only the links it would have shown are missing
 

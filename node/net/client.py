@@ -8,8 +8,10 @@ JSON; requests time out on connect, on every read and overall; streams are dead 
 ``net.stream_idle_s`` of silence. Failures map to two errors: PeerUnavailable (no answer, a timeout,
 HTTP 429/502/503/504: worth retrying) and PeerFailed (any other answer that cannot be used). Their
 messages name the failure (an HTTP status, a timeout, "answer larger than N bytes", "not JSON",
-"malformed answer at <field>") and never carry the answer's bytes or a remote ``detail``; a
-problem ``type`` code that looks like one is kept.
+"malformed answer at <field>", "nested too deep") and never carry the answer's bytes, a member
+name or a remote ``detail``; a problem ``type`` code that looks like one is kept. Every failure to
+read or parse an answer is one of the two (both NodeError), so a loop that catches NodeError goes
+on past any answer.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from node.net.policy import AddressRefused, PolicyResolver, UrlPolicy
 from node.net.reader import read_capped
 from node.settings import NetSettings
 from protocol import jsontext
-from protocol.errors import DuplicateMember
+from protocol.errors import DuplicateMember, LimitExceeded, ProtocolError
 
 RETRY_STATUSES = (429, 502, 503, 504)
 # an honest answer holds at most ANSWER_BUDGET_BRACKETS, or one entry (payload and meta <= 64 KiB)
@@ -201,8 +203,12 @@ def _json(url: str, raw: bytes) -> Any:
         return jsontext.loads(raw)  # duplicate member names refused (docs/protocol.md section 2)
     except jsontext.JSONDecodeError as exc:
         raise PeerFailed(f"{url}: answer is not JSON") from exc
-    except DuplicateMember as exc:
-        raise PeerFailed(f"{url}: answer names a member twice ({exc})") from exc
+    except DuplicateMember as exc:  # its message quotes the member's name
+        raise PeerFailed(f"{url}: answer names a member twice") from exc
+    except (LimitExceeded, RecursionError) as exc:  # too deep to check for duplicates (over ~900 levels)
+        raise PeerFailed(f"{url}: answer nested too deep") from exc
+    except ProtocolError as exc:  # any other refusal of the text: every failure to parse is PeerFailed
+        raise PeerFailed(f"{url}: answer refused ({exc.code})") from exc
 
 
 def _problem_code(raw: bytes) -> str:

@@ -9,6 +9,12 @@ are refused otherwise. mDNS lookups may reach link-local and private addresses (
 never loopback. Literal addresses are checked before a request; names when they are resolved, at
 connection time (``PolicyResolver``), so a name cannot pass the check as one address and be
 used as another.
+
+The host is judged as the client will connect to it: aiohttp connects to yarl's form of the URL,
+which rewrites a host through IDNA (``１２７.０.０.１`` and ``127。0。0。1`` become the literal
+``127.0.0.1``, which aiohttp connects to without asking the resolver). So a URL must be printable
+ASCII without spaces, and its host must be the host yarl connects to (IPv6 literals may differ
+only in how they are written); anything else is refused, whoever configured it.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import threading
 from urllib.parse import SplitResult, urlsplit
 
 from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
 
 from node.errors import UrlRefused
 
@@ -47,11 +54,15 @@ def address_class(address: str) -> str | None:
 
 
 def origin_of(url: str) -> Origin:
-    """The (host, port) a URL connects to; ValueError for one without a host."""
+    """The (host, port) a URL connects to, the host as the client connects to it; ValueError for a
+    URL without a host."""
     parts = urlsplit(url)
     if not parts.hostname:
         raise ValueError("no host")
-    return parts.hostname.lower(), parts.port or SCHEMES.get(parts.scheme, 80)
+    host = URL(url).raw_host
+    if host is None:
+        raise ValueError("no host")
+    return host, parts.port or SCHEMES.get(parts.scheme, 80)
 
 
 class UrlPolicy:
@@ -77,6 +88,10 @@ class UrlPolicy:
         ``endpoint``: a node or registry endpoint, which never carries a query or fragment (the
         client adds its own query). ``lan``: link-local and private addresses are allowed (mDNS).
         """
+        if not url.isascii():
+            raise UrlRefused("URL refused: not ASCII (the URL would be rewritten before connecting)")
+        if any(c <= " " or c == "\x7f" for c in url):
+            raise UrlRefused("URL refused: whitespace or control characters")
         try:
             parts = urlsplit(url)
             port = parts.port
@@ -90,13 +105,35 @@ class UrlPolicy:
             raise UrlRefused("URL refused: userinfo is not allowed")
         if endpoint and ("?" in url or "#" in url):
             raise UrlRefused("URL refused: a node endpoint has no query or fragment")
-        host = parts.hostname.lower()
+        host = _connected_host(url, parts.hostname.lower())
         if self.trusted(host, port or SCHEMES[parts.scheme]):
             return parts
         kind = _literal_class(host)
         if kind is not None and not (lan and kind in ("private", "link-local")):
             raise UrlRefused(f"URL refused: {host} is a {kind} address")
         return parts
+
+
+def _connected_host(url: str, written: str) -> str:
+    """The host aiohttp connects to for ``url`` (yarl's ``raw_host``); UrlRefused unless it is the
+    host as written (an IPv6 literal may be written in another form of the same address)."""
+    try:
+        host = URL(url).raw_host
+    except (ValueError, TypeError) as exc:
+        raise UrlRefused("URL refused: not a valid URL") from exc
+    if not host:
+        raise UrlRefused("URL refused: no host")
+    if host != written and not _same_address(host, written):
+        raise UrlRefused("URL refused: the host would be connected to as another host than written")
+    return host
+
+
+def _same_address(a: str, b: str) -> bool:
+    """Whether two hosts are literals of one IP address (zones included)."""
+    try:
+        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+    except ValueError:
+        return False
 
 
 def _literal_class(host: str) -> str | None:

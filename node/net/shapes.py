@@ -5,7 +5,9 @@ answer of millions of empty lists where objects belong would build millions of e
 pydantic sees an answer, ``bound`` walks the model's shape once: every list is at most its field's
 ``max_length`` (else ``MAX_ITEMS``) long, and every object that stands for a model that forbids
 extra fields has no more keys than the model has fields. What is left fails with a few errors per
-item at most; only the first is reported, by location and error type, never with the value.
+item at most; only the first is reported, by location and error type, never with the value. A
+location names only the model's own fields and list indexes: a member the model does not know
+(its name is the answer's text) is reported as "an unexpected member", never by its name.
 """
 
 from __future__ import annotations
@@ -13,16 +15,36 @@ from __future__ import annotations
 import functools
 import types
 from dataclasses import dataclass
-from typing import Any, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 from annotated_types import MaxLen
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from node.errors import PeerFailed
+from protocol.models import Hash, LedgerId
+from protocol.records import PublicKey
 
 MAX_ITEMS = 10_000  # a list in an answer, when its model field names no bound (heads: ledgers held)
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class InfoHead(BaseModel):
+    model_config = ConfigDict(frozen=True, strict=True)
+
+    seq: Annotated[int, Field(ge=0, le=2**53 - 1)]
+    hash: Hash | None = None
+
+
+class NodeInfo(BaseModel):
+    """What this node reads of another node's ``GET /network/info`` (its other members are ignored):
+    every field bounded, so nothing of a hostile answer is kept beyond an id, a key and a head."""
+
+    model_config = ConfigDict(frozen=True, strict=True)
+
+    ledger_id: LedgerId
+    public_key: PublicKey
+    head: InfoHead | None = None
 
 
 def parse(model: type[M], data: Any, where: str = "") -> M:
@@ -32,8 +54,21 @@ def parse(model: type[M], data: Any, where: str = "") -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         error = exc.errors(include_url=False, include_input=False, include_context=False)[0]
-        loc = where + ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in error["loc"])
-        raise PeerFailed(f"malformed answer at {loc.replace('.[', '[') or 'top'} ({error['type']})") from exc
+        raise PeerFailed(_failure(model, where, error["loc"], error["type"])) from exc
+
+
+def _failure(model: type[BaseModel], where: str, loc: tuple[int | str, ...], kind: str) -> str:
+    """``malformed answer at <location> (<error type>)``, the location cut before the first part
+    that is not a field name of ``model`` (or of a model inside it) or a list index."""
+    names = _names(model)
+    parts: list[str] = []
+    for part in loc:
+        if not isinstance(part, int) and part not in names:
+            kind = "an unexpected member"
+            break
+        parts.append(f"[{part}]" if isinstance(part, int) else part)
+    at = (where + ".".join(parts)).replace(".[", "[").rstrip(".")
+    return f"malformed answer at {at or 'top'} ({kind})"
 
 
 def parse_list(model: type[M], data: Any, max_items: int, where: str = "") -> list[M]:
@@ -82,7 +117,7 @@ def _shape(model: type[BaseModel]) -> _Shape:
 
 def _bound(shape: _Shape, data: dict[str, Any], path: str) -> None:
     if shape.max_keys is not None and len(data) > shape.max_keys:  # one error per extra key
-        raise PeerFailed(f"malformed answer at {path.rstrip('.') or 'top'} (unexpected fields)")
+        raise PeerFailed(f"malformed answer at {path.rstrip('.') or 'top'} (an unexpected member)")
     for field in shape.fields:
         value = data.get(field.name)
         if isinstance(value, list):
@@ -94,6 +129,29 @@ def _bound(shape: _Shape, data: dict[str, Any], path: str) -> None:
                         _bound(field.items, element, f"{path}{field.name}[{i}].")
         elif isinstance(value, dict) and field.object is not None:
             _bound(field.object, value, f"{path}{field.name}.")
+
+
+@functools.cache
+def _names(model: type[BaseModel]) -> frozenset[str]:
+    """The field names (and aliases) of ``model`` and of every model its fields hold."""
+    names: set[str] = set()
+    pending, seen = [model], set()
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        for name, field in current.model_fields.items():
+            names.update(n for n in (name, field.alias, field.validation_alias) if isinstance(n, str))
+            pending.extend(_models_in(field.annotation))
+    return frozenset(names)
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """Every model an annotation names, at any depth (``list[M]``, ``dict[str, M]``, ``M | None`` ...)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:

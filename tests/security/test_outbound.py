@@ -25,9 +25,10 @@ import orjson
 import psutil
 import pytest
 from aiohttp import web
+from pydantic import ValidationError
 
 from node.api.console import FEED
-from node.api.context import LEDGER
+from node.api.context import DISCOVERY, LEDGER
 from node.errors import PeerFailed, PeerUnavailable, UrlRefused
 from node.ledger.wire import page_body
 from node.net.client import Outbound
@@ -35,7 +36,7 @@ from node.net.policy import UrlPolicy
 from node.net.shapes import parse
 from node.settings import NetSettings
 from protocol.models import ANSWER_BUDGET_BYTES, Heads
-from protocol.records import sign_record
+from protocol.records import NodeRecord, sign_record
 from protocol.signing import KeyPair
 from scenarios.procs import NodeProcess, start_node
 from tests.conftest import ADMIN_TOKEN, RunningNode, draft, eventually
@@ -366,6 +367,67 @@ def test_url_policy_rules(url: str, operator: bool, allowed: bool) -> None:
         with pytest.raises(UrlRefused):
             policy.check(url)
     UrlPolicy(allow_private=True).check("http://127.0.0.1:8700")
+
+
+# every spelling of loopback a tester tried; yarl rewrites the full-width and ideographic ones (IDNA)
+# to 127.0.0.1, which aiohttp then connects to without asking the policy's resolver
+LOOPBACK_SPELLINGS = [
+    "127.0.0.1", "127.1", "2130706433", "0x7f000001", "0177.0.0.1", "0.0.0.0", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]",
+    "[::1]", "[::]", "[::127.0.0.1]", "localhost", "localhost.", "127.0.0.1.", "LOCALHOST",
+    "\uff11\uff12\uff17.\uff10.\uff10.\uff11", "127\u30020\u30020\u30021", "127.0.0.1%2f",
+    "[0:0:0:0:0:ffff:127.0.0.1]", "ip6-localhost", "127.0.0.1\t", "[64:ff9b::7f00:1]",
+]  # fmt: skip
+
+
+async def test_no_spelling_of_loopback_reaches_a_canary(hostile: Callable[..., Awaitable[Hostile]]) -> None:
+    """With net.allow_private off, none of the spellings of 127.0.0.1 reaches a canary on 127.0.0.1:
+    0 requests arrive; the ones a URL library would rewrite are refused for it, by name."""
+    canary = await hostile({"/network/info": text_answer(b"{}")})
+    port = canary.url.rsplit(":", 1)[1]
+    failures: dict[str, str] = {}
+    async with Outbound(NetSettings(allow_private=False)) as net:
+        for host in LOOPBACK_SPELLINGS:
+            with pytest.raises((UrlRefused, PeerUnavailable)) as failure:
+                await net.request("GET", f"http://{host}:{port}", "/network/info", timeout_s=3)
+            failures[host] = str(failure.value)
+    print(f"figures: {len(LOOPBACK_SPELLINGS)} spellings, {sum(canary.hits.values())} requests at the canary")
+    assert sum(canary.hits.values()) == 0, canary.hits
+    for host in ("\uff11\uff12\uff17.\uff10.\uff10.\uff11", "127\u30020\u30020\u30021"):
+        assert failures[host] == "URL refused: not ASCII (the URL would be rewritten before connecting)", failures
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://\uff11\uff12\uff17.\uff10.\uff10.\uff11:8700", "not ASCII"),
+        ("http://127\u30020\u30020\u30021:8700", "not ASCII"),
+        ("http://ex\u00e4mple.org", "not ASCII"),
+        ("http://example.org/\u00e4", "not ASCII"),
+        ("http://example.org\t:8700", "whitespace or control characters"),
+        ("http://exa mple.org", "whitespace or control characters"),
+    ],
+)
+def test_url_policy_decides_on_the_host_connected_to(url: str, reason: str) -> None:
+    """The policy judges the host as the client will connect to it: a URL the URL library would
+    rewrite is refused, even from the operator or with private addresses allowed."""
+    for policy in (UrlPolicy(allow_private=False), UrlPolicy(allow_private=True)):
+        policy.mark_operator(url)
+        with pytest.raises(UrlRefused, match=reason):
+            policy.check(url)
+
+
+async def test_a_record_with_a_non_ascii_endpoint_is_refused(make_node: MakeNode) -> None:
+    """A record whose endpoint spells 127.0.0.1 in full-width digits fails validation: signing it
+    fails, and an introduction of it is refused with 400 before it becomes a candidate."""
+    host = "\uff11\uff12\uff17.\uff10.\uff10.\uff11"
+    record = introduction("http://127.0.0.1:8700", "node-d")
+    record["endpoints"] = [f"http://{host}:8700"]
+    with pytest.raises(ValidationError, match="endpoints"):
+        NodeRecord.model_validate(record)
+    victim = await make_node("node-v", net={"allow_private": False})
+    status, body, _ = await victim.request("POST", "/network/introduce", json=record)
+    assert status == 400 and "endpoints[0]" in body["detail"], body
+    assert not any(n["record"]["ledger_id"] == "node-d" for n in victim.app[DISCOVERY].discovered())
 
 
 def test_list_lengths_are_bounded_before_validation() -> None:
