@@ -14,11 +14,14 @@ from aiohttp import web
 from pydantic import ValidationError
 
 import registry
-from registry.app import build_app
+from protocol.serving import ConnectionGuard, GuardedRunner
+from registry.app import METRICS, build_app
 from registry.commands import CommandError
 from registry.commands import add_commands as add_client_commands
 from registry.errors import RegistryError
 from registry.settings import RegistrySettings
+
+log = logging.getLogger("registry.cli")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,7 +61,9 @@ def _fail(message: str) -> None:
 
 
 async def serve(settings: RegistrySettings) -> None:
-    runner = web.AppRunner(build_app(settings), handle_signals=False, access_log=None)
+    app = build_app(settings)
+    guard = ConnectionGuard(settings.server, log, app[METRICS], "registry")
+    runner = GuardedRunner(app, settings.server, guard, handle_signals=False, access_log=None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,0 +1,206 @@
+"""Connections and failed authentications cannot exhaust a node or a registry: slow and idle
+connections are capped per address and closed, request bodies have a deadline, and failed
+credentials and signatures are charged to the client's address. Attackers connect from other
+loopback addresses (127.0.0.2, ...) than the honest clients (127.0.0.1), as they would from another
+host; the victims run under a 3 GiB address-space limit and the figures of issue 11 are asserted
+(/health p95 < 250 ms, honest propagation < 2 s)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+from protocol.serving import ServerLimits
+from scenarios.procs import NodeProcess, start_process
+from tests.conftest import ADMIN_TOKEN, draft, eventually
+from tests.security.test_bounds import AUTH, MEMORY_LIMIT, Watch, victim
+
+Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+CAP = ServerLimits().max_per_address
+QUICK = {"LEDGER_SERVER__HEADER_TIMEOUT_S": "2", "LEDGER_SERVER__BODY_TIMEOUT_S": "1"}
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+async def open_connections(url: str, source: str, n: int, head: bytes) -> list[Conn]:
+    """``n`` connections to ``url`` from the local address ``source``, each having sent ``head``."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    conns: list[Conn] = []
+    for _ in range(n):
+        reader, writer = await asyncio.open_connection(host, int(port), local_addr=(source, 0))
+        if head:
+            writer.write(head)
+        conns.append((reader, writer))
+    return conns
+
+
+def held(conns: list[Conn]) -> int:
+    """How many of ``conns`` the server has not closed (the client's loop sees a FIN or a reset)."""
+    return sum(not (r.at_eof() or r.exception() is not None or w.is_closing()) for r, w in conns)
+
+
+async def trickle(conns: list[Conn], stop: asyncio.Event) -> None:
+    """Send one more header byte on every connection every 0.5 s, never finishing the head."""
+    while not stop.is_set():
+        for _, writer in conns:
+            if not writer.is_closing():
+                writer.write(b"a")
+        await asyncio.sleep(0.5)  # pacing of the attack, not synchronisation
+
+
+def close_all(conns: list[Conn]) -> None:
+    for _, writer in conns:
+        writer.transport.abort()
+
+
+async def link_processes(session: aiohttp.ClientSession, here: NodeProcess, there: NodeProcess) -> None:
+    async with session.get(there.url + "/network/info") as response:
+        info = await response.json()
+    body = {"url": there.url, "ledger_id": info["ledger_id"], "public_key": info["public_key"]}
+    async with session.post(here.url + "/admin/peers", json=body, headers=AUTH) as response:
+        assert response.status == 201, await response.text()
+
+
+async def propagation_s(session: aiohttp.ClientSession, source: NodeProcess, target: NodeProcess, i: int) -> float:
+    """Seconds from an append at ``source`` until ``target`` serves it."""
+    async with session.post(source.url + "/ledger/entries", json=draft(i), headers=AUTH) as response:
+        assert response.status == 201, await response.text()
+        written = await response.json()
+    started = time.perf_counter()
+    path = f"/ledger/ledgers/{source.name}/entries/{written['seq']}"
+
+    async def there() -> bool:
+        async with session.get(target.url + path) as answer:
+            return answer.status == 200
+
+    await eventually(there, timeout=10)
+    return time.perf_counter() - started
+
+
+def refusal_lines(proc: NodeProcess) -> int:
+    return sum("refusing connections" in line for line in proc.log)
+
+
+def env(**extra: str) -> dict[str, str]:
+    return {"LEDGER_DURABILITY": "normal", "LEDGER_SYNC__INTERVAL_S": "0.5", "LEDGER_NET__ALLOW_PRIVATE": "true",
+            **extra}  # fmt: skip
+
+
+# --- connections ------------------------------------------------------------------------------------
+
+
+async def test_slow_and_idle_connections_are_capped_per_address_and_closed(
+    processes: list[NodeProcess], tmp_path: Path
+) -> None:
+    """2,000 connections from two addresses (half trickling a request head, half silent): each address
+    holds at most max_per_address, the rest are closed as accepted; the held ones are closed after
+    header_timeout_s; /health and honest propagation (from 127.0.0.1) are unaffected; the log does
+    not grow per refused connection."""
+    node = await asyncio.to_thread(victim, processes, tmp_path, "node-a", **env(**QUICK))
+    honest = await asyncio.to_thread(victim, processes, tmp_path, "node-b", **env())
+    async with aiohttp.ClientSession() as session:
+        await link_processes(session, node, honest)
+        await link_processes(session, honest, node)
+        await propagation_s(session, honest, node, 0)  # linked and synced once
+        stop = asyncio.Event()
+        async with Watch(node.url, node.proc.pid) as watch:
+            slow = await open_connections(node.url, "127.0.0.2", 1000, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            idle = await open_connections(node.url, "127.0.0.3", 1000, b"")
+            trickler = asyncio.create_task(trickle(slow, stop))
+            await eventually(lambda: held(slow) <= CAP and held(idle) <= CAP, timeout=1.5)
+            peak = (held(slow), held(idle))
+            figures = [await propagation_s(session, honest, node, i) for i in range(1, 4)]
+            await eventually(lambda: held(slow) + held(idle) == 0, timeout=6)  # header_timeout_s = 2
+            stop.set()
+            await trickler
+        close_all(slow + idle)
+    print(f"connections: held {peak} of 1000 + 1000, /health p95 {watch.p95 * 1000:.0f} ms, propagation max"
+          f" {max(figures):.2f} s, refusal log lines {refusal_lines(node)}")  # fmt: skip
+    assert peak[0] <= CAP and peak[1] <= CAP
+    assert watch.p95 < 0.25 and max(figures) < 2.0
+    assert refusal_lines(node) <= 1  # 1,488 refusals in seconds: one line, the rest counted
+
+
+async def test_total_connection_cap_and_its_metric(processes: list[NodeProcess], tmp_path: Path) -> None:
+    """With max_connections = 100, 3 addresses opening 60 each get 100 held in all; the refusals are in
+    /metrics, and the node answers again once the attackers let go."""
+    node = await asyncio.to_thread(victim, processes, tmp_path, "node-a", LEDGER_SERVER__MAX_CONNECTIONS="100")
+    conns = [await open_connections(node.url, f"127.0.0.{k}", 60, b"") for k in (2, 3, 4)]
+    everyone = [c for group in conns for c in group]
+    await eventually(lambda: held(everyone) <= 100, timeout=1.5)
+    assert held(everyone) == 100
+    close_all(everyone)
+    text = ""
+    async with aiohttp.ClientSession() as session:
+
+        async def answers() -> bool:  # once the server has seen the attackers' connections closed
+            nonlocal text
+            try:
+                async with session.get(node.url + "/metrics") as response:
+                    text = await response.text()
+                    return response.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await eventually(answers, timeout=3)
+    refused = next(line for line in text.splitlines() if line.startswith("ledger_connections_refused_total"))
+    print(f"total cap: {refused}")
+    assert refused.startswith('ledger_connections_refused_total{reason="total"}') and float(refused.split()[-1]) >= 80
+
+
+async def test_a_body_that_does_not_arrive_in_time_gets_408(processes: list[NodeProcess], tmp_path: Path) -> None:
+    node = await asyncio.to_thread(victim, processes, tmp_path, "node-a", **QUICK)
+    await body_deadline(node.url, "/ledger/entries", f"Authorization: Bearer {ADMIN_TOKEN}\r\n")
+
+
+async def body_deadline(url: str, path: str, extra_headers: str) -> None:
+    (reader, writer), *_ = await open_connections(url, "127.0.0.2", 1, b"")
+    head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n"
+            f"{extra_headers}\r\n{{")  # fmt: skip
+    writer.write(head.encode())
+    started = time.perf_counter()
+    answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+    waited = time.perf_counter() - started
+    writer.transport.abort()
+    print(f"body deadline: answered after {waited:.2f} s: {answer.splitlines()[0]!r}")
+    assert answer.startswith(b"HTTP/1.1 408") and b"application/problem+json" in answer
+    assert 0.9 < waited < 3
+
+
+# --- the registry -----------------------------------------------------------------------------------
+
+
+def start_registry(processes: list[NodeProcess], tmp_path: Path, **extra: str) -> NodeProcess:
+    argv = [*MEMORY_LIMIT, sys.executable, "-m", "registry.cli", "run", "--port", "0", "--data-dir",
+            str(tmp_path / "registry")]  # fmt: skip
+    proc = start_process(argv, tmp_path / "registry", env={"LEDGER_REGISTRY_ENROLMENT": "open", **extra})
+    processes.append(proc)
+    return proc
+
+
+async def test_registry_caps_and_closes_slow_connections_and_bounds_bodies(
+    processes: list[NodeProcess], tmp_path: Path
+) -> None:
+    registry = await asyncio.to_thread(
+        start_registry, processes, tmp_path, LEDGER_REGISTRY_SERVER__HEADER_TIMEOUT_S="2",
+        LEDGER_REGISTRY_SERVER__BODY_TIMEOUT_S="1",
+    )  # fmt: skip
+    stop = asyncio.Event()
+    async with Watch(registry.url, registry.proc.pid) as watch:
+        slow = await open_connections(registry.url, "127.0.0.2", 1000, b"GET /health HTTP/1.1\r\nX-Slow: ")
+        trickler = asyncio.create_task(trickle(slow, stop))
+        await eventually(lambda: held(slow) <= CAP, timeout=1.5)
+        peak = held(slow)
+        await eventually(lambda: held(slow) == 0, timeout=6)
+        stop.set()
+        await trickler
+    close_all(slow)
+    print(f"registry: held {peak} of 1000, /health p95 {watch.p95 * 1000:.0f} ms")
+    assert peak <= CAP and watch.p95 < 0.25
+    await body_deadline(registry.url, "/registry/nodes", "")
+
