@@ -8,12 +8,18 @@ host; the victims run under a 3 GiB address-space limit and the figures of issue
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import aiohttp
+import pytest
 
+from node.access.limits import CallerLimits
+from node.errors import RateLimited
+from node.settings import AccessSettings
 from protocol.serving import ServerLimits
 from scenarios.procs import NodeProcess, start_process
 from tests.conftest import ADMIN_TOKEN, draft, eventually
@@ -204,3 +210,90 @@ async def test_registry_caps_and_closes_slow_connections_and_bounds_bodies(
     assert peak <= CAP and watch.p95 < 0.25
     await body_deadline(registry.url, "/registry/nodes", "")
 
+
+# --- failed authentication --------------------------------------------------------------------------
+
+
+async def test_failed_bearer_tokens_are_rate_limited_per_address(processes: list[NodeProcess], tmp_path: Path) -> None:
+    """1,500 requests with a wrong bearer token from one address: after the anonymous budget, 429 with
+    Retry-After; another address is not held back."""
+    node = await asyncio.to_thread(victim, processes, tmp_path, "node-a")
+    bad = {"Authorization": "Bearer lnt_000000000000_x"}
+    connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+    async with aiohttp.ClientSession(connector=connector) as attacker, aiohttp.ClientSession() as other:
+        gate = asyncio.Semaphore(20)
+        retry_after: set[str] = set()
+
+        async def one() -> int:
+            async with gate, attacker.get(node.url + "/ledger/stats", headers=bad) as response:
+                await response.read()
+                if response.status == 429:
+                    retry_after.add(response.headers.get("Retry-After", "none"))
+                return response.status
+
+        counts = Counter(await asyncio.gather(*(one() for _ in range(1500))))
+        async with other.get(node.url + "/ledger/stats", headers=bad) as response:
+            elsewhere = response.status
+    print(f"bad bearer: {dict(counts)}, Retry-After {sorted(retry_after)[:3]}")
+    assert counts[401] < 600 and counts[429] >= 900, counts
+    assert "none" not in retry_after
+    assert elsewhere == 401
+
+
+async def test_forged_signed_bodies_are_refused_before_they_are_read(
+    processes: list[NodeProcess], tmp_path: Path
+) -> None:
+    """16 clients push 4 MB bodies with a bogus signature claiming the pinned node-b for 8 s: few are
+    read (the rest 429 before reading); /health p95 and honest propagation from node-b hold."""
+    node = await asyncio.to_thread(victim, processes, tmp_path, "node-a", **env())
+    honest = await asyncio.to_thread(victim, processes, tmp_path, "node-b", **env())
+    body = b"[" + b"1," * (2_000_000 - 1) + b"1]"
+    counts: Counter[int | str] = Counter()
+    async with aiohttp.ClientSession() as session:
+        await link_processes(session, node, honest)
+        await link_processes(session, honest, node)
+        await propagation_s(session, honest, node, 0)
+        connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0), limit=16)
+        async with aiohttp.ClientSession(connector=connector) as attacker, Watch(node.url, node.proc.pid) as watch:
+            end = time.monotonic() + 8
+
+            async def flood() -> None:
+                while time.monotonic() < end:
+                    headers = {"X-Ledger-Id": "node-b", "X-Ledger-Timestamp": str(int(time.time() * 1000)),
+                               "X-Ledger-Nonce": os.urandom(16).hex(), "X-Ledger-Signature": "00" * 64,
+                               "Content-Type": "application/json"}  # fmt: skip
+                    try:
+                        async with attacker.post(node.url + "/ledger/sync/push", data=body, headers=headers) as r:
+                            await r.read()
+                            counts[r.status] += 1
+                    except aiohttp.ClientError as exc:
+                        counts[type(exc).__name__] += 1
+
+            async def honest_writes() -> list[float]:
+                await asyncio.sleep(1)  # pacing: let the flood start first
+                return [await propagation_s(session, honest, node, i) for i in range(1, 4)]
+
+            *_, figures = await asyncio.gather(*(flood() for _ in range(16)), honest_writes())
+    read = counts[401]
+    print(f"forged pushes: {dict(counts)} ({read * len(body) / 8e6:.1f} MB/s read and checked), /health p95"
+          f" {watch.p95 * 1000:.0f} ms, propagation max {max(figures):.2f} s")  # fmt: skip
+    assert read <= 30, counts  # budget: 200 + 8 s x 100, at 62 a 4 MB body
+    assert counts[429] > 0
+    assert watch.p95 < 0.25 and max(figures) < 2.0
+
+
+def test_a_failure_costs_its_address_by_the_body_it_made_the_node_read() -> None:
+    limits = CallerLimits.from_settings(AccessSettings(anonymous_rate_per_s=100, anonymous_burst=200), 4 << 20)
+    assert limits.failure_cost(None, has_body=False) == 1  # a GET
+    assert limits.failure_cost(64 * 1024 - 1, has_body=True) == 1
+    assert limits.failure_cost(4_000_000, has_body=True) == 62
+    assert limits.failure_cost(None, has_body=True) == 65  # chunked: as if the largest body allowed
+    limits.before_body("10.0.0.1", 4_000_000, True)  # a full budget: read it
+    for _ in range(3):
+        limits.failed("10.0.0.1", 4_000_000, True)
+    assert limits.failures.wait("10.0.0.1", 62) > 0  # waiting costs nothing
+    with pytest.raises(RateLimited):
+        limits.before_body("10.0.0.1", 4_000_000, True)
+    limits.before_body("10.0.0.1", 1000, True)  # a small body is read: a failure costs one request
+    limits.before_body("10.0.0.2", 4_000_000, True)  # another address is not held back
+    assert limits.anonymous.wait("10.0.0.1") == 0  # failures are a bucket apart from anonymous reads
