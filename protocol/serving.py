@@ -119,7 +119,9 @@ class ConnectionGuard:
         return len(self._held)
 
     def _refuse(self, transport: asyncio.Transport, reason: str) -> bool:
-        transport.abort()  # nothing read: the connection is dropped as it is accepted
+        # dropped before a byte is read (its reader is not polled yet), once aiohttp has started the
+        # connection's task: closed here, the task would find the connection gone and log a traceback
+        asyncio.get_running_loop().call_soon(transport.abort)
         self._refused.labels(reason).inc()
         self._unlogged[reason] += 1
         now = time.monotonic()
