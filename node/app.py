@@ -152,7 +152,7 @@ def build_app(settings: NodeSettings) -> web.Application:
     app[REPLAY] = ReplayGuard(settings.sync.request_window_s)
     app[BODY_LIMITS] = BodyLimits(asyncio.Semaphore(settings.limits.large_body_parsers),
                                   settings.limits.max_body_values)  # fmt: skip
-    app[LIMITS] = CallerLimits.from_settings(settings.access)
+    app[LIMITS] = CallerLimits.from_settings(settings.access, settings.limits.max_body_bytes)
     app.cleanup_ctx.append(ledger_ctx)
     app.cleanup_ctx.append(feed_ctx)  # the console's feed reads the services ledger_ctx starts
     app.on_shutdown.append(_stop_serving)

@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 import node
-from node.api.context import DISCOVERY
+from node.api.context import DISCOVERY, METRICS
 from node.app import build_app
 from node.backup import DB_NAME, KEY_NAME, MANIFEST_NAME, NOT_CARRIED, backup, restore
 from node.client import ClientError, NodeClient
@@ -46,6 +46,7 @@ from node.storage.sqlite import open_sqlite
 from node.storage.sqlite.scan import held_ledgers
 from protocol.errors import ProtocolError
 from protocol.models import EntryDraft
+from protocol.serving import ConnectionGuard, GuardedRunner
 from protocol.signing import fingerprint
 from protocol.terminal import exit_quietly_on_closed_stdout, url_problem
 
@@ -130,7 +131,9 @@ def cmd_run(args: argparse.Namespace) -> None:
 async def serve(settings: NodeSettings) -> None:
     """Run the node until SIGINT or SIGTERM, then stop cleanly (the writer drains first)."""
     # requests in flight at the signal get SHUTDOWN_REQUESTS_S; then each service closes within its own deadline
-    runner = web.AppRunner(build_app(settings), handle_signals=False, access_log=None,
+    app = build_app(settings)
+    guard = ConnectionGuard(settings.server, log, app[METRICS].registry, "ledger")
+    runner = GuardedRunner(app, settings.server, guard, handle_signals=False, access_log=None,
                            shutdown_timeout=SHUTDOWN_REQUESTS_S)  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

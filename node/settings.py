@@ -19,6 +19,7 @@ from pydantic_settings import (
 
 from protocol.limits import Limits
 from protocol.models import LedgerId, Stream
+from protocol.serving import ServerLimits
 
 _PROTOCOL_LIMITS = Limits()
 
@@ -294,6 +295,7 @@ class NodeSettings(StoreLocation):
         " (queries see every committed entry either way)",
     )  # fmt: skip
     limits: LimitSettings = LimitSettings()
+    server: ServerLimits = ServerLimits()
     peers: list[PeerSettings] = []
     sync: SyncSettings = SyncSettings()
     conflicts: ConflictSettings = ConflictSettings()

@@ -20,6 +20,7 @@ from protocol.models import LedgerId
 from protocol.openapi import operation
 from protocol.records import KeyRotation, NodeRecord
 from protocol.requests import LEDGER_ID, NONCE, SIGNATURE, TIMESTAMP, ReplayGuard, verify_request
+from protocol.serving import read_body
 from registry.errors import (
     InvalidRequest,
     KeyMismatch,
@@ -125,7 +126,7 @@ class RateLimit:
 
 
 async def read_model(request: web.Request, model: type[Any]) -> Any:
-    raw = await request.read()
+    raw = await read_body(request)
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
@@ -144,7 +145,7 @@ async def signed_by_node(request: web.Request, ledger_id: str) -> None:
     if sender != ledger_id:
         raise Unauthenticated(f"signed by {sender}, not by {ledger_id}")
     key = request.app[REGISTRY].bound_key(ledger_id)
-    body = await request.read()
+    body = await read_body(request)
     try:
         verify_request(key, sender, request.method, request.raw_path, body, timestamp, nonce, sig)
     except BadSignature as exc:

@@ -14,12 +14,15 @@ from aiohttp import web
 from pydantic import ValidationError
 
 import registry
+from protocol.serving import ConnectionGuard, GuardedRunner
 from protocol.terminal import exit_quietly_on_closed_stdout
-from registry.app import build_app
+from registry.app import METRICS, build_app
 from registry.commands import CommandError
 from registry.commands import add_commands as add_client_commands
 from registry.errors import RegistryError
 from registry.settings import RegistrySettings
+
+log = logging.getLogger("registry.cli")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -71,7 +74,9 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 async def serve(settings: RegistrySettings) -> None:
-    runner = web.AppRunner(build_app(settings), handle_signals=False, access_log=None)
+    app = build_app(settings)
+    guard = ConnectionGuard(settings.server, log, app[METRICS], "registry")
+    runner = GuardedRunner(app, settings.server, guard, handle_signals=False, access_log=None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

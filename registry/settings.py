@@ -8,6 +8,8 @@ from typing import Any, Literal, Self
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from protocol.serving import ServerLimits
+
 
 class RegistrySettings(BaseSettings):
     """Everything a registry process needs to know."""
@@ -24,6 +26,7 @@ class RegistrySettings(BaseSettings):
     burst: int = Field(400, ge=1, description="requests a client may send at once")
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
     max_page: int = Field(500, ge=1, le=10_000)
+    server: ServerLimits = ServerLimits()
     admin_token: SecretStr | None = Field(
         None, description="bearer token of the registry's operator for /admin (enrolments, bindings); unset = off"
     )

@@ -1,4 +1,6 @@
-"""Request rate limits: a token bucket per caller (credential, client address or peer), in memory.
+"""Request rate limits: a token bucket per caller (credential, client address or peer), in memory;
+failed authentications are charged to their client address, by the size of the body they made the
+node read.
 
 Each map of buckets is bounded: past ``max_callers`` the least recently seen caller's bucket is
 dropped (it starts full again if that caller comes back), so a flood of new addresses costs a
@@ -11,7 +13,10 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from node.errors import RateLimited
 from node.settings import AccessSettings
+
+FAILURE_UNIT = 64 * 1024  # bytes of a failed request's body that cost one request of its address
 
 
 @dataclass(slots=True)
@@ -29,8 +34,25 @@ class RateLimiter:
         self._max_callers = max_callers
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
-    def take(self, caller: str, now: float | None = None) -> float:
+    def take(self, caller: str, now: float | None = None, cost: float = 1.0) -> float:
+        """Spend ``cost`` requests (at most a full bucket): 0 when allowed, else the seconds to wait."""
+        bucket = self._refilled(caller, time.monotonic() if now is None else now)
+        cost = min(cost, float(self.burst))
+        if bucket.tokens >= cost:
+            bucket.tokens -= cost
+            return 0.0
+        return (cost - bucket.tokens) / self.rate_per_s
+
+    def wait(self, caller: str, cost: float = 1.0, now: float | None = None) -> float:
+        """The seconds before ``caller`` could spend ``cost`` requests (0: now); nothing is spent."""
+        bucket = self._buckets.get(caller)
+        if bucket is None:
+            return 0.0
         now = time.monotonic() if now is None else now
+        tokens = min(float(self.burst), bucket.tokens + (now - bucket.at) * self.rate_per_s)
+        return max(0.0, (min(cost, float(self.burst)) - tokens) / self.rate_per_s)
+
+    def _refilled(self, caller: str, now: float) -> _Bucket:
         bucket = self._buckets.get(caller)
         if bucket is None:
             bucket = self._buckets[caller] = _Bucket(float(self.burst), now)
@@ -40,10 +62,7 @@ class RateLimiter:
             self._buckets.move_to_end(caller)
             bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.at) * self.rate_per_s)
             bucket.at = now
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
-            return 0.0
-        return (1 - bucket.tokens) / self.rate_per_s
+        return bucket
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -51,16 +70,43 @@ class RateLimiter:
 
 @dataclass(frozen=True, slots=True)
 class CallerLimits:
-    """The three kinds of caller a node limits: credentials, anonymous client addresses, peers."""
+    """The kinds of caller a node limits: credentials, anonymous client addresses, peers; and the
+    failed authentications of each client address (a bucket apart, the size of the anonymous one, so
+    that anonymous reads never hold back a peer's signed requests from the same address)."""
 
     credentials: RateLimiter
     anonymous: RateLimiter
     peers: RateLimiter
+    failures: RateLimiter
+    max_body_bytes: int = 4 * 1024 * 1024
 
     @classmethod
-    def from_settings(cls, access: AccessSettings) -> CallerLimits:
+    def from_settings(cls, access: AccessSettings, max_body_bytes: int = 4 * 1024 * 1024) -> CallerLimits:
         return cls(
             RateLimiter(access.rate_per_s, access.burst),
             RateLimiter(access.anonymous_rate_per_s, access.anonymous_burst),
             RateLimiter(access.peer_rate_per_s, access.peer_burst),
+            RateLimiter(access.anonymous_rate_per_s, access.anonymous_burst),
+            max_body_bytes,
         )
+
+    def failure_cost(self, content_length: int | None, has_body: bool) -> int:
+        """What a failed authentication costs its address: one request per started ``FAILURE_UNIT`` of
+        its body (a body of unknown length counts as the largest allowed), so a flood of large forged
+        bodies is held to a few a second."""
+        size = content_length if content_length is not None else (self.max_body_bytes if has_body else 0)
+        return 1 + size // FAILURE_UNIT
+
+    def failed(self, address: str, content_length: int | None, has_body: bool) -> None:
+        """Charge a failed authentication to ``address``; RateLimited when it is over its budget."""
+        wait = self.failures.take(address, cost=self.failure_cost(content_length, has_body))
+        if wait > 0:
+            raise RateLimited(f"this client address failed authentication too often; retry in {wait:.1f} s", wait)
+
+    def before_body(self, address: str, content_length: int | None, has_body: bool) -> None:
+        """Before a signed request's body over ``FAILURE_UNIT`` (or of unknown length) is read and
+        checked: RateLimited unless ``address`` could pay for its failure."""
+        cost = self.failure_cost(content_length, has_body)
+        wait = self.failures.wait(address, cost) if cost > 1 else 0.0
+        if wait > 0:
+            raise RateLimited(f"this client address failed authentication too often; retry in {wait:.1f} s", wait)

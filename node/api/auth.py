@@ -4,7 +4,9 @@ Each route declares what it needs with ``@operation(auth=...)``: ``public``, a s
 ``append``, ``query``, ``admin``; a bearer credential carrying it, ``admin`` carrying all), or
 ``signed`` (a node-to-node request signed by a pinned key). The middleware finds the matched
 route's declaration, identifies the caller, spends one request of the caller's rate limit and
-enforces the declaration before the handler runs, so no route can forget its check. Reads (and
+enforces the declaration before the handler runs, so no route can forget its check. A credential or
+signature that does not check out is charged to the client address (by the body it made the node
+read: ``CallerLimits.failed``), so failures are rate-limited like anonymous requests. Reads (and
 federated queries) are open to anonymous callers when the operator configured them public; a
 signed request from a pinned peer may read too. Writes are never public.
 """
@@ -20,7 +22,8 @@ from node.access.credentials import Credential
 from node.access.limits import RateLimiter
 from node.api.context import AUDIT, CREDENTIALS, LIMITS, SETTINGS
 from node.api.peer_auth import signed_sender
-from node.errors import Forbidden, RateLimited, Unauthorized
+from node.errors import Forbidden, RateLimited, RequestRejected, Unauthorized
+from protocol.errors import RequestRefused
 from protocol.openapi import declared
 from protocol.requests import SIGNATURE
 
@@ -55,9 +58,7 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
     op = declared(request.match_info.handler)
     need = "public" if op is None else op.auth  # None: no such route, the handler answers 404/405
     if need == "signed":
-        sender = await signed_sender(request)
-        _spend(request.app[LIMITS].peers, sender, f"peer {sender}")
-        request[ACTOR] = f"peer:{sender}"
+        await _signed(request)
         return await handler(request)
     credential = _credential(request, need)
     settings = request.app[SETTINGS].access
@@ -66,9 +67,7 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
         request[ACTOR] = credential.id
         await request.app[CREDENTIALS].used(credential)
     elif need == "read" and SIGNATURE in request.headers and not settings.public_read:
-        sender = await signed_sender(request)  # a pinned peer may read what it replicates anyway
-        _spend(request.app[LIMITS].peers, sender, f"peer {sender}")
-        request[ACTOR] = f"peer:{sender}"
+        await _signed(request)  # a pinned peer may read what it replicates anyway
         return await handler(request)
     else:
         resource = request.match_info.route.resource
@@ -91,8 +90,25 @@ def _credential(request: web.Request, need: str) -> Credential | None:
     # the scheme is case-insensitive (RFC 9110), the token is compared byte for byte
     found = request.app[CREDENTIALS].check(token.strip()) if scheme.lower() == "bearer" else None
     if found is None and need != "public":
+        _failed(request)  # 429 instead once the address is over its budget of failures
         raise Unauthorized("'Authorization: Bearer <token>' names no live credential (unknown, wrong or revoked)")
     return found
+
+
+async def _signed(request: web.Request) -> None:
+    """Identify the pinned peer that signed ``request`` and spend one of its requests; a signature
+    that does not check out is charged to the client address (429 once it is over its budget)."""
+    try:
+        sender = await signed_sender(request)
+    except (RequestRejected, RequestRefused):
+        _failed(request)
+        raise
+    _spend(request.app[LIMITS].peers, sender, f"peer {sender}")
+    request[ACTOR] = f"peer:{sender}"
+
+
+def _failed(request: web.Request) -> None:
+    request.app[LIMITS].failed(request.remote or "unknown", request.content_length, request.body_exists)
 
 
 def _spend(limiter: RateLimiter, caller: str, who: str) -> None:

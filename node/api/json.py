@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 from node.errors import InvalidRequest
 from protocol import jsontext
 from protocol.errors import DuplicateMember, LimitExceeded
+from protocol.serving import read_body
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -55,11 +56,11 @@ async def read_json(request: web.Request, *, bounded: bool = True) -> Any:
         raise InvalidRequest(f"body: content type must be application/json, not {request.content_type}")
     limits = request.app.get(BODY_LIMITS)
     if limits is None:
-        return _parse(await request.read())
+        return _parse(await read_body(request))
     if request.content_length is not None and request.content_length > LARGE_BODY:
         async with limits.slots:  # wait before reading: the raw bytes count too
-            return _parse_large(await request.read(), limits.max_values if bounded else None)
-    raw = await request.read()  # aiohttp refuses bodies over client_max_size with 413
+            return _parse_large(await read_body(request), limits.max_values if bounded else None)
+    raw = await read_body(request)  # aiohttp refuses bodies over client_max_size with 413 (408: too slow)
     if len(raw) > LARGE_BODY:  # chunked: the length is known only now
         async with limits.slots:
             return _parse_large(raw, limits.max_values if bounded else None)

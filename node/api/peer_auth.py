@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from node.api.context import LEDGER, PEERS, REPLAY
+from node.api.context import LEDGER, LIMITS, PEERS, REPLAY
 from node.errors import RequestRejected
 from protocol.errors import BadSignature
 from protocol.requests import LEDGER_ID, NONCE, SIGNATURE, TIMESTAMP, verify_request
+from protocol.serving import read_body
 
 SENDER = web.RequestKey("signed_sender", str)
 
@@ -32,7 +33,8 @@ async def signed_sender(request: web.Request) -> str:
         raise RequestRejected(f"{sender} is not known here (no pinned key)")
     if sender != request.app[LEDGER].ledger_id and not request.app[PEERS].is_peer(sender):  # own key: the node
         raise RequestRejected(f"{sender} is not a peer of this node (not admitted)")
-    body = await request.read()
+    request.app[LIMITS].before_body(request.remote or "unknown", request.content_length, request.body_exists)
+    body = await read_body(request)
     try:
         verify_request(held.public_key, sender, request.method, request.raw_path, body, timestamp, nonce, sig)
     except BadSignature as exc:

@@ -1,0 +1,162 @@
+"""Serving HTTP (aiohttp) with bounded connections: what the node and the registry both listen with.
+
+A connection costs a file descriptor for as long as it is open, whatever it sends. So:
+
+* a connection that has not sent a complete request head ``header_timeout_s`` after it opened (or
+  after its last answer) is closed: aiohttp's keep-alive timer, which covers a head that trickles in
+  one byte at a time, shortened from aiohttp's default of an hour;
+* a request body must arrive within ``body_timeout_s`` (``read_body``; 408 beyond);
+* one client address holds at most ``max_per_address`` connections and all addresses together at
+  most ``max_connections`` (never more than the open-file limit leaves room for); a connection over
+  either cap is closed as it is accepted, before a byte of it is read.
+
+Refusals are counted in a metric and logged at most once per ``LOG_EVERY_S``, so a flood of
+connections cannot flood the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import time
+from collections import Counter as Tally
+from typing import Any
+
+from aiohttp import web, web_protocol
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from pydantic import BaseModel, Field
+
+FD_RESERVE = 256  # descriptors kept for the database, outbound connections and logs
+LOG_EVERY_S = 60.0
+BODY_TIMEOUT = web.AppKey("body_timeout_s", float)  # set by GuardedRunner; read by read_body
+
+
+class ServerLimits(BaseModel):
+    """How many connections the HTTP server holds and how long it waits for a request."""
+
+    header_timeout_s: float = Field(
+        20.0, gt=0, le=3600,
+        description="a connection that has not sent a complete request head this long after it opened or after "
+        "its last answer is closed (idle keep-alive connections too; longer than the 15 s clients keep theirs)",
+    )  # fmt: skip
+    body_timeout_s: float = Field(30.0, gt=0, le=3600, description="longest wait for a whole request body (408)")
+    max_per_address: int = Field(
+        256, ge=1, le=1_000_000,
+        description="connections one client address may hold; more are closed as accepted, unread "
+        "(every local node, test and bench client shares 127.0.0.1)",
+    )  # fmt: skip
+    max_connections: int = Field(
+        4096, ge=1, le=1_000_000,
+        description=f"connections held in all; more are closed as accepted, unread (at most the open-file "
+        f"limit less {FD_RESERVE})",
+    )  # fmt: skip
+
+
+def fd_budget(wanted: int) -> int:
+    """``wanted`` connections, or fewer when the process's open-file limit leaves less room."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, soft - FD_RESERVE))
+
+
+class ConnectionGuard:
+    """Admits a new connection or closes it at once: per-address and total caps, counted and logged."""
+
+    def __init__(self, limits: ServerLimits, log: logging.Logger, metrics: CollectorRegistry, prefix: str) -> None:
+        self.max_per_address = limits.max_per_address
+        self.max_connections = fd_budget(limits.max_connections)
+        self._log = log
+        self._held: dict[web_protocol.RequestHandler, str] = {}
+        self._per_address: Tally[str] = Tally()
+        self._unlogged: Tally[str] = Tally()
+        self._next_log = 0.0
+        self._refused = Counter(
+            f"{prefix}_connections_refused",
+            "Connections closed as accepted: over server.max_per_address or server.max_connections",
+            ["reason"],
+            registry=metrics,
+        )
+        gauge = Gauge(f"{prefix}_connections_open", "Client connections held", registry=metrics)
+        gauge.set_function(lambda: len(self._held))
+
+    def install(self, server: web.Server) -> None:
+        """Let ``server`` hold only the connections this guard admits."""
+        made, lost = server.connection_made, server.connection_lost
+
+        def connection_made(handler: web_protocol.RequestHandler, transport: asyncio.Transport) -> None:
+            if self.admit(handler, transport):
+                made(handler, transport)
+
+        def connection_lost(handler: web_protocol.RequestHandler, exc: BaseException | None = None) -> None:
+            self.release(handler)
+            lost(handler, exc)
+
+        server.connection_made = connection_made  # type: ignore[method-assign]
+        server.connection_lost = connection_lost  # type: ignore[method-assign]
+
+    def admit(self, handler: web_protocol.RequestHandler, transport: asyncio.Transport) -> bool:
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) else "local"
+        if len(self._held) >= self.max_connections:
+            return self._refuse(transport, "total")
+        if self._per_address[address] >= self.max_per_address:
+            return self._refuse(transport, "per-address")
+        self._held[handler] = address
+        self._per_address[address] += 1
+        return True
+
+    def release(self, handler: web_protocol.RequestHandler) -> None:
+        address = self._held.pop(handler, None)
+        if address is not None:
+            self._per_address[address] -= 1
+            if self._per_address[address] <= 0:
+                del self._per_address[address]
+
+    @property
+    def open(self) -> int:
+        return len(self._held)
+
+    def _refuse(self, transport: asyncio.Transport, reason: str) -> bool:
+        # dropped before a byte is read (its reader is not polled yet), once aiohttp has started the
+        # connection's task: closed here, the task would find the connection gone and log a traceback
+        asyncio.get_running_loop().call_soon(transport.abort)
+        self._refused.labels(reason).inc()
+        self._unlogged[reason] += 1
+        now = time.monotonic()
+        if now >= self._next_log:
+            self._next_log = now + LOG_EVERY_S
+            counts = ", ".join(f"{n} {why}" for why, n in sorted(self._unlogged.items()))
+            self._unlogged.clear()
+            self._log.warning(
+                "refusing connections (%s; server.max_per_address=%d, server.max_connections=%d, %d open);"
+                " logged again at most once per %.0f s",
+                counts, self.max_per_address, self.max_connections, len(self._held), LOG_EVERY_S,
+            )  # fmt: skip
+        return False
+
+
+class GuardedRunner(web.AppRunner):
+    """An AppRunner whose server closes slow connections (``header_timeout_s``) and admits connections
+    through a ConnectionGuard; its app's handlers read bodies with ``read_body`` (``body_timeout_s``)."""
+
+    def __init__(self, app: web.Application, limits: ServerLimits, guard: ConnectionGuard, **kwargs: Any) -> None:
+        super().__init__(app, keepalive_timeout=limits.header_timeout_s, **kwargs)
+        app[BODY_TIMEOUT] = limits.body_timeout_s
+        self.guard = guard
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        self.guard.install(server)
+        return server
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body, received within the app's ``body_timeout_s``; HTTPRequestTimeout (408) beyond."""
+    timeout = request.app.get(BODY_TIMEOUT, ServerLimits().body_timeout_s)
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.read()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(reason=f"request body not received within {timeout:g} s") from None
