@@ -19,6 +19,7 @@ from pydantic_settings import (
 
 from protocol.limits import Limits
 from protocol.models import LedgerId, Stream
+from protocol.records import Url
 from protocol.serving import ServerLimits
 
 _PROTOCOL_LIMITS = Limits()
@@ -58,7 +59,7 @@ class LimitSettings(BaseModel):
 class PeerSettings(BaseModel):
     """A peer from configuration: where it is and the key its ledger is pinned to."""
 
-    url: str = Field(pattern=r"^https?://[^\s/]+(/.*)?$")
+    url: Url
     ledger_id: LedgerId
     public_key: str = Field(pattern=r"^[0-9a-f]{64}$")
     mode: Literal["pull", "push", "both"] = "both"

@@ -23,7 +23,7 @@ from node.backup import backup_into
 from node.errors import EntryNotFound, InvalidRequest
 from protocol.models import Entry, LedgerId
 from protocol.openapi import operation
-from protocol.records import PublicKey
+from protocol.records import PublicKey, Url
 from protocol.signing import fingerprint
 from protocol.trust import TrustAttestation
 
@@ -108,7 +108,7 @@ async def verify(request: web.Request) -> web.Response:
 class PeerBody(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/.*)?$", max_length=2048)]
+    url: Url
     ledger_id: LedgerId
     public_key: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
     mode: Literal["pull", "push", "both"] = "both"
@@ -176,7 +176,7 @@ async def resolve_conflict(request: web.Request) -> web.Response:
 class ConnectBody(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/.*)?$", max_length=2048)]
+    url: Url
 
 
 @admin("fetch a node's signed record from its URL, verify it, make it a peer", body=ConnectBody, ok=201)

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from node.errors import IdentityConflict, InvalidRequest, UnknownLedger
 from node.ledger.clock import wall_ms
 from node.ledger.service import Ledger
+from node.net.shapes import location
 from node.settings import TrustSettings
 from node.storage.contract import AttestationRecord, TrustRepository
 from protocol.errors import BadSignature, LimitExceeded
@@ -190,9 +191,10 @@ class TrustGraph:
                 else:
                     counts["old"] += 1
             except ValidationError as exc:
-                error = exc.errors(include_url=False)[0]  # a flat model: a handful of errors at most
-                where = ".".join(map(str, error["loc"])) or "attestation"
-                refusals.append({"index": index, "reason": f"{where}: {error['msg']}"})
+                error = exc.errors(include_url=False, include_input=False)[0]  # a flat model: a few at most
+                where, whole = location(TrustAttestation, "", error["loc"])  # never a member name sent
+                reason = error["msg"] if whole else "an unexpected member"
+                refusals.append({"index": index, "reason": f"{where or 'attestation'}: {reason}"})
             except (BadSignature, IdentityConflict, LimitExceeded) as exc:
                 refusals.append({"index": index, "reason": str(exc)})
         counts["refused"] = len(refusals)

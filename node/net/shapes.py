@@ -58,17 +58,24 @@ def parse(model: type[M], data: Any, where: str = "") -> M:
 
 
 def _failure(model: type[BaseModel], where: str, loc: tuple[int | str, ...], kind: str) -> str:
-    """``malformed answer at <location> (<error type>)``, the location cut before the first part
-    that is not a field name of ``model`` (or of a model inside it) or a list index."""
+    """``malformed answer at <location> (<error type>)``; see ``location``."""
+    at, known = location(model, where, loc)
+    return f"malformed answer at {at or 'top'} ({kind if known else 'an unexpected member'})"
+
+
+def location(model: type[BaseModel], where: str, loc: tuple[int | str, ...]) -> tuple[str, bool]:
+    """A validation error's location, cut before the first part that is not a field name of
+    ``model`` (or of a model inside it) or a list index, so it never quotes a member name a remote
+    sent; and whether it was whole."""
     names = _names(model)
     parts: list[str] = []
+    whole = True
     for part in loc:
         if not isinstance(part, int) and part not in names:
-            kind = "an unexpected member"
+            whole = False
             break
         parts.append(f"[{part}]" if isinstance(part, int) else part)
-    at = (where + ".".join(parts)).replace(".[", "[").rstrip(".")
-    return f"malformed answer at {at or 'top'} ({kind})"
+    return (where + ".".join(parts)).replace(".[", "[").rstrip("."), whole
 
 
 def parse_list(model: type[M], data: Any, max_items: int, where: str = "") -> list[M]:

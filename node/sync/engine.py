@@ -74,6 +74,7 @@ class Peer:
     source: str
     client: PeerClient
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    retry: asyncio.Event = field(default_factory=asyncio.Event)  # the operator asked for a round now
     state: str = "idle"  # idle | syncing | waiting (not admitted there yet) | backing-off | stale | untrusted
     failures: int = 0
     next_attempt: float = 0.0
@@ -167,6 +168,7 @@ class SyncEngine:
             if ledger_id is None or peer.ledger_id == ledger_id:
                 peer.next_attempt = 0.0
                 peer.wake.set()
+                peer.retry.set()
                 for task in peer.tasks:
                     task.retry_now()
 
@@ -202,9 +204,14 @@ class SyncEngine:
                 pass
             gap = 0.0 if peer.took else self._settings.net.live_gap_s  # a stream of empty promises waits
             pause = max(peer.next_attempt, peer.last_round + gap) - time.monotonic()
-            if pause > 0:  # backing off: the round is delayed, not dropped
-                await asyncio.sleep(pause)
-            peer.wake.clear()  # whatever woke the loop meanwhile is served by this round
+            if pause > 0 and not peer.retry.is_set():  # backing off: the round is delayed, not dropped
+                try:
+                    async with asyncio.timeout(pause):
+                        await peer.retry.wait()  # unless the operator asks for it now
+                except TimeoutError:
+                    pass
+            peer.wake.clear()
+            peer.retry.clear()  # whatever woke the loop meanwhile is served by this round
             await self.run_once(peer)
 
     async def run_once(self, peer: Peer) -> None:

@@ -58,3 +58,20 @@ async def test_connect_uses_the_operators_url_not_the_endpoint_the_remote_names(
             await eventually(lambda: remote.count("/ledger/sync/heads") >= 1, timeout=10)  # a sync round ran
             assert remote.count("/network/introduce") == 1  # the introduction went there too
             assert canary.seen == [], canary.seen
+
+
+async def test_urls_outside_printable_ascii_are_refused_where_they_are_given(make_node: MakeNode) -> None:
+    node = await make_node("node-a", admin_token=ADMIN_TOKEN, sync=FAST)
+    spelled = "http://\uff11\uff12\uff17.\uff10.\uff10.\uff11:9"  # full-width digits: 127.0.0.1 once normalised
+    body = {"url": spelled, "ledger_id": "node-b", "public_key": "ab" * 32}
+    for path, sent in (("/admin/peers", body), ("/network/connect", {"url": spelled})):
+        status, problem = await admin(node, "POST", path, sent)
+        assert status == 400 and problem["detail"].startswith("url"), (path, problem)
+
+
+async def test_a_refused_attestation_never_quotes_a_member_it_was_sent(make_node: MakeNode) -> None:
+    node = await make_node("node-a", admin_token=ADMIN_TOKEN, sync=FAST)
+    sent = {**attest(VOUCHED, "node-e", "x", 1.0, "full", 2**53 - 1, wall_ms()).model_dump(by_alias=True),
+            "ECHO<script>": 1}  # fmt: skip
+    status, counts = await admin(node, "POST", "/admin/trust/attestations", [sent])
+    assert status == 200 and counts["refused"] == 1 and "ECHO" not in str(counts), counts

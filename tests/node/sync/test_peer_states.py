@@ -4,12 +4,14 @@ a peer failing for ``sync.stale_after_s`` is stale and left out of automatic syn
 from __future__ import annotations
 
 import asyncio
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from node.api.context import SYNC
 from scenarios.procs import NodeProcess, start_node
 from tests.conftest import ADMIN_TOKEN, RunningNode, cli, eventually
 from tests.node.sync.test_replication import FAST, link
@@ -100,3 +102,32 @@ async def test_a_node_logs_peers_sync_rounds_and_shutdown_without_library_noise(
     assert "synced peer=node-a entries=1" in log_b or "synced peer=node-b entries=1" in log_a, log_a + log_b
     assert "shutting down ledger=node-a" in log_a and "stopped ledger=node-a" in log_a
     assert "aiosqlite" not in log_a + log_b
+
+
+async def test_sync_run_cuts_a_backoff_already_being_waited_out(make_node: MakeNode) -> None:
+    sync = {"interval_s": 0.05, "backoff_max_s": 3600, "timeout_s": 1.0, "retries": 0, "live": False}
+    a = await make_node("node-a", sync=sync)
+    gone = {"url": "http://127.0.0.1:9", "public_key": "ab" * 32, "mode": "both", "ledger_id": "node-x"}
+    assert (await a.request("POST", "/admin/peers", json=gone))[0] == 201
+
+    async def failed() -> bool:
+        return int((await peer(a, "node-x"))["failures"]) >= 1
+
+    await eventually(failed, timeout=10)
+    engine = a.app[SYNC]
+    x = next(p for p in engine.peers() if p.ledger_id == "node-x")
+    x.next_attempt = time.monotonic() + 3600  # backing off for an hour; the next periodic wake-up waits it out
+    failures = x.failures
+    await eventually(lambda: _sleeping(engine), timeout=5)
+    assert (await a.request("POST", "/admin/sync/run", params={"peer": "node-x"}))[0] == 202
+
+    async def tried_again() -> bool:
+        return int((await peer(a, "node-x"))["failures"]) > failures
+
+    await eventually(tried_again, timeout=5)
+
+
+def _sleeping(engine: Any) -> bool:
+    """Whether node-x's loop is past its wake-up and waiting out the backoff."""
+    x = next(p for p in engine.peers() if p.ledger_id == "node-x")
+    return not x.wake.is_set() and x.state == "backing-off" and time.monotonic() - x.last_round > 0.2
