@@ -35,13 +35,14 @@ from node.app import build_app
 from node.backup import DB_NAME, KEY_NAME, MANIFEST_NAME, NOT_CARRIED, backup, restore
 from node.client import ClientError, NodeClient
 from node.errors import NodeError, StoreCorrupted
-from node.keys import create_key_file
+from node.keys import create_key_file, load_key_file
 from node.ledger.transfer import export_ledger, import_ledger
 from node.ledger.verify import Mode, verify_store
 from node.lock import DataDirLock
 from node.operator import TOKEN_HELP
 from node.operator import add_commands as add_operator_commands
-from node.settings import NodeSettings, StoreLocation
+from node.recover import Recovered, recover_own
+from node.settings import NetSettings, NodeSettings, StoreLocation, SyncSettings
 from node.storage.sqlite import open_sqlite
 from node.storage.sqlite.scan import held_ledgers
 from protocol.errors import ProtocolError
@@ -482,7 +483,25 @@ def cmd_backup(args: argparse.Namespace) -> None:
     print(f"restore with: ledger-node restore {args.out} --data-dir <new data dir>")
 
 
+def _recover(data_dir: Path, db_path: Path, ledger_id: str, urls: list[str]) -> None:
+    """Take the own entries written after the backup back from the peers that hold them."""
+    keys = load_key_file(data_dir / KEY_NAME)
+
+    async def work() -> list[Recovered]:
+        async with open_sqlite(db_path) as storage:
+            return await recover_own(storage, keys, ledger_id, urls, net=NetSettings(), sync=SyncSettings())
+
+    for got in asyncio.run(work()):
+        stopped = f" (stopped: {got.problem})" if got.problem else ""
+        print(f"from {got.url}: took {got.entries} entries of {ledger_id} written after the backup; "
+              f"head seq {got.head_seq}{stopped}")  # fmt: skip
+
+
 def cmd_restore(args: argparse.Namespace) -> None:
+    for url in args.from_peer:  # before anything is written
+        problem = url_problem(url)
+        if problem is not None:
+            raise Failure(f"--from-peer {url!r} {problem}", 2)
     location = StoreLocation.load(args.config, data_dir=args.data_dir)
     with DataDirLock(location.data_dir):
         manifest = restore(args.backup, location.data_dir)
@@ -490,9 +509,11 @@ def cmd_restore(args: argparse.Namespace) -> None:
         total = sum(x.head_seq for x in manifest.ledgers)
         with _progress(f"verify ({mode})", total) as advance:
             reports = verify_store(location.db_path, mode, progress=advance)
-    own = next(x for x in manifest.ledgers if x.local)
-    print(f"restored {manifest.ledger_id} into {location.data_dir}: head seq {own.head_seq} hash {own.head_hash}, "
-          f"{len(reports)} ledger(s) verified ({mode})")  # fmt: skip
+        own = next(x for x in manifest.ledgers if x.local)
+        print(f"restored {manifest.ledger_id} into {location.data_dir}: head seq {own.head_seq} hash {own.head_hash}, "
+              f"{len(reports)} ledger(s) verified ({mode})")  # fmt: skip
+        if args.from_peer:
+            _recover(location.data_dir, location.db_path, manifest.ledger_id, args.from_peer)
     config = f" --config {args.config}" if args.config else ""
     print(f"start it with: ledger-node run --ledger-id {manifest.ledger_id} --data-dir {location.data_dir}{config}")
     print(f"WARNING: the restored node is {manifest.ledger_id} itself (its key, its ledger, what it knew of its "
@@ -638,6 +659,10 @@ def _parser() -> argparse.ArgumentParser:
     res = offline("restore", "bring a backup into a new data directory, key included, and verify it")
     res.add_argument("backup", type=Path, help="a directory written by 'ledger-node backup'")
     res.add_argument("--full", action="store_true", help="also check every entry signature")
+    res.add_argument("--from-peer", action="append", metavar="URL", default=[],
+                     help="a peer of the node (repeatable): take back the node's own entries it holds beyond the "
+                     "backup, each verified under the node's key and chained to the restored head, so the node "
+                     "continues its ledger instead of forking it")  # fmt: skip
     res.set_defaults(func=cmd_restore)
     return parser
 

@@ -140,3 +140,52 @@ def test_restore_warns_never_to_run_the_copy_beside_the_original_and_names_what_
     configured = cli("restore", str(out), "--data-dir", str(tmp_path / "c"), "--config", str(tmp_path / "n.toml"))
     assert configured.returncode == 0, configured.stderr
     assert f"--config {tmp_path / 'n.toml'}" in configured.stdout  # the original's settings file goes along
+
+
+async def test_restore_takes_the_entries_written_after_the_backup_back_from_a_peer(
+    tmp_path: Path, processes: list[NodeProcess]
+) -> None:
+    env = {**ENV, "LEDGER_NET__ALLOW_PRIVATE": "true", "LEDGER_SYNC__INTERVAL_S": "0.2"}
+    a = start_node(tmp_path / "a", "node-a", env=env)
+    b = start_node(tmp_path / "b", "node-b", env=env)
+    processes += [a, b]
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+        for here, there in ((a, b), (b, a)):
+            info = await get(session, there.url + "/network/info")
+            peer = {"url": there.url, "ledger_id": info["ledger_id"], "public_key": info["public_key"]}
+            async with session.post(here.url + "/admin/peers", json=peer) as response:
+                assert response.status == 201, await response.text()
+
+        async def append(count: int) -> None:
+            for start in range(0, count, 500):
+                batch = [
+                    {"stream": "s", "type": "t", "payload": {"n": i}} for i in range(start, min(count, start + 500))
+                ]
+                async with session.post(a.url + "/ledger/entries", json=batch) as response:
+                    assert response.status == 201, await response.text()
+
+        await append(1200)  # more than a page after the backup
+        out = tmp_path / "backup"
+        assert cli("backup", "--data-dir", str(a.data_dir), "--out", str(out)).returncode == 0
+        await append(1300)
+        head = await get(session, a.url + "/ledger/ledgers/node-a/entries/2500")
+
+        async def b_holds_it() -> bool:
+            async with session.get(b.url + "/ledger/ledgers/node-a/entries/2500") as response:
+                return response.status == 200
+
+        await eventually(b_holds_it, timeout=30)
+    a.proc.kill()
+    a.proc.wait(timeout=10)
+
+    refused = cli("restore", str(out), "--data-dir", str(tmp_path / "bad"), "--from-peer", "127.0.0.1:9")
+    assert refused.returncode == 2 and "write http://127.0.0.1:9" in refused.stderr
+    assert not (tmp_path / "bad" / "node.db").exists()  # nothing restored
+    restored = cli("restore", str(out), "--data-dir", str(tmp_path / "r"), "--from-peer", b.url)
+    assert restored.returncode == 0, restored.stderr
+    assert f"from {b.url}: took 1300 entries of node-a written after the backup; head seq 2500" in restored.stdout
+    assert cli("verify", "--data-dir", str(tmp_path / "r"), "--full").returncode == 0
+    back = start_node(tmp_path / "r", "node-a", env=env)
+    processes.append(back)
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+        assert (await get(session, back.url + "/ledger/ledgers/node-a/entries/2500"))["hash"] == head["hash"]
