@@ -157,6 +157,12 @@ class RequestRejected(NodeError):
     code = "request-rejected"
 
 
+class PeerRefused(NodeError):
+    """A node-to-node request from a node this node's operator refused as a peer."""
+
+    code = "peer-refused"
+
+
 class UnknownLedger(NodeError):
     """A ledger id this node knows nothing of: no key pinned, nothing held, not discovered."""
 
@@ -197,6 +203,12 @@ class NotKnownThere(PeerFailed):
     """The peer answered 401: it does not know this node's key (it has not admitted it, or not yet)."""
 
     code = "not-known-there"
+
+
+class RefusedThere(PeerFailed):
+    """The peer answered 403 peer-refused: its operator refused this node as a peer."""
+
+    code = "refused-there"
 
 
 class UrlRefused(PeerFailed):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from node.api.context import LEDGER, LIMITS, PEERS, REPLAY
-from node.errors import RequestRejected
+from node.api.context import DISCOVERY, LEDGER, LIMITS, PEERS, REPLAY
+from node.errors import PeerRefused, RequestRejected
 from protocol.errors import BadSignature
 from protocol.requests import LEDGER_ID, NONCE, SIGNATURE, TIMESTAMP, verify_request
 from protocol.serving import read_body
@@ -28,6 +28,8 @@ async def signed_sender(request: web.Request) -> str:
         raise RequestRejected("node-to-node requests must be signed (X-Ledger-* headers)") from exc
     if len(nonce) != 32:
         raise RequestRejected("nonce must be 16 bytes in hex")
+    if request.app[DISCOVERY].refused(sender):  # told apart from "not yet": the caller stops waiting
+        raise PeerRefused(f"this node's operator refused {sender} as a peer")
     held = await request.app[LEDGER].held(sender)
     if held is None:
         raise RequestRejected(f"{sender} is not known here (no pinned key)")

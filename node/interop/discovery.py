@@ -46,6 +46,10 @@ from protocol.trust import SYNC_TYPES
 log = logging.getLogger(__name__)
 
 MAX_EXCHANGED = 1000  # records in one peer-exchange answer
+NOT_ENROLLED_HINT = (
+    "; the registry binds an id only with an enrolment token: ask its operator for one (ledger-registry enrol "
+    "<ledger id>) and set discovery.registry_token (LEDGER_DISCOVERY__REGISTRY_TOKEN)"
+)
 
 
 class Discovery:
@@ -131,6 +135,11 @@ class Discovery:
             if found.status == "peer" and not self._directory.is_peer(found.record.ledger_id):
                 found.status = "candidate"  # removed by the operator since
         return [f.to_wire() for f in self._found.all()]
+
+    def refused(self, ledger_id: str) -> bool:
+        """Whether the operator refused a claim to ``ledger_id`` (and no claim to it is a peer)."""
+        claims = self._found.claims(ledger_id)
+        return any(c.status == "refused" for c in claims) and not self._directory.is_peer(ledger_id)
 
     def knows(self, ledger_id: str) -> bool:
         """Whether a record of ``ledger_id`` was found (a candidate, a peer or a refused one)."""
@@ -328,6 +337,7 @@ class Discovery:
     async def _registry_loop(self) -> None:
         assert self._registry is not None and self.record is not None
         registered = False
+        refused = ""
         while True:
             try:
                 if not registered:
@@ -340,9 +350,15 @@ class Discovery:
             except NotRegistered:
                 registered = False
                 continue
-            except (PeerUnavailable, PeerFailed) as exc:
+            except PeerUnavailable as exc:
                 registered = False  # after an outage, register again (the registry may have lost us)
                 log.info("registry unavailable: %s", exc)
+            except PeerFailed as exc:  # it answered, and refused
+                registered = False
+                if str(exc) != refused:  # said once per distinct refusal, not every round
+                    refused = str(exc)
+                    hint = NOT_ENROLLED_HINT if "(not-enrolled)" in refused else ""
+                    log.warning("registry refused this node: %s%s", exc, hint)
             if registered and random.random() < self._conf.heartbeat_s / self._conf.interval_s:
                 await self._discover_from_registry()
             await asyncio.sleep(self._conf.heartbeat_s * random.uniform(0.8, 1.2))

@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
-from node.errors import NotKnownThere, PeerFailed, PeerUnavailable, UrlRefused
+from node.errors import NotKnownThere, PeerFailed, PeerUnavailable, RefusedThere, UrlRefused
 from node.metrics import Metrics
 from node.net.policy import AddressRefused, PolicyResolver, UrlPolicy
 from node.net.reader import read_capped
@@ -130,6 +130,8 @@ class Outbound:
             raise PeerUnavailable(f"{base}: HTTP {status}")
         if status == 401 and status not in accept:  # signed requests: the peer has not pinned this node
             raise NotKnownThere(f"{base}: HTTP {status}{_problem_code(raw)}")
+        if status == 403 and status not in accept and _problem_code(raw) == " (peer-refused)":
+            raise RefusedThere(f"{base}: HTTP {status}{_problem_code(raw)}")
         if status >= 400 and status not in accept:
             raise PeerFailed(f"{base}: HTTP {status}{_problem_code(raw)}")
         if 300 <= status < 400 and status not in accept:

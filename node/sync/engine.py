@@ -36,6 +36,7 @@ from node.errors import (
     NotReady,
     PeerFailed,
     PeerUnavailable,
+    RefusedThere,
     RequestRejected,
 )
 from node.interop.trust import TrustGraph
@@ -253,6 +254,16 @@ class SyncEngine:
             peer.last_error = f"{peer.ledger_id} has not admitted this node yet; asking again every round"
             if was != "waiting":
                 log.info("waiting for peer=%s to admit this node", peer.ledger_id)
+            return
+        if isinstance(exc, RefusedThere):  # not a failure to retry soon: a decision of the other operator
+            peer.next_attempt = time.monotonic() + self._sync.backoff_max_s
+            peer.state = "refused"
+            peer.last_error = (
+                f"{peer.ledger_id}'s operator refused this node as a peer; asking again every "
+                f"{self._sync.backoff_max_s:g} s (they may admit it: ledger-node candidates admit)"
+            )
+            if was != "refused":
+                log.warning("refused by peer=%s: its operator refused this node", peer.ledger_id)
             return
         peer.failures += 1
         delay = min(self._sync.backoff_max_s, self._sync.interval_s * 2 ** min(peer.failures, 16))

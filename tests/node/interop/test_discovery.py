@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 from aiohttp import web
@@ -167,3 +168,26 @@ async def test_mdns_on_loopback(make_node: MakeNode) -> None:
 
     await eventually(found, timeout=20)
     assert (await sources(a))["node-b"][0] == ["mdns"]
+
+
+async def test_a_node_the_registry_refuses_says_why_once_and_how_to_enrol(
+    make_node: MakeNode, registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"http://127.0.0.1:{registry.port}"
+    await make_node("node-q", sync=FAST_SYNC, discovery=discovery(registry_urls=[url]))  # no enrolment token
+
+    def refusals() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.getMessage().startswith("registry refused this node")]
+
+    await eventually(lambda: len(refusals()) >= 1, timeout=10)
+    assert "(not-enrolled)" in refusals()[0] and "ledger-registry enrol" in refusals()[0]
+    assert not any("registry unavailable" in r.getMessage() for r in caplog.records)
+
+    async def refused_403(times: int) -> bool:  # registration attempts the registry refused
+        async with aiohttp.ClientSession() as session, session.get(url + "/metrics") as response:
+            text = await response.text()
+        line = next((x for x in text.splitlines() if 'method="POST"' in x and 'status="403"' in x), "x 0")
+        return float(line.split()[-1]) >= times
+
+    await eventually(lambda: refused_403(4), timeout=10)
+    assert len(refusals()) == 1, refusals()  # said once, not every round

@@ -131,3 +131,19 @@ def _sleeping(engine: Any) -> bool:
     """Whether node-x's loop is past its wake-up and waiting out the backoff."""
     x = next(p for p in engine.peers() if p.ledger_id == "node-x")
     return not x.wake.is_set() and x.state == "backing-off" and time.monotonic() - x.last_round > 0.2
+
+
+async def test_a_peer_whose_operator_refused_this_node_says_so_instead_of_waiting(make_node: MakeNode) -> None:
+    a = await make_node("node-a", sync=FAST)
+    b = await make_node("node-b", sync=FAST)
+    await link(a, b)  # a wants b; b's operator refuses a
+    a_record = (await a.request("GET", "/network/info"))[1]["record"]
+    assert (await b.request("POST", "/network/introduce", json=a_record))[1] == {"status": "candidate"}
+    assert (await b.request("DELETE", "/admin/candidates/node-a"))[0] == 200
+
+    async def refused() -> bool:
+        return (await peer(a, "node-b"))["state"] == "refused"
+
+    await eventually(refused, timeout=10)
+    seen = await peer(a, "node-b")
+    assert "node-b's operator refused this node" in seen["last_error"], seen
