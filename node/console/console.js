@@ -284,16 +284,16 @@ function renderLedgers() {
   for (const peer of snap.sync.peers) for (const l of peer.ledgers) (lags[l.ledger_id] ||= []).push(`${peer.ledger_id}: ${l.lag}`);
   table("ledgers", ["ledger", "head seq", "head hash", "entries/s", "lag per peer", "quarantined"], snap.ledgers.map((l) =>
     el("tr", { "data-ledger": l.ledger_id, class: l.quarantined ? "marked" : null },
-      el("td", {}, l.ledger_id + (l.local ? " (own)" : "")), el("td", { class: "num" }, l.head_seq),
+      el("td", { class: "id" }, l.ledger_id + (l.local ? " (own)" : "")), el("td", { class: "num" }, l.head_seq),
       el("td", { class: "hash", title: l.head_hash || "" }, short(l.head_hash)),
       el("td", { class: "num" }, rate(l.ledger_id).toFixed(1)),
       el("td", {}, (lags[l.ledger_id] || []).join(", ") || "—"), el("td", {}, l.quarantined ? "yes" : "no"))));
 }
 
 function renderPeers() {
-  table("peers", ["peer", "state", "last success", "last error", "retries", "failures"], state.snapshot.sync.peers.map((p) =>
+  table("peers", ["peer", "state", "last success", "last error", "retries (total)", "failures"], state.snapshot.sync.peers.map((p) =>
     el("tr", { "data-peer": p.ledger_id },
-      el("td", { title: p.url }, p.ledger_id), el("td", { class: "state " + p.state }, p.state),
+      el("td", { class: "id", title: p.url }, p.ledger_id), el("td", { class: "state " + p.state }, p.state),
       el("td", {}, ago(p.last_success_ms)), el("td", { class: p.last_error ? "error" : "" }, p.last_error || "—"),
       el("td", { class: "num" }, p.retries), el("td", { class: "num" }, p.failures))));
 }
@@ -322,7 +322,7 @@ function renderNetwork() {
   for (const link of snap.peer_links || []) {  // peerings between other nodes, from their peer exchange
     const [a, b] = [place[link.a], place[link.b]];
     if (a && b) layer.push(svg("line", { x1: a[0], y1: a[1], x2: b[0], y2: b[1], class: "link remote",
-      "data-link": `peers:${link.a}:${link.b}` }, svg("title", {}, `${link.a} and ${link.b} are peers`)));
+      "data-link": `peers:${link.a}:${link.b}` }, svg("title", {}, `${link.a} and ${link.b} are peers of each other`)));
   }
   for (const edge of snap.trust_edges) {  // trust edges: dashed arrows, bent so both directions show
     const [a, b] = [place[edge.from], place[edge.to]];
@@ -332,6 +332,7 @@ function renderNetwork() {
       class: "link trust" + (edge.level === 0 ? " revoked" : ""), "data-link": `trust:${edge.from}:${edge.to}` },
       svg("title", {}, `${edge.from} trusts ${edge.to}: ${edge.level} (${edge.type})`)));
   }
+  const labels = [];  // drawn last, over every link and node, on a halo: no line crosses their text
   for (const n of nodes) {
     const [x, y] = place[n.ledger_id];
     const classes = ["node", n.status, n.self ? "self" : "", n.peer ? "peer" : "", ...n.marks.map((m) => "mark-" + m),
@@ -342,10 +343,10 @@ function renderNetwork() {
     svg("title", {}, `${n.ledger_id}: ${n.status}${n.marks.length ? " — " + n.marks.join(", ") : ""}`),
     svg("circle", { r: 28 }),
     ...(n.marks.length ? [svg("circle", { r: 34, class: "ring" })] : []),
-    svg("text", { y: 4, class: "label" }, n.ledger_id),
-    svg("text", { y: 50, class: "sub" }, [n.status, ...n.marks].join(" · "))));
+    svg("text", { y: 4, class: "label" }, n.ledger_id)));
+    labels.push(svg("text", { x, y: y + 50, class: n.marks.length ? "sub marked" : "sub", "data-label": n.ledger_id }, [n.status, ...n.marks].join(" · ")));
   }
-  picture.replaceChildren(...layer);
+  picture.replaceChildren(...layer, svg("g", { class: "labels" }, ...labels));
   renderDetail();
 }
 
@@ -373,7 +374,7 @@ async function refreshEntries() {
   try {
     const page = await api("/ledger/entries?order=desc&limit=15");
     table("entries", ["ledger", "seq", "stream", "type", "subject", "payload", "hash"], page.entries.map((e) =>
-      el("tr", { "data-entry": `${e.ledger_id}:${e.seq}` }, el("td", {}, e.ledger_id), el("td", { class: "num" }, e.seq),
+      el("tr", { "data-entry": `${e.ledger_id}:${e.seq}` }, el("td", { class: "id" }, e.ledger_id), el("td", { class: "num" }, e.seq),
         el("td", {}, e.stream), el("td", {}, e.type), el("td", {}, e.subject_oid || "—"),
         el("td", { class: "payload" }, JSON.stringify(e.payload)), el("td", { class: "hash", title: e.hash }, short(e.hash)))));
   } catch (error) {
@@ -405,27 +406,37 @@ async function refreshCandidates() {
     const body = await api("/admin/candidates");
     const rows = Array.isArray(body) ? body : (body && body.candidates) || [];
     const pending = rows.filter((c) => !c.status || c.status === "candidate");
-    const refused = rows.filter((c) => c.status === "refused").map((c) => c.ledger_id);
+    const refused = rows.filter((c) => c.status === "refused");
     box.className = "";
-    const note = refused.length ? el("p", { class: "muted" }, `refused: ${refused.join(", ")}`) : null;
-    if (!pending.length) { box.replaceChildren(el("p", { class: "muted" }, "No proposed peers."), note || ""); return; }
     const claims = {};  // ledger id -> how many keys claim it
     rows.forEach((c) => { claims[c.ledger_id] = (claims[c.ledger_id] || 0) + 1; });
-    box.replaceChildren(el("ul", { class: "list" }, pending.map((c) => {
+    const done = () => { refreshCandidates(); };
+    const claimed = (c) => {  // a claim's id, its key (the fingerprint shown, the full key in a title) and the calls on it
       const id = c.ledger_id || (c.record && c.record.ledger_id);
-      const url = (c.record && c.record.endpoints && c.record.endpoints[0]) || c.url || "";
       const key = (c.record && c.record.public_key) || "";
-      const claim = `/admin/candidates/${encodeURIComponent(id)}`;
-      const which = `?public_key=${encodeURIComponent(key)}`;
-      const done = () => { refreshCandidates(); };
+      const path = `/admin/candidates/${encodeURIComponent(id)}`, which = `?public_key=${encodeURIComponent(key)}`;
+      const shown = el("span", { class: "hash", title: `public key ${key}` }, c.key_fingerprint || key);
+      const admit = el("button", { type: "button", onclick: (e) => act(e.target, () => api(`${path}/admit${which}`,
+        { method: "POST" }), "admitted").then(done) }, "Admit");
+      return { id, key, path, which, shown, admit };
+    };
+    const note = refused.length ? [el("p", { class: "muted" }, "Refused (Admit undoes a refusal):"),
+      el("ul", { class: "list" }, refused.map((c) => {
+        const { id, shown, admit } = claimed(c);
+        return el("li", { "data-refused": id }, el("span", { class: "id" }, id), el("span", {}, "key"), shown, admit);
+      }))] : [];
+    if (!pending.length) { box.replaceChildren(el("p", { class: "muted" }, "No proposed peers."), ...note); return; }
+    box.replaceChildren(el("ul", { class: "list" }, pending.map((c) => {
+      const { id, path, which, shown, admit } = claimed(c);
+      const url = (c.record && c.record.endpoints && c.record.endpoints[0]) || c.url || "";
       return el("li", { "data-candidate": id },
-        el("span", {}, `${id} ${url} key ${key.slice(0, 16)} (proposed by ${(c.sources || []).join(", ") || "?"})`),
+        el("span", { class: "id" }, id), el("span", {}, `${url} key`), shown,
+        el("span", {}, `(proposed by ${(c.sources || []).join(", ") || "?"})`),
         claims[id] > 1 ? el("span", { class: "error" }, ` contested: ${claims[id]} keys claim ${id}`) : "",
-        el("button", { type: "button", onclick: (e) => act(e.target, () => api(`${claim}/admit${which}`,
-          { method: "POST" }), "admitted").then(done) }, "Admit"),
-        el("button", { type: "button", class: "secondary", onclick: (e) => act(e.target, () => api(`${claim}${which}`,
+        admit,
+        el("button", { type: "button", class: "secondary", onclick: (e) => act(e.target, () => api(`${path}${which}`,
           { method: "DELETE" }), "refused").then(done) }, "Refuse"));
-    })), note || "");
+    })), ...note);
   } catch (error) {
     box.replaceChildren(el("p", { class: "muted" }, error.status === 404 || error.status === 405
       ? "Not available: this node has no candidate list (GET /admin/candidates)." : "candidates: " + error.message));
@@ -459,7 +470,7 @@ async function runQuery(event) {
       const peers = Object.entries(body.peers || {}).map(([lid, p]) => `${lid}: ${p.status}${p.detail ? " (" + p.detail + ")" : ""}${p.ms !== undefined ? " " + p.ms + " ms" : ""}`);
       parts.push(el("p", { class: "muted" }, `per ledger: ${statuses.join(", ") || "—"}; peers asked: ${peers.join(", ") || "none"}`));
     }
-    const rows = body.entries.map((e) => el("tr", {}, el("td", {}, e.ledger_id), el("td", { class: "num" }, e.seq),
+    const rows = body.entries.map((e) => el("tr", {}, el("td", { class: "id" }, e.ledger_id), el("td", { class: "num" }, e.seq),
       el("td", {}, `${e.stream}/${e.type}`), el("td", { class: "payload" }, JSON.stringify(e.payload)),
       el("td", { class: "hash", title: `signed by ${e.ledger_id}; hash ${e.hash}` }, short(e.hash))));
     const t = el("table", {}, el("thead", {}, el("tr", {}, ["provenance (ledger)", "seq", "stream/type", "payload", "hash"].map((h) => el("th", {}, h)))),

@@ -268,13 +268,15 @@ class ConsoleFeed:
 
 
 def _peer_links(nodes: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
-    """Peerings between two other known nodes, as their peer exchange lists them: one link per pair."""
+    """Peerings between two other known nodes where each lists the other in its peer exchange: one link
+    per pair. A node lists a peer it admitted whether or not that peer admitted it back, and the two
+    sync only when both did, so a one-sided listing draws no link."""
     pairs = {
         tuple(sorted((lid, peer)))
         for lid, item in nodes.items()
         if not item["self"]
         for peer in item["peers"] or ()
-        if peer in nodes and not nodes[peer]["self"]
+        if peer in nodes and not nodes[peer]["self"] and lid in (nodes[peer]["peers"] or ())
     }
     return [{"a": a, "b": b} for a, b in sorted(pairs)]
 

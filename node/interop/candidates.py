@@ -20,6 +20,7 @@ from typing import Any, Literal
 from node.ledger.clock import wall_ms
 from node.storage.contract import CandidateRecord, CandidateRepository
 from protocol.records import NodeRecord
+from protocol.signing import fingerprint
 
 Status = Literal["candidate", "peer", "refused", "identity-conflict"]
 KEPT: frozenset[Status] = frozenset({"peer", "refused"})  # never dropped to make room
@@ -41,6 +42,7 @@ class Found:
 
     def to_wire(self) -> dict[str, Any]:
         return {"ledger_id": self.record.ledger_id, "record": self.record.model_dump(),
+                "key_fingerprint": fingerprint(bytes.fromhex(self.record.public_key)),
                 "sources": sorted(self.sources), "status": self.status, "detail": self.detail,
                 "seen_ms": self.seen_ms}  # fmt: skip
 

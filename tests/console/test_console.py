@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 
 from protocol.records import sign_record
-from protocol.signing import KeyPair
+from protocol.signing import KeyPair, fingerprint
 from scenarios.compose import load, local_ports, localize_service, start_order
 from scenarios.procs import NodeProcess, start_process
 from tests.conftest import eventually
@@ -106,10 +106,15 @@ async def test_the_console_shows_the_network_live(network: dict[str, NodeProcess
         await expect(page.locator("#app")).to_be_visible()
         assert "token" not in page.url and TOKEN not in page.url  # never in a URL
 
-        # node-c's operator admits the two nodes the registry proposed
+        # node-c's operator admits the two nodes the registry proposed, each named by the key fingerprint
+        # `ledger-node pins` and the registry show (the full key in its title)
         for name in ("node-a", "node-b"):
+            async with http.get(network[name].url + "/network/info") as response:
+                key = (await response.json())["public_key"]
             candidate = page.locator(f'#candidates li[data-candidate="{name}"]')
             await expect(candidate).to_contain_text("registry")
+            await expect(candidate).to_contain_text(fingerprint(bytes.fromhex(key)))
+            await expect(candidate.locator(f'[title*="{key}"]')).to_have_count(1)
             await candidate.get_by_role("button", name="Admit").click()
             await expect(candidate).to_have_count(0)
 
@@ -124,6 +129,19 @@ async def test_the_console_shows_the_network_live(network: dict[str, NodeProcess
         await expect(page.locator('#network line[data-link="peers:node-a:node-b"]')).to_have_count(1)
         await expect(page.locator("#in-sync")).to_contain_text("In sync", timeout=10_000)
         await expect(page.locator("#node-facts")).to_contain_text("node-c")
+        # retries are labelled as the running total they are; ids and hashes never break mid-word
+        await expect(page.locator("#peers th", has_text="retries")).to_have_text("retries (total)")
+        for cell in ('#peers tr[data-peer="node-a"] td >> nth=0', "#ledgers td.hash >> nth=0"):
+            assert await page.locator(cell).evaluate("td => getComputedStyle(td).whiteSpace") == "nowrap", cell
+        # the status labels are drawn above every link and node, on a halo: no line crosses their text
+        above = await page.locator("#network").evaluate("""svg => {
+            const all = [...svg.querySelectorAll("*")], at = (e) => all.indexOf(e);
+            const under = Math.max(...[...svg.querySelectorAll(".link, g.node circle")].map(at));
+            const labels = [...svg.querySelectorAll("text.sub")];
+            return labels.length === 3 && labels.every((t) => at(t) > under
+                && getComputedStyle(t).paintOrder.startsWith("stroke"));
+        }""")
+        assert above
 
         # live without polling: an idle page makes no request at all, the snapshots come over its one stream
         requests: list[str] = []
@@ -235,6 +253,11 @@ async def test_the_console_shows_the_network_live(network: dict[str, NodeProcess
         await expect(candidate).to_have_count(0)
         await expect(hostile_node).to_have_attribute("data-marks", "refused", timeout=5_000)
         await expect(page.locator('#network line[data-link="sync:node-x"]')).to_have_count(0)
+        # and changes their mind: a refused claim keeps an Admit button
+        refused = page.locator('#candidates li[data-refused="node-x"]')
+        await refused.get_by_role("button", name="Admit").click()
+        await expect(refused).to_have_count(0)
+        await expect(page.locator('#network line[data-link="sync:node-x"]')).to_have_count(1, timeout=5_000)
         await browser.close()
     assert not [e for e in errors if "uncaught" in e], errors
 

@@ -11,6 +11,10 @@ import orjson
 from aiohttp import web
 
 from node.api.console import FEED
+from node.console.feed import _peer_links
+from node.ledger.clock import wall_ms
+from protocol.records import sign_record
+from protocol.signing import KeyPair, fingerprint
 from registry.app import build_app as build_registry
 from registry.settings import RegistrySettings
 from tests.conftest import AUTH, RunningNode, draft, eventually
@@ -136,3 +140,30 @@ async def test_an_open_feed_does_not_hold_the_node_shutdown(make_node: Start) ->
         started = time.monotonic()
         await node.stop()
         assert time.monotonic() - started < 5
+
+
+def test_a_peering_is_drawn_only_where_both_nodes_list_each_other() -> None:
+    def known(ledger_id: str, peers: list[str] | None, *, self_: bool = False) -> dict[str, object]:
+        return {"ledger_id": ledger_id, "self": self_, "peers": peers}
+
+    nodes = {
+        "node-a": known("node-a", None, self_=True),
+        "node-b": known("node-b", ["node-c", "node-d"]),
+        "node-c": known("node-c", ["node-b", "node-d"]),  # node-d has not admitted node-c: one-sided
+        "node-d": known("node-d", ["node-b"]),
+        "node-e": known("node-e", ["node-b"]),  # listed by nobody: one-sided too
+    }
+    assert _peer_links(nodes) == [{"a": "node-b", "b": "node-c"}, {"a": "node-b", "b": "node-d"}]
+
+
+async def test_a_proposed_peer_is_listed_with_the_key_fingerprint_the_pins_show(make_node: Start) -> None:
+    node = await make_node("node-a")
+    keys = KeyPair(bytes([5] * 32))
+    proposed = sign_record(keys, ledger_id="node-d", name="node-d", endpoints=["http://127.0.0.1:9"],
+                           capabilities=["ledger", "sync"], issued_at=wall_ms()).model_dump()  # fmt: skip
+    assert (await node.request("POST", "/network/introduce", json=proposed))[0] == 202
+    status, listed, _ = await node.request("GET", "/admin/candidates")
+    assert status == 200, listed
+    claim = next(c for c in listed if c["ledger_id"] == "node-d")
+    assert claim["key_fingerprint"] == fingerprint(keys.public_key)  # as `ledger-node pins` names the key
+    assert claim["record"]["public_key"] == keys.public_key.hex()  # the full key, to admit a contested id
