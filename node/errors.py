@@ -157,6 +157,12 @@ class RequestRejected(NodeError):
     code = "request-rejected"
 
 
+class CandidatesFull(NodeError):
+    """The candidate list has no room for a new proposal (nothing in it may be pushed out)."""
+
+    code = "candidates-full"
+
+
 class PeerRefused(NodeError):
     """A node-to-node request from a node this node's operator refused as a peer."""
 

@@ -126,8 +126,13 @@ class DiscoverySettings(BaseModel):
         1000,
         ge=1,
         le=100_000,
-        description="candidate claims kept (saved); when full the oldest neither peer nor refused is dropped",
+        description="candidate claims kept (saved); when full, expired claims go, then a configured source's "
+        "claim replaces the oldest introduced one, else a new introduction is refused (peers and refusals stay)",
     )
+    candidate_ttl_s: float = Field(
+        7 * 86_400.0, gt=0, le=365 * 86_400,
+        description="a candidate claim nobody proposed again for this long may be dropped to make room",
+    )  # fmt: skip
     registry_token: SecretStr | None = Field(
         None, description="enrolment token the registry operator issued for this ledger id; sent on registration"
     )

@@ -38,6 +38,7 @@ from protocol.signing import fingerprint
 from protocol.trust import SYNC_TYPES
 
 MAX_CONFLICTS = 50  # open conflicts in one snapshot (the admin API lists them all)
+MAX_INTRODUCED = 20  # claims that only introduced themselves, drawn in one snapshot
 MAX_PEER_LINKS = 200  # records read from one probed node's peer exchange
 
 
@@ -167,7 +168,7 @@ class ConsoleFeed:
             item = entry(peer["ledger_id"])
             item.update(url=peer["url"], peer=True, peer_state=peer["state"])
             item["sources"].append("peer")
-        for found in self._discovery.discovered():
+        for found in _shown(self._discovery.discovered(), nodes):
             record = found["record"]
             item = entry(record["ledger_id"])
             item["url"] = item["url"] or (record["endpoints"] or [None])[0]
@@ -265,6 +266,15 @@ class ConsoleFeed:
         if not isinstance(answer.data, dict):
             raise ValueError("the answer is not a JSON object")
         return answer.data
+
+
+def _shown(found: list[dict[str, Any]], known: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The claims drawn: every claim of a node known otherwise or proposed by a source the operator
+    configured, and the newest ``MAX_INTRODUCED`` that only introduced themselves (strangers cannot
+    fill the picture; the whole list is GET /admin/candidates)."""
+    introduced = [f for f in found if f["sources"] == ["introduce"] and f["ledger_id"] not in known]
+    hidden = {id(f) for f in sorted(introduced, key=lambda f: f["seen_ms"], reverse=True)[MAX_INTRODUCED:]}
+    return [f for f in found if id(f) not in hidden]
 
 
 def _peer_links(nodes: dict[str, dict[str, Any]]) -> list[dict[str, str]]:

@@ -6,10 +6,12 @@ each claim is kept apart, so a stranger's newer record never replaces the owner'
 chooses by key. Proposing never pins a key or creates a peer (see ``Discovery.consider`` for how a
 claim is admitted).
 
-The list is bounded: when it is full the oldest claims that are neither peers nor refused are
-dropped, so a flood of introductions costs a fixed amount of memory and never pushes out an
-operator's decision. Every change is saved (``CandidateRepository``), so the list and the
-refusals survive a restart.
+The list is bounded, and a flood cannot push anything out of it: when it is full, claims nobody
+proposed again for ``ttl_ms`` go first; then a claim from a source the operator configured (registry,
+mDNS, peer exchange, bootstrap) takes the place of the oldest claim that only introduced itself; an
+introduction that finds no room is refused (``CandidatesFull``). Peers and refusals are never
+dropped. A claim proposed again keeps its place. Every change is saved (``CandidateRepository``),
+so the list and the refusals survive a restart.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from node.errors import CandidatesFull
 from node.ledger.clock import wall_ms
 from node.storage.contract import CandidateRecord, CandidateRepository
 from protocol.records import NodeRecord
@@ -60,9 +63,10 @@ class Found:
 class Candidates:
     """The bounded list of claims, keyed by (ledger id, key), oldest first; saved on every change."""
 
-    def __init__(self, limit: int, store: CandidateRepository) -> None:
+    def __init__(self, limit: int, store: CandidateRepository, ttl_ms: int) -> None:
         self._limit = limit
         self._store = store
+        self._ttl_ms = ttl_ms
         self._items: dict[tuple[str, str], Found] = {}
 
     async def load(self) -> None:
@@ -77,15 +81,33 @@ class Candidates:
         return [found for (lid, _), found in self._items.items() if lid == ledger_id]
 
     async def put(self, found: Found, *, durable: bool = False) -> Found:
-        """Keep ``found`` as the newest claim of its key; drop the oldest droppable beyond the limit."""
-        self._items.pop(found.claim, None)
+        """Keep ``found`` as its key's claim (in the place the claim already had); make room for a new
+        one as the module says, or raise CandidatesFull. Memory changes before any await, so
+        concurrent puts never drop one claim twice."""
+        dropped: list[tuple[str, str]] = []
+        if found.claim not in self._items and len(self._items) >= self._limit:
+            dropped = self._room_for(found)
+        for claim in dropped:
+            del self._items[claim]
         self._items[found.claim] = found
         await self._store.save(found.stored(), durable=durable)
-        excess = max(0, len(self._items) - self._limit)
-        for claim in [c for c, f in self._items.items() if f.status not in KEPT][:excess]:
-            del self._items[claim]
+        for claim in dropped:
             await self._store.delete(*claim)
         return found
+
+    def _room_for(self, found: Found) -> list[tuple[str, str]]:
+        droppable = [(c, f) for c, f in self._items.items() if f.status not in KEPT]
+        expired = [c for c, f in droppable if f.seen_ms < wall_ms() - self._ttl_ms]
+        if expired:
+            return expired
+        if found.sources - {"introduce"}:  # proposed by a source the operator configured
+            introduced = [c for c, f in droppable if f.sources == {"introduce"}]
+            if introduced:
+                return introduced[:1]
+        raise CandidatesFull(
+            f"the candidate list is full ({self._limit} claims, discovery.max_candidates); proposals are taken "
+            "again as claims expire or the operator refuses or admits them"
+        )
 
     async def save(self, found: Found, *, durable: bool = False) -> None:
         """Save a change of a held claim (its status, detail or sources)."""

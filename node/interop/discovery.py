@@ -26,11 +26,12 @@ from typing import Any
 
 import orjson
 
-from node.errors import EntryNotFound, IdentityConflict, NodeError, PeerFailed, PeerUnavailable
+from node.errors import CandidatesFull, EntryNotFound, IdentityConflict, NodeError, PeerFailed, PeerUnavailable
 from node.interop.candidates import Candidates, Found
 from node.interop.records import checked, own_record
 from node.interop.registry_client import NotRegistered, RegistryClient
 from node.interop.trust import TrustGraph
+from node.ledger.clock import wall_ms
 from node.ledger.pins import PinSource, stronger
 from node.ledger.service import Ledger
 from node.metrics import Metrics
@@ -38,7 +39,7 @@ from node.net.client import Outbound
 from node.net.peers import PeerDirectory
 from node.net.shapes import parse, parse_list
 from node.settings import NodeSettings
-from node.storage.contract import AuditRepository, CandidateRepository
+from node.storage.contract import AuditRepository, CandidateRepository, LedgerRecord
 from node.supervise import Supervised, Supervisor
 from protocol.records import NodeRecord
 from protocol.trust import SYNC_TYPES
@@ -46,6 +47,7 @@ from protocol.trust import SYNC_TYPES
 log = logging.getLogger(__name__)
 
 MAX_EXCHANGED = 1000  # records in one peer-exchange answer
+WEAK_PINS = frozenset({"peer", "first-sight"})  # pins whose key no one accountable chose
 NOT_ENROLLED_HINT = (
     "; the registry binds an id only with an enrolment token: ask its operator for one (ledger-registry enrol "
     "<ledger id>) and set discovery.registry_token (LEDGER_DISCOVERY__REGISTRY_TOKEN)"
@@ -76,7 +78,7 @@ class Discovery:
         self._directory = peers
         self._metrics = metrics
         self._trust = trust
-        self._found = Candidates(self._conf.max_candidates, candidates)
+        self._found = Candidates(self._conf.max_candidates, candidates, int(self._conf.candidate_ttl_s * 1000))
         self._tasks: list[Supervised] = []
         self._registry: RegistryClient | None = None
         self.record: NodeRecord | None = None
@@ -153,20 +155,38 @@ class Discovery:
     def _peers(self) -> list[Found]:
         return [f for f in self._found.all() if f.status == "peer" and self._directory.is_peer(f.record.ledger_id)]
 
-    def _admissible(self, found: Found) -> bool:
-        """Whether an automatic decision may pick this claim: the only claim to its id, or the only
-        one the registry proposed (trust and first sight name ids, not keys)."""
-        claims = self._found.claims(found.record.ledger_id)
-        if len(claims) == 1:
+    async def _admissible(self, found: Found) -> bool:
+        """Whether an automatic decision may pick this claim: the only contender for its id, or the
+        only one the registry proposed (trust and first sight name ids, not keys). Refused claims do
+        not contend; a claim in conflict with the pin contends only while that pin is weak (no one
+        accountable chose its key), so a stranger's introduction cannot unseat a peer."""
+        held = await self._ledger.held(found.record.ledger_id)
+        weak = held is None or held.pin_source in WEAK_PINS
+        contenders = [c for c in self._found.claims(found.record.ledger_id)
+                      if c.status != "refused" and (weak or c.status != "identity-conflict")]  # fmt: skip
+        if found not in contenders:
+            return False
+        if len(contenders) == 1:
             return True
-        from_registry = [c for c in claims if "registry" in c.sources]
+        from_registry = [c for c in contenders if "registry" in c.sources]
         return from_registry == [found]
 
     async def consider(self, record: NodeRecord, source: str) -> Found | None:
         """Verify a proposed record and keep it as a candidate; admit it when a trust path or
-        ``auto_admit`` allows (see the module docstring). None for this node's own or a bad record."""
+        ``auto_admit`` allows (see the module docstring). None for this node's own or a bad record,
+        or when the candidate list has no room (an introduction is told: CandidatesFull)."""
+        try:
+            return await self._consider(record, source)
+        except CandidatesFull as exc:
+            if source == "introduce":
+                raise
+            log.info("candidate from %s not kept: %s", source, exc)
+            return None
+
+    async def _consider(self, record: NodeRecord, source: str) -> Found | None:
         found = self._found.get(record.ledger_id, record.public_key)
         if found is not None and found.record.issued_at >= record.issued_at:
+            found.seen_ms = wall_ms()  # proposed again: not expired (saved with its next change)
             if source not in found.sources:
                 found.sources.add(source)
                 await self._found.save(found)
@@ -190,10 +210,10 @@ class Discovery:
         found = await self._found.put(Found(record, sources, "refused" if refused else "candidate"))
         if self._directory.is_peer(record.ledger_id) and await self._pinned_to(found):
             if self._conf.auto_admit:  # a newer record of a peer: its endpoint may have moved
-                await self._admit(found, self._automatic(found) or "first-sight", source)
+                await self._admit(found, await self._automatic(found) or "first-sight", source)
             found.status = "peer"
         elif not refused:
-            pin_source = self._automatic(found)
+            pin_source = await self._automatic(found)
             if pin_source is not None:
                 await self._admit(found, pin_source, source)
         return found
@@ -203,7 +223,7 @@ class Discovery:
         automatically replaces a weaker pin of its id to another key (first-sight, peer)."""
         if found.sources != {"registry"} or found.record.ledger_id == self._ledger.ledger_id:
             return
-        if self._automatic(found) != "registry":
+        if await self._automatic(found) != "registry":
             return
         held = await self._ledger.held(found.record.ledger_id)
         if held is not None and stronger("registry", held.pin_source):
@@ -213,9 +233,9 @@ class Discovery:
         held = await self._ledger.held(found.record.ledger_id)
         return held is not None and held.public_key.hex() == found.record.public_key
 
-    def _automatic(self, found: Found) -> PinSource | None:
+    async def _automatic(self, found: Found) -> PinSource | None:
         """The provenance under which a candidate is admitted without an operator, or None."""
-        if not self._admissible(found):
+        if not await self._admissible(found):
             return None
         score, _ = self._trust.score(self._ledger.ledger_id, found.record.ledger_id, SYNC_TYPES)
         if score >= self._settings.trust.sync_threshold and score > 0:
@@ -278,14 +298,20 @@ class Discovery:
         admitted and that no longer have one (after trust changed)."""
         for found in self._found.all():
             if found.status == "candidate" and not self._directory.is_peer(found.record.ledger_id):
-                pin_source = self._automatic(found)
-                if pin_source is not None:
-                    try:
-                        await self._admit(found, pin_source, sorted(found.sources)[0])
-                    except (NodeError, ValueError) as exc:
-                        log.info("could not admit %s: %s", found.record.ledger_id, exc)
-            elif found.status == "peer" and self._automatic(found) is None:
+                await self._admit_automatically(found)
+            elif found.status == "identity-conflict":  # admitted if that is stronger than the pin it meets
+                await self._admit_automatically(found, over=await self._ledger.held(found.record.ledger_id))
+            elif found.status == "peer" and await self._automatic(found) is None:
                 await self._demote(found)
+
+    async def _admit_automatically(self, found: Found, over: LedgerRecord | None = None) -> None:
+        pin_source = await self._automatic(found)
+        if pin_source is None or (over is not None and not stronger(pin_source, over.pin_source)):
+            return
+        try:
+            await self._admit(found, pin_source, sorted(found.sources)[0])
+        except (NodeError, ValueError) as exc:
+            log.info("could not admit %s: %s", found.record.ledger_id, exc)
 
     async def _demote(self, found: Found) -> None:
         ledger_id = found.record.ledger_id

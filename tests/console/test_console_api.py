@@ -167,3 +167,16 @@ async def test_a_proposed_peer_is_listed_with_the_key_fingerprint_the_pins_show(
     claim = next(c for c in listed if c["ledger_id"] == "node-d")
     assert claim["key_fingerprint"] == fingerprint(keys.public_key)  # as `ledger-node pins` names the key
     assert claim["record"]["public_key"] == keys.public_key.hex()  # the full key, to admit a contested id
+
+
+async def test_strangers_introducing_themselves_cannot_fill_the_console(make_node: Start) -> None:
+    node = await make_node("node-a", console={"snapshot_s": 0.5})
+    for i in range(40):
+        keys = KeyPair(bytes([120 + i] * 32))
+        stranger = sign_record(keys, ledger_id=f"stranger-{i:02d}", name="x" * 60, endpoints=["http://127.0.0.1:9"],
+                               issued_at=int(time.time() * 1000))  # fmt: skip
+        assert (await node.request("POST", "/network/introduce", json=stranger.model_dump()))[0] == 202
+    snapshot = await node.app[FEED].snapshot()
+    strangers = [n for n in snapshot["nodes"] if n["ledger_id"].startswith("stranger-")]
+    assert len(strangers) == 20, len(strangers)  # the newest; all 40 stay in GET /admin/candidates
+    assert len((await node.request("GET", "/admin/candidates"))[1]) == 40

@@ -4,9 +4,10 @@ and trust that is withdrawn after it admitted a peer."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from node.api.context import AUDIT
+from node.api.context import AUDIT, DISCOVERY, LEDGER
 from node.ledger.clock import wall_ms
 from protocol.records import sign_record
 from protocol.signing import KeyPair
@@ -113,3 +114,50 @@ async def test_a_peer_admitted_by_trust_is_demoted_when_the_trust_is_revoked(mak
 
 async def _peers_are(node: Any, expected: set[str]) -> bool:
     return await peer_ids(node) == expected
+
+
+async def test_a_flood_cannot_push_out_a_competing_claim_and_a_full_list_refuses_introductions(
+    make_node: MakeNode,
+) -> None:
+    node = await make_node("node-a", admin_token=ADMIN_TOKEN, sync=FAST, discovery={"max_candidates": 5})
+    owner = KeyPair(bytes([73] * 32))
+    for keys in (owner, SQUATTER):
+        await node.request("POST", "/network/introduce", json=record(keys, "node-g", "http://127.0.0.1:9"))
+    answers = await asyncio.gather(*(
+        node.request("POST", "/network/introduce", json=record(KeyPair(bytes([100 + i] * 32)), f"flood-{i}",
+                                                               "http://127.0.0.1:9"))
+        for i in range(40)
+    ))  # fmt: skip
+    statuses = sorted({status for status, _, _ in answers})
+    assert statuses == [202, 503], statuses  # room for three, then refused; never a 500
+    full = next(problem for status, problem, _ in answers if status == 503)
+    assert full["type"].endswith(":candidates-full"), full
+    assert set(await claims(node, "node-g")) == {owner.public_key.hex(), SQUATTER.public_key.hex()}
+
+
+async def test_a_strangers_introduction_does_not_unseat_a_peer_that_trust_admitted(make_node: MakeNode) -> None:
+    node = await make_node("node-a", admin_token=ADMIN_TOKEN, sync=FAST, discovery={"interval_s": 0.2})
+    b = await make_node("node-b", admin_token=ADMIN_TOKEN, sync=FAST)
+    b_record = (await b.request("GET", "/network/info"))[1]["record"]
+    await node.request("POST", "/network/introduce", json=b_record)
+    assert (await admin(node, "POST", "/admin/trust", {"to": "node-b", "level": 0.8}))[0] == 201
+    await eventually(lambda: _peers_are(node, {"node-b"}), timeout=10)
+    status, _, _ = await node.request(
+        "POST", "/network/introduce", json=record(SQUATTER, "node-b", "http://127.0.0.1:9")
+    )
+    assert status == 409
+    await node.app[DISCOVERY].reconsider()  # an admission round
+    assert await peer_ids(node) == {"node-b"}
+    assert (await pins(node))["node-b"]["public_key"] == b_record["public_key"]
+
+
+async def test_trust_admits_the_owner_over_a_key_a_peer_vouched_for(make_node: MakeNode) -> None:
+    node = await make_node("node-a", admin_token=ADMIN_TOKEN, sync=FAST)
+    owner = await make_node("node-e", admin_token=ADMIN_TOKEN, sync=FAST)
+    await node.app[LEDGER].pin("node-e", SQUATTER.public_key, "peer")  # a hostile peer listed node-e as its own
+    owned = (await owner.request("GET", "/network/info"))[1]["record"]
+    assert (await node.request("POST", "/network/introduce", json=owned))[0] == 409  # in conflict with that pin
+    assert (await admin(node, "POST", "/admin/trust", {"to": "node-e", "level": 0.9}))[0] == 201
+    await eventually(lambda: _peers_are(node, {"node-e"}), timeout=10)
+    held = (await pins(node))["node-e"]
+    assert (held["public_key"], held["source"]) == (owned["public_key"], "attested")
