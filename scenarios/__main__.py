@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from protocol.terminal import exit_quietly_on_closed_stdout
 from scenarios import catalog  # noqa: F401 - registers the scenarios
 from scenarios.compose import COMPOSE_FILE, LocalService, load, local_ports, localize, localize_service, start_order
 from scenarios.convergence import disagreement, heads_of, waiting_links
@@ -245,7 +246,9 @@ def main() -> None:
         return
     try:
         if args.command == "status":
-            sys.exit(asyncio.run(show(*_status_targets(args))))
+            code = asyncio.run(show(*_status_targets(args)))
+            sys.stdout.flush()  # here, not at exit, so that a closed pipe is seen below
+            sys.exit(code)
         if args.command == "run":
             chosen = list(SCENARIOS) if args.name == "all" else [args.name]
             unknown = [n for n in chosen if n not in SCENARIOS]
@@ -254,6 +257,8 @@ def main() -> None:
             results = [asyncio.run(run(n, args.nodes, args.entries, args.netlab)) for n in chosen]
             sys.exit(0 if all(r.passed for r in results) else 1)
         sys.exit(asyncio.run(up(args.file, args.data, args.samples, args.exit_when_converged, args.base_port)))
+    except BrokenPipeError:  # stdout's reader went away (| head)
+        exit_quietly_on_closed_stdout()
     except (OSError, ValueError, RuntimeError, aiohttp.ClientError) as exc:
         print(f"scenarios: error: {exc}", file=sys.stderr)
         sys.exit(1)
