@@ -209,6 +209,7 @@ def _summary(running: list[tuple[LocalService, NodeProcess]], token: str | None,
             if token
             else []
         ),  # fmt: skip
+        *_enrol_lines(running),
         "",
         f"a client credential {issued['id']} was issued just now with scopes {scopes}, not admin (status and "
         "peers refuse it); its token is shown only here. With it, paste any of these as they are:",
@@ -220,6 +221,22 @@ def _summary(running: list[tuple[LocalService, NodeProcess]], token: str | None,
         f"LEDGER_TOKEN={issued['token']}",
     ]
     return "\n".join(lines)
+
+
+def _enrol_lines(running: list[tuple[LocalService, NodeProcess]]) -> list[str]:
+    """The registry's admin token and the command that enrols a 4th node's id with it (the registry binds
+    an id to a key only on a registration presenting the id's enrolment token)."""
+    registry = next(((s, p) for s, p in running if "registry.cli" in s.argv), None)
+    token = registry[0].env.get("LEDGER_REGISTRY_ADMIN_TOKEN") if registry else None
+    if registry is None or not token:
+        return []
+    program = _here(Path(sys.executable).parent / "ledger-registry")
+    return [
+        "",
+        f"registry admin token (enrolments and bindings at {registry[1].url}): {token}",
+        "a 4th node first gets an enrolment token for its id (README.md, 'Adding a node'), printed by:",
+        f"{program} enrol node-d --url {registry[1].url} --token {token}",
+    ]
 
 
 def _here(path: Path) -> str:

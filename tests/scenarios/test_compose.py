@@ -22,6 +22,8 @@ from registry.settings import RegistrySettings
 from scenarios.compose import Service, health_command, load, local_ports, localize, localize_service, start_order
 from scenarios.procs import REPO
 
+README = REPO / "README.md"
+
 
 def test_the_compose_file_describes_a_registry_and_three_nodes() -> None:
     services = load()
@@ -172,6 +174,11 @@ def test_compose_up_runs_the_topology_converges_and_prints_a_working_curl(networ
         assert re.search(rf"^{name}\s+{url}/\s+{log}$", text, re.MULTILINE), text  # in the closing summary
     token = services["node-a"].environment["LEDGER_ADMIN_TOKEN"]
     assert f"admin token (every scope; log in to the consoles with it): {token}" in text
+    registry_token = services["registry"].environment["LEDGER_REGISTRY_ADMIN_TOKEN"]
+    assert f"): {registry_token}\n" in text and "'Adding a node'" in text and "## Adding a node" in README.read_text()
+    enrol = next(line for line in text.splitlines() if " enrol node-d --url " in line)
+    pasted = subprocess.run(enrol, shell=True, capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert pasted.returncode == 0 and "enrolment token for node-d: " in pasted.stdout, pasted.stdout + pasted.stderr
     assert "HTTP 401" not in text and "backing-off" not in text  # the start-up race is no failure
 
 
