@@ -437,7 +437,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     total = next((x.head_seq for x in ledgers if x.ledger_id == args.ledger or (args.ledger is None and x.is_local)), 0)
     out: IO[bytes]
     with _progress("export", total) as advance:
-        if args.out is None:
+        if args.out is None or str(args.out) == "-":
             count = export_ledger(location.db_path, args.ledger, sys.stdout.buffer, advance)
         else:
             with args.out.open("wb") as out:
@@ -635,7 +635,7 @@ def _parser() -> argparse.ArgumentParser:
 
     export = offline("export", "export a ledger as JSON Lines")
     export.add_argument("--ledger", help="ledger id (default: the node's own)")
-    export.add_argument("--out", type=Path, help="output file (default stdout)")
+    export.add_argument("--out", type=Path, help="output file (default or -: stdout)")
     export.set_defaults(func=cmd_export)
 
     imp = offline("import", "verify and import a JSON Lines export (node must be stopped)")

@@ -93,7 +93,7 @@ async def _change_peers(args: argparse.Namespace, client: NodeClient) -> None:
 
 
 def _fingerprint(public_key: str) -> str:
-    """How a key is named in human output (candidates alone show whole keys: admit --key takes one)."""
+    """How a key is named in human output (candidates show the whole key beside it: admit --key takes one)."""
     return fingerprint(bytes.fromhex(public_key))
 
 
@@ -219,10 +219,17 @@ def cmd_audit(args: argparse.Namespace) -> None:
     async def work(client: NodeClient) -> None:
         records = await client.get("/admin/audit", params={"limit": args.limit, "before": args.before})
         rows = [(r["id"], _when(r["at_ms"]), r["actor"], r["action"],
-                 " ".join(f"{k}={v}" for k, v in r["detail"].items())) for r in records]  # fmt: skip
+                 _detail(r["detail"])) for r in records]  # fmt: skip
         _show(args, records, "audit log (newest first)", ["id", "at (UTC)", "actor", "action", "detail"], rows)
 
     _run(args, work)
+
+
+def _detail(detail: dict[str, Any]) -> str:
+    """``key=value`` pairs as the API gives them: strings bare, other values as JSON (``true``, ``["read"]``),
+    keys without a value (null) left out."""
+    return " ".join(f"{k}={v if isinstance(v, str) else orjson.dumps(v).decode()}" for k, v in detail.items()
+                    if v is not None)  # fmt: skip
 
 
 def _when(ms: int | None) -> str:
@@ -242,9 +249,11 @@ def cmd_candidates(args: argparse.Namespace) -> None:
             print(f"{found['ledger_id']}: {found['status']}")
             return
         found = await client.get("/admin/candidates")
-        rows = [(c["ledger_id"], c["record"]["endpoints"][0], c["record"]["public_key"], ", ".join(c["sources"]),
-                 c["status"], c["detail"] or "") for c in found]  # fmt: skip
-        _show(args, found, "candidates", ["ledger", "url", "key", "sources", "status", "detail"], rows)
+        rows = [(c["ledger_id"], c["record"]["endpoints"][0], _fingerprint(c["record"]["public_key"]),
+                 c["record"]["public_key"], ", ".join(c["sources"]), c["status"], c["detail"] or "")
+                for c in found]  # fmt: skip
+        columns = ["ledger", "url", "key fingerprint", "key", "sources", "status", "detail"]
+        _show(args, found, "candidates", columns, rows)
 
     _run(args, work)
 

@@ -29,8 +29,13 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[obje
     whatever ``$COLUMNS`` says. On a terminal that is too narrow for that: one-word cells (ids,
     hashes, URLs) and short ones (timestamps) keep their column wide enough while the terminal allows
     (the widest such column gives way first); other text wraps, and a word longer than its column
-    folds onto the next line. A column is never dropped and no cell is cut."""
+    folds onto the next line. A column is never dropped and no cell is cut. No rows: one line,
+    ``<title>: none``, rather than a header over nothing."""
     console = console or Console()
+    if not rows:
+        console.file.write(f"{title}: none\n")
+        console.file.flush()
+        return
     cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
     if not console.is_terminal:
         _print_plain(console, title, columns, cells)

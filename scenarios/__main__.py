@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from protocol.terminal import exit_quietly_on_closed_stdout
 from scenarios import catalog  # noqa: F401 - registers the scenarios
 from scenarios.compose import COMPOSE_FILE, LocalService, load, local_ports, localize, localize_service, start_order
 from scenarios.convergence import disagreement, heads_of, waiting_links
@@ -26,7 +29,9 @@ async def up(compose: Path, data: Path, samples: int, exit_when_converged: bool,
     """Start the services in order (on ``base_port`` and the ports after it, or on free ports for 0), each
     logging to ``<data>/<service>/<service>.log``, append samples on each node, wait until every node holds
     every ledger at the same head and no peer link waits to be admitted (or say plainly what did not happen
-    and what it means), print how to reach and use the network, and run until SIGINT or SIGTERM."""
+    and what it means), print how to reach and use the network, and run until SIGINT or SIGTERM. A service
+    that exits meanwhile is reported at once; at the end only the services still running are stopped and
+    reported so."""
     topology = load(compose)
     ports = local_ports(topology, base_port)
     services: list[LocalService] = []
@@ -35,10 +40,12 @@ async def up(compose: Path, data: Path, samples: int, exit_when_converged: bool,
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    exited: set[str] = set()
+    watcher = asyncio.create_task(_watch(running, exited, stop))
     try:
         for spec in start_order(topology):
             service = localize_service(spec, topology, data, ports)
-            log_file = service.data_dir / f"{service.name}.log"
+            log_file = _log_file(service)
             proc = await asyncio.to_thread(start_process, service.argv, service.data_dir, env=service.env,
                                            log_file=log_file)  # fmt: skip
             services.append(service)
@@ -109,9 +116,39 @@ async def up(compose: Path, data: Path, samples: int, exit_when_converged: bool,
         await stop.wait()
         return 0
     finally:
+        watcher.cancel()
+        if not stop.is_set():  # an error ends the run: a service that died before it is reported as such
+            _report_exits(running, exited)
         for service, proc in reversed(running):
-            code = proc.terminate()
-            print(f"stopped {service.name} (exit {code})", flush=True)
+            if service.name not in exited:
+                code = proc.terminate()
+                print(f"stopped {service.name} (exit {code})", flush=True)
+
+
+WATCH_S = 0.5  # how often the services are looked at while the network runs
+
+
+async def _watch(running: list[tuple[LocalService, NodeProcess]], exited: set[str], stop: asyncio.Event) -> None:
+    """Report each service that exits on its own, at once, until ``stop`` is set (from then on the services
+    exit because they are being stopped: a Ctrl-C reaches them too)."""
+    while not stop.is_set():
+        _report_exits(running, exited)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), WATCH_S)
+
+
+def _report_exits(running: list[tuple[LocalService, NodeProcess]], exited: set[str]) -> None:
+    for service, proc in running:
+        code = proc.proc.poll()
+        if code is None or service.name in exited:
+            continue
+        exited.add(service.name)
+        how = f"exited with code {code}" if code >= 0 else f"was killed by {signal.Signals(-code).name}"
+        print(f"{service.name} {how} at {datetime.now(UTC):%H:%M:%S} UTC (log: {_log_file(service)})", flush=True)
+
+
+def _log_file(service: LocalService) -> Path:
+    return service.data_dir / f"{service.name}.log"
 
 
 CONVERGE_S = 60
@@ -172,6 +209,7 @@ def _summary(running: list[tuple[LocalService, NodeProcess]], token: str | None,
             if token
             else []
         ),  # fmt: skip
+        *_enrol_lines(running),
         "",
         f"a client credential {issued['id']} was issued just now with scopes {scopes}, not admin (status and "
         "peers refuse it); its token is shown only here. With it, paste any of these as they are:",
@@ -183,6 +221,22 @@ def _summary(running: list[tuple[LocalService, NodeProcess]], token: str | None,
         f"LEDGER_TOKEN={issued['token']}",
     ]
     return "\n".join(lines)
+
+
+def _enrol_lines(running: list[tuple[LocalService, NodeProcess]]) -> list[str]:
+    """The registry's admin token and the command that enrols a 4th node's id with it (the registry binds
+    an id to a key only on a registration presenting the id's enrolment token)."""
+    registry = next(((s, p) for s, p in running if "registry.cli" in s.argv), None)
+    token = registry[0].env.get("LEDGER_REGISTRY_ADMIN_TOKEN") if registry else None
+    if registry is None or not token:
+        return []
+    program = _here(Path(sys.executable).parent / "ledger-registry")
+    return [
+        "",
+        f"registry admin token (enrolments and bindings at {registry[1].url}): {token}",
+        "a 4th node first gets an enrolment token for its id (README.md, 'Adding a node'), printed by:",
+        f"{program} enrol node-d --url {registry[1].url} --token {token}",
+    ]
 
 
 def _here(path: Path) -> str:
@@ -245,7 +299,9 @@ def main() -> None:
         return
     try:
         if args.command == "status":
-            sys.exit(asyncio.run(show(*_status_targets(args))))
+            code = asyncio.run(show(*_status_targets(args)))
+            sys.stdout.flush()  # here, not at exit, so that a closed pipe is seen below
+            sys.exit(code)
         if args.command == "run":
             chosen = list(SCENARIOS) if args.name == "all" else [args.name]
             unknown = [n for n in chosen if n not in SCENARIOS]
@@ -254,6 +310,8 @@ def main() -> None:
             results = [asyncio.run(run(n, args.nodes, args.entries, args.netlab)) for n in chosen]
             sys.exit(0 if all(r.passed for r in results) else 1)
         sys.exit(asyncio.run(up(args.file, args.data, args.samples, args.exit_when_converged, args.base_port)))
+    except BrokenPipeError:  # stdout's reader went away (| head)
+        exit_quietly_on_closed_stdout()
     except (OSError, ValueError, RuntimeError, aiohttp.ClientError) as exc:
         print(f"scenarios: error: {exc}", file=sys.stderr)
         sys.exit(1)

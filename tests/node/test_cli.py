@@ -147,6 +147,8 @@ def test_verify_export_import_round_trip_and_tamper(tmp_path: Path, processes: l
     assert cli("export", "--data-dir", str(tmp_path / "a"), "--out", str(export)).returncode == 0
     lines = export.read_text().splitlines()
     assert json.loads(lines[0])["format"] == "ledger-export/1" and len(lines) == 1 + 300 + 5
+    dash = cli("export", "--data-dir", str(tmp_path / "a"), "--out", "-", cwd=tmp_path)  # "-": stdout, no file
+    assert dash.returncode == 0 and dash.stdout.splitlines() == lines and not (tmp_path / "-").exists()
 
     imported = cli("import", "--data-dir", str(tmp_path / "b"), str(export))
     assert imported.returncode == 0 and "entries=300" in imported.stdout, imported.stderr
@@ -307,6 +309,14 @@ def test_candidates_and_pins_commands(tmp_path: Path, processes: list[NodeProces
         assert orjson.loads(response.read()) == {"status": "candidate"}
     listed = cli("candidates", "--url", node.url)
     assert listed.returncode == 0 and "node-x" in listed.stdout and "candidate" in listed.stdout, listed.stderr
+    header = next(line for line in listed.stdout.splitlines() if line.startswith("┃"))
+    assert [cell.strip() for cell in header.strip("┃").split("┃")][2:4] == ["key fingerprint", "key"], header
+    assert f"│ {fingerprint(stranger.public_key)} │ {stranger.public_key.hex()} │" in listed.stdout, listed.stdout
+    for command, empty in ((["conflicts"], "conflicts: none"), (["trust"], "trust attestations: none")):
+        assert cli(*command, "--url", node.url).stdout == empty + "\n"  # not a header over nothing
+    assert cli("sync", "--run", "--url", node.url).returncode == 0  # audited with peer None
+    audit = cli("audit", "--url", node.url).stdout
+    assert "sync.run" in audit and "None" not in audit and "peer=" not in audit, audit
     refused = cli("candidates", "refuse", "node-x", "--url", node.url)
     assert refused.returncode == 0 and "node-x: refused" in refused.stdout
     admitted = cli("candidates", "admit", "node-x", "--url", node.url)

@@ -52,3 +52,8 @@ def test_on_a_terminal_hashes_and_timestamps_keep_their_line_while_there_is_room
     assert "│ 2026-12-02 03:13:14 │" in text, text
     text = render(["field", "value"], [["head", HASH], ["data dir", "/var/lib/ledger"]], 80, terminal=True)
     assert f"│ {HASH} │" in text, text
+
+
+def test_a_table_without_rows_says_none_in_one_line() -> None:
+    for terminal in (False, True):
+        assert render(PEERS, [], 80, terminal) == "peers: none\n"

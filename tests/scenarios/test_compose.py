@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,8 @@ from node.settings import NodeSettings
 from registry.settings import RegistrySettings
 from scenarios.compose import Service, health_command, load, local_ports, localize, localize_service, start_order
 from scenarios.procs import REPO
+
+README = REPO / "README.md"
 
 
 def test_the_compose_file_describes_a_registry_and_three_nodes() -> None:
@@ -170,6 +174,11 @@ def test_compose_up_runs_the_topology_converges_and_prints_a_working_curl(networ
         assert re.search(rf"^{name}\s+{url}/\s+{log}$", text, re.MULTILINE), text  # in the closing summary
     token = services["node-a"].environment["LEDGER_ADMIN_TOKEN"]
     assert f"admin token (every scope; log in to the consoles with it): {token}" in text
+    registry_token = services["registry"].environment["LEDGER_REGISTRY_ADMIN_TOKEN"]
+    assert f"): {registry_token}\n" in text and "'Adding a node'" in text and "## Adding a node" in README.read_text()
+    enrol = next(line for line in text.splitlines() if " enrol node-d --url " in line)
+    pasted = subprocess.run(enrol, shell=True, capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert pasted.returncode == 0 and "enrolment token for node-d: " in pasted.stdout, pasted.stdout + pasted.stderr
     assert "HTTP 401" not in text and "backing-off" not in text  # the start-up race is no failure
 
 
@@ -228,3 +237,51 @@ def test_the_readme_blocks_for_node_a_work_as_pasted(network: Network) -> None:
         assert result.returncode == 0, result.stderr[-3000:]
     assert (network.work / "backups" / "node-a-1" / "backup.json").is_file()
     assert any((network.work / "data" / "node-a" / "backups").iterdir())  # --on-node: into its backup_dir
+
+
+ONE_NODE = """
+services:
+  node-x:
+    command: ["ledger-node", "run", "--ledger-id", "node-x"]
+    environment:
+      LEDGER_ADMIN_TOKEN: change-me-admin-token
+      LEDGER_NET__ALLOW_PRIVATE: "true"
+    ports: ["8799:8700"]
+"""
+
+
+def lines_of(proc: subprocess.Popen[str]) -> queue.Queue[str]:
+    """The lines ``proc`` prints, as they come (read by a thread)."""
+    assert proc.stdout is not None
+    found: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [found.put(line) for line in proc.stdout or []], daemon=True).start()
+    return found
+
+
+def test_a_service_that_dies_is_reported_at_once_and_not_claimed_as_stopped_at_the_end(tmp_path: Path) -> None:
+    compose = tmp_path / "compose.yml"
+    compose.write_text(ONE_NODE)
+    env = {k: v for k, v in os.environ.items() if k not in ("LEDGER_ADMIN_TOKEN", "LEDGER_TOKEN", "LEDGER_URL")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scenarios", "compose", "up", "--file", str(compose), "--data", str(tmp_path / "data"),
+         "--base-port", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env,
+    )  # fmt: skip
+    output: list[str] = []
+    printed = lines_of(proc)
+    try:
+        while not (output and output[-1].startswith("running;")):
+            output.append(printed.get(timeout=60))
+        # started from a worker thread: that thread's task lists it
+        (child,) = [
+            pid for task in Path(f"/proc/{proc.pid}/task").iterdir() for pid in (task / "children").read_text().split()
+        ]
+        os.kill(int(child), signal.SIGTERM)  # as an operator stopping node-x by hand
+        died = printed.get(timeout=30)
+        log = tmp_path / "data" / "node-x" / "node-x.log"
+        assert re.fullmatch(rf"node-x exited with code 0 at \d\d:\d\d:\d\d UTC \(log: {re.escape(str(log))}\)\n",
+                            died), "".join(output) + died  # fmt: skip
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    rest = "".join(printed.get(timeout=5) for _ in range(printed.qsize()))
+    assert proc.returncode == 0 and "stopped node-x" not in rest, rest
