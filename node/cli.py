@@ -49,7 +49,7 @@ from protocol.errors import ProtocolError
 from protocol.models import EntryDraft
 from protocol.serving import ConnectionGuard, GuardedRunner
 from protocol.signing import fingerprint
-from protocol.terminal import exit_quietly_on_closed_stdout, url_problem
+from protocol.terminal import run_command, url_problem
 
 log = logging.getLogger("node.cli")  # not __name__: it is __main__ under python -m
 DEFAULT_URL = "http://127.0.0.1:8700"
@@ -69,11 +69,7 @@ class Failure(Exception):
 
 
 def main(argv: list[str] | None = None) -> None:
-    try:
-        _main(argv)
-        sys.stdout.flush()  # here, not at exit, so that a closed pipe is seen below
-    except BrokenPipeError:  # stdout's reader went away (| head)
-        exit_quietly_on_closed_stdout()
+    run_command(lambda: _main(argv))
 
 
 def _main(argv: list[str] | None) -> None:

@@ -6,10 +6,11 @@ Precedence, highest first: command-line flags, environment (``LEDGER_PORT``,
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import AfterValidator, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +24,15 @@ from protocol.records import Url
 from protocol.serving import ServerLimits
 
 _PROTOCOL_LIMITS = Limits()
+
+
+def _header_safe(value: SecretStr) -> SecretStr:
+    if not re.fullmatch(r"[!-~]+", value.get_secret_value()):
+        raise ValueError("must be printable ASCII without spaces: it is sent in an HTTP header")
+    return value
+
+
+HeaderToken = Annotated[SecretStr, AfterValidator(_header_safe)]  # a bearer token this node sends or accepts
 
 
 class LimitSettings(BaseModel):
@@ -133,7 +143,7 @@ class DiscoverySettings(BaseModel):
         7 * 86_400.0, gt=0, le=365 * 86_400,
         description="a candidate claim nobody proposed again for this long may be dropped to make room",
     )  # fmt: skip
-    registry_token: SecretStr | None = Field(
+    registry_token: HeaderToken | None = Field(
         None, description="enrolment token the registry operator issued for this ledger id; sent on registration"
     )
     interval_s: float = Field(15.0, gt=0, le=3600, description="discovery round (registry, exchange, admission)")
@@ -286,7 +296,7 @@ class NodeSettings(StoreLocation):
     host: str = "127.0.0.1"
     port: int = Field(8700, ge=0, le=65535)
     key_file: Path | None = Field(None, description="Ed25519 key file; default <data_dir>/node.key")
-    admin_token: SecretStr | None = Field(
+    admin_token: HeaderToken | None = Field(
         None, description="bootstrap credential with every scope (actor admin-token); unset = only issued tokens"
     )
     verify_on_start: Literal["fast", "chain", "full"] = "chain"

@@ -8,7 +8,7 @@ import io
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 from urllib.parse import urlsplit
 
@@ -116,6 +116,16 @@ def unreachable(url: str, exc: BaseException) -> str:
     else:
         reason = str(cause) or type(cause).__name__
     return f"cannot reach {url} ({reason})"
+
+
+def run_command(main: Callable[[], None]) -> None:
+    """Run a program's ``main``, then flush stdout here rather than at exit, so that a reader that
+    went away (``| head``) is seen and answered by a quiet exit 0."""
+    try:
+        main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        exit_quietly_on_closed_stdout()
 
 
 def exit_quietly_on_closed_stdout() -> NoReturn:

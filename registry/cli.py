@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 import registry
 from protocol.serving import ConnectionGuard, GuardedRunner
-from protocol.terminal import exit_quietly_on_closed_stdout
+from protocol.terminal import run_command
 from registry.app import METRICS, build_app
 from registry.commands import CommandError
 from registry.commands import add_commands as add_client_commands
@@ -26,11 +26,7 @@ log = logging.getLogger("registry.cli")
 
 
 def main(argv: list[str] | None = None) -> None:
-    try:
-        _main(argv)
-        sys.stdout.flush()  # here, not at exit, so that a closed pipe is seen below
-    except BrokenPipeError:  # stdout's reader went away (| head)
-        exit_quietly_on_closed_stdout()
+    run_command(lambda: _main(argv))
 
 
 def _main(argv: list[str] | None) -> None:

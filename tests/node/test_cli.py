@@ -208,6 +208,8 @@ def test_a_second_process_on_the_same_data_dir_is_refused(tmp_path: Path, proces
         ([], {"LEDGER_DURABILITY": "sometimes"}, "invalid configuration: durability:"),
         (["--config", "/nonexistent.toml"], {}, "config file not found"),
         ([], {"LEDGER_DISCOVERY__AUTO_PEER": "true"}, "auto_peer was replaced by auto_admit"),
+        ([], {"LEDGER_DISCOVERY__REGISTRY_TOKEN": "enrol\nnode-a"}, "invalid configuration: discovery.registry_token:"),
+        ([], {"LEDGER_ADMIN_TOKEN": "a token with spaces"}, "invalid configuration: admin_token:"),
     ],
 )
 def test_bad_configuration_is_one_line(tmp_path: Path, args: list[str], env: dict[str, str], message: str) -> None:
