@@ -347,8 +347,8 @@ class SyncEngine:
                     )
                     if head.seq == 0 or same or peer.checked.get(head.ledger_id) == (head.seq, head.hash):
                         continue
-                await self._pull(peer, head.ledger_id, bytes.fromhex(head.public_key), head.seq, head.hash)
-                if ours is not None and head.seq <= ours.head_seq:
+                looked = await self._pull(peer, head.ledger_id, bytes.fromhex(head.public_key), head.seq, head.hash)
+                if looked and ours is not None and head.seq <= ours.head_seq:
                     peer.checked[head.ledger_id] = (head.seq, head.hash)  # that head is looked at once
         if peer.mode in ("push", "both"):
             for held in await self._ledger.ledgers():
@@ -385,21 +385,22 @@ class SyncEngine:
 
     async def _pull(
         self, peer: Peer, ledger_id: str, public_key: bytes, their_seq: int, their_hash: str | None
-    ) -> None:
+    ) -> bool:
         """Pull ``ledger_id`` from ``peer`` up to ``their_seq``, unless another peer's round is pulling it
         right now: a ledger is pulled from one peer at a time, and the next round (or the head
         stream) asks again from the head that round brought, so an entry crosses to this node once,
-        not once per peer that holds it."""
+        not once per peer that holds it. False when skipped for that reason (nothing was looked at)."""
         lock = self._pulling.setdefault(ledger_id, asyncio.Lock())
         if lock.locked():
             self._metrics.sync_skipped.inc()
             self._skipped.setdefault(ledger_id, {})[peer.ledger_id] = their_seq
-            return
+            return False
         async with lock:
             try:
                 await self._pull_locked(peer, ledger_id, public_key, their_seq, their_hash)
             finally:
                 await self._wake_skipped(ledger_id)
+        return True
 
     async def _wake_skipped(self, ledger_id: str) -> None:
         """Once a pull of ``ledger_id`` ends, wake the peers whose rounds skipped it and that hold more

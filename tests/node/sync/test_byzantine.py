@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
+from node.api.context import SYNC
 from node.keys import load_key_file
 from node.ledger.clock import wall_ms
 from protocol.requests import sign_request
@@ -91,3 +93,41 @@ async def test_another_key_under_a_pinned_ledger_id_is_an_identity_conflict(make
             json={"url": url, "ledger_id": "node-a", "public_key": LIAR_KEY.public_key.hex()},
         )  # fmt: skip
         assert status == 409 and body["type"].endswith(":identity-conflict")
+
+
+async def test_a_lower_head_under_another_key_is_looked_at_after_a_pull_of_that_ledger_ends(
+    make_node: MakeNode,
+) -> None:
+    """The liar's heads list node-a below the held head; its first round finds node-a being pulled
+    from another peer and skips it. That skipped head is looked at in a later round, not marked seen."""
+    origin = await make_node("node-a")
+    await origin.request("POST", "/ledger/entries", json=[draft(i) for i in range(30)])
+    page = await genuine_page(origin)
+    await origin.request("POST", "/ledger/entries", json=[draft(i) for i in range(30, 40)])
+    victim = await make_node("node-b", admin_token=ADMIN_TOKEN, sync={"interval_s": 0.1, "live": False})
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    real_key = load_key_file(origin.settings.key_path).public_key.hex()
+    genuine = {"url": origin.url, "ledger_id": "node-a", "public_key": real_key, "mode": "push"}
+    await victim.request("POST", "/admin/peers", headers=auth, json=genuine)
+    await origin.request("POST", "/admin/peers", headers=auth,
+                         json={"url": victim.url, "ledger_id": "node-b", "mode": "push",
+                               "public_key": load_key_file(victim.settings.key_path).public_key.hex()})  # fmt: skip
+    await eventually(lambda: _holds(victim, 40), timeout=15)
+    engine = victim.app[SYNC]
+    pulling = engine._pulling.setdefault("node-a", asyncio.Lock())
+    async with liar(page, LIAR_KEY.public_key.hex()) as url:  # node-a at seq 30, advertised with the liar's key
+        await pulling.acquire()  # as if another peer's round were pulling node-a now
+        lying = {"url": url, "ledger_id": "node-m", "public_key": LIAR_KEY.public_key.hex(), "mode": "pull"}
+        await victim.request("POST", "/admin/peers", headers=auth, json=lying)
+        await eventually(lambda: _round_done(engine, "node-m"), timeout=10)
+        pulling.release()
+        conflict = 'ledger_sync_rejects_total{peer="node-m",reason="identity-conflict"}'
+        await eventually(lambda: metric_shows(victim, conflict), timeout=10)
+
+
+async def _holds(node: RunningNode, seq: int) -> bool:
+    return (await node.request("GET", f"/ledger/ledgers/node-a/entries/{seq}"))[0] == 200
+
+
+def _round_done(engine: Any, peer_id: str) -> bool:
+    return any(p.ledger_id == peer_id and p.last_success_ms for p in engine.peers())
