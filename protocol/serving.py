@@ -234,10 +234,14 @@ async def body_slot(request: web.Request, gate: asyncio.Semaphore) -> AsyncItera
 
 
 async def read_body(request: web.Request) -> bytes:
-    """The request body, received within the app's ``body_timeout_s``; HTTPRequestTimeout (408) beyond."""
+    """The request body, received within the app's ``body_timeout_s``; HTTPRequestTimeout (408) beyond,
+    HTTPBadRequest when the client went away before sending it all (an answer nobody reads, not an
+    error to log)."""
     timeout = request.app.get(BODY_TIMEOUT, ServerLimits().body_timeout_s)
     try:
         async with asyncio.timeout(timeout):
             return await request.read()
     except TimeoutError:
         raise web.HTTPRequestTimeout(reason=f"request body not received within {timeout:g} s") from None
+    except ConnectionResetError:
+        raise web.HTTPBadRequest(reason="connection lost before the request body was received") from None
