@@ -18,8 +18,8 @@ A connection costs a file descriptor for as long as it is open, whatever it send
   their heads at once, a connection trickling a head or sitting idle does not. Only when every held
   connection is busy with a request is the new one closed as accepted.
 
-Refusals are counted in a metric and logged at most once per ``LOG_EVERY_S``, so a flood of
-connections cannot flood the log.
+Refusals and evictions are counted in metrics and logged at most once per ``LOG_EVERY_S``, so a flood
+of connections cannot flood the log.
 """
 
 from __future__ import annotations
@@ -60,8 +60,9 @@ class ServerLimits(BaseModel):
     )  # fmt: skip
     max_connections: int = Field(
         4096, ge=1, le=1_000_000,
-        description=f"connections held in all; more are closed as accepted, unread (at most the open-file "
-        f"limit less {FD_RESERVE})",
+        description=f"connections held in all (at most the open-file limit less {FD_RESERVE}); a new one then "
+        "takes the place of the one longest waiting for a request head, or is closed as accepted, unread, when "
+        "every held one is busy with a request",
     )  # fmt: skip
 
 
