@@ -1,6 +1,8 @@
 """Request rate limits: a token bucket per caller (credential, client address or peer), in memory;
 failed authentications are charged to their client address, by the size of the body they made the
-node read.
+node read. A signed body over ``FAILURE_UNIT`` is paid for before it is read (given back when its
+signature verifies), and at most ``LARGE_BODY_READS`` of them are read and checked at once, all
+addresses together, so concurrent forgeries cannot outrun the budget or fill memory.
 
 Each map of buckets is bounded: past ``max_callers`` the least recently seen caller's bucket is
 dropped (it starts full again if that caller comes back), so a flood of new addresses costs a
@@ -9,14 +11,16 @@ fixed amount of memory.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from node.errors import RateLimited
 from node.settings import AccessSettings
 
 FAILURE_UNIT = 64 * 1024  # bytes of a failed request's body that cost one request of its address
+LARGE_BODY_READS = 4  # signed bodies over FAILURE_UNIT read and checked at once, before their signature verifies
 
 
 @dataclass(slots=True)
@@ -52,6 +56,12 @@ class RateLimiter:
         tokens = min(float(self.burst), bucket.tokens + (now - bucket.at) * self.rate_per_s)
         return max(0.0, (min(cost, float(self.burst)) - tokens) / self.rate_per_s)
 
+    def give(self, caller: str, cost: float) -> None:
+        """Give back ``cost`` requests spent by ``take`` (at most a full bucket)."""
+        bucket = self._buckets.get(caller)
+        if bucket is not None:  # else dropped since: it starts full again
+            bucket.tokens = min(float(self.burst), bucket.tokens + cost)
+
     def _refilled(self, caller: str, now: float) -> _Bucket:
         bucket = self._buckets.get(caller)
         if bucket is None:
@@ -79,6 +89,7 @@ class CallerLimits:
     peers: RateLimiter
     failures: RateLimiter
     max_body_bytes: int = 4 * 1024 * 1024
+    large_reads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(LARGE_BODY_READS))
 
     @classmethod
     def from_settings(cls, access: AccessSettings, max_body_bytes: int = 4 * 1024 * 1024) -> CallerLimits:
@@ -103,10 +114,20 @@ class CallerLimits:
         if wait > 0:
             raise RateLimited(f"this client address failed authentication too often; retry in {wait:.1f} s", wait)
 
-    def before_body(self, address: str, content_length: int | None, has_body: bool) -> None:
-        """Before a signed request's body over ``FAILURE_UNIT`` (or of unknown length) is read and
-        checked: RateLimited unless ``address`` could pay for its failure."""
+    def before_body(self, address: str, content_length: int | None, has_body: bool) -> int:
+        """Before a signed request's body is read and checked: a body over ``FAILURE_UNIT`` (or of
+        unknown length) has its failure charged to ``address`` now, RateLimited when it cannot pay, so
+        pushes arriving at once cannot all be read on one budget. Answers the cost charged, for
+        ``refund`` once the signature verifies (0: a small body, charged only if it fails)."""
         cost = self.failure_cost(content_length, has_body)
-        wait = self.failures.wait(address, cost) if cost > 1 else 0.0
+        if cost <= 1:
+            return 0
+        wait = self.failures.take(address, cost=cost)
         if wait > 0:
             raise RateLimited(f"this client address failed authentication too often; retry in {wait:.1f} s", wait)
+        return cost
+
+    def refund(self, address: str, cost: int) -> None:
+        """Give back what ``before_body`` charged: the request was not a failure (or is charged again
+        by ``failed``)."""
+        self.failures.give(address, cost)

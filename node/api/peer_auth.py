@@ -3,13 +3,15 @@ replayed. A ledger pinned without being admitted (replicated on a peer's word) i
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from node.api.context import DISCOVERY, LEDGER, LIMITS, PEERS, REPLAY
-from node.errors import PeerRefused, RequestRejected
-from protocol.errors import BadSignature
+from node.errors import NodeError, PeerRefused, RequestRejected
+from protocol.errors import BadSignature, ProtocolError
 from protocol.requests import LEDGER_ID, NONCE, SIGNATURE, TIMESTAMP, verify_request
-from protocol.serving import read_body
+from protocol.serving import body_slot, read_body
 
 SENDER = web.RequestKey("signed_sender", str)
 
@@ -28,6 +30,21 @@ async def signed_sender(request: web.Request) -> str:
         raise RequestRejected("node-to-node requests must be signed (X-Ledger-* headers)") from exc
     if len(nonce) != 32:
         raise RequestRejected("nonce must be 16 bytes in hex")
+    limits, address = request.app[LIMITS], request.remote or "unknown"
+    prepaid = limits.before_body(address, request.content_length, request.body_exists)  # 429 before any lookup
+    try:
+        await _check(request, sender, timestamp, nonce, sig, prepaid)
+    except (NodeError, ProtocolError):
+        limits.refund(address, prepaid)  # a failure is charged by the caller (auth), once
+        raise
+    limits.refund(address, prepaid)
+    request[SENDER] = sender
+    return sender
+
+
+async def _check(request: web.Request, sender: str, timestamp: int, nonce: str, sig: bytes, large: int) -> None:
+    """RequestRejected (PeerRefused, RequestRefused) unless an admitted ``sender`` signed ``request``;
+    ``large``: its body's failure was paid for, it is read under the bound on such bodies."""
     if request.app[DISCOVERY].refused(sender):  # told apart from "not yet": the caller stops waiting
         raise PeerRefused(f"this node's operator refused {sender} as a peer")
     held = await request.app[LEDGER].held(sender)
@@ -35,12 +52,23 @@ async def signed_sender(request: web.Request) -> str:
         raise RequestRejected(f"{sender} is not known here (no pinned key)")
     if sender != request.app[LEDGER].ledger_id and not request.app[PEERS].is_peer(sender):  # own key: the node
         raise RequestRejected(f"{sender} is not a peer of this node (not admitted)")
-    request.app[LIMITS].before_body(request.remote or "unknown", request.content_length, request.body_exists)
-    body = await read_body(request)
-    try:
-        verify_request(held.public_key, sender, request.method, request.raw_path, body, timestamp, nonce, sig)
-    except BadSignature as exc:
-        raise RequestRejected("request signature does not verify") from exc
+    signed = (held.public_key, sender, request.method, request.raw_path)
+    if large:  # a few at once, across all addresses, hashed off the event loop
+        async with body_slot(request, request.app[LIMITS].large_reads):
+            body = await read_body(request)
+            verified = await asyncio.to_thread(_verifies, *signed, body, timestamp, nonce, sig)
+    else:
+        verified = _verifies(*signed, await read_body(request), timestamp, nonce, sig)
+    if not verified:
+        raise RequestRejected("request signature does not verify")
     request.app[REPLAY].check(sender, nonce, timestamp)  # only after the signature: no nonce burning
-    request[SENDER] = sender
-    return sender
+
+
+def _verifies(
+    key: bytes, sender: str, method: str, path: str, body: bytes, timestamp: int, nonce: str, sig: bytes
+) -> bool:
+    try:
+        verify_request(key, sender, method, path, body, timestamp, nonce, sig)
+    except BadSignature:
+        return False
+    return True
