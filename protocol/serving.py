@@ -14,9 +14,10 @@ A connection costs a file descriptor for as long as it is open, whatever it send
   as it is accepted, before a byte of it is read;
 * all addresses together hold at most ``max_connections`` (never more than the open-file limit
   leaves room for). When they are all held, a new connection takes the place of the one that has
-  waited longest for a request head (since it opened or since its last answer): honest clients send
-  their heads at once, a connection trickling a head or sitting idle does not. Only when every held
-  connection is busy with a request is the new one closed as accepted.
+  waited longest for a request head or body (since it opened or since its last answer): honest
+  clients send their heads and bodies at once, a connection trickling them, announcing a body it
+  does not send, or sitting idle does not. A request counts as busy only once its body is in
+  (``read_body``). Only when every held connection is busy is the new one closed as accepted.
 
 Refusals and evictions are counted in metrics and logged at most once per ``LOG_EVERY_S``, so a flood
 of connections cannot flood the log.
@@ -116,7 +117,9 @@ class ConnectionGuard:
 
         async def request_handler(request: web.BaseRequest) -> web.StreamResponse:
             busy = request.protocol
-            self._waiting.pop(busy, None)  # its head has come: busy until answered
+            if not request.body_exists:
+                self._waiting.pop(busy, None)  # its head has come: busy until answered
+            # with a body: still waiting (evictable) until read_body has it all (see ``body_in``)
             try:
                 response = await handle(request)
                 if response.status >= 400 and large_body(request):
@@ -129,6 +132,10 @@ class ConnectionGuard:
         server.connection_made = connection_made  # type: ignore[method-assign]
         server.connection_lost = connection_lost  # type: ignore[method-assign]
         server.request_handler = request_handler
+
+    def body_in(self, handler: web_protocol.RequestHandler) -> None:
+        """``handler``'s request body has come in whole: busy with that request until it is answered."""
+        self._waiting.pop(handler, None)
 
     def admit(self, handler: web_protocol.RequestHandler, transport: asyncio.Transport) -> bool:
         peer = transport.get_extra_info("peername")
@@ -189,6 +196,9 @@ class ConnectionGuard:
             )  # fmt: skip
 
 
+GUARD = web.AppKey("connection_guard", ConnectionGuard)  # set by GuardedRunner; told when a body is in
+
+
 def large_body(request: web.BaseRequest) -> bool:
     """Whether ``request`` has a body over LARGE_BODY_BYTES (or of unknown length)."""
     return request.body_exists and (request.content_length is None or request.content_length > LARGE_BODY_BYTES)
@@ -198,8 +208,11 @@ async def close_after(request: web.BaseRequest, response: web.StreamResponse) ->
     """Send ``response`` now and close the connection after it, reading no more of the request's body
     (what is left unread makes the kernel reset the connection after the answer)."""
     response.force_close()  # says "Connection: close"
-    await response.prepare(request)
-    await response.write_eof()
+    try:
+        await response.prepare(request)
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client went away: aiohttp's own finishing of the answer ignores it too, unlogged
     request.protocol.force_close()
 
 
@@ -210,6 +223,7 @@ class GuardedRunner(web.AppRunner):
     def __init__(self, app: web.Application, limits: ServerLimits, guard: ConnectionGuard, **kwargs: Any) -> None:
         super().__init__(app, keepalive_timeout=limits.header_timeout_s, **kwargs)
         app[BODY_TIMEOUT] = limits.body_timeout_s
+        app[GUARD] = guard
         self.guard = guard
 
     async def _make_server(self) -> web.Server:
@@ -241,7 +255,11 @@ async def read_body(request: web.Request) -> bytes:
     timeout = request.app.get(BODY_TIMEOUT, ServerLimits().body_timeout_s)
     try:
         async with asyncio.timeout(timeout):
-            return await request.read()
+            body = await request.read()
+        guard = request.app.get(GUARD)
+        if guard is not None:
+            guard.body_in(request.protocol)
+        return body
     except TimeoutError:
         raise web.HTTPRequestTimeout(reason=f"request body not received within {timeout:g} s") from None
     except ConnectionResetError:

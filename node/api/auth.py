@@ -23,9 +23,10 @@ from node.access.limits import RateLimiter
 from node.api.context import AUDIT, CREDENTIALS, LIMITS, SETTINGS
 from node.api.peer_auth import signed_sender
 from node.errors import Forbidden, RateLimited, RequestRejected, Unauthorized
-from protocol.errors import RequestRefused
+from protocol.errors import LimitExceeded, RequestRefused
 from protocol.openapi import declared
 from protocol.requests import SIGNATURE
+from protocol.serving import LARGE_BODY_BYTES, large_body
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -57,6 +58,8 @@ def check_declarations(routes: Iterable[Any]) -> None:
 async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
     op = declared(request.match_info.handler)
     need = "public" if op is None else op.auth  # None: no such route, the handler answers 404/405
+    if need == "public" and large_body(request):  # a stranger may not hold a large-body slot (introduce: ~1 KB)
+        raise LimitExceeded(f"body: at most {LARGE_BODY_BYTES} bytes without a credential")
     if need == "signed":
         await _signed(request)
         return await handler(request)

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 from node.errors import InvalidRequest
 from protocol import jsontext
 from protocol.errors import DuplicateMember, LimitExceeded
-from protocol.serving import read_body
+from protocol.serving import body_slot, read_body
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -58,11 +58,11 @@ async def read_json(request: web.Request, *, bounded: bool = True) -> Any:
     if limits is None:
         return _parse(await read_body(request))
     if request.content_length is not None and request.content_length > LARGE_BODY:
-        async with limits.slots:  # wait before reading: the raw bytes count too
+        async with body_slot(request, limits.slots):  # wait before reading (the raw bytes count too), 408 beyond
             return _parse_large(await read_body(request), limits.max_values if bounded else None)
     raw = await read_body(request)  # aiohttp refuses bodies over client_max_size with 413 (408: too slow)
     if len(raw) > LARGE_BODY:  # chunked: the length is known only now
-        async with limits.slots:
+        async with body_slot(request, limits.slots):
             return _parse_large(raw, limits.max_values if bounded else None)
     return _parse(raw)
 
