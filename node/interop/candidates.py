@@ -6,11 +6,12 @@ each claim is kept apart, so a stranger's newer record never replaces the owner'
 chooses by key. Proposing never pins a key or creates a peer (see ``Discovery.consider`` for how a
 claim is admitted).
 
-The list is bounded, and a flood cannot push anything out of it: when it is full, claims nobody
-proposed again for ``ttl_ms`` go first; then a claim from a source the operator configured (registry,
-mDNS, peer exchange, bootstrap) takes the place of the oldest claim that only introduced itself; an
-introduction that finds no room is refused (``CandidatesFull``). Peers and refusals are never
-dropped. A claim proposed again keeps its place. Every change is saved (``CandidateRepository``),
+The pending claims (neither peers nor refused) are bounded, and a flood cannot push anything out:
+when they are full, claims nobody proposed again for ``ttl_ms`` go first; then a claim from a source
+the operator configured (registry, mDNS, peer exchange, bootstrap) takes the place of the oldest
+claim that only introduced itself; an introduction that finds no room is refused
+(``CandidatesFull``). Peers and refusals are the operator's decisions: never dropped, and not counted,
+so refusing a flood makes room. A claim proposed again keeps its place. Every change is saved (``CandidateRepository``),
 so the list and the refusals survive a restart.
 """
 
@@ -85,7 +86,7 @@ class Candidates:
         one as the module says, or raise CandidatesFull. Memory changes before any await, so
         concurrent puts never drop one claim twice."""
         dropped: list[tuple[str, str]] = []
-        if found.claim not in self._items and len(self._items) >= self._limit:
+        if found.claim not in self._items and self._pending() >= self._limit:
             dropped = self._room_for(found)
         for claim in dropped:
             del self._items[claim]
@@ -94,6 +95,9 @@ class Candidates:
         for claim in dropped:
             await self._store.delete(*claim)
         return found
+
+    def _pending(self) -> int:
+        return sum(1 for f in self._items.values() if f.status not in KEPT)
 
     def _room_for(self, found: Found) -> list[tuple[str, str]]:
         droppable = [(c, f) for c, f in self._items.items() if f.status not in KEPT]
@@ -105,8 +109,8 @@ class Candidates:
             if introduced:
                 return introduced[:1]
         raise CandidatesFull(
-            f"the candidate list is full ({self._limit} claims, discovery.max_candidates); proposals are taken "
-            "again as claims expire or the operator refuses or admits them"
+            f"the candidate list is full ({self._limit} pending claims, discovery.max_candidates); proposals are "
+            "taken again as claims expire or the operator refuses or admits them"
         )
 
     async def save(self, found: Found, *, durable: bool = False) -> None:

@@ -286,8 +286,9 @@ class Discovery:
         claims = [self._claim(ledger_id, public_key)] if public_key else self._found.claims(ledger_id)
         if not claims:
             raise EntryNotFound(f"no candidate {ledger_id}")
-        for found in claims:
+        for found in claims:  # all at once, before any await: no claim is admitted half-way
             found.status = "refused"
+        for found in claims:
             await self._found.save(found, durable=True)
         keys = [f.record.public_key for f in claims]
         await self._audit.record(actor, "candidate.refuse", {"ledger_id": ledger_id, "public_keys": keys})
