@@ -139,9 +139,10 @@ class Discovery:
         return [f.to_wire() for f in self._found.all()]
 
     def refused(self, ledger_id: str) -> bool:
-        """Whether the operator refused a claim to ``ledger_id`` (and no claim to it is a peer)."""
+        """Whether the operator refused every claim to ``ledger_id`` (refusing a squatter's claim does
+        not turn away the owner whose claim is still pending)."""
         claims = self._found.claims(ledger_id)
-        return any(c.status == "refused" for c in claims) and not self._directory.is_peer(ledger_id)
+        return bool(claims) and all(c.status == "refused" for c in claims) and not self._directory.is_peer(ledger_id)
 
     def knows(self, ledger_id: str) -> bool:
         """Whether a record of ``ledger_id`` was found (a candidate, a peer or a refused one)."""

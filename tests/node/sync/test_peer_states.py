@@ -12,6 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from node.api.context import SYNC
+from node.keys import load_key_file
+from node.ledger.clock import wall_ms
+from protocol.records import sign_record
+from protocol.requests import sign_request
+from protocol.signing import KeyPair
 from scenarios.procs import NodeProcess, start_node
 from tests.conftest import ADMIN_TOKEN, RunningNode, cli, eventually
 from tests.node.sync.test_replication import FAST, link
@@ -147,3 +152,23 @@ async def test_a_peer_whose_operator_refused_this_node_says_so_instead_of_waitin
     await eventually(refused, timeout=10)
     seen = await peer(a, "node-b")
     assert "node-b's operator refused this node" in seen["last_error"], seen
+
+
+async def test_refusing_a_squatters_claim_does_not_turn_away_the_owner(make_node: MakeNode) -> None:
+    a = await make_node("node-a", sync=FAST)
+    b = await make_node("node-b", sync=FAST)
+    await link(a, b)
+    a_record = (await a.request("GET", "/network/info"))[1]["record"]
+    assert (await b.request("POST", "/network/introduce", json=a_record))[1] == {"status": "candidate"}
+    squatter = KeyPair(bytes([61] * 32))
+    squatted = sign_record(squatter, ledger_id="node-a", name="node-a", endpoints=["http://127.0.0.1:9"],
+                           issued_at=wall_ms()).model_dump()  # fmt: skip
+    assert (await b.request("POST", "/network/introduce", json=squatted))[0] == 202
+    assert (await b.request("DELETE", "/admin/candidates/node-a",
+                            params={"public_key": squatter.public_key.hex()}))[0] == 200  # fmt: skip
+
+    keys = load_key_file(a.settings.key_path)
+    path = "/ledger/sync/heads"
+    status, problem, _ = await b.request("GET", path, anonymous=True,
+                                         headers=sign_request(keys, "node-a", "GET", path, b"", wall_ms()))  # fmt: skip
+    assert status == 401 and problem["type"].endswith(":request-rejected"), problem  # not yet admitted, not refused
