@@ -168,6 +168,14 @@ async def test_total_connection_cap_and_its_metric(processes: list[NodeProcess],
     assert float(evicted.split()[-1]) >= 80
 
 
+async def pushes_answered(session: aiohttp.ClientSession, node: NodeProcess) -> bool:
+    """Whether ``node`` has answered a push (the forged flood has begun)."""
+    async with session.get(node.url + "/metrics") as response:
+        text = await response.text()
+    return any(line.startswith("ledger_http_requests_total{") and 'route="/ledger/sync/push"' in line
+               for line in text.splitlines())  # fmt: skip
+
+
 async def metrics_of(node: NodeProcess) -> str:
     """/metrics, once the server has seen the attackers' connections closed."""
     text = ""
@@ -381,7 +389,7 @@ async def test_forged_signed_bodies_are_refused_before_they_are_read(
                         counts[type(exc).__name__] += 1
 
             async def honest_writes() -> list[float]:
-                await asyncio.sleep(1)  # pacing: let the flood start first
+                await eventually(lambda: sum(counts.values()) >= 16, timeout=10)  # the flood is under way
                 return [await propagation_s(session, honest, node, i) for i in range(1, 4)]
 
             *_, figures = await asyncio.gather(*(flood() for _ in range(16)), honest_writes())
@@ -412,7 +420,7 @@ async def test_forged_signed_bodies_arriving_at_once_are_paid_for_before_they_ar
         async with Watch(node.url, node.proc.pid) as watch:
             argv = ["-m", "tests.security.forged_pushes", node.url, "node-b", str(addresses), str(at_once), str(secs)]
             attacker = await asyncio.create_subprocess_exec(sys.executable, *argv, stdout=asyncio.subprocess.PIPE)
-            await asyncio.sleep(1)  # pacing: let the flood start first
+            await eventually(lambda: pushes_answered(session, node), timeout=10)  # the flood is under way
             figures = [await propagation_s(session, honest, node, i) for i in range(1, 4)]
             out, _ = await attacker.communicate()
     counts = Counter(json.loads(out))
