@@ -196,7 +196,8 @@ class Discovery:
             await checked(self._ledger, record)
         except IdentityConflict as exc:
             found = await self._report_conflict(record, source, exc)
-            await self._supersede(found)
+            # the registry (binding ids on enrolment) or a trust path replaces a weaker pin of another key
+            await self._admit_automatically(found, over=await self._ledger.held(record.ledger_id))
             return found
         except PeerFailed as exc:
             log.warning("discarded record from %s: %s", source, exc)
@@ -218,17 +219,6 @@ class Discovery:
             if pin_source is not None:
                 await self._admit(found, pin_source, source)
         return found
-
-    async def _supersede(self, found: Found) -> None:
-        """A registry record (the registry binds ids on its operator's enrolment) admitted
-        automatically replaces a weaker pin of its id to another key (first-sight, peer)."""
-        if found.sources != {"registry"} or found.record.ledger_id == self._ledger.ledger_id:
-            return
-        if await self._automatic(found) != "registry":
-            return
-        held = await self._ledger.held(found.record.ledger_id)
-        if held is not None and stronger("registry", held.pin_source):
-            await self._admit(found, "registry", "registry")
 
     async def _pinned_to(self, found: Found) -> bool:
         held = await self._ledger.held(found.record.ledger_id)
@@ -307,6 +297,10 @@ class Discovery:
                 await self._demote(found)
 
     async def _admit_automatically(self, found: Found, over: LedgerRecord | None = None) -> None:
+        """Admit ``found`` if an automatic decision allows it, and, ``over`` a held pin of another key,
+        only with a stronger provenance than that pin's."""
+        if found.status == "refused" or found.record.ledger_id == self._ledger.ledger_id:
+            return
         pin_source = await self._automatic(found)
         if pin_source is None or (over is not None and not stronger(pin_source, over.pin_source)):
             return
