@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import re
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -23,23 +22,22 @@ import orjson
 
 import node
 from node.errors import NodeError
-from node.interop.discovery import Discovery
+from node.interop.discovery import MAX_EXCHANGED, Discovery
 from node.interop.trust import TrustGraph
 from node.ledger.service import Ledger, Verification
 from node.net.client import Outbound
-from node.net.shapes import NodeInfo, parse
+from node.net.shapes import NodeInfo, parse, parse_list
 from node.settings import NodeSettings
 from node.storage.contract import LedgerRecord
 from node.sync.conflicts import StateView
 from node.sync.engine import SyncEngine
 from protocol import PROTOCOL_VERSION
-from protocol.models import LEDGER_ID_PATTERN
+from protocol.records import NodeRecord
 from protocol.signing import fingerprint
 from protocol.trust import SYNC_TYPES
 
 MAX_CONFLICTS = 50  # open conflicts in one snapshot (the admin API lists them all)
 MAX_INTRODUCED = 20  # claims that only introduced themselves, drawn in one snapshot
-MAX_PEER_LINKS = 200  # records read from one probed node's peer exchange
 
 
 class ConsoleFeed:
@@ -224,10 +222,8 @@ class ConsoleFeed:
         try:  # its admitted peers, from its public peer exchange (for the links between other nodes)
             answer = await self._net.request("GET", str(item["url"]), "/network/ledgers",
                                              timeout_s=self._conf.probe_timeout_s)  # fmt: skip
-            if isinstance(answer.data, list):
-                ids = {r.get("ledger_id") for r in answer.data[:MAX_PEER_LINKS] if isinstance(r, dict)}
-                item["peers"] = sorted(i for i in ids if isinstance(i, str) and i != item["ledger_id"]
-                                       and re.fullmatch(LEDGER_ID_PATTERN, i))  # fmt: skip
+            records = parse_list(NodeRecord, answer.data, MAX_EXCHANGED)  # as discovery reads peer exchange
+            item["peers"] = sorted({r.ledger_id for r in records} - {item["ledger_id"]})
         except NodeError:
             pass  # the node answered its info: only the links it would have shown are missing
 
