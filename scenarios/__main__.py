@@ -134,7 +134,8 @@ async def _watch(running: list[tuple[LocalService, NodeProcess]], exited: set[st
     while not stop.is_set():
         _report_exits(running, exited)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), WATCH_S)
+            async with asyncio.timeout(WATCH_S):  # not wait_for: see docs/reliability.md (a cancellation it drops)
+                await stop.wait()
 
 
 def _report_exits(running: list[tuple[LocalService, NodeProcess]], exited: set[str]) -> None:
